@@ -1,1 +1,88 @@
-//! placeholder
+//! # confab-storage
+//!
+//! confab's whole state — users, sessions, teams, channels, memberships, posts, threads, read
+//! state, reactions — in one embedded RocksDB, organised so that every hot read is a point lookup
+//! or a bounded range scan and every hot write touches a constant number of keys. This is the only
+//! crate that depends on `rocksdb`; it also offers the raw Raft log families ([`log`]) that
+//! `confab-raft` builds on.
+//!
+//! **Writes** are [`Command`]s applied by [`Engine::apply_batch`] into one `WriteBatch` with the
+//! applied index: deterministic (no clock, no randomness), idempotent under replay, and returning
+//! an [`Outcome`] that says what changed. **Reads** go through a [`Reader`] (one RocksDB
+//! snapshot) that counts the keys it touches. **Snapshots** stream the state as crc-checked chunks
+//! ([`snapshot`]).
+//!
+//! ## Column families
+//!
+//! Ids are 16 raw bytes; `t` is a big-endian u64 of milliseconds; `rev(t)` is `u64::MAX - t`
+//! (newest first); `·` is concatenation. Values are rmp-serde records of [`model`] unless noted.
+//!
+//! | name | key → value |
+//! |---|---|
+//! | `meta` | `"applied_index"` → u64 · `"replication"` → raft's bytes · `"importing"` → marker |
+//! | `userid_user` | user_id → [`User`] |
+//! | `username_userid` | lowercase username → user_id |
+//! | `email_userid` | lowercase email → user_id |
+//! | `token_session` | token → [`Session`] |
+//! | `userid_token` | user_id · token → () |
+//! | `teamid_team` | team_id → [`Team`] |
+//! | `teamname_teamid` | team name → team_id |
+//! | `teamid_userid_member` | team_id · user_id → [`TeamMember`] |
+//! | `userid_teamid` | user_id · team_id → () |
+//! | `channelid_channel` | channel_id → [`Channel`] (with its message totals) |
+//! | `teamid_channelname_channelid` | team_id (zero for DM/GM) · name → channel_id |
+//! | `channelid_userid_member` | channel_id · user_id → [`ChannelMember`] (read state) |
+//! | `userid_teamid_channelid` | user_id · team_id (zero for DM/GM) · channel_id → () |
+//! | `postid_post` | post_id → [`Post`] |
+//! | `channelid_createat_postid` | channel_id · t(create) · post_id → () — live posts |
+//! | `channelid_rootcreateat_postid` | channel_id · t(create) · post_id → () — live roots |
+//! | `channelid_updateat_postid` | channel_id · t(update) · post_id → () — incl. deleted |
+//! | `rootid_createat_postid` | root_id · t(create) · post_id → () — live replies |
+//! | `threadid_thread` | root_id → [`Thread`] |
+//! | `threadid_userid_follower` | root_id · user_id → () — following members |
+//! | `userid_threadid_membership` | user_id · root_id → [`ThreadMembership`] |
+//! | `userid_teamid_replyat_threadid` | user_id · team_id · rev(t last reply) · root_id → [`ThreadIndexEntry`] — followed only |
+//! | `userid_teamid_threadsread` | user_id · team_id → [`ThreadsReadMark`] |
+//! | `postid_userid_emoji_reaction` | post_id · user_id · emoji → [`Reaction`] |
+//! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
+//! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
+//!
+//! ## Complexity by construction
+//! - A channel view writes one key: the member's counters are copied from the channel totals,
+//!   and a view by a client without Collapsed Reply Threads sets a watermark on the member
+//!   (`threads_viewed_at`/`_seq`) that thread read state honours, instead of touching each thread.
+//! - Channel unread = channel totals − member counts: two point lookups.
+//! - Unread replies of a thread: a range scan of `rootid_createat_postid` after `last_viewed`,
+//!   bounded to the unread replies (and usually not even that: followers keep a counter).
+//! - A user's unread-thread totals scan `userid_teamid_replyat_threadid` only, never a post.
+
+mod apply;
+pub mod cf;
+mod command;
+mod engine;
+mod error;
+mod id;
+mod keys;
+pub mod log;
+pub mod mentions;
+pub mod model;
+mod outcome;
+mod query;
+mod read;
+pub mod snapshot;
+mod source;
+mod threads;
+mod txn;
+pub mod validate;
+
+pub use command::{Command, MAX_MESSAGE_CHARS};
+pub use engine::{Engine, EngineStats};
+pub use error::{CommandError, Result, StorageError};
+pub use id::{Id, InvalidId};
+pub use log::LogWriter;
+pub use model::*;
+pub use outcome::{Applied, MembershipView, Outcome, Posted};
+pub use query::{ChannelUnread, PostPage, PostsQuery, ThreadItem, ThreadList, ThreadQuery};
+pub use read::Reader;
+pub use snapshot::{verify_snapshot, SnapshotSummary};
+pub use threads::ThreadReadView;

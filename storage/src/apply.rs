@@ -1,0 +1,1444 @@
+//! `apply`: the one function that turns committed commands into state. It reads no clock and
+//! draws no randomness; every command of a batch lands in ONE `WriteBatch` with the applied index,
+//! and an index at or below the stored one is a no-op, so replay after a crash is safe.
+
+use crate::cf::Cf;
+use crate::command::Command;
+use crate::engine::{meta_key, Engine};
+use crate::error::{CommandError, Result, StorageError};
+use crate::id::Id;
+use crate::keys::{id2, id_key, KeyBuf};
+use crate::mentions;
+use crate::model::*;
+use crate::outcome::{Applied, MembershipView, Outcome, Posted};
+use crate::threads::{self, count_replies_after, Watermarks};
+use crate::txn::Txn;
+use crate::validate;
+use rocksdb::WriteOptions;
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+/// A command's result inside apply: a refusal, or a failure of the engine itself.
+type Step<T> = std::result::Result<T, StorageError>;
+
+fn refuse<T>(error: CommandError) -> Step<T> {
+    Err(StorageError::Command(error))
+}
+
+impl Engine {
+    /// Applies one command at log index `index`.
+    pub fn apply(&self, index: u64, command: &Command) -> Result<Applied> {
+        let mut applied = self.apply_batch(&[(index, Some(command))], None)?;
+        applied
+            .pop()
+            .ok_or_else(|| StorageError::Corrupt("apply_batch returned nothing".into()))
+    }
+
+    /// Applies a batch of committed entries in one atomic write together with the last applied
+    /// index and the replication layer's `replication_meta`. Entries without a command (Raft's
+    /// blank and membership entries) only advance the index. Entries at or below the applied
+    /// index are skipped.
+    pub fn apply_batch(
+        &self,
+        entries: &[(u64, Option<&Command>)],
+        replication_meta: Option<&[u8]>,
+    ) -> Result<Vec<Applied>> {
+        let mut applied_index = self.applied_index()?;
+        let mut txn = Txn::new(self);
+        let mut results = Vec::with_capacity(entries.len());
+        for (index, command) in entries {
+            let index = *index;
+            if index <= applied_index {
+                results.push(Applied {
+                    index,
+                    result: Ok(Outcome::AlreadyApplied),
+                    keys_read: 0,
+                    keys_written: 0,
+                });
+                continue;
+            }
+            applied_index = index;
+            let Some(command) = command else { continue };
+            txn.begin(index);
+            let result = match apply_command(&mut txn, command) {
+                Ok(outcome) => {
+                    txn.commit_command();
+                    Ok(outcome)
+                }
+                Err(StorageError::Command(error)) => {
+                    txn.abort_command();
+                    Err(error)
+                }
+                Err(other) => return Err(other),
+            };
+            results.push(Applied {
+                index,
+                result,
+                keys_read: txn.keys_read,
+                keys_written: txn.keys_written,
+            });
+        }
+        let stats = &self.stats;
+        for applied in &results {
+            stats
+                .keys_written
+                .fetch_add(applied.keys_written, Ordering::Relaxed);
+            let counter = match applied.result {
+                Ok(_) => &stats.commands_applied,
+                Err(_) => &stats.commands_refused,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        stats.write_batches.fetch_add(1, Ordering::Relaxed);
+        let mut batch = txn.into_write_batch()?;
+        let meta = self.cf(Cf::Meta)?;
+        batch.put_cf(meta, meta_key::APPLIED_INDEX, applied_index.to_be_bytes());
+        if let Some(replication_meta) = replication_meta {
+            batch.put_cf(meta, meta_key::REPLICATION, replication_meta);
+        }
+        // The Raft log is the durable record; the state may trail it after a crash and is
+        // replayed, so the state write needs the WAL but no sync of its own.
+        let mut opts = WriteOptions::default();
+        opts.set_sync(false);
+        self.db.write_opt(batch, &opts)?;
+        Ok(results)
+    }
+}
+
+fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
+    match command {
+        Command::CreateUser {
+            id,
+            at,
+            username,
+            email,
+            password_hash,
+            nickname,
+            first_name,
+            last_name,
+            roles,
+        } => {
+            let username = username.to_lowercase();
+            let email = email.to_lowercase();
+            validate::username(&username)?;
+            validate::email(&email)?;
+            if txn.exists(Cf::UseridUser, &id_key(*id))? {
+                return refuse(CommandError::IdExists(id.to_string()));
+            }
+            if txn.exists(Cf::UsernameUserid, username.as_bytes())? {
+                return refuse(CommandError::UsernameTaken(username));
+            }
+            if txn.exists(Cf::EmailUserid, email.as_bytes())? {
+                return refuse(CommandError::EmailTaken(email));
+            }
+            let user = User {
+                id: *id,
+                create_at: *at,
+                update_at: *at,
+                delete_at: 0,
+                username: username.clone(),
+                email: email.clone(),
+                nickname: nickname.clone(),
+                first_name: first_name.clone(),
+                last_name: last_name.clone(),
+                position: String::new(),
+                roles: roles.clone(),
+                locale: "en".into(),
+                is_bot: false,
+                password_hash: password_hash.clone(),
+            };
+            txn.put(Cf::UseridUser, id_key(*id), &user)?;
+            txn.put_raw(Cf::UsernameUserid, username.into_bytes(), id_key(*id));
+            txn.put_raw(Cf::EmailUserid, email.into_bytes(), id_key(*id));
+            Ok(Outcome::UserCreated(user))
+        }
+        Command::CreateSession {
+            token,
+            user_id,
+            at,
+            expires_at,
+            device_id,
+        } => {
+            let user = load_user(txn, *user_id)?;
+            if user.delete_at != 0 {
+                return refuse(CommandError::Deleted(format!("user {user_id}")));
+            }
+            if txn.exists(Cf::TokenSession, &id_key(*token))? {
+                return refuse(CommandError::IdExists(token.to_string()));
+            }
+            let session = Session {
+                token: *token,
+                user_id: *user_id,
+                create_at: *at,
+                expires_at: *expires_at,
+                device_id: device_id.clone(),
+            };
+            txn.put(Cf::TokenSession, id_key(*token), &session)?;
+            txn.put_raw(Cf::UseridToken, id2(*user_id, *token), Vec::new());
+            Ok(Outcome::SessionCreated(session))
+        }
+        Command::RevokeSession { token } => {
+            let Some(session) = txn.get::<Session>(Cf::TokenSession, &id_key(*token))? else {
+                return refuse(CommandError::not_found("session", token));
+            };
+            txn.delete(Cf::TokenSession, id_key(*token));
+            txn.delete(Cf::UseridToken, id2(session.user_id, *token));
+            Ok(Outcome::SessionRevoked(session))
+        }
+        Command::CreateTeam {
+            id,
+            at,
+            name,
+            display_name,
+            team_type,
+            creator_id,
+            town_square_id,
+            off_topic_id,
+        } => {
+            let name = name.to_lowercase();
+            validate::team_name(&name)?;
+            validate::display_name(display_name)?;
+            load_user(txn, *creator_id)?;
+            if txn.exists(Cf::TeamidTeam, &id_key(*id))? {
+                return refuse(CommandError::IdExists(id.to_string()));
+            }
+            if txn.exists(Cf::TeamnameTeamid, name.as_bytes())? {
+                return refuse(CommandError::TeamNameTaken(name));
+            }
+            let distinct: BTreeSet<Id> = [*id, *town_square_id, *off_topic_id].into();
+            if distinct.len() != 3 {
+                return refuse(CommandError::Invalid(
+                    "team and channel ids must differ".into(),
+                ));
+            }
+            let team = Team {
+                id: *id,
+                create_at: *at,
+                update_at: *at,
+                delete_at: 0,
+                name: name.clone(),
+                display_name: display_name.clone(),
+                team_type: *team_type,
+            };
+            txn.put(Cf::TeamidTeam, id_key(*id), &team)?;
+            txn.put_raw(Cf::TeamnameTeamid, name.into_bytes(), id_key(*id));
+            let member = put_team_member(txn, *id, *creator_id, "team_user team_admin")?;
+            let mut channels = Vec::new();
+            for (channel_id, channel_name, channel_display) in [
+                (*town_square_id, "town-square", "Town Square"),
+                (*off_topic_id, "off-topic", "Off-Topic"),
+            ] {
+                let channel = Channel {
+                    id: channel_id,
+                    create_at: *at,
+                    update_at: *at,
+                    delete_at: 0,
+                    team_id: *id,
+                    channel_type: ChannelType::Open,
+                    display_name: channel_display.into(),
+                    name: channel_name.into(),
+                    header: String::new(),
+                    purpose: String::new(),
+                    last_post_at: *at,
+                    last_root_post_at: *at,
+                    total_msg_count: 0,
+                    total_msg_count_root: 0,
+                    creator_id: *creator_id,
+                };
+                insert_channel(txn, &channel)?;
+                put_new_channel_member(txn, &channel, *creator_id, *at)?;
+                channels.push(channel);
+            }
+            Ok(Outcome::TeamCreated {
+                team,
+                member,
+                channels,
+            })
+        }
+        Command::AddTeamMember {
+            team_id,
+            user_id,
+            at,
+        } => {
+            let team = load_team(txn, *team_id)?;
+            load_user(txn, *user_id)?;
+            if let Some(member) =
+                txn.get::<TeamMember>(Cf::TeamidUseridMember, &id2(*team_id, *user_id))?
+            {
+                return Ok(Outcome::TeamMemberAdded {
+                    member,
+                    channels: Vec::new(),
+                    existed: true,
+                });
+            }
+            let member = put_team_member(txn, team.id, *user_id, "team_user")?;
+            let mut channels = Vec::new();
+            for default in ["town-square", "off-topic"] {
+                let key = KeyBuf::new().id(team.id).str(default).build();
+                let Some(raw) = txn.get_raw(Cf::TeamidChannelnameChannelid, &key)? else {
+                    continue;
+                };
+                let Some(channel_id) = Id::from_slice(&raw) else {
+                    continue;
+                };
+                let channel = load_channel(txn, channel_id)?;
+                if channel.delete_at != 0
+                    || txn.exists(Cf::ChannelidUseridMember, &id2(channel.id, *user_id))?
+                {
+                    continue;
+                }
+                let member = put_new_channel_member(txn, &channel, *user_id, *at)?;
+                channels.push((channel, member));
+            }
+            Ok(Outcome::TeamMemberAdded {
+                member,
+                channels,
+                existed: false,
+            })
+        }
+        Command::CreateChannel {
+            id,
+            at,
+            team_id,
+            channel_type,
+            name,
+            display_name,
+            purpose,
+            header,
+            creator_id,
+        } => {
+            if !matches!(channel_type, ChannelType::Open | ChannelType::Private) {
+                return refuse(CommandError::Invalid(
+                    "team channels are open (O) or private (P)".into(),
+                ));
+            }
+            let name = name.to_lowercase();
+            validate::channel_name(&name)?;
+            validate::display_name(display_name)?;
+            validate::text("purpose", purpose, 250)?;
+            validate::text("header", header, 1024)?;
+            let team = load_team(txn, *team_id)?;
+            if team.delete_at != 0 {
+                return refuse(CommandError::Deleted(format!("team {team_id}")));
+            }
+            require_team_member(txn, *team_id, *creator_id)?;
+            if txn.exists(Cf::ChannelidChannel, &id_key(*id))? {
+                return refuse(CommandError::IdExists(id.to_string()));
+            }
+            let channel = Channel {
+                id: *id,
+                create_at: *at,
+                update_at: *at,
+                delete_at: 0,
+                team_id: *team_id,
+                channel_type: *channel_type,
+                display_name: display_name.clone(),
+                name,
+                header: header.clone(),
+                purpose: purpose.clone(),
+                last_post_at: *at,
+                last_root_post_at: *at,
+                total_msg_count: 0,
+                total_msg_count_root: 0,
+                creator_id: *creator_id,
+            };
+            insert_channel(txn, &channel)?;
+            let member = put_new_channel_member(txn, &channel, *creator_id, *at)?;
+            Ok(Outcome::ChannelCreated {
+                channel,
+                members: vec![member],
+                existed: false,
+            })
+        }
+        Command::CreateDirectOrGroup {
+            id,
+            at,
+            channel_type,
+            name,
+            display_name,
+            members,
+            creator_id,
+        } => {
+            let distinct: BTreeSet<Id> = members.iter().copied().collect();
+            let size_ok = match channel_type {
+                ChannelType::Direct => (1..=2).contains(&distinct.len()),
+                ChannelType::Group => (3..=8).contains(&distinct.len()),
+                _ => false,
+            };
+            if !size_ok {
+                return refuse(CommandError::Invalid(
+                    "a direct channel has 1–2 users, a group 3–8".into(),
+                ));
+            }
+            if !distinct.contains(creator_id) {
+                return refuse(CommandError::Invalid("the creator must be a member".into()));
+            }
+            validate::text("name", name, 64)?;
+            let name_key = KeyBuf::new().id(Id::NONE).str(name).build();
+            if let Some(raw) = txn.get_raw(Cf::TeamidChannelnameChannelid, &name_key)? {
+                let existing = Id::from_slice(&raw)
+                    .ok_or_else(|| StorageError::Corrupt("channel id in name index".into()))?;
+                let channel = load_channel(txn, existing)?;
+                return Ok(Outcome::ChannelCreated {
+                    channel,
+                    members: Vec::new(),
+                    existed: true,
+                });
+            }
+            for user in &distinct {
+                load_user(txn, *user)?;
+            }
+            if txn.exists(Cf::ChannelidChannel, &id_key(*id))? {
+                return refuse(CommandError::IdExists(id.to_string()));
+            }
+            let channel = Channel {
+                id: *id,
+                create_at: *at,
+                update_at: *at,
+                delete_at: 0,
+                team_id: Id::NONE,
+                channel_type: *channel_type,
+                display_name: display_name.clone(),
+                name: name.clone(),
+                header: String::new(),
+                purpose: String::new(),
+                last_post_at: *at,
+                last_root_post_at: *at,
+                total_msg_count: 0,
+                total_msg_count_root: 0,
+                creator_id: *creator_id,
+            };
+            insert_channel(txn, &channel)?;
+            let mut added = Vec::new();
+            for user in &distinct {
+                added.push(put_new_channel_member(txn, &channel, *user, *at)?);
+            }
+            Ok(Outcome::ChannelCreated {
+                channel,
+                members: added,
+                existed: false,
+            })
+        }
+        Command::DeleteChannel { channel_id, at } => {
+            let mut channel = load_live_channel(txn, *channel_id)?;
+            channel.delete_at = *at;
+            channel.update_at = *at;
+            txn.put(Cf::ChannelidChannel, id_key(channel.id), &channel)?;
+            Ok(Outcome::ChannelDeleted(channel))
+        }
+        Command::AddChannelMember {
+            channel_id,
+            user_id,
+            at,
+        } => {
+            let channel = load_live_channel(txn, *channel_id)?;
+            load_user(txn, *user_id)?;
+            if channel.channel_type.is_teamless() {
+                return refuse(CommandError::Invalid(
+                    "members of direct and group channels are fixed".into(),
+                ));
+            }
+            require_team_member(txn, channel.team_id, *user_id)?;
+            if let Some(member) =
+                txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &id2(*channel_id, *user_id))?
+            {
+                return Ok(Outcome::ChannelMemberAdded {
+                    channel,
+                    member,
+                    existed: true,
+                });
+            }
+            let member = put_new_channel_member(txn, &channel, *user_id, *at)?;
+            Ok(Outcome::ChannelMemberAdded {
+                channel,
+                member,
+                existed: false,
+            })
+        }
+        Command::RemoveChannelMember {
+            channel_id,
+            user_id,
+            at: _,
+        } => {
+            let channel = load_channel(txn, *channel_id)?;
+            if channel.channel_type.is_teamless() {
+                return refuse(CommandError::Invalid(
+                    "members of direct and group channels are fixed".into(),
+                ));
+            }
+            require_channel_member(txn, &channel, *user_id)?;
+            txn.delete(Cf::ChannelidUseridMember, id2(channel.id, *user_id));
+            txn.delete(
+                Cf::UseridTeamidChannelid,
+                KeyBuf::new()
+                    .id(*user_id)
+                    .id(channel.team_id)
+                    .id(channel.id)
+                    .build(),
+            );
+            Ok(Outcome::ChannelMemberRemoved {
+                channel,
+                user_id: *user_id,
+            })
+        }
+        Command::CreatePost {
+            id,
+            at,
+            channel_id,
+            user_id,
+            root_id,
+            message,
+            post_type,
+            props,
+            pending_post_id,
+            priority,
+        } => create_post(
+            txn,
+            NewPost {
+                id: *id,
+                at: *at,
+                channel_id: *channel_id,
+                user_id: *user_id,
+                root_id: *root_id,
+                message,
+                post_type,
+                props,
+                pending_post_id,
+                priority,
+            },
+        ),
+        Command::PatchPost {
+            post_id,
+            at,
+            message,
+            is_pinned,
+            props,
+        } => {
+            let mut post = load_live_post(txn, *post_id)?;
+            let channel = load_channel(txn, post.channel_id)?;
+            if let Some(message) = message {
+                validate::message(message)?;
+                if *message != post.message {
+                    post.message = message.clone();
+                    post.edit_at = *at;
+                }
+            }
+            if let Some(is_pinned) = is_pinned {
+                post.is_pinned = *is_pinned;
+            }
+            if let Some(props) = props {
+                validate::text("props", props, 800_000)?;
+                post.props = props.clone();
+            }
+            touch_post(txn, &mut post, *at)?;
+            Ok(Outcome::PostEdited { post, channel })
+        }
+        Command::DeletePost { post_id, at } => delete_post(txn, *post_id, *at),
+        Command::AddReaction {
+            post_id,
+            user_id,
+            emoji_name,
+            at,
+        } => {
+            validate::emoji(emoji_name)?;
+            let mut post = load_live_post(txn, *post_id)?;
+            load_user(txn, *user_id)?;
+            let channel = load_channel(txn, post.channel_id)?;
+            let key = KeyBuf::new()
+                .id(*post_id)
+                .id(*user_id)
+                .str(emoji_name)
+                .build();
+            if let Some(reaction) = txn.get::<Reaction>(Cf::PostidUseridEmojiReaction, &key)? {
+                return Ok(Outcome::ReactionAdded {
+                    reaction,
+                    post,
+                    channel,
+                });
+            }
+            let reaction = Reaction {
+                user_id: *user_id,
+                post_id: *post_id,
+                emoji_name: emoji_name.clone(),
+                create_at: *at,
+                channel_id: post.channel_id,
+            };
+            txn.put(Cf::PostidUseridEmojiReaction, key, &reaction)?;
+            post.has_reactions = true;
+            touch_post(txn, &mut post, *at)?;
+            Ok(Outcome::ReactionAdded {
+                reaction,
+                post,
+                channel,
+            })
+        }
+        Command::RemoveReaction {
+            post_id,
+            user_id,
+            emoji_name,
+            at,
+        } => {
+            let mut post = load_post(txn, *post_id)?;
+            let channel = load_channel(txn, post.channel_id)?;
+            let key = KeyBuf::new()
+                .id(*post_id)
+                .id(*user_id)
+                .str(emoji_name)
+                .build();
+            let Some(reaction) = txn.get::<Reaction>(Cf::PostidUseridEmojiReaction, &key)? else {
+                return refuse(CommandError::not_found("reaction", emoji_name));
+            };
+            txn.delete(Cf::PostidUseridEmojiReaction, key);
+            post.has_reactions = !txn
+                .scan_prefix(Cf::PostidUseridEmojiReaction, post_id.as_bytes())?
+                .is_empty();
+            touch_post(txn, &mut post, *at)?;
+            Ok(Outcome::ReactionRemoved {
+                reaction,
+                post,
+                channel,
+            })
+        }
+        Command::ViewChannel {
+            user_id,
+            channel_id,
+            at,
+            collapsed_threads_supported,
+        } => {
+            let channel = load_channel(txn, *channel_id)?;
+            let mut member = require_channel_member(txn, &channel, *user_id)?;
+            member.last_viewed_at = member.last_viewed_at.max(channel.last_post_at);
+            member.msg_count = channel.total_msg_count;
+            member.msg_count_root = channel.total_msg_count_root;
+            member.mention_count = 0;
+            member.mention_count_root = 0;
+            member.urgent_mention_count = 0;
+            member.last_update_at = *at;
+            if !collapsed_threads_supported {
+                // A client without CRT reads every thread with the channel: one watermark.
+                member.threads_viewed_at = (*at).max(channel.last_post_at);
+                member.threads_viewed_seq = txn.index;
+            }
+            txn.put(
+                Cf::ChannelidUseridMember,
+                id2(channel.id, *user_id),
+                &member,
+            )?;
+            Ok(Outcome::ChannelViewed { channel, member })
+        }
+        Command::SetPostUnread {
+            user_id,
+            post_id,
+            at,
+            collapsed_threads,
+        } => {
+            let post = load_live_post(txn, *post_id)?;
+            let channel = load_channel(txn, post.channel_id)?;
+            let mut member = require_channel_member(txn, &channel, *user_id)?;
+            // Posts from this one on are unread: count them with a scan bounded to them, and
+            // recount the mentions they carry.
+            let lower = KeyBuf::new().id(channel.id).u64(post.create_at).build();
+            let upper = crate::keys::prefix_end(channel.id.as_bytes());
+            let unread = txn.scan_range(Cf::ChannelidCreateatPostid, &lower, upper.as_deref())?;
+            let username = load_user(txn, *user_id)?.username;
+            let (mut unread_all, mut unread_root) = (0u64, 0u64);
+            let (mut mentions, mut mentions_root, mut urgent) = (0u64, 0u64, 0u64);
+            for (key, _) in &unread {
+                let Some(id) = Id::from_slice(&key[24..]) else {
+                    continue;
+                };
+                let other = load_post(txn, id)?;
+                unread_all += 1;
+                let is_root = other.is_root();
+                if is_root {
+                    unread_root += 1;
+                }
+                if other.user_id == *user_id {
+                    continue;
+                }
+                let found = mentions::parse(&other.message);
+                if found.channel_wide || found.usernames.contains(&username) {
+                    mentions += 1;
+                    if is_root {
+                        mentions_root += 1;
+                    }
+                    if other.priority == "urgent" {
+                        urgent += 1;
+                    }
+                }
+            }
+            let _ = collapsed_threads;
+            member.last_viewed_at = post.create_at.saturating_sub(1);
+            member.msg_count = channel.total_msg_count.saturating_sub(unread_all);
+            member.msg_count_root = channel.total_msg_count_root.saturating_sub(unread_root);
+            member.mention_count = mentions;
+            member.mention_count_root = mentions_root;
+            member.urgent_mention_count = urgent;
+            member.last_update_at = *at;
+            txn.put(
+                Cf::ChannelidUseridMember,
+                id2(channel.id, *user_id),
+                &member,
+            )?;
+            Ok(Outcome::PostMarkedUnread {
+                channel,
+                member,
+                post_id: *post_id,
+            })
+        }
+        Command::ReadThread {
+            user_id,
+            thread_id,
+            timestamp,
+            at,
+        } => {
+            let thread = load_thread(txn, *thread_id)?;
+            let mut membership = membership_or_new(txn, &thread, *user_id, *at)?;
+            let before = MembershipSnapshot::of(&membership, &thread);
+            fold_watermarks(txn, &mut membership, &thread)?;
+            membership.read.last_viewed = *timestamp;
+            membership.read.viewed_seq = txn.index;
+            membership.read.unread_replies = count_replies_after(txn, thread.root_id, *timestamp)?;
+            membership.read.mention_times.retain(|t| *t > *timestamp);
+            membership.last_updated = *at;
+            let view = write_membership(txn, &membership, &thread, before)?;
+            Ok(Outcome::ThreadReadChanged {
+                thread,
+                membership: view,
+            })
+        }
+        Command::SetThreadUnread {
+            user_id,
+            thread_id,
+            post_id,
+            at,
+        } => {
+            let thread = load_thread(txn, *thread_id)?;
+            let post = load_live_post(txn, *post_id)?;
+            if post.root_id != thread.root_id && post.id != thread.root_id {
+                return refuse(CommandError::Invalid(format!(
+                    "post {post_id} is not in thread {thread_id}"
+                )));
+            }
+            let mut membership = membership_or_new(txn, &thread, *user_id, *at)?;
+            let before = MembershipSnapshot::of(&membership, &thread);
+            fold_watermarks(txn, &mut membership, &thread)?;
+            let last_viewed = post.create_at.saturating_sub(1);
+            membership.read.last_viewed = last_viewed;
+            membership.read.viewed_seq = txn.index;
+            membership.read.unread_replies = count_replies_after(txn, thread.root_id, last_viewed)?;
+            membership.last_updated = *at;
+            let view = write_membership(txn, &membership, &thread, before)?;
+            Ok(Outcome::ThreadReadChanged {
+                thread,
+                membership: view,
+            })
+        }
+        Command::FollowThread {
+            user_id,
+            thread_id,
+            follow,
+            at,
+        } => {
+            let thread = load_thread(txn, *thread_id)?;
+            let channel = load_channel(txn, thread.channel_id)?;
+            require_channel_member(txn, &channel, *user_id)?;
+            let existing: Option<ThreadMembership> =
+                txn.get(Cf::UseridThreadidMembership, &id2(*user_id, *thread_id))?;
+            let is_new = existing.is_none();
+            let mut membership = match existing {
+                Some(m) => m,
+                // Following a thread one never saw starts it read, as Mattermost does.
+                None => new_membership(txn, &thread, *user_id, *at, *at),
+            };
+            let before = MembershipSnapshot::of(&membership, &thread);
+            if *follow && !membership.following && !is_new {
+                // Counters of a membership that was not following went stale: recount.
+                fold_watermarks(txn, &mut membership, &thread)?;
+                membership.read.unread_replies =
+                    count_replies_after(txn, thread.root_id, membership.read.last_viewed)?;
+            }
+            membership.following = *follow;
+            membership.unfollowed_explicitly = !*follow;
+            membership.last_updated = *at;
+            let view = write_membership(txn, &membership, &thread, before)?;
+            Ok(Outcome::ThreadFollowChanged {
+                thread,
+                membership: view,
+            })
+        }
+        Command::ReadAllThreads {
+            user_id,
+            team_id,
+            at,
+        } => {
+            load_user(txn, *user_id)?;
+            load_team(txn, *team_id)?;
+            require_team_member(txn, *team_id, *user_id)?;
+            let mark = ThreadsReadMark {
+                at: *at,
+                seq: txn.index,
+            };
+            // The team's threads and those of direct and group channels: two keys.
+            txn.put(Cf::UseridTeamidThreadsread, id2(*user_id, *team_id), &mark)?;
+            txn.put(Cf::UseridTeamidThreadsread, id2(*user_id, Id::NONE), &mark)?;
+            Ok(Outcome::AllThreadsRead {
+                user_id: *user_id,
+                team_id: *team_id,
+                at: *at,
+            })
+        }
+        Command::UserTyping {
+            user_id,
+            channel_id,
+            parent_id,
+            at: _,
+        } => {
+            let channel = load_live_channel(txn, *channel_id)?;
+            require_channel_member(txn, &channel, *user_id)?;
+            Ok(Outcome::Typing {
+                channel,
+                user_id: *user_id,
+                parent_id: *parent_id,
+            })
+        }
+    }
+}
+
+struct NewPost<'a> {
+    id: Id,
+    at: u64,
+    channel_id: Id,
+    user_id: Id,
+    root_id: Option<Id>,
+    message: &'a str,
+    post_type: &'a str,
+    props: &'a str,
+    pending_post_id: &'a str,
+    priority: &'a str,
+}
+
+fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
+    validate::message(new.message)?;
+    validate::text("props", new.props, 800_000)?;
+    validate::text("pending_post_id", new.pending_post_id, 64)?;
+    let mut channel = load_live_channel(txn, new.channel_id)?;
+    let author = load_user(txn, new.user_id)?;
+    let mut author_member = require_channel_member(txn, &channel, new.user_id)?;
+    if txn.exists(Cf::PostidPost, &id_key(new.id))? {
+        return refuse(CommandError::IdExists(new.id.to_string()));
+    }
+    let root = match new.root_id.filter(|r| !r.is_none()) {
+        Some(root_id) => {
+            let root = load_live_post(txn, root_id)?;
+            if root.channel_id != channel.id || !root.is_root() {
+                return refuse(CommandError::Invalid(format!(
+                    "root {root_id} is not a root post of this channel"
+                )));
+            }
+            Some(root)
+        }
+        None => None,
+    };
+    let at = new.at;
+    let post = Post {
+        id: new.id,
+        create_at: at,
+        update_at: at,
+        edit_at: 0,
+        delete_at: 0,
+        is_pinned: false,
+        user_id: new.user_id,
+        channel_id: channel.id,
+        root_id: root.as_ref().map(|r| r.id).unwrap_or(Id::NONE),
+        message: new.message.to_string(),
+        post_type: new.post_type.to_string(),
+        props: new.props.to_string(),
+        pending_post_id: new.pending_post_id.to_string(),
+        has_reactions: false,
+        priority: new.priority.to_string(),
+    };
+    txn.put(Cf::PostidPost, id_key(post.id), &post)?;
+    let time_key = KeyBuf::new().id(channel.id).u64(at).id(post.id).build();
+    txn.put_raw(Cf::ChannelidCreateatPostid, time_key.clone(), Vec::new());
+    txn.put_raw(Cf::ChannelidUpdateatPostid, time_key.clone(), Vec::new());
+    if post.is_root() {
+        txn.put_raw(Cf::ChannelidRootcreateatPostid, time_key, Vec::new());
+    } else {
+        let reply_key = KeyBuf::new().id(post.root_id).u64(at).id(post.id).build();
+        txn.put_raw(Cf::RootidCreateatPostid, reply_key, Vec::new());
+    }
+
+    // Channel totals, and the author has read everything up to their own post.
+    channel.total_msg_count += 1;
+    channel.last_post_at = channel.last_post_at.max(at);
+    if post.is_root() {
+        channel.total_msg_count_root += 1;
+        channel.last_root_post_at = channel.last_root_post_at.max(at);
+    }
+    channel.update_at = channel.update_at.max(at);
+    txn.put(Cf::ChannelidChannel, id_key(channel.id), &channel)?;
+    author_member.last_viewed_at = at;
+    author_member.msg_count = channel.total_msg_count;
+    author_member.msg_count_root = channel.total_msg_count_root;
+    author_member.last_update_at = at;
+    txn.put(
+        Cf::ChannelidUseridMember,
+        id2(channel.id, author.id),
+        &author_member,
+    )?;
+    let mut channel_members = vec![author_member];
+
+    // Mentions count for channel members other than the author.
+    let mentioned = resolve_mentions(txn, &channel, new.message, author.id)?;
+    for user in &mentioned {
+        let key = id2(channel.id, *user);
+        let Some(mut member) = txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &key)? else {
+            continue;
+        };
+        member.mention_count += 1;
+        if post.is_root() {
+            member.mention_count_root += 1;
+        }
+        if post.priority == "urgent" {
+            member.urgent_mention_count += 1;
+        }
+        member.last_update_at = at;
+        txn.put(Cf::ChannelidUseridMember, key, &member)?;
+        channel_members.push(member);
+    }
+
+    let (root, thread, followers, memberships) = match root {
+        Some(root) => {
+            let (root, thread, followers, memberships) =
+                record_reply(txn, root, &post, &channel, &mentioned)?;
+            (Some(root), Some(thread), followers, memberships)
+        }
+        None => (None, None, Vec::new(), Vec::new()),
+    };
+    Ok(Outcome::Posted(Box::new(Posted {
+        post,
+        channel,
+        root,
+        thread,
+        mentions: mentioned.into_iter().collect(),
+        followers,
+        memberships,
+        channel_members,
+    })))
+}
+
+/// CRT bookkeeping for a reply: the thread, its participants and every follower's membership.
+fn record_reply(
+    txn: &mut Txn,
+    mut root: Post,
+    reply: &Post,
+    channel: &Channel,
+    mentioned: &BTreeSet<Id>,
+) -> Step<(Post, Thread, Vec<Id>, Vec<MembershipView>)> {
+    let at = reply.create_at;
+    let existing: Option<Thread> = txn.get(Cf::ThreadidThread, &id_key(root.id))?;
+    let first_reply = existing.is_none();
+    let mut thread = existing.unwrap_or(Thread {
+        root_id: root.id,
+        channel_id: channel.id,
+        team_id: channel.team_id,
+        reply_count: 0,
+        last_reply_at: 0,
+        participants: Vec::new(),
+        delete_at: 0,
+    });
+    let previous_last_reply_at = thread.last_reply_at;
+    thread.reply_count += 1;
+    thread.last_reply_at = thread.last_reply_at.max(at);
+    thread.participants.retain(|p| *p != reply.user_id);
+    thread.participants.push(reply.user_id);
+    txn.put(Cf::ThreadidThread, id_key(root.id), &thread)?;
+    touch_post(txn, &mut root, at)?;
+
+    // Who follows after this reply: current followers, plus the replier, the root's author and
+    // the mentioned (those in the root count when the thread is born).
+    let mut candidates: BTreeSet<Id> = txn
+        .scan_prefix(Cf::ThreadidUseridFollower, root.id.as_bytes())?
+        .into_iter()
+        .filter_map(|(key, _)| Id::from_slice(&key[16..]))
+        .collect();
+    let mut mentioned_here = mentioned.clone();
+    if first_reply {
+        mentioned_here.extend(resolve_mentions(txn, channel, &root.message, root.user_id)?);
+    }
+    candidates.insert(reply.user_id);
+    candidates.insert(root.user_id);
+    candidates.extend(mentioned_here.iter().copied());
+
+    let mut followers = Vec::new();
+    let mut views = Vec::new();
+    for user in candidates {
+        let existing: Option<ThreadMembership> =
+            txn.get(Cf::UseridThreadidMembership, &id2(user, root.id))?;
+        let is_replier = user == reply.user_id;
+        let is_mentioned = mentioned_here.contains(&user);
+        let mut membership = match existing {
+            Some(m) => m,
+            None => {
+                if !is_replier
+                    && txn
+                        .get_raw(Cf::ChannelidUseridMember, &id2(channel.id, user))?
+                        .is_none()
+                {
+                    continue; // the root's author may have left the channel
+                }
+                // A new follower has seen nothing of the thread yet.
+                let mut m = new_membership(txn, &thread, user, at, 0);
+                m.read.unread_replies = thread.reply_count - 1;
+                m
+            }
+        };
+        let before = MembershipSnapshot {
+            following: membership.following,
+            last_reply_at: previous_last_reply_at,
+        };
+        if membership.unfollowed_explicitly && !is_mentioned && !is_replier {
+            continue; // an explicit unfollow sticks unless mentioned again
+        }
+        if !membership.following {
+            // Counters of a membership that was not following are stale.
+            membership.read.unread_replies =
+                count_replies_after(txn, root.id, membership.read.last_viewed)?.saturating_sub(1);
+        }
+        membership.following = true;
+        membership.unfollowed_explicitly = false;
+        membership.last_updated = at;
+        if is_replier {
+            membership.read = ThreadRead {
+                last_viewed: at,
+                viewed_seq: txn.index,
+                unread_replies: 0,
+                mention_times: Vec::new(),
+            };
+        } else {
+            let marks = Watermarks::load(txn, user, channel.id, channel.team_id)?;
+            // A recount already includes this reply; otherwise add it.
+            let recounted =
+                threads::normalize(txn, &mut membership.read, &marks, root.id, txn.index)?;
+            if !recounted {
+                membership.read.unread_replies += 1;
+            }
+            if is_mentioned {
+                membership.read.mention_times.push(at);
+            }
+        }
+        followers.push(user);
+        views.push(write_membership(txn, &membership, &thread, before)?);
+    }
+    Ok((root, thread, followers, views))
+}
+
+fn delete_post(txn: &mut Txn, post_id: Id, at: u64) -> Step<Outcome> {
+    let mut post = load_live_post(txn, post_id)?;
+    let channel = load_channel(txn, post.channel_id)?;
+    let mut deleted_replies = Vec::new();
+    let thread = if post.is_root() {
+        // Deleting a root deletes its replies, and the thread with them.
+        for (key, _) in txn.scan_prefix(Cf::RootidCreateatPostid, post.id.as_bytes())? {
+            let Some(reply_id) = Id::from_slice(&key[24..]) else {
+                continue;
+            };
+            let mut reply = load_post(txn, reply_id)?;
+            soft_delete(txn, &mut reply, at)?;
+            deleted_replies.push(reply_id);
+        }
+        soft_delete(txn, &mut post, at)?;
+        match txn.get::<Thread>(Cf::ThreadidThread, &id_key(post.id))? {
+            Some(mut thread) => {
+                thread.delete_at = at;
+                thread.reply_count = 0;
+                txn.put(Cf::ThreadidThread, id_key(thread.root_id), &thread)?;
+                mark_followers_deleted(txn, &thread)?;
+                Some(thread)
+            }
+            None => None,
+        }
+    } else {
+        soft_delete(txn, &mut post, at)?;
+        let mut thread = load_thread(txn, post.root_id)?;
+        let before_last = thread.last_reply_at;
+        thread.reply_count = thread.reply_count.saturating_sub(1);
+        // The newest remaining reply decides last_reply_at (replies of this one thread).
+        let remaining = txn.scan_prefix(Cf::RootidCreateatPostid, thread.root_id.as_bytes())?;
+        thread.last_reply_at = remaining
+            .last()
+            .and_then(|(key, _)| crate::keys::KeyReader::new(&key[16..]).u64())
+            .unwrap_or(0);
+        txn.put(Cf::ThreadidThread, id_key(thread.root_id), &thread)?;
+        let followers = txn.scan_prefix(Cf::ThreadidUseridFollower, thread.root_id.as_bytes())?;
+        for (key, _) in followers {
+            let Some(user) = Id::from_slice(&key[16..]) else {
+                continue;
+            };
+            let Some(mut membership) = txn.get::<ThreadMembership>(
+                Cf::UseridThreadidMembership,
+                &id2(user, thread.root_id),
+            )?
+            else {
+                continue;
+            };
+            let before = MembershipSnapshot {
+                following: membership.following,
+                last_reply_at: before_last,
+            };
+            if post.create_at > membership.read.last_viewed {
+                membership.read.unread_replies = membership.read.unread_replies.saturating_sub(1);
+            }
+            write_membership(txn, &membership, &thread, before)?;
+        }
+        Some(thread)
+    };
+    Ok(Outcome::PostDeleted {
+        post,
+        channel,
+        thread,
+        deleted_replies,
+    })
+}
+
+fn mark_followers_deleted(txn: &mut Txn, thread: &Thread) -> Step<()> {
+    for (key, _) in txn.scan_prefix(Cf::ThreadidUseridFollower, thread.root_id.as_bytes())? {
+        let Some(user) = Id::from_slice(&key[16..]) else {
+            continue;
+        };
+        if let Some(mut membership) =
+            txn.get::<ThreadMembership>(Cf::UseridThreadidMembership, &id2(user, thread.root_id))?
+        {
+            // Every reply went with the root.
+            membership.read.unread_replies = 0;
+            let before = MembershipSnapshot {
+                following: membership.following,
+                last_reply_at: thread.last_reply_at,
+            };
+            write_membership(txn, &membership, thread, before)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a post from the time indexes and marks it deleted.
+fn soft_delete(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
+    let time_key = KeyBuf::new()
+        .id(post.channel_id)
+        .u64(post.create_at)
+        .id(post.id)
+        .build();
+    txn.delete(Cf::ChannelidCreateatPostid, time_key.clone());
+    if post.is_root() {
+        txn.delete(Cf::ChannelidRootcreateatPostid, time_key);
+    } else {
+        txn.delete(
+            Cf::RootidCreateatPostid,
+            KeyBuf::new()
+                .id(post.root_id)
+                .u64(post.create_at)
+                .id(post.id)
+                .build(),
+        );
+    }
+    post.delete_at = at;
+    touch_post(txn, post, at)
+}
+
+/// Saves a post whose `update_at` moves to `at`, keeping the update-time index in step.
+fn touch_post(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
+    let new_update_at = post.update_at.max(at);
+    if new_update_at != post.update_at {
+        txn.delete(
+            Cf::ChannelidUpdateatPostid,
+            KeyBuf::new()
+                .id(post.channel_id)
+                .u64(post.update_at)
+                .id(post.id)
+                .build(),
+        );
+        post.update_at = new_update_at;
+        txn.put_raw(
+            Cf::ChannelidUpdateatPostid,
+            KeyBuf::new()
+                .id(post.channel_id)
+                .u64(post.update_at)
+                .id(post.id)
+                .build(),
+            Vec::new(),
+        );
+    }
+    txn.put(Cf::PostidPost, id_key(post.id), post)?;
+    Ok(())
+}
+
+/// The channel members a message mentions, without its author.
+fn resolve_mentions(
+    txn: &mut Txn,
+    channel: &Channel,
+    message: &str,
+    author: Id,
+) -> Step<BTreeSet<Id>> {
+    let found = mentions::parse(message);
+    let mut users = BTreeSet::new();
+    if found.channel_wide {
+        for (key, _) in txn.scan_prefix(Cf::ChannelidUseridMember, channel.id.as_bytes())? {
+            if let Some(user) = Id::from_slice(&key[16..]) {
+                users.insert(user);
+            }
+        }
+    }
+    for name in &found.usernames {
+        let Some(raw) = txn.get_raw(Cf::UsernameUserid, name.as_bytes())? else {
+            continue;
+        };
+        let Some(user) = Id::from_slice(&raw) else {
+            continue;
+        };
+        if txn.exists(Cf::ChannelidUseridMember, &id2(channel.id, user))? {
+            users.insert(user);
+        }
+    }
+    users.remove(&author);
+    Ok(users)
+}
+
+/// Folds newer watermarks into a membership before its read position is set explicitly, so the
+/// mentions they made read stay read (lazy folding then equals eager marking of every thread).
+fn fold_watermarks(txn: &mut Txn, membership: &mut ThreadMembership, thread: &Thread) -> Step<()> {
+    let marks = Watermarks::load(txn, membership.user_id, thread.channel_id, thread.team_id)?;
+    threads::normalize(txn, &mut membership.read, &marks, thread.root_id, txn.index)?;
+    Ok(())
+}
+
+/// Where a membership stood in the ordered index before a change.
+#[derive(Clone, Copy)]
+struct MembershipSnapshot {
+    following: bool,
+    last_reply_at: u64,
+}
+
+impl MembershipSnapshot {
+    fn of(membership: &ThreadMembership, thread: &Thread) -> MembershipSnapshot {
+        MembershipSnapshot {
+            following: membership.following,
+            last_reply_at: thread.last_reply_at,
+        }
+    }
+}
+
+fn thread_index_key(user: Id, team: Id, last_reply_at: u64, thread: Id) -> Vec<u8> {
+    KeyBuf::new()
+        .id(user)
+        .id(team)
+        .rev_u64(last_reply_at)
+        .id(thread)
+        .build()
+}
+
+/// Writes a membership and keeps the follower set and the user's ordered thread index in step.
+fn write_membership(
+    txn: &mut Txn,
+    membership: &ThreadMembership,
+    thread: &Thread,
+    before: MembershipSnapshot,
+) -> Step<MembershipView> {
+    let user = membership.user_id;
+    txn.put(
+        Cf::UseridThreadidMembership,
+        id2(user, thread.root_id),
+        membership,
+    )?;
+    let old_key = thread_index_key(user, thread.team_id, before.last_reply_at, thread.root_id);
+    let new_key = thread_index_key(user, thread.team_id, thread.last_reply_at, thread.root_id);
+    if before.following && old_key != new_key {
+        txn.delete(Cf::UseridTeamidReplyatThreadid, old_key);
+    }
+    if membership.following {
+        let entry = ThreadIndexEntry {
+            channel_id: thread.channel_id,
+            read: membership.read.clone(),
+            thread_deleted: thread.delete_at != 0,
+        };
+        txn.put(Cf::UseridTeamidReplyatThreadid, new_key, &entry)?;
+        if !before.following {
+            txn.put_raw(
+                Cf::ThreadidUseridFollower,
+                id2(thread.root_id, user),
+                Vec::new(),
+            );
+        }
+    } else if before.following {
+        txn.delete(Cf::UseridTeamidReplyatThreadid, new_key);
+        txn.delete(Cf::ThreadidUseridFollower, id2(thread.root_id, user));
+    }
+    let marks = Watermarks::load(txn, user, thread.channel_id, thread.team_id)?;
+    let view = threads::view(
+        txn,
+        &membership.read,
+        membership.following,
+        &marks,
+        thread.root_id,
+    )?;
+    Ok(MembershipView::new(membership.clone(), view))
+}
+
+fn new_membership(
+    txn: &Txn,
+    thread: &Thread,
+    user: Id,
+    at: u64,
+    last_viewed: u64,
+) -> ThreadMembership {
+    ThreadMembership {
+        user_id: user,
+        thread_id: thread.root_id,
+        channel_id: thread.channel_id,
+        team_id: thread.team_id,
+        following: false,
+        unfollowed_explicitly: false,
+        last_updated: at,
+        read: ThreadRead {
+            last_viewed,
+            viewed_seq: txn.index,
+            unread_replies: 0,
+            mention_times: Vec::new(),
+        },
+    }
+}
+
+/// The user's membership of a thread they may see, created (not following) when missing.
+fn membership_or_new(txn: &mut Txn, thread: &Thread, user: Id, at: u64) -> Step<ThreadMembership> {
+    let channel = load_channel(txn, thread.channel_id)?;
+    require_channel_member(txn, &channel, user)?;
+    Ok(
+        match txn
+            .get::<ThreadMembership>(Cf::UseridThreadidMembership, &id2(user, thread.root_id))?
+        {
+            Some(m) => m,
+            None => new_membership(txn, thread, user, at, 0),
+        },
+    )
+}
+
+fn insert_channel(txn: &mut Txn, channel: &Channel) -> Step<()> {
+    let name_key = KeyBuf::new().id(channel.team_id).str(&channel.name).build();
+    if txn.exists(Cf::TeamidChannelnameChannelid, &name_key)? {
+        return refuse(CommandError::ChannelNameTaken(channel.name.clone()));
+    }
+    if txn.exists(Cf::ChannelidChannel, &id_key(channel.id))? {
+        return refuse(CommandError::IdExists(channel.id.to_string()));
+    }
+    txn.put(Cf::ChannelidChannel, id_key(channel.id), channel)?;
+    txn.put_raw(Cf::TeamidChannelnameChannelid, name_key, id_key(channel.id));
+    Ok(())
+}
+
+fn put_new_channel_member(
+    txn: &mut Txn,
+    channel: &Channel,
+    user: Id,
+    at: u64,
+) -> Step<ChannelMember> {
+    let member = ChannelMember {
+        channel_id: channel.id,
+        user_id: user,
+        roles: "channel_user".into(),
+        last_viewed_at: 0,
+        msg_count: 0,
+        msg_count_root: 0,
+        mention_count: 0,
+        mention_count_root: 0,
+        urgent_mention_count: 0,
+        last_update_at: at,
+        threads_viewed_at: 0,
+        threads_viewed_seq: 0,
+    };
+    txn.put(Cf::ChannelidUseridMember, id2(channel.id, user), &member)?;
+    txn.put_raw(
+        Cf::UseridTeamidChannelid,
+        KeyBuf::new()
+            .id(user)
+            .id(channel.team_id)
+            .id(channel.id)
+            .build(),
+        Vec::new(),
+    );
+    Ok(member)
+}
+
+fn put_team_member(txn: &mut Txn, team: Id, user: Id, roles: &str) -> Step<TeamMember> {
+    let member = TeamMember {
+        team_id: team,
+        user_id: user,
+        roles: roles.into(),
+        delete_at: 0,
+    };
+    txn.put(Cf::TeamidUseridMember, id2(team, user), &member)?;
+    txn.put_raw(Cf::UseridTeamid, id2(user, team), Vec::new());
+    Ok(member)
+}
+
+fn load_user(txn: &mut Txn, id: Id) -> Step<User> {
+    txn.get(Cf::UseridUser, &id_key(id))?
+        .ok_or_else(|| CommandError::not_found("user", id).into())
+}
+
+fn load_team(txn: &mut Txn, id: Id) -> Step<Team> {
+    txn.get(Cf::TeamidTeam, &id_key(id))?
+        .ok_or_else(|| CommandError::not_found("team", id).into())
+}
+
+fn load_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
+    txn.get(Cf::ChannelidChannel, &id_key(id))?
+        .ok_or_else(|| CommandError::not_found("channel", id).into())
+}
+
+fn load_live_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
+    let channel = load_channel(txn, id)?;
+    if channel.delete_at != 0 {
+        return refuse(CommandError::Deleted(format!("channel {id}")));
+    }
+    Ok(channel)
+}
+
+fn load_post(txn: &mut Txn, id: Id) -> Step<Post> {
+    txn.get(Cf::PostidPost, &id_key(id))?
+        .ok_or_else(|| CommandError::not_found("post", id).into())
+}
+
+fn load_live_post(txn: &mut Txn, id: Id) -> Step<Post> {
+    let post = load_post(txn, id)?;
+    if post.delete_at != 0 {
+        return refuse(CommandError::Deleted(format!("post {id}")));
+    }
+    Ok(post)
+}
+
+fn load_thread(txn: &mut Txn, id: Id) -> Step<Thread> {
+    txn.get(Cf::ThreadidThread, &id_key(id))?
+        .ok_or_else(|| CommandError::not_found("thread", id).into())
+}
+
+fn require_team_member(txn: &mut Txn, team: Id, user: Id) -> Step<TeamMember> {
+    txn.get(Cf::TeamidUseridMember, &id2(team, user))?
+        .ok_or_else(|| {
+            CommandError::NotMember {
+                user: user.to_string(),
+                of: format!("team {team}"),
+            }
+            .into()
+        })
+}
+
+fn require_channel_member(txn: &mut Txn, channel: &Channel, user: Id) -> Step<ChannelMember> {
+    txn.get(Cf::ChannelidUseridMember, &id2(channel.id, user))?
+        .ok_or_else(|| {
+            CommandError::NotMember {
+                user: user.to_string(),
+                of: format!("channel {}", channel.id),
+            }
+            .into()
+        })
+}

@@ -1,0 +1,187 @@
+//! The one `Command` enum: every mutation of confab's state. A command carries everything `apply`
+//! would otherwise have to invent — ids, timestamps, password hashes — so that every replica that
+//! applies the same sequence reaches byte-identical state.
+
+use crate::id::Id;
+use crate::model::{ChannelType, TeamType};
+use serde::{Deserialize, Serialize};
+
+/// Longest message Mattermost accepts, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 16_383;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    CreateUser {
+        id: Id,
+        at: u64,
+        username: String,
+        email: String,
+        password_hash: String,
+        nickname: String,
+        first_name: String,
+        last_name: String,
+        /// The server decides (the first user becomes system admin); apply re-checks nothing
+        /// about it so the decision stays with the node that had the request.
+        roles: String,
+    },
+    CreateSession {
+        token: Id,
+        user_id: Id,
+        at: u64,
+        expires_at: u64,
+        device_id: String,
+    },
+    RevokeSession {
+        token: Id,
+    },
+    /// Creates the team with its `town-square` and `off-topic` channels and makes the creator
+    /// its admin.
+    CreateTeam {
+        id: Id,
+        at: u64,
+        name: String,
+        display_name: String,
+        team_type: TeamType,
+        creator_id: Id,
+        town_square_id: Id,
+        off_topic_id: Id,
+    },
+    /// Adds a user to a team and to its default channels.
+    AddTeamMember {
+        team_id: Id,
+        user_id: Id,
+        at: u64,
+    },
+    /// Open or private channel in a team; the creator becomes its first member.
+    CreateChannel {
+        id: Id,
+        at: u64,
+        team_id: Id,
+        channel_type: ChannelType,
+        name: String,
+        display_name: String,
+        purpose: String,
+        header: String,
+        creator_id: Id,
+    },
+    /// Direct (2 users, or 1 for a self-DM) or group (3–8) channel; idempotent by name.
+    CreateDirectOrGroup {
+        id: Id,
+        at: u64,
+        channel_type: ChannelType,
+        /// `uidA__uidB` (sorted) for a DM; the server's sha1 of the sorted ids for a group.
+        name: String,
+        display_name: String,
+        members: Vec<Id>,
+        creator_id: Id,
+    },
+    DeleteChannel {
+        channel_id: Id,
+        at: u64,
+    },
+    AddChannelMember {
+        channel_id: Id,
+        user_id: Id,
+        at: u64,
+    },
+    RemoveChannelMember {
+        channel_id: Id,
+        user_id: Id,
+        at: u64,
+    },
+    CreatePost {
+        id: Id,
+        at: u64,
+        channel_id: Id,
+        user_id: Id,
+        root_id: Option<Id>,
+        message: String,
+        post_type: String,
+        props: String,
+        pending_post_id: String,
+        priority: String,
+    },
+    PatchPost {
+        post_id: Id,
+        at: u64,
+        message: Option<String>,
+        is_pinned: Option<bool>,
+        props: Option<String>,
+    },
+    DeletePost {
+        post_id: Id,
+        at: u64,
+    },
+    AddReaction {
+        post_id: Id,
+        user_id: Id,
+        emoji_name: String,
+        at: u64,
+    },
+    RemoveReaction {
+        post_id: Id,
+        user_id: Id,
+        emoji_name: String,
+        at: u64,
+    },
+    /// Marks a channel read. Without collapsed threads every thread of the channel is read too,
+    /// which confab records as one watermark on the member (O(1) keys).
+    ViewChannel {
+        user_id: Id,
+        channel_id: Id,
+        at: u64,
+        collapsed_threads_supported: bool,
+    },
+    /// Moves the member's channel read cursor back to just before `post_id`.
+    SetPostUnread {
+        user_id: Id,
+        post_id: Id,
+        at: u64,
+        collapsed_threads: bool,
+    },
+    /// Marks a thread read up to `timestamp`.
+    ReadThread {
+        user_id: Id,
+        thread_id: Id,
+        timestamp: u64,
+        at: u64,
+    },
+    /// Marks a thread unread from reply `post_id` on.
+    SetThreadUnread {
+        user_id: Id,
+        thread_id: Id,
+        post_id: Id,
+        at: u64,
+    },
+    FollowThread {
+        user_id: Id,
+        thread_id: Id,
+        follow: bool,
+        at: u64,
+    },
+    /// Marks every thread of a team (and of the user's direct and group channels) read.
+    ReadAllThreads {
+        user_id: Id,
+        team_id: Id,
+        at: u64,
+    },
+    /// A typing notice. Changes no state; it goes through the log so that every node relays it
+    /// to its own sockets and every event a socket sees derives from the log.
+    UserTyping {
+        user_id: Id,
+        channel_id: Id,
+        parent_id: Option<Id>,
+        at: u64,
+    },
+}
+
+impl Command {
+    pub fn encode(&self) -> Vec<u8> {
+        // Encoding a plain enum of owned data into a Vec cannot fail.
+        rmp_serde::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Command, rmp_serde::decode::Error> {
+        rmp_serde::from_slice(bytes)
+    }
+}

@@ -1,0 +1,158 @@
+//! Opening the database: one RocksDB with every column family, shared by the state machine and
+//! the Raft log (separate families, one WAL).
+
+use crate::cf::Cf;
+use crate::error::{Result, StorageError};
+use crate::read::Reader;
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// Keys of the `meta` family.
+pub(crate) mod meta_key {
+    /// Last applied log index, big-endian u64.
+    pub const APPLIED_INDEX: &[u8] = b"applied_index";
+    /// Opaque bytes the replication layer stores atomically with applied commands (the last
+    /// applied log id and membership).
+    pub const REPLICATION: &[u8] = b"replication";
+    /// Present while a snapshot import is half done; state is not trustworthy then.
+    pub const IMPORTING: &[u8] = b"importing";
+}
+
+/// The storage engine: confab's whole state in one RocksDB.
+pub struct Engine {
+    pub(crate) db: Arc<DB>,
+    path: PathBuf,
+    pub(crate) stats: EngineStats,
+}
+
+/// Running totals for monitoring (`/metrics`).
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub keys_read: AtomicU64,
+    pub keys_written: AtomicU64,
+    pub write_batches: AtomicU64,
+    pub commands_applied: AtomicU64,
+    pub commands_refused: AtomicU64,
+}
+
+impl Engine {
+    /// Opens (creating if missing) the database at `path`. A snapshot import that a crash
+    /// interrupted leaves the state empty with applied index 0, so replication starts it over.
+    pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        let path = path.as_ref().to_path_buf();
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_bytes_per_sync(1 << 20);
+        opts.increase_parallelism(2);
+        opts.enable_statistics();
+        let descriptors =
+            Cf::all().map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf)));
+        let db = DB::open_cf_descriptors(&opts, &path, descriptors)?;
+        let engine = Engine {
+            db: Arc::new(db),
+            path,
+            stats: EngineStats::default(),
+        };
+        if engine
+            .db
+            .get_cf(engine.cf(Cf::Meta)?, meta_key::IMPORTING)?
+            .is_some()
+        {
+            tracing::warn!("an interrupted snapshot import left partial state; clearing it");
+            engine.clear_state()?;
+        }
+        Ok(engine)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn cf(&self, cf: Cf) -> Result<&ColumnFamily> {
+        self.db
+            .cf_handle(cf.name())
+            .ok_or_else(|| StorageError::Corrupt(format!("column family {} missing", cf.name())))
+    }
+
+    /// A consistent read view for queries.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader::new(self)
+    }
+
+    /// The index of the last command applied (0 when none).
+    pub fn applied_index(&self) -> Result<u64> {
+        let raw = self
+            .db
+            .get_cf(self.cf(Cf::Meta)?, meta_key::APPLIED_INDEX)?;
+        Ok(raw.as_deref().map(decode_u64).transpose()?.unwrap_or(0))
+    }
+
+    /// The replication layer's bytes stored with the last applied batch.
+    pub fn replication_meta(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(Cf::Meta)?, meta_key::REPLICATION)?)
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// RocksDB's own statistics (reads, writes, bytes, stalls) as its text dump, for /metrics.
+    pub fn rocksdb_property(&self, name: &str) -> Option<String> {
+        self.db.property_value(name).ok().flatten()
+    }
+
+    /// Deletes every key of the replicated state in one write.
+    pub(crate) fn clear_state(&self) -> Result<()> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for cf in Cf::STATE {
+            batch.delete_range_cf(self.cf(cf)?, [0u8].as_slice(), [0xffu8; 256].as_slice());
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// A digest of every key and value of the replicated state, in order: equal digests mean
+    /// byte-identical state.
+    pub fn state_digest(&self) -> Result<u64> {
+        let reader = self.reader();
+        let mut high = crc32fast::Hasher::new();
+        let mut low = crc32fast::Hasher::new_with_initial(0x5bd1_e995);
+        for cf in Cf::STATE {
+            reader.scan_all(cf, |key, value| {
+                for hasher in [&mut high, &mut low] {
+                    hasher.update(&(key.len() as u32).to_be_bytes());
+                    hasher.update(key);
+                    hasher.update(&(value.len() as u32).to_be_bytes());
+                    hasher.update(value);
+                }
+                true
+            })?;
+        }
+        Ok(((high.finalize() as u64) << 32) | low.finalize() as u64)
+    }
+}
+
+fn cf_options(cf: Cf) -> Options {
+    let mut opts = Options::default();
+    match cf {
+        // The log is written once, read soon and purged: keep it cheap to write.
+        Cf::RaftLog => opts.set_compression_type(DBCompressionType::Lz4),
+        Cf::PostidPost => {
+            opts.set_compression_type(DBCompressionType::Lz4);
+            opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+        }
+        _ => opts.set_compression_type(DBCompressionType::Lz4),
+    }
+    opts
+}
+
+pub(crate) fn decode_u64(bytes: &[u8]) -> Result<u64> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StorageError::Corrupt(format!("expected 8 bytes, found {}", bytes.len())))?;
+    Ok(u64::from_be_bytes(array))
+}

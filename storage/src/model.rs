@@ -1,0 +1,238 @@
+//! The records stored as column-family values (rmp-serde, compact array form). Field names follow
+//! Mattermost's JSON so the server maps them one to one; times are milliseconds since the epoch.
+//! No record holds a `HashMap`: iteration order must be deterministic for byte-identical replicas.
+
+use crate::id::Id;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: Id,
+    pub create_at: u64,
+    pub update_at: u64,
+    pub delete_at: u64,
+    pub username: String,
+    pub email: String,
+    pub nickname: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub position: String,
+    /// Space-separated, e.g. `system_user system_admin`.
+    pub roles: String,
+    pub locale: String,
+    pub is_bot: bool,
+    /// An argon2id PHC string computed by the node that received the request.
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub token: Id,
+    pub user_id: Id,
+    pub create_at: u64,
+    pub expires_at: u64,
+    pub device_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TeamType {
+    Open,
+    Invite,
+}
+
+impl TeamType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TeamType::Open => "O",
+            TeamType::Invite => "I",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: Id,
+    pub create_at: u64,
+    pub update_at: u64,
+    pub delete_at: u64,
+    pub name: String,
+    pub display_name: String,
+    pub team_type: TeamType,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamMember {
+    pub team_id: Id,
+    pub user_id: Id,
+    pub roles: String,
+    pub delete_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChannelType {
+    Open,
+    Private,
+    Direct,
+    Group,
+}
+
+impl ChannelType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChannelType::Open => "O",
+            ChannelType::Private => "P",
+            ChannelType::Direct => "D",
+            ChannelType::Group => "G",
+        }
+    }
+    pub fn parse(text: &str) -> Option<ChannelType> {
+        match text {
+            "O" => Some(ChannelType::Open),
+            "P" => Some(ChannelType::Private),
+            "D" => Some(ChannelType::Direct),
+            "G" => Some(ChannelType::Group),
+            _ => None,
+        }
+    }
+    /// Direct and group channels belong to no team and are listed in every team.
+    pub fn is_teamless(&self) -> bool {
+        matches!(self, ChannelType::Direct | ChannelType::Group)
+    }
+}
+
+/// A channel with the totals its members' read state is compared with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    pub id: Id,
+    pub create_at: u64,
+    pub update_at: u64,
+    pub delete_at: u64,
+    /// [`Id::NONE`] for direct and group channels.
+    pub team_id: Id,
+    pub channel_type: ChannelType,
+    pub display_name: String,
+    pub name: String,
+    pub header: String,
+    pub purpose: String,
+    pub last_post_at: u64,
+    pub last_root_post_at: u64,
+    pub total_msg_count: u64,
+    pub total_msg_count_root: u64,
+    pub creator_id: Id,
+}
+
+/// A member's read state in a channel. Unread = channel totals − these counts, so it is O(1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelMember {
+    pub channel_id: Id,
+    pub user_id: Id,
+    pub roles: String,
+    pub last_viewed_at: u64,
+    pub msg_count: u64,
+    pub msg_count_root: u64,
+    pub mention_count: u64,
+    pub mention_count_root: u64,
+    pub urgent_mention_count: u64,
+    pub last_update_at: u64,
+    /// Watermark of the last view by a client without collapsed threads: every thread of the
+    /// channel counts as read up to this time, unless the thread's own read state was set later
+    /// (see [`ThreadMembership::viewed_seq`]). One key per view instead of one per thread.
+    pub threads_viewed_at: u64,
+    pub threads_viewed_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Post {
+    pub id: Id,
+    pub create_at: u64,
+    pub update_at: u64,
+    pub edit_at: u64,
+    pub delete_at: u64,
+    pub is_pinned: bool,
+    pub user_id: Id,
+    pub channel_id: Id,
+    /// [`Id::NONE`] for a root post.
+    pub root_id: Id,
+    pub message: String,
+    pub post_type: String,
+    /// The post's `props` object as JSON text, stored verbatim.
+    pub props: String,
+    pub pending_post_id: String,
+    pub has_reactions: bool,
+    /// `urgent`/`important` from the post's priority metadata, empty when none.
+    pub priority: String,
+}
+
+impl Post {
+    pub fn is_root(&self) -> bool {
+        self.root_id.is_none()
+    }
+}
+
+/// A reply thread; exists from the first reply to a root post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thread {
+    pub root_id: Id,
+    pub channel_id: Id,
+    pub team_id: Id,
+    pub reply_count: u64,
+    pub last_reply_at: u64,
+    /// Repliers, oldest first; a new reply moves its author to the end.
+    pub participants: Vec<Id>,
+    pub delete_at: u64,
+}
+
+/// A user's relation to a thread (Collapsed Reply Threads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadMembership {
+    pub user_id: Id,
+    pub thread_id: Id,
+    pub channel_id: Id,
+    pub team_id: Id,
+    pub following: bool,
+    /// An explicit unfollow sticks until the user is mentioned in the thread again.
+    pub unfollowed_explicitly: bool,
+    pub last_updated: u64,
+    pub read: ThreadRead,
+}
+
+/// A user's read position in a thread, kept both in the membership and in the ordered index.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ThreadRead {
+    pub last_viewed: u64,
+    /// The applied log index at which `last_viewed` was last set; a channel or team watermark
+    /// set at a later index overrides it.
+    pub viewed_seq: u64,
+    /// Replies after `last_viewed`, kept current on every reply to a followed thread so a
+    /// listing needs no scan; recounted (a range scan over just the unread replies) only when
+    /// a newer watermark overrides `last_viewed`.
+    pub unread_replies: u64,
+    /// Times of the mentions not yet read; the unread-mention count is those after the
+    /// effective last-viewed time, so a watermark clears them without a write here.
+    pub mention_times: Vec<u64>,
+}
+
+/// What the per-user ordered thread index stores beside its key, so that listing threads and
+/// computing unread totals read one index range and never a post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadIndexEntry {
+    pub channel_id: Id,
+    pub read: ThreadRead,
+    pub thread_deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub user_id: Id,
+    pub post_id: Id,
+    pub emoji_name: String,
+    pub create_at: u64,
+    pub channel_id: Id,
+}
+
+/// A per-user, per-team "all threads read" watermark (PUT …/threads/read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ThreadsReadMark {
+    pub at: u64,
+    pub seq: u64,
+}

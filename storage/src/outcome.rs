@@ -1,0 +1,145 @@
+//! What applying a command changed, returned by `apply` so the server builds its WebSocket events
+//! and HTTP answers without reading the database again.
+
+use crate::error::CommandError;
+use crate::id::Id;
+use crate::model::{
+    Channel, ChannelMember, Post, Reaction, Session, Team, TeamMember, Thread, ThreadMembership,
+    User,
+};
+use crate::threads::ThreadReadView;
+use serde::{Deserialize, Serialize};
+
+/// The result of one applied command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub index: u64,
+    pub result: Result<Outcome, CommandError>,
+    /// Keys the command read and wrote: the complexity tests' evidence.
+    pub keys_read: u64,
+    pub keys_written: u64,
+}
+
+/// A thread membership as its user sees it after the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipView {
+    pub membership: ThreadMembership,
+    pub last_viewed: u64,
+    pub unread_replies: u64,
+    pub unread_mentions: u64,
+}
+
+impl MembershipView {
+    pub(crate) fn new(membership: ThreadMembership, view: ThreadReadView) -> MembershipView {
+        MembershipView {
+            membership,
+            last_viewed: view.last_viewed,
+            unread_replies: view.unread_replies,
+            unread_mentions: view.unread_mentions,
+        }
+    }
+}
+
+/// A new post and everything it moved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Posted {
+    pub post: Post,
+    pub channel: Channel,
+    /// The root post after the reply (its update time moved), for replies.
+    pub root: Option<Post>,
+    /// The thread after the reply, for replies.
+    pub thread: Option<Thread>,
+    /// Channel members mentioned by this post.
+    pub mentions: Vec<Id>,
+    /// Thread followers after the reply.
+    pub followers: Vec<Id>,
+    /// Thread memberships the reply changed, as their users now see them.
+    pub memberships: Vec<MembershipView>,
+    /// Channel members whose read state changed (the author, the mentioned).
+    pub channel_members: Vec<ChannelMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The command's index was already applied: nothing happened (replay after a crash).
+    AlreadyApplied,
+    UserCreated(User),
+    SessionCreated(Session),
+    SessionRevoked(Session),
+    TeamCreated {
+        team: Team,
+        member: TeamMember,
+        channels: Vec<Channel>,
+    },
+    TeamMemberAdded {
+        member: TeamMember,
+        /// Default channels joined, with the new membership.
+        channels: Vec<(Channel, ChannelMember)>,
+        existed: bool,
+    },
+    ChannelCreated {
+        channel: Channel,
+        members: Vec<ChannelMember>,
+        /// A direct or group channel that already existed is returned as it is.
+        existed: bool,
+    },
+    ChannelDeleted(Channel),
+    ChannelMemberAdded {
+        channel: Channel,
+        member: ChannelMember,
+        existed: bool,
+    },
+    ChannelMemberRemoved {
+        channel: Channel,
+        user_id: Id,
+    },
+    Posted(Box<Posted>),
+    PostEdited {
+        post: Post,
+        channel: Channel,
+    },
+    PostDeleted {
+        post: Post,
+        channel: Channel,
+        thread: Option<Thread>,
+        /// Replies deleted with a root post.
+        deleted_replies: Vec<Id>,
+    },
+    ReactionAdded {
+        reaction: Reaction,
+        post: Post,
+        channel: Channel,
+    },
+    ReactionRemoved {
+        reaction: Reaction,
+        post: Post,
+        channel: Channel,
+    },
+    ChannelViewed {
+        channel: Channel,
+        member: ChannelMember,
+    },
+    PostMarkedUnread {
+        channel: Channel,
+        member: ChannelMember,
+        post_id: Id,
+    },
+    ThreadReadChanged {
+        thread: Thread,
+        membership: MembershipView,
+    },
+    ThreadFollowChanged {
+        thread: Thread,
+        membership: MembershipView,
+    },
+    AllThreadsRead {
+        user_id: Id,
+        team_id: Id,
+        at: u64,
+    },
+    Typing {
+        channel: Channel,
+        user_id: Id,
+        parent_id: Option<Id>,
+    },
+}

@@ -1,0 +1,783 @@
+//! Queries. Each runs on one snapshot ([`Reader`]) and scans no more keys than it returns plus a
+//! constant — except where a query's meaning is a count over a set (unread-thread totals scan the
+//! user's followed-thread index, never a post).
+
+use crate::cf::Cf;
+use crate::error::Result;
+use crate::id::Id;
+use crate::keys::{id2, id_key, prefix_end, KeyBuf, KeyReader};
+use crate::model::*;
+use crate::read::Reader;
+use crate::threads::{self, ThreadReadView, Watermarks};
+use std::collections::BTreeMap;
+
+/// Posts in display order (newest first) with the posts they need.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PostPage {
+    /// Ids newest first.
+    pub order: Vec<Id>,
+    /// The posts of `order`, plus the root posts of replies in it (for context).
+    pub posts: Vec<Post>,
+    /// More posts exist beyond this page in the direction of paging.
+    pub has_next: bool,
+}
+
+/// A member's unread state in a channel (Mattermost's ChannelUnread).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelUnread {
+    pub team_id: Id,
+    pub channel_id: Id,
+    pub msg_count: u64,
+    pub msg_count_root: u64,
+    pub mention_count: u64,
+    pub mention_count_root: u64,
+    pub urgent_mention_count: u64,
+}
+
+/// Filters of a user's thread list (GET …/threads).
+#[derive(Debug, Clone, Default)]
+pub struct ThreadQuery {
+    /// Only threads with a reply or membership change after this time.
+    pub since: Option<u64>,
+    pub unread_only: bool,
+    pub include_deleted: bool,
+    /// Threads older than this thread (the next page).
+    pub before: Option<Id>,
+    /// Threads newer than this thread.
+    pub after: Option<Id>,
+    pub per_page: usize,
+}
+
+/// One thread as a user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadItem {
+    pub thread: Thread,
+    pub root: Post,
+    pub following: bool,
+    pub read: ThreadReadView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ThreadList {
+    pub total: u64,
+    pub total_unread_threads: u64,
+    pub total_unread_mentions: u64,
+    pub threads: Vec<ThreadItem>,
+}
+
+/// Channel paging anchors.
+#[derive(Debug, Clone, Copy)]
+pub enum PostsQuery {
+    /// Offset paging, newest first.
+    Page { page: usize, per_page: usize },
+    /// Posts created or changed after a time (deleted ones included, so clients drop them).
+    Since { since: u64, limit: usize },
+    /// Posts older than a post.
+    Before { post_id: Id, per_page: usize },
+    /// Posts newer than a post.
+    After { post_id: Id, per_page: usize },
+}
+
+fn id_at(key: &[u8], offset: usize) -> Option<Id> {
+    key.get(offset..).and_then(Id::from_slice)
+}
+
+impl Reader<'_> {
+    pub fn user(&self, id: Id) -> Result<Option<User>> {
+        self.get(Cf::UseridUser, &id_key(id))
+    }
+
+    fn lookup_id(&self, cf: Cf, key: &[u8]) -> Result<Option<Id>> {
+        Ok(self.get_raw(cf, key)?.and_then(|raw| Id::from_slice(&raw)))
+    }
+
+    pub fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        match self.lookup_id(Cf::UsernameUserid, username.to_lowercase().as_bytes())? {
+            Some(id) => self.user(id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        match self.lookup_id(Cf::EmailUserid, email.to_lowercase().as_bytes())? {
+            Some(id) => self.user(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether any user exists (the first sign-up becomes system admin).
+    pub fn has_users(&self) -> Result<bool> {
+        let mut any = false;
+        self.scan_all(Cf::UseridUser, |_, _| {
+            any = true;
+            false
+        })?;
+        Ok(any)
+    }
+
+    /// All users, a page at a time, in id order.
+    pub fn users(&self, page: usize, per_page: usize) -> Result<Vec<User>> {
+        let mut users = Vec::new();
+        let mut skip = page.saturating_mul(per_page);
+        self.scan_all(Cf::UseridUser, |_, value| {
+            if skip > 0 {
+                skip -= 1;
+                return true;
+            }
+            if let Ok(user) = rmp_serde::from_slice::<User>(value) {
+                users.push(user);
+            }
+            users.len() < per_page
+        })?;
+        Ok(users)
+    }
+
+    /// All teams, a page at a time.
+    pub fn teams(&self, page: usize, per_page: usize) -> Result<Vec<Team>> {
+        let mut teams = Vec::new();
+        let mut skip = page.saturating_mul(per_page);
+        self.scan_all(Cf::TeamidTeam, |_, value| {
+            if skip > 0 {
+                skip -= 1;
+                return true;
+            }
+            if let Ok(team) = rmp_serde::from_slice::<Team>(value) {
+                teams.push(team);
+            }
+            teams.len() < per_page
+        })?;
+        Ok(teams)
+    }
+
+    /// The team's channels of a type-visible kind, by name order (open channels list).
+    pub fn team_channels(&self, team: Id, page: usize, per_page: usize) -> Result<Vec<Channel>> {
+        let mut ids = Vec::new();
+        let mut skip = page.saturating_mul(per_page);
+        self.scan_prefix(
+            Cf::TeamidChannelnameChannelid,
+            team.as_bytes(),
+            false,
+            |_, value| {
+                if let Some(id) = Id::from_slice(value) {
+                    ids.push(id);
+                }
+                true
+            },
+        )?;
+        let mut channels = Vec::new();
+        for id in ids {
+            if let Some(channel) = self.channel(id)? {
+                if channel.channel_type == ChannelType::Open && channel.delete_at == 0 {
+                    if skip > 0 {
+                        skip -= 1;
+                        continue;
+                    }
+                    channels.push(channel);
+                    if channels.len() == per_page {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(channels)
+    }
+
+    pub fn session(&self, token: Id) -> Result<Option<Session>> {
+        self.get(Cf::TokenSession, &id_key(token))
+    }
+
+    pub fn team(&self, id: Id) -> Result<Option<Team>> {
+        self.get(Cf::TeamidTeam, &id_key(id))
+    }
+
+    pub fn team_by_name(&self, name: &str) -> Result<Option<Team>> {
+        match self.lookup_id(Cf::TeamnameTeamid, name.to_lowercase().as_bytes())? {
+            Some(id) => self.team(id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn team_member(&self, team: Id, user: Id) -> Result<Option<TeamMember>> {
+        self.get(Cf::TeamidUseridMember, &id2(team, user))
+    }
+
+    /// The teams a user belongs to.
+    pub fn teams_of_user(&self, user: Id) -> Result<Vec<Team>> {
+        let mut ids = Vec::new();
+        self.scan_prefix(Cf::UseridTeamid, user.as_bytes(), false, |key, _| {
+            ids.extend(id_at(key, 16));
+            true
+        })?;
+        let mut teams = Vec::with_capacity(ids.len());
+        for id in ids {
+            teams.extend(self.team(id)?);
+        }
+        Ok(teams)
+    }
+
+    /// Members of a team, a page at a time.
+    pub fn team_members(&self, team: Id, page: usize, per_page: usize) -> Result<Vec<TeamMember>> {
+        let mut members = Vec::new();
+        let mut skip = page.saturating_mul(per_page);
+        self.scan_prefix(
+            Cf::TeamidUseridMember,
+            team.as_bytes(),
+            false,
+            |_, value| {
+                if skip > 0 {
+                    skip -= 1;
+                    return true;
+                }
+                if let Ok(member) = rmp_serde::from_slice::<TeamMember>(value) {
+                    members.push(member);
+                }
+                members.len() < per_page
+            },
+        )?;
+        Ok(members)
+    }
+
+    pub fn channel(&self, id: Id) -> Result<Option<Channel>> {
+        self.get(Cf::ChannelidChannel, &id_key(id))
+    }
+
+    /// A channel by name in a team ([`Id::NONE`] for direct and group channels).
+    pub fn channel_by_name(&self, team: Id, name: &str) -> Result<Option<Channel>> {
+        let key = KeyBuf::new().id(team).str(&name.to_lowercase()).build();
+        match self.lookup_id(Cf::TeamidChannelnameChannelid, &key)? {
+            Some(id) => self.channel(id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn channel_member(&self, channel: Id, user: Id) -> Result<Option<ChannelMember>> {
+        self.get(Cf::ChannelidUseridMember, &id2(channel, user))
+    }
+
+    /// Members of a channel, a page at a time.
+    pub fn channel_members(
+        &self,
+        channel: Id,
+        page: usize,
+        per_page: usize,
+    ) -> Result<Vec<ChannelMember>> {
+        let mut members = Vec::new();
+        let mut skip = page.saturating_mul(per_page);
+        self.scan_prefix(
+            Cf::ChannelidUseridMember,
+            channel.as_bytes(),
+            false,
+            |_, value| {
+                if skip > 0 {
+                    skip -= 1;
+                    return true;
+                }
+                if let Ok(member) = rmp_serde::from_slice::<ChannelMember>(value) {
+                    members.push(member);
+                }
+                members.len() < per_page
+            },
+        )?;
+        Ok(members)
+    }
+
+    /// The ids of a user's channels in a team, with their direct and group channels.
+    fn channel_ids_of_user_in_team(&self, user: Id, team: Id) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        let mut teams = vec![team];
+        if !team.is_none() {
+            teams.push(Id::NONE);
+        }
+        for team in teams {
+            self.scan_prefix(
+                Cf::UseridTeamidChannelid,
+                &id2(user, team),
+                false,
+                |key, _| {
+                    ids.extend(id_at(key, 32));
+                    true
+                },
+            )?;
+        }
+        Ok(ids)
+    }
+
+    /// A user's channels in a team (and their direct and group channels).
+    pub fn channels_of_user_in_team(&self, user: Id, team: Id) -> Result<Vec<Channel>> {
+        let mut channels = Vec::new();
+        for id in self.channel_ids_of_user_in_team(user, team)? {
+            channels.extend(self.channel(id)?);
+        }
+        Ok(channels)
+    }
+
+    /// A user's channel members (read state) in a team (and direct and group channels).
+    pub fn channel_members_of_user_in_team(
+        &self,
+        user: Id,
+        team: Id,
+    ) -> Result<Vec<ChannelMember>> {
+        let mut members = Vec::new();
+        for id in self.channel_ids_of_user_in_team(user, team)? {
+            members.extend(self.channel_member(id, user)?);
+        }
+        Ok(members)
+    }
+
+    /// Unread counts of a member: two point lookups.
+    pub fn channel_unread(&self, user: Id, channel: Id) -> Result<Option<ChannelUnread>> {
+        let Some(channel) = self.channel(channel)? else {
+            return Ok(None);
+        };
+        let Some(member) = self.channel_member(channel.id, user)? else {
+            return Ok(None);
+        };
+        Ok(Some(ChannelUnread {
+            team_id: channel.team_id,
+            channel_id: channel.id,
+            msg_count: channel.total_msg_count.saturating_sub(member.msg_count),
+            msg_count_root: channel
+                .total_msg_count_root
+                .saturating_sub(member.msg_count_root),
+            mention_count: member.mention_count,
+            mention_count_root: member.mention_count_root,
+            urgent_mention_count: member.urgent_mention_count,
+        }))
+    }
+
+    pub fn post(&self, id: Id) -> Result<Option<Post>> {
+        self.get(Cf::PostidPost, &id_key(id))
+    }
+
+    /// Turns ordered ids into a page, adding the roots of replies for context.
+    fn page_of(&self, order: Vec<Id>, has_next: bool) -> Result<PostPage> {
+        let mut posts: BTreeMap<Id, Post> = BTreeMap::new();
+        for id in &order {
+            if let Some(post) = self.post(*id)? {
+                posts.insert(post.id, post);
+            }
+        }
+        let roots: Vec<Id> = posts
+            .values()
+            .filter(|p| !p.is_root() && !posts.contains_key(&p.root_id))
+            .map(|p| p.root_id)
+            .collect();
+        for root in roots {
+            if let Some(post) = self.post(root)? {
+                posts.insert(post.id, post);
+            }
+        }
+        Ok(PostPage {
+            order,
+            posts: posts.into_values().collect(),
+            has_next,
+        })
+    }
+
+    /// Collects up to `limit` post ids from a time index range, and whether more exist.
+    fn collect_ids(
+        &self,
+        cf: Cf,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        reverse: bool,
+        skip: usize,
+        limit: usize,
+    ) -> Result<(Vec<Id>, bool)> {
+        let mut ids = Vec::new();
+        let mut skip = skip;
+        let mut more = false;
+        self.scan(cf, lower, upper, reverse, |key, _| {
+            if skip > 0 {
+                skip -= 1;
+                return true;
+            }
+            if ids.len() == limit {
+                more = true;
+                return false;
+            }
+            ids.extend(id_at(key, 24));
+            true
+        })?;
+        Ok((ids, more))
+    }
+
+    /// A channel's posts. `collapsed` lists root posts only (Collapsed Reply Threads).
+    pub fn channel_posts(
+        &self,
+        channel: Id,
+        query: PostsQuery,
+        collapsed: bool,
+    ) -> Result<PostPage> {
+        let cf = if collapsed {
+            Cf::ChannelidRootcreateatPostid
+        } else {
+            Cf::ChannelidCreateatPostid
+        };
+        let prefix = id_key(channel);
+        let end = prefix_end(&prefix);
+        match query {
+            PostsQuery::Page { page, per_page } => {
+                let (ids, more) = self.collect_ids(
+                    cf,
+                    &prefix,
+                    end.as_deref(),
+                    true,
+                    page.saturating_mul(per_page),
+                    per_page,
+                )?;
+                self.page_of(ids, more)
+            }
+            PostsQuery::Since { since, limit } => {
+                let lower = KeyBuf::new()
+                    .id(channel)
+                    .u64(since.saturating_add(1))
+                    .build();
+                let (mut ids, more) = self.collect_ids(
+                    Cf::ChannelidUpdateatPostid,
+                    &lower,
+                    end.as_deref(),
+                    false,
+                    0,
+                    limit,
+                )?;
+                let mut page = self.page_of(Vec::new(), more)?;
+                // Newest first by creation, as Mattermost orders a since-list.
+                let mut posts = Vec::new();
+                for id in &ids {
+                    if let Some(post) = self.post(*id)? {
+                        if collapsed && !post.is_root() {
+                            continue;
+                        }
+                        posts.push(post);
+                    }
+                }
+                posts.sort_by(|a, b| b.create_at.cmp(&a.create_at).then(b.id.cmp(&a.id)));
+                ids = posts.iter().map(|p| p.id).collect();
+                page.order = ids;
+                page.posts = posts;
+                Ok(page)
+            }
+            PostsQuery::Before { post_id, per_page } => {
+                let Some(anchor) = self.post(post_id)? else {
+                    return Ok(PostPage::default());
+                };
+                let upper = KeyBuf::new()
+                    .id(channel)
+                    .u64(anchor.create_at)
+                    .id(post_id)
+                    .build();
+                let (ids, more) = self.collect_ids(cf, &prefix, Some(&upper), true, 0, per_page)?;
+                self.page_of(ids, more)
+            }
+            PostsQuery::After { post_id, per_page } => {
+                let Some(anchor) = self.post(post_id)? else {
+                    return Ok(PostPage::default());
+                };
+                let mut lower = KeyBuf::new()
+                    .id(channel)
+                    .u64(anchor.create_at)
+                    .id(post_id)
+                    .build();
+                lower.push(0);
+                let (mut ids, more) =
+                    self.collect_ids(cf, &lower, end.as_deref(), false, 0, per_page)?;
+                ids.reverse();
+                self.page_of(ids, more)
+            }
+        }
+    }
+
+    /// A thread: the root and its replies (newest first in `order`).
+    pub fn thread_posts(&self, root: Id) -> Result<PostPage> {
+        let Some(root_post) = self.post(root)? else {
+            return Ok(PostPage::default());
+        };
+        let mut order = Vec::new();
+        self.scan_prefix(Cf::RootidCreateatPostid, root.as_bytes(), true, |key, _| {
+            order.extend(id_at(key, 24));
+            true
+        })?;
+        order.push(root_post.id);
+        self.page_of(order, false)
+    }
+
+    /// Posts around a member's read cursor: up to `limit_before` read ones and `limit_after`
+    /// unread ones, newest first.
+    pub fn posts_around_unread(
+        &self,
+        user: Id,
+        channel: Id,
+        limit_before: usize,
+        limit_after: usize,
+        collapsed: bool,
+    ) -> Result<Option<PostPage>> {
+        let Some(member) = self.channel_member(channel, user)? else {
+            return Ok(None);
+        };
+        let cf = if collapsed {
+            Cf::ChannelidRootcreateatPostid
+        } else {
+            Cf::ChannelidCreateatPostid
+        };
+        let prefix = id_key(channel);
+        let end = prefix_end(&prefix);
+        let pivot = KeyBuf::new()
+            .id(channel)
+            .u64(member.last_viewed_at.saturating_add(1))
+            .build();
+        let (mut after, more_after) =
+            self.collect_ids(cf, &pivot, end.as_deref(), false, 0, limit_after)?;
+        let (before, _) = self.collect_ids(cf, &prefix, Some(&pivot), true, 0, limit_before)?;
+        after.reverse();
+        after.extend(before);
+        self.page_of(after, more_after).map(Some)
+    }
+
+    pub fn reactions(&self, post: Id) -> Result<Vec<Reaction>> {
+        let mut reactions = Vec::new();
+        self.scan_prefix(
+            Cf::PostidUseridEmojiReaction,
+            post.as_bytes(),
+            false,
+            |_, value| {
+                if let Ok(reaction) = rmp_serde::from_slice::<Reaction>(value) {
+                    reactions.push(reaction);
+                }
+                true
+            },
+        )?;
+        reactions.sort_by_key(|r| r.create_at);
+        Ok(reactions)
+    }
+
+    pub fn thread(&self, root: Id) -> Result<Option<Thread>> {
+        self.get(Cf::ThreadidThread, &id_key(root))
+    }
+
+    pub fn thread_membership(&self, user: Id, thread: Id) -> Result<Option<ThreadMembership>> {
+        self.get(Cf::UseridThreadidMembership, &id2(user, thread))
+    }
+
+    /// One thread as `user` sees it; None when the thread does not exist.
+    pub fn user_thread(&self, user: Id, thread: Id) -> Result<Option<ThreadItem>> {
+        let Some(thread) = self.thread(thread)? else {
+            return Ok(None);
+        };
+        let Some(root) = self.post(thread.root_id)? else {
+            return Ok(None);
+        };
+        let membership = self.thread_membership(user, thread.root_id)?;
+        let (following, read) = match &membership {
+            Some(m) => (m.following, m.read.clone()),
+            None => (false, ThreadRead::default()),
+        };
+        let mut src = self;
+        let marks = Watermarks::load(&mut src, user, thread.channel_id, thread.team_id)?;
+        let read = if membership.is_some() {
+            threads::view(&mut src, &read, following, &marks, thread.root_id)?
+        } else {
+            // Never followed nor read: every reply is unread, as for a new follower.
+            let (last_viewed, _) = marks.resolve(&read);
+            ThreadReadView {
+                last_viewed,
+                unread_replies: threads::count_replies_after(
+                    &mut src,
+                    thread.root_id,
+                    last_viewed,
+                )?,
+                unread_mentions: 0,
+            }
+        };
+        Ok(Some(ThreadItem {
+            thread,
+            root,
+            following,
+            read,
+        }))
+    }
+
+    /// A user's followed threads in a team (with their direct and group channels), newest
+    /// reply first, with totals. Reads the user's thread index and the listed threads' records;
+    /// never a post beyond the listed roots.
+    pub fn user_threads(&self, user: Id, team: Id, query: &ThreadQuery) -> Result<ThreadList> {
+        if query.per_page == 0 {
+            return self.thread_totals(user, team);
+        }
+        let per_page = query.per_page.clamp(1, 200);
+        let mut list = ThreadList::default();
+        let mut marks_by_channel: BTreeMap<Id, Watermarks> = BTreeMap::new();
+        let mut src = self;
+        let teams = if team.is_none() {
+            vec![team]
+        } else {
+            vec![team, Id::NONE]
+        };
+
+        let totals = self.thread_totals_with(user, &teams, &mut marks_by_channel)?;
+        list.total = totals.total;
+        list.total_unread_threads = totals.total_unread_threads;
+        list.total_unread_mentions = totals.total_unread_mentions;
+
+        // The page: from each index prefix, entries after the cursor, merged newest first.
+        let cursor = match (query.before, query.after) {
+            (Some(id), _) | (None, Some(id)) => match self.thread(id)? {
+                Some(thread) => Some(KeyBuf::new().rev_u64(thread.last_reply_at).id(id).build()),
+                None => None,
+            },
+            _ => None,
+        };
+        let newer = query.after.is_some() && query.before.is_none();
+        let mut candidates: Vec<(Vec<u8>, Id, ThreadIndexEntry, Id)> = Vec::new();
+        for t in &teams {
+            let prefix = id2(user, *t);
+            let end = prefix_end(&prefix);
+            let (lower, upper, reverse) = match (&cursor, newer) {
+                (Some(pos), false) => {
+                    let mut lower = [prefix.clone(), pos.clone()].concat();
+                    lower.push(0);
+                    (lower, end.clone(), false)
+                }
+                (Some(pos), true) => (
+                    prefix.clone(),
+                    Some([prefix.clone(), pos.clone()].concat()),
+                    true,
+                ),
+                (None, _) => (prefix.clone(), end.clone(), false),
+            };
+            let mut found = 0usize;
+            let mut rows = Vec::new();
+            self.scan(
+                Cf::UseridTeamidReplyatThreadid,
+                &lower,
+                upper.as_deref(),
+                reverse,
+                |key, value| {
+                    let Ok(entry) = rmp_serde::from_slice::<ThreadIndexEntry>(value) else {
+                        return true;
+                    };
+                    let mut reader = KeyReader::new(key);
+                    let last_reply_at = reader.skip(32).and_then(|_| reader.rev_u64()).unwrap_or(0);
+                    let Some(thread_id) = id_at(key, 40) else {
+                        return true;
+                    };
+                    if entry.thread_deleted && !query.include_deleted {
+                        return true;
+                    }
+                    if query.since.is_some_and(|since| last_reply_at <= since) {
+                        // Ordered by last reply: nothing further on is newer (descending scans).
+                        return reverse;
+                    }
+                    rows.push((key[32..].to_vec(), thread_id, entry));
+                    found += 1;
+                    // Unread filtering needs watermarks; over-collect a page per prefix and filter.
+                    query.unread_only || found <= per_page
+                },
+            )?;
+            candidates.extend(rows.into_iter().map(|(k, id, e)| (k, id, e, *t)));
+        }
+        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+        if newer {
+            // Closest newer threads first, then shown newest first.
+            candidates.reverse();
+        }
+        let mut picked = Vec::new();
+        for (_, thread_id, entry, t) in candidates {
+            if picked.len() == per_page {
+                break;
+            }
+            let marks = match marks_by_channel.get(&entry.channel_id) {
+                Some(marks) => *marks,
+                None => Watermarks::load(&mut src, user, entry.channel_id, t)?,
+            };
+            let Some(thread) = self.thread(thread_id)? else {
+                continue;
+            };
+            let read = threads::view(&mut src, &entry.read, true, &marks, thread_id)?;
+            if query.unread_only && thread.last_reply_at <= read.last_viewed {
+                continue;
+            }
+            let Some(root) = self.post(thread_id)? else {
+                continue;
+            };
+            picked.push(ThreadItem {
+                thread,
+                root,
+                following: true,
+                read,
+            });
+        }
+        if newer {
+            picked.reverse();
+        }
+        list.threads = picked;
+        Ok(list)
+    }
+
+    /// Totals of a user's followed threads in a team (and direct/group channels): one pass over
+    /// the user's thread index plus one watermark lookup per channel; never a post.
+    pub fn thread_totals(&self, user: Id, team: Id) -> Result<ThreadList> {
+        let teams = if team.is_none() {
+            vec![team]
+        } else {
+            vec![team, Id::NONE]
+        };
+        self.thread_totals_with(user, &teams, &mut BTreeMap::new())
+    }
+
+    fn thread_totals_with(
+        &self,
+        user: Id,
+        teams: &[Id],
+        marks_by_channel: &mut BTreeMap<Id, Watermarks>,
+    ) -> Result<ThreadList> {
+        let mut list = ThreadList::default();
+        let mut src = self;
+        // Totals: one pass over the followed-thread index.
+        for t in teams {
+            let mut entries = Vec::new();
+            self.scan_prefix(
+                Cf::UseridTeamidReplyatThreadid,
+                &id2(user, *t),
+                false,
+                |key, value| {
+                    let mut reader = KeyReader::new(key);
+                    let last_reply_at = reader.skip(32).and_then(|_| reader.rev_u64());
+                    if let (Some(last_reply_at), Ok(entry)) = (
+                        last_reply_at,
+                        rmp_serde::from_slice::<ThreadIndexEntry>(value),
+                    ) {
+                        entries.push((last_reply_at, entry));
+                    }
+                    true
+                },
+            )?;
+            for (last_reply_at, entry) in entries {
+                if entry.thread_deleted {
+                    continue;
+                }
+                list.total += 1;
+                let marks = match marks_by_channel.get(&entry.channel_id) {
+                    Some(marks) => *marks,
+                    None => {
+                        let marks = Watermarks::load(&mut src, user, entry.channel_id, *t)?;
+                        marks_by_channel.insert(entry.channel_id, marks);
+                        marks
+                    }
+                };
+                let (last_viewed, _) = marks.resolve(&entry.read);
+                if last_reply_at > last_viewed {
+                    list.total_unread_threads += 1;
+                }
+                list.total_unread_mentions += entry
+                    .read
+                    .mention_times
+                    .iter()
+                    .filter(|t| **t > last_viewed)
+                    .count() as u64;
+            }
+        }
+
+        Ok(list)
+    }
+}

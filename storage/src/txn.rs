@@ -1,0 +1,156 @@
+//! The write side of `apply`: reads see the live database plus everything earlier commands of the
+//! same batch wrote, and all writes land in ONE `WriteBatch`. A failing command's writes are
+//! discarded (a per-command layer), so a refused command changes nothing but the applied index.
+
+use crate::cf::Cf;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::keys::prefix_end;
+use rocksdb::WriteBatch;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+type Layer = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
+
+pub(crate) struct Txn<'a> {
+    engine: &'a Engine,
+    /// Writes of commands already accepted in this batch.
+    batch: Layer,
+    /// Writes of the command being applied.
+    command: Layer,
+    pub keys_read: u64,
+    pub keys_written: u64,
+    /// The log index of the command being applied; orders read-state changes.
+    pub index: u64,
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(engine: &'a Engine) -> Txn<'a> {
+        Txn {
+            engine,
+            batch: Layer::new(),
+            command: Layer::new(),
+            keys_read: 0,
+            keys_written: 0,
+            index: 0,
+        }
+    }
+
+    /// Starts a command: resets the counters.
+    pub fn begin(&mut self, index: u64) {
+        self.index = index;
+        self.keys_read = 0;
+        self.keys_written = 0;
+        self.command.clear();
+    }
+
+    pub fn commit_command(&mut self) {
+        let layer = std::mem::take(&mut self.command);
+        self.batch.extend(layer);
+    }
+
+    pub fn abort_command(&mut self) {
+        self.command.clear();
+    }
+
+    pub fn get_raw(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.keys_read += 1;
+        let lookup = (cf, key.to_vec());
+        if let Some(value) = self
+            .command
+            .get(&lookup)
+            .or_else(|| self.batch.get(&lookup))
+        {
+            return Ok(value.clone());
+        }
+        Ok(self.engine.db.get_cf(self.engine.cf(cf)?, key)?)
+    }
+
+    pub fn get<T: DeserializeOwned>(&mut self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
+        match self.get_raw(cf, key)? {
+            Some(bytes) => Ok(Some(rmp_serde::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn exists(&mut self, cf: Cf, key: &[u8]) -> Result<bool> {
+        Ok(self.get_raw(cf, key)?.is_some())
+    }
+
+    pub fn put_raw(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.keys_written += 1;
+        self.command.insert((cf, key), Some(value));
+    }
+
+    pub fn put<T: Serialize>(&mut self, cf: Cf, key: Vec<u8>, value: &T) -> Result<()> {
+        let bytes = rmp_serde::to_vec(value)?;
+        self.put_raw(cf, key, bytes);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
+        self.keys_written += 1;
+        self.command.insert((cf, key), None);
+    }
+
+    /// Every live entry under `prefix`, merging the database with pending writes. Used only where
+    /// a command inherently touches a whole set (a channel's members for `@channel`, a thread's
+    /// followers, a root's replies on delete).
+    pub fn scan_prefix(&mut self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let end = prefix_end(prefix);
+        self.scan_range(cf, prefix, end.as_deref())
+    }
+
+    /// Every live entry in `[lower, upper)`, merging the database with pending writes.
+    pub fn scan_range(
+        &mut self,
+        cf: Cf,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_lower_bound(lower.to_vec());
+        if let Some(upper) = upper {
+            opts.set_iterate_upper_bound(upper.to_vec());
+        }
+        let mode = rocksdb::IteratorMode::From(lower, rocksdb::Direction::Forward);
+        for item in self
+            .engine
+            .db
+            .iterator_cf_opt(self.engine.cf(cf)?, opts, mode)
+        {
+            let (key, value) = item?;
+            merged.insert(key.to_vec(), Some(value.to_vec()));
+        }
+        for layer in [&self.batch, &self.command] {
+            let start = (cf, lower.to_vec());
+            for ((entry_cf, key), value) in layer.range(start..) {
+                if *entry_cf != cf || upper.is_some_and(|upper| key.as_slice() >= upper) {
+                    break;
+                }
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        let live: Vec<_> = merged
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|v| (key, v)))
+            .collect();
+        self.keys_read += live.len() as u64;
+        Ok(live)
+    }
+
+    /// Moves all accepted writes into one RocksDB write batch.
+    pub fn into_write_batch(self) -> Result<WriteBatch> {
+        let mut batch = WriteBatch::default();
+        for ((cf, key), value) in self.batch {
+            let handle = self.engine.cf(cf)?;
+            match value {
+                Some(value) => batch.put_cf(handle, key, value),
+                None => batch.delete_cf(handle, key),
+            }
+        }
+        Ok(batch)
+    }
+}
