@@ -1,6 +1,46 @@
-//! `confab`: the server binary. The HTTP API, WebSocket fan-out, auth, config and CLI land with
-//! the server issue; until then the binary only reports what it is.
+//! `confab`: a Mattermost-compatible messaging server replicated by Raft. `confab serve` runs a
+//! node; `confab cluster …` operates a running cluster.
 
-fn main() {
-    println!("confab {}", env!("CARGO_PKG_VERSION"));
+mod api;
+mod app;
+mod auth;
+mod clock;
+mod cluster_cli;
+mod config;
+mod error;
+mod metrics;
+mod ratelimit;
+mod server;
+mod views;
+mod ws;
+
+use clap::Parser;
+use config::{Cli, Commands};
+
+/// What `X-Version-Id` and the WebSocket hello report.
+pub const VERSION_ID: &str = concat!("10.5.0.confab-", env!("CARGO_PKG_VERSION"));
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("confab: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Commands::Serve(args) => runtime.block_on(server::serve(args)),
+        Commands::Cluster(args) => runtime.block_on(cluster_cli::run(args)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("confab: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -24,7 +24,9 @@ fn apply_posts(c: &mut Criterion) {
         next_post.set(n + 1);
         let i = next_index.get();
         next_index.set(i + 1);
-        engine.apply(i, &post(n, BUSY_CHANNEL, READER + 1, None, 500)).unwrap();
+        engine
+            .apply(i, &post(n, BUSY_CHANNEL, READER + 1, None, 500))
+            .unwrap();
         roots.push(n);
     }
     let make = |reply: bool| {
@@ -73,7 +75,11 @@ fn apply_posts(c: &mut Criterion) {
 
 fn reads(c: &mut Criterion) {
     let small = std::env::var("CONFAB_BENCH_SMALL").is_ok();
-    let (threads, followed) = if small { (10_000, 1_000) } else { (100_000, 10_000) };
+    let (threads, followed) = if small {
+        (10_000, 1_000)
+    } else {
+        (100_000, 10_000)
+    };
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path()).unwrap();
     let started = std::time::Instant::now();
@@ -96,17 +102,41 @@ fn reads(c: &mut Criterion) {
         b.iter(|| {
             engine
                 .reader()
-                .channel_posts(id(BUSY_CHANNEL), PostsQuery::Page { page: 0, per_page: 60 }, false)
+                .channel_posts(
+                    id(BUSY_CHANNEL),
+                    PostsQuery::Page {
+                        page: 0,
+                        per_page: 60,
+                    },
+                    false,
+                )
                 .unwrap()
         })
     });
     group.bench_function("threads_first_page_25_with_totals", |b| {
-        let query = ThreadQuery { per_page: 25, ..Default::default() };
-        b.iter(|| engine.reader().user_threads(id(READER), id(TEAM), &query).unwrap())
+        let query = ThreadQuery {
+            per_page: 25,
+            ..Default::default()
+        };
+        b.iter(|| {
+            engine
+                .reader()
+                .user_threads(id(READER), id(TEAM), &query)
+                .unwrap()
+        })
     });
     group.bench_function("unread_threads_page_25_with_totals", |b| {
-        let query = ThreadQuery { per_page: 25, unread_only: true, ..Default::default() };
-        b.iter(|| engine.reader().user_threads(id(READER), id(TEAM), &query).unwrap())
+        let query = ThreadQuery {
+            per_page: 25,
+            unread_only: true,
+            ..Default::default()
+        };
+        b.iter(|| {
+            engine
+                .reader()
+                .user_threads(id(READER), id(TEAM), &query)
+                .unwrap()
+        })
     });
     group.bench_function("thread_totals_only", |b| {
         b.iter(|| engine.reader().thread_totals(id(READER), id(TEAM)).unwrap())

@@ -144,7 +144,12 @@ pub fn base(loader: &mut Loader, writers: u64) {
 /// (1M posts for 100k × 9). The reader authors `followed` roots in the busy channel (so follows
 /// them); other writers reply; the reader then replies last in every other followed thread,
 /// leaving half unread. Returns the next free time.
-pub fn threads_fixture(engine: &Engine, threads: u64, replies_per_thread: u64, followed: u64) -> u64 {
+pub fn threads_fixture(
+    engine: &Engine,
+    threads: u64,
+    replies_per_thread: u64,
+    followed: u64,
+) -> u64 {
     let writers = 20;
     let mut loader = Loader::new(engine);
     base(&mut loader, writers);
@@ -164,7 +169,13 @@ pub fn threads_fixture(engine: &Engine, threads: u64, replies_per_thread: u64, f
         n += 1;
         at += 1;
         for r in 0..replies_per_thread {
-            loader.push(post(n, channel, READER + 1 + (t + r) % writers, Some(root), at));
+            loader.push(post(
+                n,
+                channel,
+                READER + 1 + (t + r) % writers,
+                Some(root),
+                at,
+            ));
             n += 1;
             at += 1;
         }

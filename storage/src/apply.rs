@@ -840,7 +840,9 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         }
         None => None,
     };
-    let at = new.at;
+    // Post times are unique and increasing within a channel, so "from this post on" (unread
+    // cursors, since, before/after) never ties with a neighbour created in the same millisecond.
+    let at = new.at.max(channel.last_post_at.saturating_add(1));
     let post = Post {
         id: new.id,
         create_at: at,

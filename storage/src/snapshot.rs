@@ -226,7 +226,7 @@ impl<R: Read> FrameReader<R> {
         }
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-        if len > MAX_FRAME_BYTES || len < 9 {
+        if !(9..=MAX_FRAME_BYTES).contains(&len) {
             return Err(corrupt(format!("frame of {len} bytes")));
         }
         let mut payload = vec![0u8; len];

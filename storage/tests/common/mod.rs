@@ -9,6 +9,12 @@ pub struct TestDb {
     pub next_index: u64,
 }
 
+impl Default for TestDb {
+    fn default() -> TestDb {
+        TestDb::new()
+    }
+}
+
 impl TestDb {
     pub fn new() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");

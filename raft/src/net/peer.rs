@@ -1,0 +1,177 @@
+//! openraft's network: one [`PeerClient`] per target node, speaking the wire protocol through
+//! the shared [`HttpClient`]. Snapshots are sent as a sequence of raw chunks read from the
+//! snapshot file (bounded memory), then one install call carrying the vote and the metadata.
+
+use super::client::{HttpClient, TransportError};
+use super::wire::{self, InstallSnapshot};
+use crate::snapshot_store::SnapshotFile;
+use crate::types::{Snapshot, TypeConfig, Vote};
+use bytes::Bytes;
+use openraft::errors::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub(crate) struct NetworkFactory {
+    pub http: HttpClient,
+    pub snapshot_chunk_bytes: usize,
+    pub snapshot_chunk_timeout: Duration,
+    pub snapshot_install_timeout: Duration,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, _target: u64, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            addr: node.addr.clone(),
+            factory: self.clone(),
+        }
+    }
+}
+
+pub(crate) struct PeerClient {
+    addr: String,
+    factory: NetworkFactory,
+}
+
+/// Transport failures as openraft classifies them: unreachable peers are backed off.
+fn rpc_error(error: TransportError) -> RPCError<TypeConfig> {
+    match error {
+        TransportError::Unreachable { .. } | TransportError::Status { .. } => {
+            RPCError::Unreachable(Unreachable::new(&error))
+        }
+        _ => RPCError::Network(NetworkError::new(&error)),
+    }
+}
+
+fn streaming_error(error: TransportError) -> StreamingError<TypeConfig> {
+    match error {
+        TransportError::Unreachable { .. } | TransportError::Status { .. } => {
+            StreamingError::Unreachable(Unreachable::new(&error))
+        }
+        _ => StreamingError::Network(NetworkError::new(&error)),
+    }
+}
+
+impl PeerClient {
+    async fn rpc<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
+        let answer: Result<Resp, RaftError<TypeConfig>> = self
+            .factory
+            .http
+            .call(&self.addr, path, request, option.soft_ttl())
+            .await
+            .map_err(rpc_error)?;
+        // The remote Raft is stopped or broken: as good as unreachable.
+        answer.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+    }
+
+    async fn send_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let transfer: u64 = rand::random();
+        let file: SnapshotFile = snapshot.snapshot;
+        let chunk_bytes = self.factory.snapshot_chunk_bytes.max(4096);
+        let mut offset = 0u64;
+        loop {
+            let reading = file.clone();
+            let chunk = crate::codec::blocking(move || reading.read_chunk(offset, chunk_bytes))
+                .await
+                .and_then(|r| r)
+                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+            let len = chunk.len() as u64;
+            let path = format!(
+                "{}?transfer={transfer}&offset={offset}",
+                wire::SNAPSHOT_CHUNK
+            );
+            self.factory
+                .http
+                .post(
+                    &self.addr,
+                    &path,
+                    Bytes::from(chunk),
+                    self.factory.snapshot_chunk_timeout,
+                )
+                .await
+                .map_err(streaming_error)?;
+            offset += len;
+            if len == 0 || offset >= file.len {
+                break;
+            }
+        }
+        let path = format!("{}?transfer={transfer}", wire::SNAPSHOT_INSTALL);
+        let request = InstallSnapshot {
+            vote,
+            meta: snapshot.meta,
+        };
+        let answer: Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>> = self
+            .factory
+            .http
+            .call(
+                &self.addr,
+                &path,
+                &request,
+                self.factory.snapshot_install_timeout,
+            )
+            .await
+            .map_err(streaming_error)?;
+        answer.map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc(wire::APPEND, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc(wire::VOTE, &rpc, &option).await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc(wire::PRE_VOTE, &rpc, &option).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            answer = self.send_snapshot(vote, snapshot) => answer,
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The REST API v4: routing, the shared request plumbing (auth, query parameters where empty
+//! means absent, JSON bodies with Mattermost-shaped errors, read-your-writes) and the handlers,
+//! one module per resource.
+
+mod channels;
+pub mod cluster;
+mod posts;
+mod reactions;
+mod system;
+mod teams;
+mod threads;
+mod users;
+
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use confab_storage::{Id, Session, User};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub type AppState = Arc<App>;
+
+/// Largest request body accepted (Mattermost's default is 50 MB for files; confab has no files).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Header carrying the log index a write was applied at (and a read may wait for).
+pub const APPLIED_HEADER: &str = "x-confab-applied";
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(system::routes())
+        .merge(users::routes())
+        .merge(teams::routes())
+        .merge(channels::routes())
+        .merge(posts::routes())
+        .merge(reactions::routes())
+        .merge(threads::routes())
+        .merge(cluster::routes());
+    Router::new()
+        .nest("/api/v4", api)
+        .route("/metrics", axum::routing::get(system::metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_your_writes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "api.context.404.app_error",
+        "Sorry, we could not find the page.",
+    )
+}
+
+/// A JSON answer with `Content-Type: application/json` exactly (no charset: clients compare the
+/// whole string).
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = (status, bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub fn ok(body: Value) -> Response {
+    json_response(StatusCode::OK, &body)
+}
+
+pub fn created(body: Value) -> Response {
+    json_response(StatusCode::CREATED, &body)
+}
+
+pub fn status_ok() -> Response {
+    ok(serde_json::json!({"status": "OK"}))
+}
+
+/// Marks a write's answer with the index it was applied at.
+pub fn with_applied(mut response: Response, index: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&index.to_string()) {
+        response.headers_mut().insert(APPLIED_HEADER, value);
+    }
+    response
+}
+
+/// Parses a JSON body; anything malformed is a 400 in Mattermost's shape, never a panic.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8], what: &str) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "api.context.invalid_body_param.app_error",
+            format!("Invalid or missing {what} in request body: {e}"),
+        )
+    })
+}
+
+/// Query parameters where an empty value means absent (Client4 sends every parameter).
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(query: Option<&str>) -> Params {
+        let map = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .filter(|(name, value)| !name.is_empty() && !value.is_empty())
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect::<HashMap<_, _>>();
+        Params(map)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    pub fn u64(&self, name: &str) -> ApiResult<Option<u64>> {
+        self.get(name)
+            .map(|v| v.parse::<u64>().map_err(|_| ApiError::invalid_param(name)))
+            .transpose()
+    }
+
+    pub fn usize_or(&self, name: &str, default: usize) -> ApiResult<usize> {
+        Ok(self.u64(name)?.map(|v| v as usize).unwrap_or(default))
+    }
+
+    pub fn bool(&self, name: &str) -> bool {
+        matches!(self.get(name), Some("true") | Some("1"))
+    }
+
+    pub fn id(&self, name: &str) -> ApiResult<Option<Id>> {
+        self.get(name)
+            .map(|v| Id::parse(v).map_err(|_| ApiError::invalid_param(name)))
+            .transpose()
+    }
+
+    /// `page` and `per_page` (default 60, at most 200).
+    pub fn paging(&self) -> ApiResult<(usize, usize)> {
+        let page = self.usize_or("page", 0)?;
+        let per_page = self.usize_or("per_page", 60)?.clamp(1, 200);
+        Ok((page, per_page))
+    }
+}
+
+/// A path id in Mattermost's form; `me` is resolved by the caller.
+pub fn path_id(text: &str, name: &str) -> ApiResult<Id> {
+    Id::parse(text).map_err(|_| ApiError::invalid_param(name))
+}
+
+/// The authenticated caller.
+pub struct Caller {
+    pub session: Session,
+    pub user: User,
+}
+
+impl Caller {
+    pub fn id(&self) -> Id {
+        self.user.id
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user
+            .roles
+            .split_whitespace()
+            .any(|r| r == "system_admin")
+    }
+
+    /// Resolves a `{user_id}` path segment, where `me` means the caller.
+    pub fn resolve(&self, text: &str) -> ApiResult<Id> {
+        if text == "me" {
+            Ok(self.user.id)
+        } else {
+            path_id(text, "user_id")
+        }
+    }
+
+    /// The caller may act for `user` (themselves, or any user as an admin).
+    pub fn require_self_or_admin(&self, user: Id) -> ApiResult<()> {
+        if user == self.user.id || self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Caller, ApiError> {
+        let token = crate::auth::token_from_parts(&parts.headers, parts.uri.query())
+            .ok_or_else(ApiError::unauthorized)?;
+        let engine = state.engine.clone();
+        let now = crate::clock::now_ms();
+        let found = tokio::task::spawn_blocking(move || {
+            let session = crate::auth::session_for(&engine, &token, now)?;
+            let user = engine.reader().user(session.user_id).ok()??;
+            Some(Caller { session, user })
+        })
+        .await
+        .map_err(|_| ApiError::internal("auth task failed"))?;
+        found.ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// Read-your-writes: a request carrying `X-Confab-Applied: N` waits (bounded) until this
+/// node's replica has applied index N.
+async fn read_your_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let wanted = request
+        .headers()
+        .get(APPLIED_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(index) = wanted {
+        if let Err(e) = state.wait_applied(index, Duration::from_secs(5)).await {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Metrics per route and status, and the headers every answer carries.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_string();
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("confab_http_requests_total", &labels).increment(1);
+    metrics::histogram!("confab_http_request_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    let headers: &mut HeaderMap = response.headers_mut();
+    headers.insert("x-version-id", HeaderValue::from_static(crate::VERSION_ID));
+    if let Ok(value) = HeaderValue::from_str(&state.settings.cluster_id) {
+        headers.insert("x-cluster-id", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&Id::from_bytes(rand::random()).to_base32()) {
+        headers.insert("x-request-id", value);
+    }
+    response
+}

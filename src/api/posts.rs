@@ -1,0 +1,443 @@
+//! Posts: create, read, patch, delete, pin; channel pages; threads; posts around the unread point.
+
+use super::channels::readable_channel;
+use super::{created, ok, parse_body, path_id, status_ok, with_applied, AppState, Caller, Params};
+use crate::clock::now_ms;
+use crate::error::{ApiError, ApiResult};
+use crate::views::{self, PostThreadInfo};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use confab_storage::{Command, Id, Outcome, Post, PostPage, PostsQuery, Reader, MAX_MESSAGE_CHARS};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/posts", post(create_post))
+        .route(
+            "/posts/{post_id}",
+            get(get_post).delete(delete_post).put(update_post),
+        )
+        .route("/posts/{post_id}/patch", put(patch_post))
+        .route("/posts/{post_id}/pin", post(pin_post))
+        .route("/posts/{post_id}/unpin", post(unpin_post))
+        .route("/posts/{post_id}/thread", get(get_thread))
+        .route("/channels/{channel_id}/posts", get(channel_posts))
+        .route(
+            "/users/{user_id}/channels/{channel_id}/posts/unread",
+            get(posts_around_unread),
+        )
+}
+
+/// Thread facts for the posts of a page: one point lookup per distinct thread.
+pub fn thread_infos(
+    r: &Reader,
+    posts: &[Post],
+    user: Id,
+) -> confab_storage::Result<HashMap<Id, PostThreadInfo>> {
+    let mut infos = HashMap::new();
+    for post in posts {
+        let root = if post.is_root() {
+            post.id
+        } else {
+            post.root_id
+        };
+        if infos.contains_key(&root) {
+            continue;
+        }
+        if let Some(thread) = r.thread(root)? {
+            let following = r.thread_membership(user, root)?.map(|m| m.following);
+            infos.insert(
+                root,
+                PostThreadInfo {
+                    reply_count: thread.reply_count,
+                    last_reply_at: thread.last_reply_at,
+                    participants: thread.participants,
+                    is_following: following,
+                },
+            );
+        }
+    }
+    Ok(infos)
+}
+
+fn info_for(infos: &HashMap<Id, PostThreadInfo>, post: &Post) -> Option<PostThreadInfo> {
+    let root = if post.is_root() {
+        post.id
+    } else {
+        post.root_id
+    };
+    infos.get(&root).cloned()
+}
+
+/// A post as JSON with its thread facts, read on the replica.
+pub fn post_json(r: &Reader, post: &Post, user: Id) -> confab_storage::Result<Value> {
+    let infos = thread_infos(r, std::slice::from_ref(post), user)?;
+    Ok(views::post(post, info_for(&infos, post).as_ref()))
+}
+
+pub fn page_json(r: &Reader, page: &PostPage, user: Id) -> confab_storage::Result<Value> {
+    let infos = thread_infos(r, &page.posts, user)?;
+    Ok(views::post_list(page, |p| info_for(&infos, p)))
+}
+
+#[derive(Deserialize)]
+struct Priority {
+    #[serde(default)]
+    priority: String,
+}
+
+#[derive(Deserialize, Default)]
+struct Metadata {
+    #[serde(default)]
+    priority: Option<Priority>,
+}
+
+#[derive(Deserialize)]
+struct NewPost {
+    channel_id: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    root_id: String,
+    #[serde(default)]
+    props: Option<Value>,
+    #[serde(default)]
+    pending_post_id: String,
+    #[serde(default, rename = "type")]
+    post_type: String,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+fn check_message(message: &str) -> ApiResult<()> {
+    if message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::bad_request(
+            "model.post.is_valid.message_length.app_error",
+            format!("Message must be {MAX_MESSAGE_CHARS} characters or fewer."),
+        ));
+    }
+    Ok(())
+}
+
+fn props_text(props: Option<Value>) -> ApiResult<String> {
+    match props {
+        None | Some(Value::Null) => Ok("{}".into()),
+        Some(Value::Object(map)) => Ok(Value::Object(map).to_string()),
+        Some(_) => Err(ApiError::invalid_param("props")),
+    }
+}
+
+async fn create_post(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let new: NewPost = parse_body(&body, "post")?;
+    let channel_id = path_id(&new.channel_id, "channel_id")?;
+    check_message(&new.message)?;
+    let root_id = if new.root_id.is_empty() {
+        None
+    } else {
+        Some(path_id(&new.root_id, "root_id")?)
+    };
+    let priority = new
+        .metadata
+        .and_then(|m| m.priority)
+        .map(|p| p.priority)
+        .filter(|p| p == "urgent" || p == "important")
+        .unwrap_or_default();
+    let me = caller.id();
+    let (index, outcome) = app
+        .write(Command::CreatePost {
+            id: Id::from_bytes(rand::random()),
+            at: now_ms(),
+            channel_id,
+            user_id: me,
+            root_id,
+            message: new.message,
+            post_type: new.post_type,
+            props: props_text(new.props)?,
+            pending_post_id: new.pending_post_id,
+            priority,
+        })
+        .await?;
+    let Outcome::Posted(posted) = outcome else {
+        return Err(ApiError::internal("unexpected outcome"));
+    };
+    let info = posted.thread.as_ref().map(|t| PostThreadInfo {
+        reply_count: t.reply_count,
+        last_reply_at: t.last_reply_at,
+        participants: t.participants.clone(),
+        is_following: Some(true),
+    });
+    Ok(with_applied(
+        created(views::post(&posted.post, info.as_ref())),
+        index,
+    ))
+}
+
+/// Loads a post the caller may read (its channel is readable); deleted posts are 404.
+async fn readable_post(app: &AppState, caller: &Caller, post_id: Id) -> ApiResult<Post> {
+    let (me, admin) = (caller.id(), caller.is_admin());
+    app.read(move |r| {
+        let Some(post) = r.post(post_id)? else {
+            return Ok(Err(ApiError::not_found("post")));
+        };
+        if post.delete_at != 0 {
+            return Ok(Err(ApiError::not_found("post")));
+        }
+        Ok(readable_channel(r, post.channel_id, me, admin)?.map(|_| post))
+    })
+    .await?
+}
+
+async fn get_post(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+) -> ApiResult<Response> {
+    let post_id = path_id(&post_id, "post_id")?;
+    let post = readable_post(&app, &caller, post_id).await?;
+    let me = caller.id();
+    let body = app.read(move |r| post_json(r, &post, me)).await?;
+    Ok(ok(body))
+}
+
+#[derive(Deserialize)]
+struct Patch {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    is_pinned: Option<bool>,
+    #[serde(default)]
+    props: Option<Value>,
+}
+
+async fn apply_patch(
+    app: &AppState,
+    caller: &Caller,
+    post_id: Id,
+    patch: Patch,
+    author_only: bool,
+) -> ApiResult<Response> {
+    let post = readable_post(app, caller, post_id).await?;
+    if author_only && post.user_id != caller.id() && !caller.is_admin() {
+        return Err(ApiError::forbidden());
+    }
+    if let Some(message) = &patch.message {
+        check_message(message)?;
+    }
+    let props = match patch.props {
+        Some(props) => Some(props_text(Some(props))?),
+        None => None,
+    };
+    let (index, outcome) = app
+        .write(Command::PatchPost {
+            post_id,
+            at: now_ms(),
+            message: patch.message,
+            is_pinned: patch.is_pinned,
+            props,
+        })
+        .await?;
+    let Outcome::PostEdited { post, .. } = outcome else {
+        return Err(ApiError::internal("unexpected outcome"));
+    };
+    let me = caller.id();
+    let body = app.read(move |r| post_json(r, &post, me)).await?;
+    Ok(with_applied(ok(body), index))
+}
+
+async fn patch_post(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let post_id = path_id(&post_id, "post_id")?;
+    let patch: Patch = parse_body(&body, "patch")?;
+    apply_patch(&app, &caller, post_id, patch, true).await
+}
+
+async fn update_post(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let post_id = path_id(&post_id, "post_id")?;
+    let patch: Patch = parse_body(&body, "post")?;
+    apply_patch(
+        &app,
+        &caller,
+        post_id,
+        Patch {
+            is_pinned: None,
+            ..patch
+        },
+        true,
+    )
+    .await
+}
+
+async fn pin_post(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+) -> ApiResult<Response> {
+    let post_id = path_id(&post_id, "post_id")?;
+    let response = apply_patch(
+        &app,
+        &caller,
+        post_id,
+        Patch {
+            message: None,
+            is_pinned: Some(true),
+            props: None,
+        },
+        false,
+    )
+    .await?;
+    Ok(with_applied(status_ok(), applied_of(&response)))
+}
+
+async fn unpin_post(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+) -> ApiResult<Response> {
+    let post_id = path_id(&post_id, "post_id")?;
+    let response = apply_patch(
+        &app,
+        &caller,
+        post_id,
+        Patch {
+            message: None,
+            is_pinned: Some(false),
+            props: None,
+        },
+        false,
+    )
+    .await?;
+    Ok(with_applied(status_ok(), applied_of(&response)))
+}
+
+fn applied_of(response: &Response) -> u64 {
+    response
+        .headers()
+        .get(super::APPLIED_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn delete_post(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+) -> ApiResult<Response> {
+    let post_id = path_id(&post_id, "post_id")?;
+    let post = readable_post(&app, &caller, post_id).await?;
+    if post.user_id != caller.id() && !caller.is_admin() {
+        return Err(ApiError::forbidden());
+    }
+    let (index, _) = app
+        .write(Command::DeletePost {
+            post_id,
+            at: now_ms(),
+        })
+        .await?;
+    Ok(with_applied(status_ok(), index))
+}
+
+async fn get_thread(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+) -> ApiResult<Response> {
+    let post_id = path_id(&post_id, "post_id")?;
+    let post = readable_post(&app, &caller, post_id).await?;
+    let root = if post.is_root() {
+        post.id
+    } else {
+        post.root_id
+    };
+    let me = caller.id();
+    let body = app
+        .read(move |r| {
+            let page = r.thread_posts(root)?;
+            page_json(r, &page, me)
+        })
+        .await?;
+    Ok(ok(body))
+}
+
+/// GET /channels/{id}/posts with `page`/`per_page`, or `since`, or `before`/`after`; with
+/// `collapsedThreads=true` only root posts.
+async fn channel_posts(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(channel_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let channel_id = path_id(&channel_id, "channel_id")?;
+    let params = Params::parse(query.as_deref());
+    let (page, per_page) = params.paging()?;
+    let collapsed = params.bool("collapsedThreads");
+    let query = if let Some(since) = params.u64("since")? {
+        PostsQuery::Since { since, limit: 1000 }
+    } else if let Some(before) = params.id("before")? {
+        PostsQuery::Before {
+            post_id: before,
+            per_page,
+        }
+    } else if let Some(after) = params.id("after")? {
+        PostsQuery::After {
+            post_id: after,
+            per_page,
+        }
+    } else {
+        PostsQuery::Page { page, per_page }
+    };
+    let (me, admin) = (caller.id(), caller.is_admin());
+    let body = app
+        .read(move |r| {
+            if let Err(e) = readable_channel(r, channel_id, me, admin)? {
+                return Ok(Err(e));
+            }
+            let page = r.channel_posts(channel_id, query, collapsed)?;
+            Ok(Ok(page_json(r, &page, me)?))
+        })
+        .await??;
+    Ok(ok(body))
+}
+
+async fn posts_around_unread(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((user_id, channel_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let user = caller.resolve(&user_id)?;
+    caller.require_self_or_admin(user)?;
+    let channel_id = path_id(&channel_id, "channel_id")?;
+    let params = Params::parse(query.as_deref());
+    let before = params.usize_or("limit_before", 60)?.min(200);
+    let after = params.usize_or("limit_after", 60)?.clamp(1, 200);
+    let collapsed = params.bool("collapsedThreads");
+    let body = app
+        .read(move |r| {
+            let Some(page) = r.posts_around_unread(user, channel_id, before, after, collapsed)?
+            else {
+                return Ok(Err(ApiError::forbidden()));
+            };
+            Ok(Ok(page_json(r, &page, user)?))
+        })
+        .await??;
+    Ok(ok(body))
+}

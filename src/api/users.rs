@@ -1,0 +1,380 @@
+//! Users, sign-up, login and logout.
+
+use super::{created, ok, parse_body, path_id, status_ok, with_applied, AppState, Caller, Params};
+use crate::clock::now_ms;
+use crate::error::{ApiError, ApiResult};
+use crate::views;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use confab_storage::{validate, Command, Id, Outcome, User};
+use serde::Deserialize;
+use serde_json::Value;
+use std::net::SocketAddr;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(create_user).get(list_users))
+        .route("/users/login", post(login))
+        .route("/users/logout", post(logout))
+        .route("/users/ids", post(users_by_ids))
+        .route("/users/usernames", post(users_by_usernames))
+        .route("/users/username/{username}", get(user_by_username))
+        .route("/users/email/{email}", get(user_by_email))
+        .route("/users/{user_id}", get(get_user))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    email: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    nickname: String,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+}
+
+pub fn hash_password(password: &str) -> ApiResult<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| ApiError::internal(format!("salt: {e}")))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| ApiError::internal(format!("hashing: {e}")))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+async fn create_user(State(app): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let new: NewUser = parse_body(&body, "user")?;
+    let username = new.username.trim().to_lowercase();
+    let email = new.email.trim().to_lowercase();
+    validate::username(&username).map_err(|_| {
+        ApiError::bad_request(
+            "model.user.is_valid.username.app_error",
+            "Username must begin with a letter and contain between 3 and 22 lowercase characters made up of numbers, letters, and the symbols '.', '-', and '_'.",
+        )
+    })?;
+    validate::email(&email).map_err(|_| {
+        ApiError::bad_request("model.user.is_valid.email.app_error", "Invalid email.")
+    })?;
+    let password_len = new.password.chars().count();
+    if password_len < app.settings.min_password_len || password_len > 72 {
+        return Err(ApiError::bad_request(
+            "model.user.is_valid.pwd_length.app_error",
+            format!(
+                "Your password must contain between {} and 72 characters.",
+                app.settings.min_password_len
+            ),
+        ));
+    }
+    let first = !app.read(|r| r.has_users()).await?;
+    let password = new.password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| ApiError::internal("hashing task failed"))??;
+    let roles = if first {
+        "system_user system_admin"
+    } else {
+        "system_user"
+    };
+    let (index, outcome) = app
+        .write(Command::CreateUser {
+            id: Id::from_bytes(rand::random()),
+            at: now_ms(),
+            username,
+            email,
+            password_hash,
+            nickname: new.nickname,
+            first_name: new.first_name,
+            last_name: new.last_name,
+            roles: roles.into(),
+        })
+        .await?;
+    match outcome {
+        Outcome::UserCreated(user) => Ok(with_applied(created(views::user(&user, false)), index)),
+        _ => Err(ApiError::internal("unexpected outcome")),
+    }
+}
+
+#[derive(Deserialize)]
+struct Login {
+    #[serde(default)]
+    login_id: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    device_id: String,
+    #[serde(default, rename = "deviceId")]
+    device_id_camel: String,
+}
+
+fn invalid_login() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "api.user.login.invalid_credentials_email_username",
+        "Enter a valid email or username and/or password.",
+    )
+}
+
+async fn login(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let login: Login = parse_body(&body, "login")?;
+    let login_id = login.login_id.trim().to_lowercase();
+    if login_id.is_empty() || login.password.is_empty() {
+        return Err(ApiError::invalid_param("login_id"));
+    }
+    let user_key = format!("user:{login_id}");
+    if !app
+        .logins
+        .allow(&[user_key.clone(), format!("ip:{}", peer.ip())])
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "api.context.rate_limit.app_error",
+            "Too many login attempts; try again later.",
+        ));
+    }
+    let lookup = login_id.clone();
+    let user: Option<User> = app
+        .read(move |r| match r.user_by_username(&lookup)? {
+            Some(user) => Ok(Some(user)),
+            None => r.user_by_email(&lookup),
+        })
+        .await?;
+    let Some(user) = user else {
+        return Err(invalid_login());
+    };
+    if user.delete_at != 0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "api.user.login.inactive.app_error",
+            "Login failed because your account has been deactivated.",
+        ));
+    }
+    let password = login.password.clone();
+    let hash = user.password_hash.clone();
+    let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|_| ApiError::internal("verify task failed"))?;
+    if !verified {
+        return Err(invalid_login());
+    }
+    app.logins.reset(&user_key);
+    let now = now_ms();
+    let device_id = if login.device_id.is_empty() {
+        login.device_id_camel
+    } else {
+        login.device_id
+    };
+    let (index, outcome) = app
+        .write(Command::CreateSession {
+            token: Id::from_bytes(rand::random()),
+            user_id: user.id,
+            at: now,
+            expires_at: now + app.settings.session_days * 86_400_000,
+            device_id,
+        })
+        .await?;
+    let Outcome::SessionCreated(session) = outcome else {
+        return Err(ApiError::internal("unexpected outcome"));
+    };
+    let token = session.token.to_base32();
+    let mut response = with_applied(ok(views::user(&user, false)), index);
+    let out = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&token) {
+        out.insert("token", value);
+    }
+    let max_age = app.settings.session_days * 86_400;
+    let csrf = Id::from_bytes(rand::random()).to_base32();
+    for cookie in [
+        format!("MMAUTHTOKEN={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"),
+        format!(
+            "MMUSERID={}; Path=/; Max-Age={max_age}; SameSite=Lax",
+            user.id
+        ),
+        format!("MMCSRF={csrf}; Path=/; Max-Age={max_age}; SameSite=Lax"),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            out.append(header::SET_COOKIE, value);
+        }
+    }
+    let _ = headers;
+    Ok(response)
+}
+
+async fn logout(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let (index, _) = app
+        .write(Command::RevokeSession {
+            token: caller.session.token,
+        })
+        .await?;
+    let mut response = with_applied(status_ok(), index);
+    for cookie in ["MMAUTHTOKEN", "MMUSERID", "MMCSRF"] {
+        if let Ok(value) = HeaderValue::from_str(&format!("{cookie}=; Path=/; Max-Age=0")) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// A user as the caller may see them (email hidden unless it is the caller or an admin).
+fn user_view(caller: &Caller, user: &User) -> Value {
+    views::user(user, user.id != caller.id() && !caller.is_admin())
+}
+
+async fn get_user(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> ApiResult<Response> {
+    let id = caller.resolve(&user_id)?;
+    let user = app
+        .read(move |r| r.user(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(ok(user_view(&caller, &user)))
+}
+
+async fn user_by_username(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(username): Path<String>,
+) -> ApiResult<Response> {
+    let user = app
+        .read(move |r| r.user_by_username(&username))
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(ok(user_view(&caller, &user)))
+}
+
+async fn user_by_email(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(email): Path<String>,
+) -> ApiResult<Response> {
+    let user = app
+        .read(move |r| r.user_by_email(&email))
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(ok(user_view(&caller, &user)))
+}
+
+async fn users_by_ids(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let texts: Vec<String> = parse_body(&body, "user ids")?;
+    if texts.len() > 1000 {
+        return Err(ApiError::invalid_param("user_ids"));
+    }
+    let ids = texts
+        .iter()
+        .map(|t| path_id(t, "user_ids"))
+        .collect::<ApiResult<Vec<Id>>>()?;
+    let users = app
+        .read(move |r| {
+            let mut users = Vec::new();
+            for id in ids {
+                users.extend(r.user(id)?);
+            }
+            Ok(users)
+        })
+        .await?;
+    Ok(ok(Value::Array(
+        users.iter().map(|u| user_view(&caller, u)).collect(),
+    )))
+}
+
+async fn users_by_usernames(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let names: Vec<String> = parse_body(&body, "usernames")?;
+    if names.len() > 1000 {
+        return Err(ApiError::invalid_param("usernames"));
+    }
+    let users = app
+        .read(move |r| {
+            let mut users = Vec::new();
+            for name in names {
+                users.extend(r.user_by_username(&name)?);
+            }
+            Ok(users)
+        })
+        .await?;
+    Ok(ok(Value::Array(
+        users.iter().map(|u| user_view(&caller, u)).collect(),
+    )))
+}
+
+/// GET /users?in_channel=&in_team=&page=&per_page=
+async fn list_users(
+    State(app): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(query.as_deref());
+    let (page, per_page) = params.paging()?;
+    let in_channel = params.id("in_channel")?;
+    let in_team = params.id("in_team")?;
+    let me = caller.id();
+    let admin = caller.is_admin();
+    let users = app
+        .read(move |r| {
+            let ids: Vec<Id> = if let Some(channel) = in_channel {
+                let Some(ch) = r.channel(channel)? else {
+                    return Ok(None);
+                };
+                if !crate::api::channels::can_read_channel(r, &ch, me, admin)? {
+                    return Ok(None);
+                }
+                r.channel_members(channel, page, per_page)?
+                    .into_iter()
+                    .map(|m| m.user_id)
+                    .collect()
+            } else if let Some(team) = in_team {
+                if !admin && r.team_member(team, me)?.is_none() {
+                    return Ok(None);
+                }
+                r.team_members(team, page, per_page)?
+                    .into_iter()
+                    .map(|m| m.user_id)
+                    .collect()
+            } else {
+                r.users(page, per_page)?.into_iter().map(|u| u.id).collect()
+            };
+            let mut users = Vec::new();
+            for id in ids {
+                users.extend(r.user(id)?);
+            }
+            Ok(Some(users))
+        })
+        .await?
+        .ok_or_else(ApiError::forbidden)?;
+    Ok(ok(Value::Array(
+        users.iter().map(|u| user_view(&caller, u)).collect(),
+    )))
+}

@@ -1,0 +1,212 @@
+//! The server's shared state and its two paths to data: writes commit a `Command` through Raft
+//! and return once this node's replica has applied it (so the writer reads its own write here);
+//! reads run on the local replica in a blocking task, never on the async runtime.
+
+use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::LoginLimiter;
+use crate::ws::Hub;
+use confab_raft::RaftNode;
+use confab_storage::{Command, Engine, Outcome, Reader, StorageError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings the handlers consult.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub session_days: u64,
+    pub min_password_len: usize,
+    pub cluster_id: String,
+}
+
+pub struct App {
+    pub engine: Arc<Engine>,
+    pub raft: RaftNode,
+    pub hub: Arc<Hub>,
+    pub logins: LoginLimiter,
+    pub settings: Settings,
+    pub cluster_secret: String,
+}
+
+impl App {
+    /// Commits a command and waits until this node applied it. Returns the applied index and
+    /// the command's outcome; a refused command is its Mattermost-shaped error.
+    pub async fn write(&self, command: Command) -> ApiResult<(u64, Outcome)> {
+        let written = self.raft.write(command).await.map_err(|e| {
+            ApiError::unavailable(format!("the cluster did not commit the write: {e}"))
+        })?;
+        let index = written.index;
+        self.wait_applied(index, Duration::from_secs(10)).await?;
+        match written.applied.result {
+            Ok(outcome) => Ok((index, outcome)),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Waits (bounded) until the local replica has applied `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> ApiResult<()> {
+        self.raft.wait_applied(index, timeout).await.map_err(|_| {
+            ApiError::unavailable(format!("this node has not applied index {index} yet"))
+        })
+    }
+
+    /// Runs a read on a snapshot of the local replica.
+    pub async fn read<T, F>(&self, query: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Reader) -> Result<T, StorageError> + Send + 'static,
+    {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = engine.reader();
+            query(&reader)
+        })
+        .await
+        .map_err(|_| ApiError::internal("read task failed"))?
+        .map_err(ApiError::from)
+    }
+}
+
+impl App {
+    /// Figures read at scrape time for `/metrics`: Raft commit/apply latency and leader changes,
+    /// WebSocket connections, storage reads and writes, RocksDB's memory and size estimates.
+    pub fn gauges(&self) -> Vec<(String, &'static str, f64)> {
+        let raft = self.raft.metrics();
+        let stats = self.engine.stats();
+        let load =
+            |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        let seconds = |us: u64| us as f64 / 1e6;
+        let mut gauges = vec![
+            (
+                "confab_raft_writes_ok_total".into(),
+                "Writes committed through this node",
+                raft.writes_ok as f64,
+            ),
+            (
+                "confab_raft_writes_failed_total".into(),
+                "Writes that returned an error",
+                raft.writes_failed as f64,
+            ),
+            (
+                "confab_raft_writes_forwarded_total".into(),
+                "Writes forwarded to the leader",
+                raft.writes_forwarded as f64,
+            ),
+            (
+                "confab_raft_write_retries_total".into(),
+                "Write retries across leader changes",
+                raft.write_retries as f64,
+            ),
+            (
+                "confab_raft_leader_changes_total".into(),
+                "Times the known leader changed",
+                raft.leader_changes as f64,
+            ),
+            (
+                "confab_raft_applied_entries_total".into(),
+                "Log entries applied locally",
+                raft.applied_entries as f64,
+            ),
+            (
+                "confab_raft_applied_index".into(),
+                "Last applied log index",
+                self.raft.applied_index() as f64,
+            ),
+            (
+                "confab_raft_snapshots_built_total".into(),
+                "Snapshots built",
+                raft.snapshots_built as f64,
+            ),
+            (
+                "confab_raft_snapshots_installed_total".into(),
+                "Snapshots installed",
+                raft.snapshots_installed as f64,
+            ),
+            (
+                "confab_raft_commit_latency_seconds_mean".into(),
+                "Mean commit latency",
+                seconds(raft.commit_latency.mean_us()),
+            ),
+            (
+                "confab_raft_commit_latency_seconds_p50".into(),
+                "Median commit latency",
+                seconds(raft.commit_latency.quantile_us(0.5)),
+            ),
+            (
+                "confab_raft_commit_latency_seconds_p99".into(),
+                "p99 commit latency",
+                seconds(raft.commit_latency.quantile_us(0.99)),
+            ),
+            (
+                "confab_raft_apply_latency_seconds_mean".into(),
+                "Mean apply latency",
+                seconds(raft.apply_latency.mean_us()),
+            ),
+            (
+                "confab_raft_apply_latency_seconds_p99".into(),
+                "p99 apply latency",
+                seconds(raft.apply_latency.quantile_us(0.99)),
+            ),
+            (
+                "confab_ws_connections_open".into(),
+                "Open WebSocket connections on this node",
+                self.hub.connection_count() as f64,
+            ),
+            (
+                "confab_storage_keys_read_total".into(),
+                "Keys read by queries",
+                load(&stats.keys_read),
+            ),
+            (
+                "confab_storage_keys_written_total".into(),
+                "Keys written by applied commands",
+                load(&stats.keys_written),
+            ),
+            (
+                "confab_storage_write_batches_total".into(),
+                "RocksDB write batches of applied commands",
+                load(&stats.write_batches),
+            ),
+            (
+                "confab_storage_commands_applied_total".into(),
+                "Commands applied",
+                load(&stats.commands_applied),
+            ),
+            (
+                "confab_storage_commands_refused_total".into(),
+                "Commands refused by validation",
+                load(&stats.commands_refused),
+            ),
+        ];
+        for (property, name, help) in [
+            (
+                "rocksdb.cur-size-all-mem-tables",
+                "confab_rocksdb_memtable_bytes",
+                "RocksDB memtable bytes",
+            ),
+            (
+                "rocksdb.estimate-live-data-size",
+                "confab_rocksdb_live_data_bytes",
+                "RocksDB live data estimate",
+            ),
+            (
+                "rocksdb.num-running-compactions",
+                "confab_rocksdb_running_compactions",
+                "RocksDB compactions running",
+            ),
+            (
+                "rocksdb.estimate-pending-compaction-bytes",
+                "confab_rocksdb_pending_compaction_bytes",
+                "RocksDB pending compaction bytes",
+            ),
+        ] {
+            if let Some(value) = self
+                .engine
+                .rocksdb_property(property)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+            {
+                gauges.push((name.into(), help, value));
+            }
+        }
+        gauges
+    }
+}

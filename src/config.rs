@@ -1,0 +1,265 @@
+//! Command line and configuration. Every `serve` setting comes from a flag, a `CONFAB_*`
+//! environment variable, or the TOML file named by `--config` — in that order of precedence —
+//! and then a default. The cluster secret comes from `CONFAB_CLUSTER_SECRET` or a file, never
+//! only a flag.
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "confab",
+    version,
+    about = "Mattermost-compatible messaging server, replicated by Raft"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Commands {
+    /// Run a node. With no flags: a single node on 127.0.0.1:8065 (API) and 127.0.0.1:9065
+    /// (Raft) with data in ./confab-data, bootstrapping a one-node cluster on first start.
+    Serve(ServeArgs),
+    /// Operate the cluster through any node's API (needs a system admin token).
+    Cluster(ClusterArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the long flag names, with `_`).
+    #[arg(long, env = "CONFAB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id in the cluster (stable for its data dir).
+    #[arg(long, env = "CONFAB_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Client API address (REST and WebSocket).
+    #[arg(long, env = "CONFAB_LISTEN")]
+    pub listen: Option<String>,
+    /// Node-to-node Raft address.
+    #[arg(long, env = "CONFAB_RAFT_LISTEN")]
+    pub raft_listen: Option<String>,
+    /// The Raft address other nodes reach this node at (default: --raft-listen).
+    #[arg(long, env = "CONFAB_RAFT_ADVERTISE")]
+    pub raft_advertise: Option<String>,
+    /// Data directory (RocksDB, snapshots, the generated cluster secret of a single node).
+    #[arg(long, env = "CONFAB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Join an existing cluster through any node's API URL, e.g. http://10.0.0.1:8065.
+    #[arg(long, env = "CONFAB_JOIN")]
+    pub join: Option<String>,
+    /// Bootstrap a fixed cluster: `1=127.0.0.1:9065,2=127.0.0.1:9066,3=127.0.0.1:9067`
+    /// (Raft addresses). Every listed node starts with the same list.
+    #[arg(long, env = "CONFAB_INITIAL_MEMBERS")]
+    pub initial_members: Option<String>,
+    /// File holding the shared cluster secret (or set CONFAB_CLUSTER_SECRET).
+    #[arg(long, env = "CONFAB_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "CONFAB_LOG_JSON")]
+    pub log_json: bool,
+    /// Session lifetime in days.
+    #[arg(long, env = "CONFAB_SESSION_DAYS")]
+    pub session_days: Option<u64>,
+    /// Build a Raft snapshot after this many log entries.
+    #[arg(long, env = "CONFAB_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// Any node's API URL.
+    #[arg(long, env = "CONFAB_API", default_value = "http://127.0.0.1:8065")]
+    pub api: String,
+    /// A system admin's session token.
+    #[arg(long, env = "CONFAB_TOKEN")]
+    pub token: String,
+    #[command(subcommand)]
+    pub action: ClusterAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterAction {
+    /// Members, roles, leader, term, last log and applied index per node.
+    Status,
+    /// Add a node as learner, wait for it to catch up, promote it to voter.
+    Add {
+        #[arg(long)]
+        node_id: u64,
+        /// The node's Raft address.
+        #[arg(long)]
+        raft_addr: String,
+    },
+    /// Remove a voter.
+    Remove {
+        #[arg(long)]
+        node_id: u64,
+    },
+}
+
+/// The settings file: same names as the flags.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    node_id: Option<u64>,
+    listen: Option<String>,
+    raft_listen: Option<String>,
+    raft_advertise: Option<String>,
+    data_dir: Option<PathBuf>,
+    join: Option<String>,
+    initial_members: Option<String>,
+    cluster_secret_file: Option<PathBuf>,
+    log_json: Option<bool>,
+    session_days: Option<u64>,
+    snapshot_every: Option<u64>,
+}
+
+/// The resolved settings of `confab serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub node_id: u64,
+    pub listen: String,
+    pub raft_listen: String,
+    pub raft_advertise: Option<String>,
+    pub data_dir: PathBuf,
+    pub join: Option<String>,
+    pub initial_members: Vec<(u64, String)>,
+    pub cluster_secret: Option<String>,
+    pub log_json: bool,
+    pub session_days: u64,
+    pub snapshot_every: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("--initial-members: expected id=host:port[,id=host:port…], got {0:?}")]
+    Members(String),
+    #[error("the cluster secret file {0} is empty")]
+    EmptySecret(PathBuf),
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub fn parse_members(text: &str) -> Result<Vec<(u64, String)>, ConfigError> {
+    text.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            let (id, addr) = part
+                .trim()
+                .split_once('=')
+                .ok_or_else(|| ConfigError::Members(text.to_string()))?;
+            let id = id
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ConfigError::Members(text.to_string()))?;
+            if addr.trim().is_empty() {
+                return Err(ConfigError::Members(text.to_string()));
+            }
+            Ok((id, addr.trim().to_string()))
+        })
+        .collect()
+}
+
+impl ServeArgs {
+    /// Merges flags/env over the file over defaults.
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => {
+                toml::from_str::<FileConfig>(&read(path)?).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let members = self.initial_members.or(file.initial_members);
+        let initial_members = match members {
+            Some(text) => parse_members(&text)?,
+            None => Vec::new(),
+        };
+        let secret_file = self.cluster_secret_file.or(file.cluster_secret_file);
+        let cluster_secret = match std::env::var("CONFAB_CLUSTER_SECRET") {
+            Ok(secret) if !secret.trim().is_empty() => Some(secret.trim().to_string()),
+            _ => match secret_file {
+                Some(path) => {
+                    let secret = read(&path)?.trim().to_string();
+                    if secret.is_empty() {
+                        return Err(ConfigError::EmptySecret(path));
+                    }
+                    Some(secret)
+                }
+                None => None,
+            },
+        };
+        Ok(ServeConfig {
+            node_id: self.node_id.or(file.node_id).unwrap_or(1),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8065".into()),
+            raft_listen: self
+                .raft_listen
+                .or(file.raft_listen)
+                .unwrap_or_else(|| "127.0.0.1:9065".into()),
+            raft_advertise: self.raft_advertise.or(file.raft_advertise),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./confab-data")),
+            join: self.join.or(file.join),
+            initial_members,
+            cluster_secret,
+            log_json: self.log_json || file.log_json.unwrap_or(false),
+            session_days: self.session_days.or(file.session_days).unwrap_or(30),
+            snapshot_every: self.snapshot_every.or(file.snapshot_every),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_parse_and_refuse() {
+        assert_eq!(
+            parse_members("1=127.0.0.1:9065, 2=h:1").unwrap(),
+            vec![(1, "127.0.0.1:9065".into()), (2, "h:1".into())]
+        );
+        assert!(parse_members("x=1").is_err());
+        assert!(parse_members("1").is_err());
+    }
+
+    #[test]
+    fn file_values_fill_what_flags_leave() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.toml");
+        std::fs::write(&path, "node_id = 7\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:2".into()),
+            ..ServeArgs::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.node_id, 7);
+        assert_eq!(config.listen, "127.0.0.1:2");
+        assert_eq!(config.raft_listen, "127.0.0.1:9065");
+    }
+}

@@ -1,0 +1,242 @@
+//! Starting a node: storage, Raft, the WebSocket hub fed by the applied-outcome stream, the HTTP
+//! API; bootstrap or join; clean shutdown on SIGTERM/SIGINT.
+
+use crate::api::{self, cluster::SECRET_HEADER};
+use crate::app::{App, Settings};
+use crate::config::{ServeArgs, ServeConfig};
+use crate::ratelimit::LoginLimiter;
+use crate::ws::{Hub, HubConfig};
+use confab_raft::{AppliedEvent, NodeConfig, RaftNode, Tuning};
+use confab_storage::Engine;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONFAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The secret from the configuration; a single node without one generates and keeps its own.
+fn cluster_secret(config: &ServeConfig) -> Result<String, BoxError> {
+    if let Some(secret) = &config.cluster_secret {
+        return Ok(secret.clone());
+    }
+    if config.join.is_some() || !config.initial_members.is_empty() {
+        return Err(
+            "a multi-node cluster needs CONFAB_CLUSTER_SECRET or --cluster-secret-file".into(),
+        );
+    }
+    let path = config.data_dir.join("cluster-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        if !secret.trim().is_empty() {
+            return Ok(secret.trim().to_string());
+        }
+    }
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    std::fs::write(&path, &secret)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(secret)
+}
+
+/// A node that has never voted, logged or applied anything.
+fn is_fresh(engine: &Engine) -> Result<bool, BoxError> {
+    Ok(engine.applied_index()? == 0
+        && engine.log_last()?.is_none()
+        && engine
+            .log_state_get(confab_storage::log::state_key::VOTE)?
+            .is_none())
+}
+
+pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
+    let config = args.resolve()?;
+    init_logging(config.log_json);
+    crate::metrics::install();
+    std::fs::create_dir_all(&config.data_dir)?;
+    let secret = cluster_secret(&config)?;
+    let db_dir = config.data_dir.join("db");
+    let engine = {
+        let dir = db_dir.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Engine::open(dir)).await??)
+    };
+    let fresh = is_fresh(&engine)?;
+    let mut tuning = Tuning::default();
+    if let Some(every) = config.snapshot_every {
+        tuning.snapshot_every_entries = every.max(1);
+        tuning.entries_kept_after_snapshot = (every / 5).max(1);
+    }
+    let raft = RaftNode::start(NodeConfig {
+        node_id: config.node_id,
+        listen_addr: config.raft_listen.clone(),
+        advertise_addr: config.raft_advertise.clone(),
+        engine: engine.clone(),
+        secret: secret.clone(),
+        snapshot_dir: config.data_dir.join("snapshots"),
+        tuning,
+    })
+    .await?;
+    tracing::info!(node = config.node_id, raft = %raft.raft_addr(), "raft started");
+
+    if fresh && config.join.is_none() {
+        let members: BTreeMap<u64, String> = if config.initial_members.is_empty() {
+            [(config.node_id, raft.advertise_addr().to_string())].into()
+        } else {
+            config.initial_members.iter().cloned().collect()
+        };
+        if members.contains_key(&config.node_id) {
+            if let Err(e) = raft.initialize(members).await {
+                tracing::info!("initialize: {e} (already initialized by a peer is fine)");
+            }
+        }
+    }
+
+    let proposer_raft = raft.clone();
+    let proposer: crate::ws::Proposer = Arc::new(move |command| {
+        let raft = proposer_raft.clone();
+        tokio::spawn(async move {
+            if let Err(e) = raft.write(command).await {
+                tracing::debug!("typing notice not committed: {e}");
+            }
+        });
+    });
+    let hub = Hub::new(
+        engine.clone(),
+        proposer,
+        HubConfig {
+            queue_frames: 1024,
+            window_events: 512,
+            auth_timeout: Duration::from_secs(5),
+            server_version: crate::VERSION_ID.to_string(),
+        },
+    );
+    spawn_fanout(&raft, hub.clone());
+
+    let state = Arc::new(App {
+        engine: engine.clone(),
+        raft: raft.clone(),
+        hub: hub.clone(),
+        logins: LoginLimiter::new(Duration::from_secs(60), 20),
+        settings: Settings {
+            session_days: config.session_days,
+            min_password_len: 5,
+            cluster_id: hex::encode(&secret.as_bytes()[..secret.len().min(8)]),
+        },
+        cluster_secret: secret.clone(),
+    });
+    let router = api::router(state.clone()).merge(hub.router());
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "confab API listening");
+    println!("confab node {} listening on {local}", config.node_id);
+
+    if fresh {
+        if let Some(join) = config.join.clone() {
+            let raft_addr = raft.advertise_addr().to_string();
+            let node_id = config.node_id;
+            let secret = secret.clone();
+            tokio::spawn(async move {
+                if let Err(e) = join_cluster(&join, node_id, &raft_addr, &secret).await {
+                    tracing::error!("joining the cluster through {join} failed: {e}");
+                }
+            });
+        }
+    }
+
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("shutting down");
+    raft.shutdown().await?;
+    Ok(())
+}
+
+/// Every applied batch, in log order, goes to this node's WebSocket hub.
+fn spawn_fanout(raft: &RaftNode, hub: Arc<Hub>) {
+    let mut events = raft.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => match event.as_ref() {
+                    AppliedEvent::Batch(batch) => hub.publish(batch),
+                    AppliedEvent::SnapshotInstalled { index } => hub.snapshot_installed(*index),
+                },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    hub.lagged();
+                    metrics::counter!("confab_fanout_lagged_batches_total").increment(missed);
+                    tracing::warn!("fan-out fell behind by {missed} batches");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+/// Asks a cluster member to add this node (learner, then voter), retrying while it is busy.
+async fn join_cluster(
+    api: &str,
+    node_id: u64,
+    raft_addr: &str,
+    secret: &str,
+) -> Result<(), BoxError> {
+    let body = serde_json::json!({"node_id": node_id, "raft_addr": raft_addr}).to_string();
+    let url = format!("{}/api/v4/cluster/join", api.trim_end_matches('/'));
+    let mut last = String::new();
+    for attempt in 0..30 {
+        match crate::cluster_cli::http_request(
+            "POST",
+            &url,
+            &[(SECRET_HEADER, secret)],
+            Some(body.clone()),
+        )
+        .await
+        {
+            Ok((status, _)) if status.is_success() => {
+                tracing::info!("joined the cluster through {api}");
+                return Ok(());
+            }
+            Ok((status, text)) => last = format!("{status}: {text}"),
+            Err(e) => last = e.to_string(),
+        }
+        tracing::warn!(attempt, "join not done yet: {last}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(last.into())
+}

@@ -1,0 +1,734 @@
+//! Events: built once from an applied [`Outcome`], serialized once (everything but the `seq`),
+//! and routed to an [`Audience`]. A frame for one connection is the shared prefix plus the
+//! connection's seq digits plus `}`; no JSON is encoded per recipient.
+
+use crate::views;
+use bytes::Bytes;
+use confab_storage::{
+    Applied, Channel, ChannelType, Engine, Id, Outcome, Post, Posted, StorageError, ThreadItem,
+};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One serialized event, shared by every recipient.
+#[derive(Debug)]
+pub struct Event {
+    /// `{"event":…,"data":…,"broadcast":…,"seq":` — the frame up to the seq digits.
+    pub prefix: Bytes,
+    /// Typing and viewed-class events: the first to go when a connection falls behind.
+    pub droppable: bool,
+    /// The event name, for logs and tests.
+    pub name: &'static str,
+}
+
+impl Event {
+    pub fn new(name: &'static str, data: Value, broadcast: Value, droppable: bool) -> Event {
+        let mut buf = Vec::with_capacity(256);
+        buf.extend_from_slice(b"{\"event\":\"");
+        // Event names are fixed ASCII identifiers: no escaping needed.
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(b"\",\"data\":");
+        // Writing a `Value` into a Vec cannot fail (no I/O, string keys only).
+        let _ = serde_json::to_writer(&mut buf, &data);
+        buf.extend_from_slice(b",\"broadcast\":");
+        let _ = serde_json::to_writer(&mut buf, &broadcast);
+        buf.extend_from_slice(b",\"seq\":");
+        Event {
+            prefix: Bytes::from(buf),
+            droppable,
+            name,
+        }
+    }
+
+    /// Length of the full frame payload with `seq`.
+    pub fn frame_len(&self, seq: u64) -> usize {
+        self.prefix.len() + digits(seq) + 1
+    }
+
+    /// Appends the full event JSON with `seq` spliced in.
+    pub fn write_with_seq(&self, seq: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.prefix);
+        push_u64(seq, out);
+        out.push(b'}');
+    }
+}
+
+/// Decimal digits of `n`.
+pub fn digits(mut n: u64) -> usize {
+    let mut count = 1;
+    while n >= 10 {
+        n /= 10;
+        count += 1;
+    }
+    count
+}
+
+/// Appends `n` in decimal without allocating.
+pub fn push_u64(mut n: u64, out: &mut Vec<u8>) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[i..]);
+}
+
+/// Mattermost's `broadcast` object.
+pub fn broadcast(
+    user_id: Option<Id>,
+    channel_id: Option<Id>,
+    team_id: Option<Id>,
+    omit: Option<Id>,
+) -> Value {
+    let omit_users = match omit {
+        Some(user) => {
+            let mut map = Map::new();
+            map.insert(views::id(user), Value::Bool(true));
+            Value::Object(map)
+        }
+        None => Value::Null,
+    };
+    let text = |id: Option<Id>| id.map(views::opt_id).unwrap_or_default();
+    json!({
+        "omit_users": omit_users,
+        "user_id": text(user_id),
+        "channel_id": text(channel_id),
+        "team_id": text(team_id),
+        "connection_id": "",
+        "omit_connection_id": "",
+    })
+}
+
+/// The `hello` event of a new connection stream (seq 0).
+pub fn hello(user: Id, connection_id: &str, server_version: &str) -> Event {
+    Event::new(
+        "hello",
+        json!({"connection_id": connection_id, "server_version": server_version}),
+        broadcast(Some(user), None, None, None),
+        false,
+    )
+}
+
+/// Who receives an event.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// The members of a channel (sorted, shared), minus `omit`.
+    Members {
+        members: Arc<[Id]>,
+        omit: Option<Id>,
+    },
+    /// One user.
+    User(Id),
+}
+
+impl Audience {
+    pub fn contains(&self, user: Id) -> bool {
+        match self {
+            Audience::Members { members, omit } => {
+                *omit != Some(user) && members.binary_search(&user).is_ok()
+            }
+            Audience::User(u) => *u == user,
+        }
+    }
+
+    /// Calls `visit` for every recipient, in a deterministic order.
+    pub fn for_each(&self, mut visit: impl FnMut(Id)) {
+        match self {
+            Audience::Members { members, omit } => {
+                for user in members.iter() {
+                    if Some(*user) != *omit {
+                        visit(*user);
+                    }
+                }
+            }
+            Audience::User(user) => visit(*user),
+        }
+    }
+}
+
+/// An event and its audience, from one log entry.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub audience: Audience,
+    pub event: Arc<Event>,
+}
+
+/// Something other than an event that an applied entry asks of the sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Close the sockets authenticated with this session token.
+    SessionRevoked { user: Id, token: Id },
+}
+
+/// What one applied entry produces.
+#[derive(Debug, Default)]
+pub struct EntryEvents {
+    pub index: u64,
+    pub routed: Vec<Routed>,
+    pub controls: Vec<Control>,
+}
+
+/// Builds events from outcomes, in log order. Holds the channel-membership cache that makes
+/// audiences cheap (one shared `Arc<[Id]>` per channel until its membership changes); it is
+/// updated from the outcomes themselves, so once a channel is cached its membership follows the
+/// log exactly.
+pub struct EventBuilder {
+    members: HashMap<Id, Arc<[Id]>>,
+    max_cached_channels: usize,
+}
+
+/// A membership change an outcome made.
+enum MemberChange {
+    Added(Id, Id),
+    Removed(Id, Id),
+    Created(Id, Vec<Id>),
+}
+
+fn member_changes(outcome: &Outcome) -> Vec<MemberChange> {
+    match outcome {
+        Outcome::ChannelMemberAdded {
+            channel,
+            member,
+            existed: false,
+        } => vec![MemberChange::Added(channel.id, member.user_id)],
+        Outcome::ChannelMemberRemoved { channel, user_id } => {
+            vec![MemberChange::Removed(channel.id, *user_id)]
+        }
+        Outcome::TeamMemberAdded { channels, .. } => channels
+            .iter()
+            .map(|(channel, member)| MemberChange::Added(channel.id, member.user_id))
+            .collect(),
+        Outcome::ChannelCreated {
+            channel,
+            members,
+            existed: false,
+        } => vec![MemberChange::Created(
+            channel.id,
+            members.iter().map(|m| m.user_id).collect(),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn with_user(set: &[Id], user: Id, present: bool) -> Arc<[Id]> {
+    let mut list: Vec<Id> = set.to_vec();
+    match (list.binary_search(&user), present) {
+        (Ok(_), true) | (Err(_), false) => {}
+        (Err(at), true) => list.insert(at, user),
+        (Ok(at), false) => {
+            list.remove(at);
+        }
+    }
+    list.into()
+}
+
+impl Default for EventBuilder {
+    fn default() -> Self {
+        EventBuilder::new()
+    }
+}
+
+impl EventBuilder {
+    pub fn new() -> EventBuilder {
+        EventBuilder {
+            members: HashMap::new(),
+            max_cached_channels: 200_000,
+        }
+    }
+
+    /// Members of `channel` as of entry `position` of `batch`. A cache miss reads the replica,
+    /// which may already include later entries of the batch; those are undone.
+    fn members(
+        &mut self,
+        engine: &Engine,
+        channel: Id,
+        batch: &[Applied],
+        position: usize,
+    ) -> Result<Arc<[Id]>, StorageError> {
+        if let Some(set) = self.members.get(&channel) {
+            return Ok(set.clone());
+        }
+        let reader = engine.reader();
+        let mut list: Vec<Id> = reader
+            .channel_members(channel, 0, usize::MAX)?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        list.sort();
+        let mut set: Arc<[Id]> = list.into();
+        for later in batch.iter().skip(position + 1).rev() {
+            let Ok(outcome) = &later.result else { continue };
+            for change in member_changes(outcome) {
+                match change {
+                    MemberChange::Added(c, u) if c == channel => set = with_user(&set, u, false),
+                    MemberChange::Removed(c, u) if c == channel => set = with_user(&set, u, true),
+                    _ => {}
+                }
+            }
+        }
+        if self.members.len() >= self.max_cached_channels {
+            self.members.clear();
+        }
+        self.members.insert(channel, set.clone());
+        Ok(set)
+    }
+
+    /// Follows the membership changes of an applied outcome in the cache.
+    fn follow(&mut self, outcome: &Outcome) {
+        for change in member_changes(outcome) {
+            match change {
+                MemberChange::Added(c, u) => {
+                    if let Some(set) = self.members.get_mut(&c) {
+                        *set = with_user(set, u, true);
+                    }
+                }
+                MemberChange::Removed(c, u) => {
+                    if let Some(set) = self.members.get_mut(&c) {
+                        *set = with_user(set, u, false);
+                    }
+                }
+                MemberChange::Created(c, users) => {
+                    let mut users = users;
+                    users.sort();
+                    users.dedup();
+                    self.members.insert(c, users.into());
+                }
+            }
+        }
+    }
+
+    /// Events of entry `position` of `batch`. Storage failures while building are the caller's
+    /// to log; the entry then produces no event.
+    pub fn build(
+        &mut self,
+        engine: &Engine,
+        batch: &[Applied],
+        position: usize,
+    ) -> Result<EntryEvents, StorageError> {
+        let mut out = EntryEvents {
+            index: batch.get(position).map(|a| a.index).unwrap_or(0),
+            ..EntryEvents::default()
+        };
+        let Some(Applied {
+            result: Ok(outcome),
+            ..
+        }) = batch.get(position)
+        else {
+            return Ok(out);
+        };
+        // Audiences are the memberships after the entry (a user added hears `user_added`).
+        self.follow(outcome);
+        self.build_outcome(engine, batch, position, outcome, &mut out)?;
+        Ok(out)
+    }
+
+    fn channel_audience(
+        &mut self,
+        engine: &Engine,
+        batch: &[Applied],
+        position: usize,
+        channel: &Channel,
+        omit: Option<Id>,
+    ) -> Result<Audience, StorageError> {
+        Ok(Audience::Members {
+            members: self.members(engine, channel.id, batch, position)?,
+            omit,
+        })
+    }
+
+    fn build_outcome(
+        &mut self,
+        engine: &Engine,
+        batch: &[Applied],
+        position: usize,
+        outcome: &Outcome,
+        out: &mut EntryEvents,
+    ) -> Result<(), StorageError> {
+        let mut push = |audience: Audience, event: Event| {
+            out.routed.push(Routed {
+                audience,
+                event: Arc::new(event),
+            })
+        };
+        match outcome {
+            Outcome::Posted(posted) => {
+                let audience =
+                    self.channel_audience(engine, batch, position, &posted.channel, None)?;
+                let sender = engine.reader().user(posted.post.user_id)?;
+                push(
+                    audience,
+                    posted_event(posted, sender.as_ref().map(|u| u.username.as_str())),
+                );
+                for event in thread_updated_events(posted) {
+                    push(Audience::User(event.0), event.1);
+                }
+            }
+            Outcome::PostEdited { post, channel } => {
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                push(audience, post_event("post_edited", post, channel));
+            }
+            Outcome::PostDeleted { post, channel, .. } => {
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                push(audience, post_event("post_deleted", post, channel));
+            }
+            Outcome::ReactionAdded {
+                reaction, channel, ..
+            }
+            | Outcome::ReactionRemoved {
+                reaction, channel, ..
+            } => {
+                let name = if matches!(outcome, Outcome::ReactionAdded { .. }) {
+                    "reaction_added"
+                } else {
+                    "reaction_removed"
+                };
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                push(
+                    audience,
+                    Event::new(
+                        name,
+                        json!({"reaction": views::reaction(reaction).to_string()}),
+                        broadcast(None, Some(channel.id), None, None),
+                        false,
+                    ),
+                );
+            }
+            Outcome::ChannelViewed { channel, member } => {
+                let mut times = Map::new();
+                times.insert(views::id(channel.id), json!(member.last_viewed_at));
+                push(
+                    Audience::User(member.user_id),
+                    Event::new(
+                        "multiple_channels_viewed",
+                        json!({"channel_times": times}),
+                        broadcast(Some(member.user_id), None, None, None),
+                        true,
+                    ),
+                );
+            }
+            Outcome::PostMarkedUnread {
+                channel,
+                member,
+                post_id,
+            } => {
+                push(
+                    Audience::User(member.user_id),
+                    Event::new(
+                        "post_unread",
+                        json!({
+                            "team_id": views::opt_id(channel.team_id),
+                            "channel_id": views::id(channel.id),
+                            "msg_count": member.msg_count,
+                            "msg_count_root": member.msg_count_root,
+                            "mention_count": member.mention_count,
+                            "mention_count_root": member.mention_count_root,
+                            "urgent_mention_count": member.urgent_mention_count,
+                            "last_viewed_at": member.last_viewed_at,
+                            "post_id": views::id(*post_id),
+                        }),
+                        broadcast(
+                            Some(member.user_id),
+                            Some(channel.id),
+                            Some(channel.team_id),
+                            None,
+                        ),
+                        false,
+                    ),
+                );
+            }
+            Outcome::ThreadReadChanged { thread, membership } => {
+                let user = membership.membership.user_id;
+                push(
+                    Audience::User(user),
+                    Event::new(
+                        "thread_read_changed",
+                        json!({
+                            "thread_id": views::id(thread.root_id),
+                            "timestamp": membership.last_viewed,
+                            "unread_mentions": membership.unread_mentions,
+                            "unread_replies": membership.unread_replies,
+                            "channel_id": views::id(thread.channel_id),
+                        }),
+                        broadcast(Some(user), None, Some(thread.team_id), None),
+                        false,
+                    ),
+                );
+            }
+            Outcome::ThreadFollowChanged { thread, membership } => {
+                let user = membership.membership.user_id;
+                push(
+                    Audience::User(user),
+                    Event::new(
+                        "thread_follow_changed",
+                        json!({
+                            "thread_id": views::id(thread.root_id),
+                            "state": membership.membership.following,
+                            "reply_count": thread.reply_count,
+                        }),
+                        broadcast(Some(user), None, Some(thread.team_id), None),
+                        false,
+                    ),
+                );
+            }
+            Outcome::AllThreadsRead {
+                user_id,
+                team_id,
+                at,
+            } => {
+                push(
+                    Audience::User(*user_id),
+                    Event::new(
+                        "thread_read_changed",
+                        json!({"timestamp": at}),
+                        broadcast(Some(*user_id), None, Some(*team_id), None),
+                        false,
+                    ),
+                );
+            }
+            Outcome::ChannelMemberAdded {
+                channel,
+                member,
+                existed: false,
+            } => {
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                push(audience, user_added(channel, member.user_id));
+            }
+            Outcome::TeamMemberAdded {
+                member,
+                channels,
+                existed: false,
+            } => {
+                push(
+                    Audience::User(member.user_id),
+                    Event::new(
+                        "added_to_team",
+                        json!({"team_id": views::id(member.team_id), "user_id": views::id(member.user_id)}),
+                        broadcast(Some(member.user_id), None, None, None),
+                        false,
+                    ),
+                );
+                for (channel, channel_member) in channels {
+                    let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                    push(audience, user_added(channel, channel_member.user_id));
+                }
+            }
+            Outcome::ChannelMemberRemoved { channel, user_id } => {
+                let event = Arc::new(Event::new(
+                    "user_removed",
+                    json!({"channel_id": views::id(channel.id), "remover_id": "", "user_id": views::id(*user_id)}),
+                    broadcast(None, Some(channel.id), None, None),
+                    false,
+                ));
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                // The removed user is no longer a member but is told too.
+                let removed_is_member = audience.contains(*user_id);
+                out.routed.push(Routed {
+                    audience,
+                    event: event.clone(),
+                });
+                if !removed_is_member {
+                    out.routed.push(Routed {
+                        audience: Audience::User(*user_id),
+                        event,
+                    });
+                }
+            }
+            Outcome::ChannelCreated {
+                channel,
+                members,
+                existed: false,
+            } => match channel.channel_type {
+                ChannelType::Open | ChannelType::Private => push(
+                    Audience::User(channel.creator_id),
+                    Event::new(
+                        "channel_created",
+                        json!({"channel_id": views::id(channel.id), "team_id": views::opt_id(channel.team_id)}),
+                        broadcast(Some(channel.creator_id), None, Some(channel.team_id), None),
+                        false,
+                    ),
+                ),
+                ChannelType::Direct | ChannelType::Group => {
+                    let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                    let ids: Vec<String> = members.iter().map(|m| views::id(m.user_id)).collect();
+                    let (name, data) = if channel.channel_type == ChannelType::Direct {
+                        let teammate = members
+                            .iter()
+                            .map(|m| m.user_id)
+                            .find(|u| *u != channel.creator_id)
+                            .unwrap_or(channel.creator_id);
+                        (
+                            "direct_added",
+                            json!({"creator_id": views::opt_id(channel.creator_id), "teammate_id": views::id(teammate)}),
+                        )
+                    } else {
+                        (
+                            "group_added",
+                            json!({"teammate_ids": Value::String(json!(ids).to_string())}),
+                        )
+                    };
+                    push(
+                        audience,
+                        Event::new(
+                            name,
+                            data,
+                            broadcast(None, Some(channel.id), None, None),
+                            false,
+                        ),
+                    );
+                }
+            },
+            Outcome::ChannelDeleted(channel) => {
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                push(
+                    audience,
+                    Event::new(
+                        "channel_deleted",
+                        json!({"channel_id": views::id(channel.id), "delete_at": channel.delete_at}),
+                        broadcast(None, None, Some(channel.team_id), None),
+                        false,
+                    ),
+                );
+            }
+            Outcome::Typing {
+                channel,
+                user_id,
+                parent_id,
+            } => {
+                let audience =
+                    self.channel_audience(engine, batch, position, channel, Some(*user_id))?;
+                push(
+                    audience,
+                    Event::new(
+                        "typing",
+                        json!({
+                            "parent_id": parent_id.map(views::id).unwrap_or_default(),
+                            "user_id": views::id(*user_id),
+                        }),
+                        broadcast(None, Some(channel.id), None, Some(*user_id)),
+                        true,
+                    ),
+                );
+            }
+            Outcome::SessionRevoked(session) => out.controls.push(Control::SessionRevoked {
+                user: session.user_id,
+                token: session.token,
+            }),
+            Outcome::AlreadyApplied
+            | Outcome::UserCreated(_)
+            | Outcome::SessionCreated(_)
+            | Outcome::TeamCreated { .. }
+            | Outcome::TeamMemberAdded { existed: true, .. }
+            | Outcome::ChannelMemberAdded { existed: true, .. }
+            | Outcome::ChannelCreated { existed: true, .. } => {}
+        }
+        Ok(())
+    }
+}
+
+fn user_added(channel: &Channel, user: Id) -> Event {
+    Event::new(
+        "user_added",
+        json!({"user_id": views::id(user), "team_id": views::opt_id(channel.team_id)}),
+        broadcast(None, Some(channel.id), None, None),
+        false,
+    )
+}
+
+fn thread_info(posted: &Posted) -> views::PostThreadInfo {
+    match &posted.thread {
+        Some(thread) => views::PostThreadInfo {
+            reply_count: thread.reply_count,
+            last_reply_at: thread.last_reply_at,
+            participants: thread.participants.clone(),
+            is_following: None,
+        },
+        None => views::PostThreadInfo::default(),
+    }
+}
+
+fn id_list(ids: &[Id]) -> String {
+    Value::Array(ids.iter().map(|i| Value::String(views::id(*i))).collect()).to_string()
+}
+
+fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
+    let post = &posted.post;
+    let channel = &posted.channel;
+    let info = thread_info(posted);
+    let mut data = json!({
+        "channel_display_name": channel.display_name,
+        "channel_name": channel.name,
+        "channel_type": channel.channel_type.as_str(),
+        "post": views::post(post, Some(&info)).to_string(),
+        "sender_name": format!("@{}", sender.unwrap_or("")),
+        "set_online": true,
+        "team_id": views::opt_id(channel.team_id),
+    });
+    if !posted.mentions.is_empty() {
+        data["mentions"] = Value::String(id_list(&posted.mentions));
+    }
+    if !post.is_root() && !posted.followers.is_empty() {
+        data["followers"] = Value::String(id_list(&posted.followers));
+    }
+    Event::new(
+        "posted",
+        data,
+        broadcast(None, Some(channel.id), None, None),
+        false,
+    )
+}
+
+fn post_event(name: &'static str, post: &Post, channel: &Channel) -> Event {
+    Event::new(
+        name,
+        json!({"post": views::post(post, None).to_string()}),
+        broadcast(None, Some(channel.id), None, None),
+        false,
+    )
+}
+
+/// `thread_updated` for every follower whose membership the reply changed, except the replier:
+/// the thread as that user now sees it.
+fn thread_updated_events(posted: &Posted) -> Vec<(Id, Event)> {
+    let (Some(thread), Some(root)) = (&posted.thread, &posted.root) else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    for view in &posted.memberships {
+        let user = view.membership.user_id;
+        if user == posted.post.user_id || !view.membership.following {
+            continue;
+        }
+        let item = ThreadItem {
+            thread: thread.clone(),
+            root: root.clone(),
+            following: true,
+            read: confab_storage::ThreadReadView {
+                last_viewed: view.last_viewed,
+                unread_replies: view.unread_replies,
+                unread_mentions: view.unread_mentions,
+            },
+        };
+        let response = views::thread(&item, views::thread_participants_ids(&item));
+        let mentioned = posted.mentions.contains(&user) as u64;
+        events.push((
+            user,
+            Event::new(
+                "thread_updated",
+                json!({
+                    "thread": response.to_string(),
+                    "previous_unread_mentions": view.unread_mentions.saturating_sub(mentioned),
+                    "previous_unread_replies": view.unread_replies.saturating_sub(1),
+                }),
+                broadcast(Some(user), None, Some(thread.team_id), None),
+                false,
+            ),
+        ));
+    }
+    events
+}

@@ -1,0 +1,111 @@
+//! WebSocket fan-out: `GET /api/v4/websocket`, Mattermost's event stream.
+//!
+//! # Shape
+//! - [`Hub::publish`] is called on every node for every applied log entry, in log order. Each
+//!   entry's [`Outcome`](confab_storage::Outcome) becomes zero or more events
+//!   ([`events::EventBuilder`]); each event is serialized ONCE — `{"event":…,"data":…,
+//!   "broadcast":…,"seq":` — into a shared `Bytes`, and a connection's frame is that prefix,
+//!   its seq digits and `}` written straight into the connection's reusable write buffer.
+//! - Audiences: channel events go to the channel's members (a sorted `Arc<[Id]>` per channel,
+//!   cached and kept current from the membership outcomes in log order — a private channel's or
+//!   DM's event never reaches a non-member), user events (viewed, unread, thread state) to that
+//!   user only, `typing` to the members minus the typist.
+//! - Delivery: the hub keeps user → connections on this node; per recipient an O(1) push into
+//!   the connection's bounded queue under a short `parking_lot` lock. No lock is held across an
+//!   await; RocksDB reads (audiences, sender names) happen before the delivery lock.
+//! - Each connection has a writer task that swaps out everything queued and writes it as one
+//!   corked buffer (one `write_all` per burst, up to 256 KiB), then flushes. The reading side
+//!   uses fastwebsockets (auto pong, auto close, fragment reassembly); frames fastwebsockets must
+//!   send (pong, close answer) are handed to the writer as raw bytes.
+//! - Slow consumers: a connection's queue holds `queue_frames` events. Past three quarters full,
+//!   typing and viewed-class events are dropped for it (`confab_ws_events_dropped_total`); when
+//!   full, it is closed with code 4003 ("slow consumer") and the client reconnects and resumes
+//!   (`confab_ws_connections_closed_slow_total`). Nobody else waits for it. A client that sends
+//!   requests without reading the replies is closed the same way at twice the capacity.
+//! - Client input: only single-frame text messages up to 64 KiB are read (bigger: close 1009;
+//!   broken framing: close 1002); non-JSON text, binary frames and pongs are ignored; a request
+//!   with a `seq` always gets a reply (`FAIL` with a Mattermost error object when unknown).
+//!   `user_typing` goes to the log through the [`Proposer`] (at most once a second per channel
+//!   per connection) and comes back as `typing` from `publish` on every node.
+//!
+//! # Sequence numbers and resume on ANY node
+//! Every event derives from the replicated log, so a user's event stream is the same on every
+//! node: the ordered list of (log index, event) whose audience contains the user. A connection
+//! starts a stream at the log index `L0` this node had published when it said `hello`; its
+//! `connection_id` encodes `L0` (plus a nonce and a tag of the user id, 26 characters like any
+//! Mattermost id). The stream's seq numbering is deterministic: hello is seq 0 and the k-th
+//! event of the user after `L0` is seq k.
+//!
+//! Every node keeps, for every user, a window of that user's last `window_events` events with
+//! their log indices, and remembers the highest index it evicted. On
+//! `GET /api/v4/websocket?connection_id=X&sequence_number=N` (after authentication, on any
+//! node), the hub decodes `L0` from `X`; if this node saw every event of the user after `L0`
+//! (it was tracking since before `L0`, and nothing after `L0` was evicted from the user's
+//! window), the events after `L0` number 1, 2, … and those with seq ≥ N are replayed in order
+//! with no new hello, and the live stream continues the same numbering. A node that lags
+//! behind the client's `N` skips the events the client already has as it catches up.
+//! Otherwise a NEW hello with a NEW connection_id (new `L0`, new nonce) starts a fresh stream
+//! at seq 0 and the client refetches over REST. Registration (replay + joining the live
+//! stream) happens under the hub's state lock, so no event falls in between.
+//!
+//! Drops: a dropped typing/viewed event consumes no seq on the live connection (seqs stay
+//! contiguous), so after drops a resume on another node may replay up to that many events the
+//! client already had — duplicates of idempotent events, never a missed one.
+//!
+//! Gaps: before its first publish, and after [`Hub::lagged`] (the fan-out subscription lost
+//! batches) or [`Hub::snapshot_installed`], a node cannot number what it did not see: it closes
+//! its connections (4004), forgets its membership cache, and resumes no stream that started
+//! before the first entry it saw after the gap.
+//!
+//! Limits: windows cost `window_events` × 16 bytes per user that received events since the
+//! node started (payloads are shared); a restarted node resumes only streams that started
+//! after its restart; a channel's membership is read from the replica the first time the
+//! channel is seen and followed from the log after that (changes later in the same batch are
+//! undone), so a node whose replica ran ahead of `publish` by more than a batch may see a
+//! membership change one entry early.
+
+mod conn;
+mod events;
+mod hub;
+mod socket;
+#[cfg(test)]
+mod tests;
+
+pub use hub::Hub;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Fire-and-forget write through Raft (typing notices).
+pub type Proposer = Arc<dyn Fn(confab_storage::Command) + Send + Sync>;
+
+/// Settings of the hub.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Events a connection may have queued before it is closed as too slow.
+    pub queue_frames: usize,
+    /// Events kept per user for resuming a stream.
+    pub window_events: usize,
+    /// Time a socket without credentials has to send `authentication_challenge`.
+    pub auth_timeout: Duration,
+    /// Reported in `hello` and ping replies.
+    pub server_version: String,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            queue_frames: 1024,
+            window_events: 512,
+            auth_timeout: Duration::from_secs(5),
+            server_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+impl Hub {
+    /// `GET /api/v4/websocket`.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        socket::router(self)
+    }
+}

@@ -1,0 +1,444 @@
+//! The HTTP side: `GET /api/v4/websocket` upgraded by fastwebsockets through hyper, the auth
+//! handshake, and the client's actions (`authentication_challenge`, `ping`, `user_typing`).
+
+use super::conn::{self, Closing, Conn, Identity, Out};
+use super::hub::{parse_connection_id, Hub, Registered, Resume};
+use crate::{auth, clock};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use confab_storage::{Command, Id, Session};
+use fastwebsockets::upgrade::IncomingUpgrade;
+use fastwebsockets::{OpCode, Role, WebSocket, WebSocketError};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Client messages are small; anything bigger is refused by closing.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// One typing notice per channel per connection per this interval reaches the log.
+const TYPING_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// Errors of one connection; logged, never sent as a panic.
+#[derive(Debug, thiserror::Error)]
+pub enum WsError {
+    #[error("websocket upgrade failed: {0}")]
+    Upgrade(#[source] WebSocketError),
+    #[error("websocket protocol: {0}")]
+    Protocol(#[source] WebSocketError),
+    #[error("no authentication within {0:?}")]
+    AuthTimeout(Duration),
+}
+
+pub fn router(hub: &Arc<Hub>) -> Router {
+    Router::new()
+        .route("/api/v4/websocket", get(upgrade))
+        .with_state(hub.clone())
+}
+
+/// Query parameters of the upgrade (Client4 also sends posted_ack and disconnect_err_code,
+/// which are ignored).
+#[derive(Debug, Default, Clone)]
+struct UpgradeQuery {
+    connection_id: String,
+    sequence_number: Option<u64>,
+}
+
+fn parse_query(query: Option<&str>) -> UpgradeQuery {
+    let mut out = UpgradeQuery::default();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "connection_id" => out.connection_id = value.into_owned(),
+            "sequence_number" => out.sequence_number = value.trim().parse().ok(),
+            _ => {}
+        }
+    }
+    out
+}
+
+async fn upgrade(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    uri: Uri,
+    upgrade: IncomingUpgrade,
+) -> Response {
+    let query = parse_query(uri.query());
+    let session = auth::token_from_parts(&headers, uri.query())
+        .and_then(|token| auth::session_for(&hub.engine, &token, clock::now_ms()));
+    let (response, fut) = match upgrade.upgrade() {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "websocket upgrade refused");
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+    };
+    tokio::spawn(async move {
+        let ws = match fut.await {
+            Ok(ws) => ws,
+            Err(error) => {
+                tracing::debug!(error = %WsError::Upgrade(error), "websocket upgrade did not complete");
+                return;
+            }
+        };
+        hub.sockets.fetch_add(1, Ordering::Relaxed);
+        ::metrics::gauge!("confab_ws_connections").increment(1.0);
+        if let Err(error) = serve(hub.clone(), ws.into_inner(), session, query).await {
+            tracing::debug!(%error, "websocket connection ended");
+        }
+        hub.sockets.fetch_sub(1, Ordering::Relaxed);
+        ::metrics::gauge!("confab_ws_connections").decrement(1.0);
+    });
+    response.into_response()
+}
+
+/// The read side of the socket for fastwebsockets: reads from the socket, and hands the frames
+/// fastwebsockets must send (pong, close answer) to the connection's writer as raw bytes.
+struct ReadSide<R> {
+    read: R,
+    conn: Arc<Conn>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for ReadSide<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl<R: Unpin> AsyncWrite for ReadSide<R> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.conn.push(Out::Raw(Bytes::copy_from_slice(data)));
+        Poll::Ready(Ok(data.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The reading side's state of one connection.
+struct Reader {
+    hub: Arc<Hub>,
+    conn: Arc<Conn>,
+    query: UpgradeQuery,
+    last_typing: HashMap<Id, Instant>,
+}
+
+async fn serve<S>(
+    hub: Arc<Hub>,
+    io: S,
+    session: Option<Session>,
+    query: UpgradeQuery,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (read, write) = tokio::io::split(io);
+    let conn = Arc::new(Conn::new(hub.next_key(), hub.config.queue_frames));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn({
+        let conn = conn.clone();
+        async move {
+            conn::write_loop(conn, write).await;
+            let _ = done_tx.send(());
+        }
+    });
+    let mut ws = WebSocket::after_handshake(
+        ReadSide {
+            read,
+            conn: conn.clone(),
+        },
+        Role::Server,
+    );
+    ws.set_auto_pong(true);
+    ws.set_auto_close(true);
+    ws.set_max_message_size(MAX_CLIENT_MESSAGE);
+    let mut reader = Reader {
+        hub: hub.clone(),
+        conn: conn.clone(),
+        query,
+        last_typing: HashMap::new(),
+    };
+    if let Some(session) = session {
+        reader.authenticated(&session);
+    }
+    let deadline = tokio::time::Instant::now() + hub.config.auth_timeout;
+    let result = read_loop(&mut ws, &mut reader, deadline, done_rx).await;
+    match &result {
+        Err(WsError::AuthTimeout(_)) => conn.close(Closing::Close(
+            conn::CLOSE_AUTH,
+            "authentication required".into(),
+        )),
+        Err(WsError::Protocol(WebSocketError::FrameTooLarge)) => {
+            conn.close(Closing::Close(1009, "message too large".into()))
+        }
+        // The peer went away: nothing to tell it.
+        Err(WsError::Protocol(WebSocketError::UnexpectedEOF | WebSocketError::IoError(_))) => {
+            conn.close(Closing::Flush)
+        }
+        Err(WsError::Protocol(_)) => conn.close(Closing::Close(1002, "protocol error".into())),
+        _ => conn.close(Closing::Flush),
+    }
+    hub.unregister(&conn);
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    result
+}
+
+async fn read_loop<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocket<S>,
+    reader: &mut Reader,
+    deadline: tokio::time::Instant,
+    mut writer_done: tokio::sync::oneshot::Receiver<()>,
+) -> Result<(), WsError> {
+    loop {
+        if reader.conn.is_closing() {
+            return Ok(());
+        }
+        let frame = if reader.conn.identity().is_none() {
+            tokio::select! {
+                frame = tokio::time::timeout_at(deadline, ws.read_frame()) => match frame {
+                    Ok(frame) => frame,
+                    Err(_) => return Err(WsError::AuthTimeout(reader.hub.config.auth_timeout)),
+                },
+                _ = &mut writer_done => return Ok(()),
+            }
+        } else {
+            tokio::select! {
+                frame = ws.read_frame() => frame,
+                _ = &mut writer_done => return Ok(()),
+            }
+        };
+        let frame = frame.map_err(WsError::Protocol)?;
+        match frame.opcode {
+            OpCode::Close => return Ok(()),
+            // Clients send small single-frame messages; fragments are not reassembled (that
+            // would let a client grow a message without bound) and are ignored.
+            OpCode::Text if frame.fin => {
+                if let Some(reply) = reader.handle_text(&frame.payload) {
+                    reader.conn.push(Out::Reply(reply));
+                }
+            }
+            // Binary frames, fragments, pongs (mattermostdriver's heartbeats): ignored.
+            _ => {}
+        }
+    }
+}
+
+/// `{"status":"OK","seq_reply":N}` with optional data.
+pub fn ok_reply(seq: u64, data: Option<Value>) -> Bytes {
+    let mut value = json!({"status": "OK", "seq_reply": seq});
+    if let Some(data) = data {
+        value["data"] = data;
+    }
+    Bytes::from(value.to_string())
+}
+
+/// A FAIL reply with a Mattermost error object.
+pub fn fail_reply(seq: u64, id: &str, message: &str, status: u16) -> Bytes {
+    Bytes::from(
+        json!({
+            "status": "FAIL",
+            "seq_reply": seq,
+            "error": {
+                "id": id,
+                "message": message,
+                "detailed_error": "",
+                "request_id": "",
+                "status_code": status,
+            }
+        })
+        .to_string(),
+    )
+}
+
+impl Reader {
+    /// Sets the connection's identity and registers it: resume or hello.
+    fn authenticated(&mut self, session: &Session) {
+        let identity = Identity {
+            user: session.user_id,
+            token: session.token,
+        };
+        if !self.conn.authenticate(identity) {
+            return;
+        }
+        let resume = match (
+            self.query.sequence_number,
+            self.query.connection_id.as_str(),
+        ) {
+            (Some(next_seq), text) if !text.is_empty() => {
+                parse_connection_id(identity.user, text).map(|start| Resume { start, next_seq })
+            }
+            _ => None,
+        };
+        match self.hub.register(&self.conn, resume) {
+            Registered::Fresh { connection_id } => {
+                tracing::debug!(user = %identity.user, %connection_id, "websocket stream started")
+            }
+            Registered::Resumed { replayed } => {
+                tracing::debug!(user = %identity.user, replayed, "websocket stream resumed")
+            }
+        }
+    }
+
+    /// Handles one client text message; returns the reply, if any.
+    fn handle_text(&mut self, payload: &[u8]) -> Option<Bytes> {
+        let Ok(message) = serde_json::from_slice::<Value>(payload) else {
+            // Not JSON: nothing to reply to (a reply without seq_reply would break Client4).
+            return None;
+        };
+        let seq = message.get("seq").and_then(Value::as_u64)?;
+        let Some(action) = message.get("action").and_then(Value::as_str) else {
+            return Some(fail_reply(
+                seq,
+                "api.web_socket_router.no_action.app_error",
+                "No websocket action",
+                400,
+            ));
+        };
+        let data = message.get("data");
+        match action {
+            "authentication_challenge" => self.challenge(seq, data),
+            _ if self.conn.identity().is_none() => Some(fail_reply(
+                seq,
+                "api.web_socket_router.not_authenticated.app_error",
+                "Send authentication_challenge first",
+                401,
+            )),
+            "ping" => Some(ok_reply(
+                seq,
+                Some(json!({
+                    "text": "pong",
+                    "version": self.hub.config.server_version,
+                    "server_time": clock::now_ms(),
+                    "node_id": "",
+                })),
+            )),
+            "user_typing" => Some(self.typing(seq, data)),
+            _ => Some(fail_reply(
+                seq,
+                "api.web_socket_router.bad_action.app_error",
+                "Unknown websocket action",
+                501,
+            )),
+        }
+    }
+
+    /// `authentication_challenge`: the OK reply goes out before the hello (or the replay), as
+    /// mattermostdriver and Client4 expect.
+    fn challenge(&mut self, seq: u64, data: Option<&Value>) -> Option<Bytes> {
+        if self.conn.identity().is_some() {
+            return Some(ok_reply(seq, None));
+        }
+        let token = data
+            .and_then(|d| d.get("token"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let Some(session) = auth::session_for(&self.hub.engine, token, clock::now_ms()) else {
+            return Some(fail_reply(
+                seq,
+                "api.web_socket_router.bad_token.app_error",
+                "Invalid or expired session token",
+                401,
+            ));
+        };
+        self.conn.push(Out::Reply(ok_reply(seq, None)));
+        self.authenticated(&session);
+        None
+    }
+
+    fn typing(&mut self, seq: u64, data: Option<&Value>) -> Bytes {
+        let Some(identity) = self.conn.identity() else {
+            return fail_reply(
+                seq,
+                "api.web_socket_router.not_authenticated.app_error",
+                "",
+                401,
+            );
+        };
+        let field = |name: &str| {
+            data.and_then(|d| d.get(name))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let Ok(channel_id) = Id::parse(&field("channel_id")) else {
+            return fail_reply(
+                seq,
+                "api.websocket_handler.invalid_param.app_error",
+                "Invalid channel_id",
+                400,
+            );
+        };
+        let parent = field("parent_id");
+        let parent_id = if parent.is_empty() {
+            None
+        } else {
+            match Id::parse(&parent) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    return fail_reply(
+                        seq,
+                        "api.websocket_handler.invalid_param.app_error",
+                        "Invalid parent_id",
+                        400,
+                    )
+                }
+            }
+        };
+        // A point lookup keeps non-members' notices out of the log (apply refuses them too).
+        let member = self
+            .hub
+            .engine
+            .reader()
+            .channel_member(channel_id, identity.user);
+        if !matches!(member, Ok(Some(_))) {
+            return fail_reply(
+                seq,
+                "api.context.permissions.app_error",
+                "You do not have the appropriate permissions.",
+                403,
+            );
+        }
+        let now = Instant::now();
+        let recent = self
+            .last_typing
+            .get(&channel_id)
+            .is_some_and(|at| now.duration_since(*at) < TYPING_INTERVAL);
+        if !recent {
+            if self.last_typing.len() > 256 {
+                self.last_typing.clear();
+            }
+            self.last_typing.insert(channel_id, now);
+            (self.hub.proposer)(Command::UserTyping {
+                user_id: identity.user,
+                channel_id,
+                parent_id,
+                at: clock::now_ms(),
+            });
+        }
+        ok_reply(seq, None)
+    }
+}

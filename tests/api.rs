@@ -1,0 +1,837 @@
+//! The REST surface on a real single node: each endpoint's happy path and its main refusals, in
+//! Mattermost's JSON.
+
+mod common;
+
+use common::{single_node, Api};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn assert_error(answer: &common::Answer, status: StatusCode) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(
+        answer.body["status_code"],
+        json!(status.as_u16()),
+        "error repeats the status: {}",
+        answer.body
+    );
+    assert!(
+        answer.body["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "error has an id: {}",
+        answer.body
+    );
+    assert!(answer.body["message"].is_string());
+    assert_eq!(
+        answer
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_sessions_and_auth() {
+    let (_dir, node) = single_node().await;
+    let anon = Api::new(&node.api);
+    let ping = anon
+        .ok("GET", "/system/ping?use_rest_semantics=true", None)
+        .await;
+    assert_eq!(ping["status"], "OK");
+
+    let admin = Api::signup(&node.api, "alice").await;
+    let me = admin.ok("GET", "/users/me", None).await;
+    assert_eq!(me["username"], "alice");
+    assert!(
+        me["roles"].as_str().unwrap().contains("system_admin"),
+        "first user is admin"
+    );
+    let bob = Api::signup(&node.api, "bob").await;
+    let bob_me = bob.ok("GET", "/users/me", None).await;
+    assert_eq!(bob_me["roles"], "system_user");
+
+    // Refusals.
+    assert_error(
+        &anon.call("GET", "/users/me", None).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    let dup = anon
+        .call(
+            "POST",
+            "/users",
+            Some(json!({"username": "alice", "email": "x@example.com", "password": "passw0rd!"})),
+        )
+        .await;
+    assert_error(&dup, StatusCode::BAD_REQUEST);
+    let bad = anon
+        .call(
+            "POST",
+            "/users",
+            Some(json!({"username": "A!", "email": "nope", "password": "passw0rd!"})),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST);
+    let wrong = anon
+        .call(
+            "POST",
+            "/users/login",
+            Some(json!({"login_id": "alice", "password": "wrong-password"})),
+        )
+        .await;
+    assert_error(&wrong, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.body["id"],
+        "api.user.login.invalid_credentials_email_username"
+    );
+    let garbage = anon
+        .call("POST", "/users", Some(json!(["not", "an", "object"])))
+        .await;
+    assert_error(&garbage, StatusCode::BAD_REQUEST);
+    assert_error(
+        &admin.call("GET", "/users/not-an-id", None).await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_error(
+        &admin
+            .call("GET", &format!("/users/{}", "y".repeat(26)), None)
+            .await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_error(
+        &admin.call("GET", "/no/such/path", None).await,
+        StatusCode::NOT_FOUND,
+    );
+
+    // Lookups.
+    let got = admin
+        .ok("GET", &format!("/users/{}", bob.user_id), None)
+        .await;
+    assert_eq!(got["username"], "bob");
+    assert_eq!(got["email"], "bob@example.com", "admins see emails");
+    let seen_by_bob = bob
+        .ok("GET", &format!("/users/{}", admin.user_id), None)
+        .await;
+    assert_eq!(seen_by_bob["email"], "", "others' emails are hidden");
+    let by_ids = admin
+        .ok(
+            "POST",
+            "/users/ids",
+            Some(json!([admin.user_id, bob.user_id])),
+        )
+        .await;
+    assert_eq!(by_ids.as_array().unwrap().len(), 2);
+    let by_name = admin.ok("GET", "/users/username/bob", None).await;
+    assert_eq!(by_name["id"], json!(bob.user_id));
+
+    // Cookie auth and access_token query work too.
+    let token = bob.token.clone().unwrap();
+    let client = reqwest::Client::new();
+    let via_cookie = client
+        .get(format!("{}/api/v4/users/me", node.api))
+        .header("Cookie", format!("MMAUTHTOKEN={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(via_cookie.status(), StatusCode::OK);
+    let via_query = client
+        .get(format!("{}/api/v4/users/me?access_token={token}", node.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(via_query.status(), StatusCode::OK);
+
+    // Logout ends the session.
+    let out = bob.ok("POST", "/users/logout", None).await;
+    assert_eq!(out["status"], "OK");
+    assert_error(
+        &bob.call("GET", "/users/me", None).await,
+        StatusCode::UNAUTHORIZED,
+    );
+}
+
+/// Sets up alice (admin), bob and carol in team "t" with public channel "pub" (all three) and
+/// private channel "priv" (alice and bob).
+async fn team_fixture(base: &str) -> (Api, Api, Api, String, String, String) {
+    let alice = Api::signup(base, "alice").await;
+    let bob = Api::signup(base, "bob").await;
+    let carol = Api::signup(base, "carol").await;
+    let team = alice
+        .ok(
+            "POST",
+            "/teams",
+            Some(json!({"name": "tt", "display_name": "T", "type": "O"})),
+        )
+        .await;
+    let team_id = team["id"].as_str().unwrap().to_string();
+    for user in [&bob, &carol] {
+        alice
+            .ok(
+                "POST",
+                &format!("/teams/{team_id}/members"),
+                Some(json!({"team_id": team_id, "user_id": user.user_id})),
+            )
+            .await;
+    }
+    let public = alice
+        .ok(
+            "POST",
+            "/channels",
+            Some(json!({"team_id": team_id, "name": "pub", "display_name": "Pub", "type": "O"})),
+        )
+        .await;
+    let private = alice
+        .ok(
+            "POST",
+            "/channels",
+            Some(json!({"team_id": team_id, "name": "priv", "display_name": "Priv", "type": "P"})),
+        )
+        .await;
+    let (public, private) = (
+        public["id"].as_str().unwrap().to_string(),
+        private["id"].as_str().unwrap().to_string(),
+    );
+    for user in [&bob, &carol] {
+        alice
+            .ok(
+                "POST",
+                &format!("/channels/{public}/members"),
+                Some(json!({"user_id": user.user_id, "channel_id": public, "post_root_id": ""})),
+            )
+            .await;
+    }
+    alice
+        .ok(
+            "POST",
+            &format!("/channels/{private}/members"),
+            Some(json!({"user_id": bob.user_id})),
+        )
+        .await;
+    (alice, bob, carol, team_id, public, private)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_channels_and_permissions() {
+    let (_dir, node) = single_node().await;
+    let (alice, bob, carol, team_id, public, private) = team_fixture(&node.api).await;
+
+    let teams = bob.ok("GET", "/users/me/teams", None).await;
+    assert_eq!(teams[0]["name"], "tt");
+    assert_eq!(
+        alice.ok("GET", "/teams/name/tt", None).await["id"],
+        json!(team_id)
+    );
+    let members = alice
+        .ok("GET", &format!("/teams/{team_id}/members"), None)
+        .await;
+    assert_eq!(members.as_array().unwrap().len(), 3);
+
+    // Default channels exist and new members joined them.
+    let town = bob
+        .ok(
+            "GET",
+            &format!("/teams/{team_id}/channels/name/town-square?include_deleted=false"),
+            None,
+        )
+        .await;
+    assert_eq!(town["type"], "O");
+    let by_names = bob
+        .ok("GET", "/teams/name/tt/channels/name/pub", None)
+        .await;
+    assert_eq!(by_names["id"], json!(public));
+    let mine = carol
+        .ok("GET", &format!("/users/me/teams/{team_id}/channels"), None)
+        .await;
+    let names: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"pub") && names.contains(&"town-square") && !names.contains(&"priv"),
+        "{names:?}"
+    );
+    let my_members = carol
+        .ok(
+            "GET",
+            &format!("/users/me/teams/{team_id}/channels/members"),
+            None,
+        )
+        .await;
+    assert_eq!(my_members.as_array().unwrap().len(), names.len());
+
+    // Private channel: members only.
+    assert_error(
+        &carol
+            .call("GET", &format!("/channels/{private}"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_error(
+        &carol
+            .call("GET", &format!("/channels/{private}/posts"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_error(
+        &carol
+            .call(
+                "POST",
+                "/posts",
+                Some(json!({"channel_id": private, "message": "let me in"})),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_error(
+        &carol
+            .call(
+                "POST",
+                &format!("/channels/{private}/members"),
+                Some(json!({"user_id": carol.user_id})),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_eq!(
+        bob.ok("GET", &format!("/channels/{private}"), None).await["name"],
+        "priv"
+    );
+    let member = bob
+        .ok("GET", &format!("/channels/{private}/members/me"), None)
+        .await;
+    assert_eq!(member["user_id"], json!(bob.user_id));
+    assert_error(
+        &alice
+            .call("GET", &format!("/channels/{}", "y".repeat(26)), None)
+            .await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_error(
+        &alice
+            .call(
+                "POST",
+                "/channels",
+                Some(json!({"team_id": team_id, "name": "pub", "display_name": "Again"})),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+    );
+
+    // DMs and group messages; idempotent by members.
+    let dm = bob
+        .call(
+            "POST",
+            "/channels/direct",
+            Some(json!([bob.user_id, carol.user_id])),
+        )
+        .await;
+    assert_eq!(dm.status, StatusCode::CREATED);
+    assert_eq!(dm.body["type"], "D");
+    let again = bob
+        .ok(
+            "POST",
+            "/channels/direct",
+            Some(json!([carol.user_id, bob.user_id])),
+        )
+        .await;
+    assert_eq!(again["id"], dm.body["id"]);
+    let dm_id = dm.body["id"].as_str().unwrap().to_string();
+    assert_error(
+        &alice
+            .call("GET", &format!("/channels/{dm_id}/posts"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    let group = alice
+        .ok(
+            "POST",
+            "/channels/group",
+            Some(json!([alice.user_id, bob.user_id, carol.user_id])),
+        )
+        .await;
+    assert_eq!(group["type"], "G");
+    assert_eq!(group["name"].as_str().unwrap().len(), 40);
+    assert_error(
+        &alice
+            .call("POST", "/channels/group", Some(json!([bob.user_id])))
+            .await,
+        StatusCode::BAD_REQUEST,
+    );
+
+    // A non-member of the team cannot read team data.
+    let dave = Api::signup(&node.api, "dave").await;
+    assert_error(
+        &dave
+            .call("GET", &format!("/teams/{team_id}/members"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_error(
+        &dave
+            .call("GET", &format!("/channels/{public}/posts"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_error(
+        &dave
+            .call("GET", &format!("/users/{}/teams", bob.user_id), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+}
+
+fn order(list: &Value) -> Vec<String> {
+    list["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_threads_reactions_and_unreads() {
+    let (_dir, node) = single_node().await;
+    let (alice, bob, carol, team_id, public, private) = team_fixture(&node.api).await;
+
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let answer = alice
+            .call(
+                "POST",
+                "/posts",
+                Some(json!({"channel_id": public, "message": format!("post {i}")})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        assert!(
+            answer.headers.get("x-confab-applied").is_some(),
+            "writes carry the applied index"
+        );
+        ids.push(answer.body["id"].as_str().unwrap().to_string());
+    }
+    // Paging, newest first.
+    let page = bob
+        .ok(
+            "GET",
+            &format!("/channels/{public}/posts?page=0&per_page=2"),
+            None,
+        )
+        .await;
+    assert_eq!(order(&page), vec![ids[4].clone(), ids[3].clone()]);
+    let page2 = bob
+        .ok(
+            "GET",
+            &format!("/channels/{public}/posts?page=1&per_page=2&since=&before=&after="),
+            None,
+        )
+        .await;
+    assert_eq!(order(&page2), vec![ids[2].clone(), ids[1].clone()]);
+    let before = bob
+        .ok(
+            "GET",
+            &format!("/channels/{public}/posts?before={}&per_page=2", ids[2]),
+            None,
+        )
+        .await;
+    assert_eq!(order(&before), vec![ids[1].clone(), ids[0].clone()]);
+    let after = bob
+        .ok(
+            "GET",
+            &format!("/channels/{public}/posts?after={}&per_page=10", ids[2]),
+            None,
+        )
+        .await;
+    assert_eq!(order(&after), vec![ids[4].clone(), ids[3].clone()]);
+    let created_at = page["posts"][&ids[4]]["create_at"].as_u64().unwrap();
+    let since = bob
+        .ok(
+            "GET",
+            &format!("/channels/{public}/posts?since={}", created_at - 1),
+            None,
+        )
+        .await;
+    // Everything changed after `since`, and nothing older (posts may share a millisecond).
+    assert!(order(&since).contains(&ids[4]));
+    for post in since["posts"].as_object().unwrap().values() {
+        assert!(post["update_at"].as_u64().unwrap() >= created_at, "{post}");
+    }
+
+    // Reply, thread, edit, react, delete.
+    let reply = bob
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": public, "root_id": ids[0], "message": "a reply @alice"})),
+        )
+        .await;
+    let reply_id = reply["id"].as_str().unwrap().to_string();
+    let thread = carol
+        .ok("GET", &format!("/posts/{}/thread", ids[0]), None)
+        .await;
+    assert_eq!(order(&thread), vec![reply_id.clone(), ids[0].clone()]);
+    assert_eq!(thread["posts"][&ids[0]]["reply_count"], 1);
+    let edited = bob
+        .ok(
+            "PUT",
+            &format!("/posts/{reply_id}/patch"),
+            Some(json!({"id": reply_id, "message": "edited"})),
+        )
+        .await;
+    assert_eq!(edited["message"], "edited");
+    assert!(edited["edit_at"].as_u64().unwrap() > 0);
+    assert_error(
+        &carol
+            .call(
+                "PUT",
+                &format!("/posts/{reply_id}/patch"),
+                Some(json!({"message": "not mine"})),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    let reaction = carol
+        .call(
+            "POST",
+            "/reactions",
+            Some(json!({"user_id": carol.user_id, "post_id": reply_id, "emoji_name": "smile"})),
+        )
+        .await;
+    assert_eq!(reaction.status, StatusCode::CREATED);
+    let reactions = alice
+        .ok("GET", &format!("/posts/{reply_id}/reactions"), None)
+        .await;
+    assert_eq!(reactions[0]["emoji_name"], "smile");
+    carol
+        .ok(
+            "DELETE",
+            &format!("/users/me/posts/{reply_id}/reactions/smile"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        alice
+            .ok("GET", &format!("/posts/{reply_id}/reactions"), None)
+            .await,
+        json!([])
+    );
+    assert_error(
+        &carol
+            .call(
+                "POST",
+                "/reactions",
+                Some(json!({"user_id": bob.user_id, "post_id": reply_id, "emoji_name": "x"})),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+
+    // Over-long message.
+    let long = "x".repeat(16_384);
+    let refused = alice
+        .call(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": public, "message": long})),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.body["id"],
+        "model.post.is_valid.message_length.app_error"
+    );
+    assert!(alice
+        .call(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": public, "message": "y".repeat(16_383)}))
+        )
+        .await
+        .status
+        .is_success());
+
+    // Channel unread before and after a view.
+    let unread = carol
+        .ok("GET", &format!("/users/me/channels/{public}/unread"), None)
+        .await;
+    assert_eq!(
+        unread["msg_count"], 7,
+        "5 roots + 1 reply + 1 long post: {unread}"
+    );
+    let member = carol
+        .ok("GET", &format!("/channels/{public}/members/me"), None)
+        .await;
+    let channel = carol.ok("GET", &format!("/channels/{public}"), None).await;
+    assert_eq!(
+        channel["total_msg_count"].as_u64().unwrap() - member["msg_count"].as_u64().unwrap(),
+        7
+    );
+    let around = carol
+        .ok(
+            "GET",
+            &format!("/users/me/channels/{public}/posts/unread?limit_before=30&limit_after=30"),
+            None,
+        )
+        .await;
+    assert_eq!(order(&around).len(), 7);
+    let viewed = carol
+        .ok("POST", "/channels/members/me/view", Some(json!({"channel_id": public, "prev_channel_id": "", "collapsed_threads_supported": true})))
+        .await;
+    assert_eq!(viewed["status"], "OK");
+    assert!(viewed["last_viewed_at_times"][&public].as_u64().is_some());
+    let unread = carol
+        .ok("GET", &format!("/users/me/channels/{public}/unread"), None)
+        .await;
+    assert_eq!(unread["msg_count"], 0);
+    // Set unread from a post moves the cursor back.
+    carol
+        .ok(
+            "POST",
+            &format!("/users/me/posts/{}/set_unread", ids[3]),
+            None,
+        )
+        .await;
+    let unread = carol
+        .ok("GET", &format!("/users/me/channels/{public}/unread"), None)
+        .await;
+    assert_eq!(
+        unread["msg_count"], 4,
+        "post 3, post 4, the reply and the long post"
+    );
+
+    // Collapsed Reply Threads: alice follows her root (bob replied, mentioning her).
+    let threads = alice.ok("GET", &format!("/users/me/teams/{team_id}/threads?since=&before=&after=&per_page=25&unread=false&extended=false&deleted=false"), None).await;
+    assert_eq!(threads["total"], 1);
+    assert_eq!(threads["total_unread_threads"], 1);
+    assert_eq!(threads["total_unread_mentions"], 1);
+    assert_eq!(threads["threads"][0]["unread_replies"], 1);
+    assert_eq!(threads["threads"][0]["id"], json!(ids[0]));
+    let one = alice
+        .ok(
+            "GET",
+            &format!("/users/me/teams/{team_id}/threads/{}", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(one["reply_count"], 1);
+    let read = alice
+        .ok(
+            "PUT",
+            &format!(
+                "/users/me/teams/{team_id}/threads/{}/read/{}",
+                ids[0],
+                u64::MAX / 2
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(read["unread_replies"], 0);
+    assert_eq!(read["unread_mentions"], 0);
+    let unread_again = alice
+        .ok(
+            "POST",
+            &format!(
+                "/users/me/teams/{team_id}/threads/{}/set_unread/{reply_id}",
+                ids[0]
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(unread_again["unread_replies"], 1);
+    alice
+        .ok(
+            "DELETE",
+            &format!("/users/me/teams/{team_id}/threads/{}/following", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        alice
+            .ok("GET", &format!("/users/me/teams/{team_id}/threads"), None)
+            .await["total"],
+        0
+    );
+    alice
+        .ok(
+            "PUT",
+            &format!("/users/me/teams/{team_id}/threads/{}/following", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        alice
+            .ok(
+                "GET",
+                &format!("/users/me/teams/{team_id}/threads?unread=true"),
+                None
+            )
+            .await["total_unread_threads"],
+        1
+    );
+    alice
+        .ok(
+            "PUT",
+            &format!("/users/me/teams/{team_id}/threads/read"),
+            None,
+        )
+        .await;
+    let totals = alice
+        .ok(
+            "GET",
+            &format!("/users/me/teams/{team_id}/threads?totalsOnly=true"),
+            None,
+        )
+        .await;
+    assert_eq!(totals["total_unread_threads"], 0);
+
+    // Nobody reads a thread they may not see.
+    let secret = alice
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": private, "message": "secret root"})),
+        )
+        .await;
+    let secret_id = secret["id"].as_str().unwrap().to_string();
+    bob.ok(
+        "POST",
+        "/posts",
+        Some(json!({"channel_id": private, "root_id": secret_id, "message": "secret reply"})),
+    )
+    .await;
+    assert_error(
+        &carol
+            .call("GET", &format!("/posts/{secret_id}/thread"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_error(
+        &carol
+            .call("GET", &format!("/posts/{secret_id}"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_error(
+        &carol
+            .call("GET", &format!("/posts/{secret_id}/reactions"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_error(
+        &carol
+            .call(
+                "GET",
+                &format!("/users/me/teams/{team_id}/threads/{secret_id}"),
+                None,
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_error(
+        &carol
+            .call(
+                "GET",
+                &format!("/users/{}/teams/{team_id}/threads", alice.user_id),
+                None,
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+
+    // Delete: authors or admins only; deleted posts are gone.
+    assert_error(
+        &carol
+            .call("DELETE", &format!("/posts/{reply_id}"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    alice
+        .ok("DELETE", &format!("/posts/{reply_id}"), None)
+        .await;
+    assert_error(
+        &alice.call("GET", &format!("/posts/{reply_id}"), None).await,
+        StatusCode::NOT_FOUND,
+    );
+    let thread = alice
+        .ok("GET", &format!("/posts/{}/thread", ids[0]), None)
+        .await;
+    assert_eq!(order(&thread), vec![ids[0].clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_input_gets_clear_errors_and_the_server_keeps_serving() {
+    let (_dir, node) = single_node().await;
+    let alice = Api::signup(&node.api, "alice").await;
+    let client = reqwest::Client::new();
+    let token = alice.token.clone().unwrap();
+    let url = |path: &str| format!("{}/api/v4{path}", node.api);
+    for (path, body) in [
+        ("/posts", "{not json"),
+        ("/posts", "{\"channel_id\": 5}"),
+        ("/teams", "[]"),
+        ("/channels/direct", "{\"a\":1}"),
+        ("/users/ids", "\"x\""),
+        ("/channels", ""),
+    ] {
+        let response = client
+            .post(url(path))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path} {body}");
+        let value: Value = response.json().await.unwrap();
+        assert_eq!(value["status_code"], 400);
+    }
+    // A huge body is refused.
+    let huge = "x".repeat(4 << 20);
+    let response = client
+        .post(url("/posts"))
+        .header("Authorization", format!("Bearer {token}"))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Bad query values.
+    let response = alice.call("GET", "/users?page=minus-one", None).await;
+    assert_error(&response, StatusCode::BAD_REQUEST);
+    // Bad WebSocket traffic: garbage frames do not take the node down.
+    let mut socket = common::Socket::connect(&node.api, &token).await;
+    socket.send(json!("just a string")).await;
+    socket
+        .send(json!({"seq": 5, "action": "no_such_action"}))
+        .await;
+    socket.send(json!({"seq": 6, "action": "ping"})).await;
+    let reply = loop {
+        let value = socket
+            .next_json(std::time::Duration::from_secs(5))
+            .await
+            .expect("a reply");
+        if value["seq_reply"] == 6 {
+            break value;
+        }
+    };
+    assert_eq!(reply["status"], "OK");
+    // Still serving.
+    assert_eq!(
+        alice.ok("GET", "/users/me", None).await["username"],
+        "alice"
+    );
+    let metrics = client
+        .get(format!("{}/metrics", node.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("confab_http_requests_total"),
+        "metrics list requests"
+    );
+    assert!(metrics.contains("confab_raft_commit_latency_seconds_p99"));
+}

@@ -1,0 +1,399 @@
+//! Test harness: real `confab` processes on loopback with temp data dirs, and a small client.
+#![allow(dead_code)]
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running node; killed when dropped.
+pub struct Node {
+    pub id: u64,
+    pub api: String,
+    pub raft_addr: String,
+    pub child: Option<Child>,
+    pub dir: std::path::PathBuf,
+    args: Vec<String>,
+}
+
+pub const SECRET: &str = "test-cluster-secret-0123456789";
+
+impl Node {
+    fn spawn_process(dir: &std::path::Path, args: &[String]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_confab"))
+            .arg("serve")
+            .args(args)
+            .env("CONFAB_CLUSTER_SECRET", SECRET)
+            .env("CONFAB_LOG", "warn")
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn confab")
+    }
+
+    pub fn start(id: u64, dir: std::path::PathBuf, extra: &[String]) -> Node {
+        let api_port = free_port();
+        let raft_port = free_port();
+        Node::start_on(id, dir, api_port, raft_port, extra)
+    }
+
+    pub fn start_on(
+        id: u64,
+        dir: std::path::PathBuf,
+        api_port: u16,
+        raft_port: u16,
+        extra: &[String],
+    ) -> Node {
+        let mut args = vec![
+            "--node-id".to_string(),
+            id.to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{api_port}"),
+            "--raft-listen".into(),
+            format!("127.0.0.1:{raft_port}"),
+            "--data-dir".into(),
+            dir.join("data").display().to_string(),
+        ];
+        args.extend(extra.iter().cloned());
+        let child = Node::spawn_process(&dir, &args);
+        Node {
+            id,
+            api: format!("http://127.0.0.1:{api_port}"),
+            raft_addr: format!("127.0.0.1:{raft_port}"),
+            child: Some(child),
+            dir,
+            args,
+        }
+    }
+
+    /// Kills the process without a clean shutdown.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again with the same data dir and flags.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Some(Node::spawn_process(&self.dir, &self.args));
+    }
+
+    pub async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = client
+                .get(format!("{}/api/v4/system/ping", self.api))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("node {} did not come up", self.id);
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A single node in a temp dir.
+pub async fn single_node() -> (tempfile::TempDir, Node) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = Node::start(1, dir.path().to_path_buf(), &[]);
+    node.wait_ready().await;
+    (dir, node)
+}
+
+/// A fixed 3-node cluster.
+pub async fn three_nodes() -> (tempfile::TempDir, Vec<Node>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let members = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, raft))| format!("{}=127.0.0.1:{raft}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes = Vec::new();
+    for (i, (api, raft)) in ports.iter().enumerate() {
+        let node_dir = dir.path().join(format!("n{}", i + 1));
+        std::fs::create_dir_all(&node_dir).expect("node dir");
+        nodes.push(Node::start_on(
+            i as u64 + 1,
+            node_dir,
+            *api,
+            *raft,
+            &["--initial-members".to_string(), members.clone()],
+        ));
+    }
+    for node in &nodes {
+        node.wait_ready().await;
+    }
+    (dir, nodes)
+}
+
+/// A logged-in (or anonymous) API client bound to one node.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: Option<String>,
+    pub user_id: String,
+    http: reqwest::Client,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            token: None,
+            user_id: String::new(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn on(&self, base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            ..self.clone()
+        }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v4{}", self.base, path));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("BEARER {token}"));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let answer = self.call(method, path, body).await;
+        assert!(
+            answer.status.is_success(),
+            "{method} {path}: {} {}",
+            answer.status,
+            answer.body
+        );
+        assert_eq!(
+            answer
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{method} {path}"
+        );
+        answer.body
+    }
+
+    /// Creates a user and logs in as them.
+    pub async fn signup(base: &str, username: &str) -> Api {
+        let anon = Api::new(base);
+        let created = anon
+            .call("POST", "/users", Some(json!({"username": username, "email": format!("{username}@example.com"), "password": "passw0rd!"})))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        Api::login(base, username).await
+    }
+
+    pub async fn login(base: &str, username: &str) -> Api {
+        let mut api = Api::new(base);
+        let answer = api
+            .call(
+                "POST",
+                "/users/login",
+                Some(json!({"login_id": username, "password": "passw0rd!"})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        api.token = answer
+            .headers
+            .get("token")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        assert!(api.token.is_some(), "login answers a Token header");
+        api.user_id = answer.body["id"].as_str().expect("user id").to_string();
+        api
+    }
+}
+
+/// Polls `check` until it returns Some, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client of `/api/v4/websocket`.
+pub struct Socket {
+    stream: WsStream,
+    pub connection_id: String,
+    /// Seq of the last event received.
+    pub last_seq: i64,
+    /// Every event received, in order.
+    pub events: Vec<Value>,
+}
+
+impl Socket {
+    pub async fn connect(base: &str, token: &str) -> Socket {
+        Socket::connect_query(base, token, "").await
+    }
+
+    /// Connects with a query string (e.g. `connection_id=…&sequence_number=…`), authenticated
+    /// by header, and reads the hello unless resuming.
+    pub async fn connect_query(base: &str, token: &str, query: &str) -> Socket {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!(
+            "{}/api/v4/websocket?{query}",
+            base.replacen("http", "ws", 1)
+        );
+        let mut request = url.into_client_request().expect("ws request");
+        request.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("ws connect");
+        let mut socket = Socket {
+            stream,
+            connection_id: String::new(),
+            last_seq: -1,
+            events: Vec::new(),
+        };
+        if query.is_empty() {
+            let hello = socket.wait_event("hello", Duration::from_secs(10)).await;
+            assert_eq!(hello["seq"], json!(0));
+            socket.connection_id = hello["data"]["connection_id"]
+                .as_str()
+                .expect("connection_id")
+                .to_string();
+        }
+        socket
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.stream
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next JSON message (event or reply), or None after `timeout`.
+    pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
+            if let Message::Text(text) = message {
+                let value: Value = serde_json::from_str(&text).expect("server frames are JSON");
+                if let Some(seq) = value.get("seq").and_then(Value::as_i64) {
+                    if value.get("event").is_some() {
+                        assert_eq!(seq, self.last_seq + 1, "event seq is contiguous: {value}");
+                        self.last_seq = seq;
+                        self.events.push(value.clone());
+                    }
+                }
+                return Some(value);
+            }
+        }
+    }
+
+    /// Waits for an event by name, skipping others.
+    pub async fn wait_event(&mut self, event: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_json(left).await {
+                Some(value) if value["event"] == event => return value,
+                Some(_) => continue,
+                None => panic!("no {event} event within {timeout:?}; got {:?}", self.events),
+            }
+        }
+    }
+
+    /// Asserts no event of this name arrives within `window`.
+    pub async fn assert_no_event(&mut self, event: &str, window: Duration) {
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.next_json(left).await {
+                Some(value) if value["event"] == event => panic!("unexpected {event}: {value}"),
+                Some(_) => continue,
+                None => return,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// Decodes a field that Mattermost sends as a JSON string holding JSON.
+pub fn inner(value: &Value) -> Value {
+    value
+        .as_str()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Value::Null)
+}
