@@ -94,13 +94,13 @@ pub fn post(n: u64, channel: u64, user: u64, root: Option<u64>, at: u64) -> Comm
     }
 }
 
-/// Users `READER` and `READER+1..=READER+writers` in one team with two channels.
-pub fn base(loader: &mut Loader, writers: u64) {
-    loader.push(user(READER, 1));
+/// Users `READER` and `READER+1..=READER+writers` in one team with two channels, all members.
+pub fn base_commands(writers: u64) -> Vec<Command> {
+    let mut commands = vec![user(READER, 1)];
     for w in 1..=writers {
-        loader.push(user(READER + w, 1));
+        commands.push(user(READER + w, 1));
     }
-    loader.push(Command::CreateTeam {
+    commands.push(Command::CreateTeam {
         id: id(TEAM),
         at: 2,
         name: "bench".into(),
@@ -111,7 +111,7 @@ pub fn base(loader: &mut Loader, writers: u64) {
         off_topic_id: id(TEAM + 2),
     });
     for (channel, name) in [(BUSY_CHANNEL, "busy"), (OTHER_CHANNEL, "other")] {
-        loader.push(Command::CreateChannel {
+        commands.push(Command::CreateChannel {
             id: id(channel),
             at: 3,
             team_id: id(TEAM),
@@ -124,18 +124,26 @@ pub fn base(loader: &mut Loader, writers: u64) {
         });
     }
     for w in 1..=writers {
-        loader.push(Command::AddTeamMember {
+        commands.push(Command::AddTeamMember {
             team_id: id(TEAM),
             user_id: id(READER + w),
             at: 4,
         });
         for channel in [BUSY_CHANNEL, OTHER_CHANNEL] {
-            loader.push(Command::AddChannelMember {
+            commands.push(Command::AddChannelMember {
                 channel_id: id(channel),
                 user_id: id(READER + w),
                 at: 5,
             });
         }
+    }
+    commands
+}
+
+/// Applies [`base_commands`] directly to an engine.
+pub fn base(loader: &mut Loader, writers: u64) {
+    for command in base_commands(writers) {
+        loader.push(command);
     }
     loader.flush();
 }

@@ -668,10 +668,19 @@ impl Reader<'_> {
                         // Ordered by last reply: nothing further on is newer (descending scans).
                         return reverse;
                     }
+                    if query.unread_only {
+                        // The totals pass loaded the watermarks of every channel in the index.
+                        let marks = marks_by_channel
+                            .get(&entry.channel_id)
+                            .copied()
+                            .unwrap_or_default();
+                        if last_reply_at <= marks.resolve(&entry.read).0 {
+                            return true;
+                        }
+                    }
                     rows.push((key[32..].to_vec(), thread_id, entry));
                     found += 1;
-                    // Unread filtering needs watermarks; over-collect a page per prefix and filter.
-                    query.unread_only || found <= per_page
+                    found <= per_page
                 },
             )?;
             candidates.extend(rows.into_iter().map(|(k, id, e)| (k, id, e, *t)));
