@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/confab-target
 CARGO ?= cargo
 
-.PHONY: run test build prereqs fmt clippy bench check
+.PHONY: run test build prereqs fmt clippy bench check client-tests client-tests-run client-tests-js client-tests-python
 
 prereqs:
 	@if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then \
@@ -21,6 +21,27 @@ run: prereqs
 
 test: prereqs
 	$(CARGO) test --release --workspace
+	$(MAKE) client-tests-run
+
+# The real Mattermost client libraries against real confab processes (tests/clients/):
+# @mattermost/client (npm ci, node --test) and mattermostdriver (venv, pytest). Each suite
+# starts and stops its own nodes from $(CARGO_TARGET_DIR)/release/confab. `client-tests` builds
+# that binary the way `make test` does (a plain `cargo build` resolves other features and
+# would relink it every time the two alternate).
+client-tests: prereqs
+	$(CARGO) test --release --workspace --no-run
+	$(MAKE) client-tests-run
+
+client-tests-run: client-tests-js client-tests-python
+
+client-tests-js:
+	cd tests/clients/js && npm ci --no-audit --no-fund && npm test
+
+PY_VENV := tests/clients/python/.venv
+client-tests-python:
+	test -x $(PY_VENV)/bin/python || python3 -m venv $(PY_VENV)
+	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/clients/python/requirements.txt
+	cd tests/clients/python && .venv/bin/python -m pytest -q
 
 fmt:
 	$(CARGO) fmt --all

@@ -11,6 +11,7 @@ use confab_storage::Engine;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use sha1::Digest;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,7 +134,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         settings: Settings {
             session_days: config.session_days,
             min_password_len: 5,
-            cluster_id: hex::encode(&secret.as_bytes()[..secret.len().min(8)]),
+            // Names the cluster without revealing the secret it is derived from.
+            cluster_id: hex::encode(
+                &sha1::Sha1::digest(format!("confab-cluster-id:{secret}"))[..8],
+            ),
         },
         cluster_secret: secret.clone(),
     });

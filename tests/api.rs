@@ -328,6 +328,10 @@ async fn teams_channels_and_permissions() {
         .await;
     assert_eq!(dm.status, StatusCode::CREATED);
     assert_eq!(dm.body["type"], "D");
+    // Named from the ids sorted as strings, as Mattermost and its clients compute it.
+    let mut pair = [bob.user_id.clone(), carol.user_id.clone()];
+    pair.sort();
+    assert_eq!(dm.body["name"], format!("{}__{}", pair[0], pair[1]));
     let again = bob
         .ok(
             "POST",
@@ -351,7 +355,17 @@ async fn teams_channels_and_permissions() {
         )
         .await;
     assert_eq!(group["type"], "G");
-    assert_eq!(group["name"].as_str().unwrap().len(), 40);
+    let mut trio = [
+        alice.user_id.clone(),
+        bob.user_id.clone(),
+        carol.user_id.clone(),
+    ];
+    trio.sort();
+    use sha1::Digest;
+    assert_eq!(
+        group["name"],
+        hex::encode(sha1::Sha1::digest(trio.concat().as_bytes()))
+    );
     assert_error(
         &alice
             .call("POST", "/channels/group", Some(json!([bob.user_id])))

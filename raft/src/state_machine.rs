@@ -230,15 +230,15 @@ pub(crate) struct SnapshotBuilder {
 const OPTIMISTIC_EXPORTS: usize = 3;
 
 impl Shared {
-    /// Exports the state into a temp file; returns the meta it matches, or None when an apply or
-    /// install raced the export.
+    /// Exports the state into a temp file; returns the meta it matches (read by storage from
+    /// the same RocksDB snapshot as the data, so applies may go on meanwhile), or None when a
+    /// snapshot install raced the export. `exclusive` keeps installs out too.
     fn export_once(
         &self,
         exclusive: bool,
     ) -> io::Result<(Option<ReplicationMeta>, std::path::PathBuf)> {
         let _gate = exclusive.then(|| self.apply_gate.lock());
         let epoch = self.install_epoch.load(Ordering::SeqCst);
-        let meta = ReplicationMeta::load(&self.engine)?;
         let path = self.snapshots.temp_path("build");
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -247,6 +247,10 @@ impl Shared {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let summary = self.engine.export_snapshot(&mut out).map_err(storage_io)?;
         out.flush()?;
+        let meta = match &summary.replication_meta {
+            Some(bytes) => decode(bytes)?,
+            None => ReplicationMeta::default(),
+        };
         let consistent = epoch.is_multiple_of(2)
             && self.install_epoch.load(Ordering::SeqCst) == epoch
             && summary.applied_index == meta.applied_index();

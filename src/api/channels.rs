@@ -174,20 +174,21 @@ async fn direct_or_group(
     if !users.contains(&caller.id()) && !caller.is_admin() {
         return Err(ApiError::forbidden());
     }
+    // Mattermost derives both names from the ids as strings, sorted as strings (the base32
+    // alphabet does not keep the byte order): `a__b` for a DM, and for a group the sha1 of the
+    // sorted ids concatenated with no separator. Clients compute these names themselves.
+    let mut texts: Vec<String> = users.iter().map(|u| u.to_base32()).collect();
+    texts.sort();
     let name = match channel_type {
         ChannelType::Direct => {
-            let first = users.first().copied().unwrap_or(caller.id());
-            let second = users.get(1).copied().unwrap_or(first);
+            let first = texts
+                .first()
+                .cloned()
+                .unwrap_or_else(|| caller.id().to_base32());
+            let second = texts.get(1).cloned().unwrap_or_else(|| first.clone());
             format!("{first}__{second}")
         }
-        _ => {
-            let joined = users
-                .iter()
-                .map(|u| u.to_base32())
-                .collect::<Vec<_>>()
-                .join(",");
-            hex::encode(sha1::Sha1::digest(joined.as_bytes()))
-        }
+        _ => hex::encode(sha1::Sha1::digest(texts.concat().as_bytes())),
     };
     let (index, outcome) = app
         .write(Command::CreateDirectOrGroup {

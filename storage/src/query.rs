@@ -117,36 +117,44 @@ impl Reader<'_> {
 
     /// All users, a page at a time, in id order.
     pub fn users(&self, page: usize, per_page: usize) -> Result<Vec<User>> {
-        let mut users = Vec::new();
-        let mut skip = page.saturating_mul(per_page);
-        self.scan_all(Cf::UseridUser, |_, value| {
-            if skip > 0 {
-                skip -= 1;
-                return true;
-            }
-            if let Ok(user) = rmp_serde::from_slice::<User>(value) {
-                users.push(user);
-            }
-            users.len() < per_page
-        })?;
-        Ok(users)
+        self.page_of_records(Cf::UseridUser, &[], page, per_page)
     }
 
     /// All teams, a page at a time.
     pub fn teams(&self, page: usize, per_page: usize) -> Result<Vec<Team>> {
-        let mut teams = Vec::new();
+        self.page_of_records(Cf::TeamidTeam, &[], page, per_page)
+    }
+
+    /// Records under `prefix`, decoded, a page at a time (offset paging skips keys, reading
+    /// no values).
+    fn page_of_records<T: serde::de::DeserializeOwned>(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        page: usize,
+        per_page: usize,
+    ) -> Result<Vec<T>> {
+        let mut records = Vec::new();
         let mut skip = page.saturating_mul(per_page);
-        self.scan_all(Cf::TeamidTeam, |_, value| {
+        let mut failure = None;
+        self.scan_prefix(cf, prefix, false, |_, value| {
             if skip > 0 {
                 skip -= 1;
                 return true;
             }
-            if let Ok(team) = rmp_serde::from_slice::<Team>(value) {
-                teams.push(team);
+            match rmp_serde::from_slice::<T>(value) {
+                Ok(record) => records.push(record),
+                Err(e) => {
+                    failure = Some(e);
+                    return false;
+                }
             }
-            teams.len() < per_page
+            records.len() < per_page
         })?;
-        Ok(teams)
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(records),
+        }
     }
 
     /// The team's channels of a type-visible kind, by name order (open channels list).
@@ -217,24 +225,7 @@ impl Reader<'_> {
 
     /// Members of a team, a page at a time.
     pub fn team_members(&self, team: Id, page: usize, per_page: usize) -> Result<Vec<TeamMember>> {
-        let mut members = Vec::new();
-        let mut skip = page.saturating_mul(per_page);
-        self.scan_prefix(
-            Cf::TeamidUseridMember,
-            team.as_bytes(),
-            false,
-            |_, value| {
-                if skip > 0 {
-                    skip -= 1;
-                    return true;
-                }
-                if let Ok(member) = rmp_serde::from_slice::<TeamMember>(value) {
-                    members.push(member);
-                }
-                members.len() < per_page
-            },
-        )?;
-        Ok(members)
+        self.page_of_records(Cf::TeamidUseridMember, team.as_bytes(), page, per_page)
     }
 
     pub fn channel(&self, id: Id) -> Result<Option<Channel>> {
@@ -261,24 +252,12 @@ impl Reader<'_> {
         page: usize,
         per_page: usize,
     ) -> Result<Vec<ChannelMember>> {
-        let mut members = Vec::new();
-        let mut skip = page.saturating_mul(per_page);
-        self.scan_prefix(
+        self.page_of_records(
             Cf::ChannelidUseridMember,
             channel.as_bytes(),
-            false,
-            |_, value| {
-                if skip > 0 {
-                    skip -= 1;
-                    return true;
-                }
-                if let Ok(member) = rmp_serde::from_slice::<ChannelMember>(value) {
-                    members.push(member);
-                }
-                members.len() < per_page
-            },
-        )?;
-        Ok(members)
+            page,
+            per_page,
+        )
     }
 
     /// The ids of a user's channels in a team, with their direct and group channels.

@@ -23,9 +23,12 @@ pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
 const MAX_FRAME_BYTES: usize = 64 << 20;
 
 /// What an export or import covered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotSummary {
     pub applied_index: u64,
+    /// The replication layer's bytes stored with the exported state, read from the same
+    /// RocksDB snapshot, so they describe exactly what was exported.
+    pub replication_meta: Option<Vec<u8>>,
     pub chunks: u64,
     pub entries: u64,
     pub bytes: u64,
@@ -79,6 +82,7 @@ impl Engine {
             .map(crate::engine::decode_u64)
             .transpose()?
             .unwrap_or(0);
+        let replication_meta = reader.get_raw(Cf::Meta, meta_key::REPLICATION)?;
         let mut frames = FrameWriter {
             out,
             sequence: 0,
@@ -125,6 +129,7 @@ impl Engine {
         frames.out.flush()?;
         Ok(SnapshotSummary {
             applied_index,
+            replication_meta,
             chunks: frames.sequence,
             entries,
             bytes: frames.bytes,
@@ -311,10 +316,20 @@ pub fn verify_snapshot(source: impl Read) -> Result<SnapshotSummary> {
     let mut applied_index = None;
     let mut entries = 0u64;
     let mut declared = None;
+    let mut replication_meta = None;
     while let Some(chunk) = frames.next_chunk()? {
         match chunk {
             Chunk::Header { applied_index: i } => applied_index = Some(i),
-            Chunk::Data { entries: e, .. } => entries += e.len() as u64,
+            Chunk::Data { cf, entries: e } => {
+                entries += e.len() as u64;
+                if cf == Cf::Meta {
+                    if let Some((_, value)) =
+                        e.into_iter().find(|(k, _)| k == meta_key::REPLICATION)
+                    {
+                        replication_meta = Some(value);
+                    }
+                }
+            }
             Chunk::End { entries: e } => declared = Some(e),
         }
     }
@@ -326,6 +341,7 @@ pub fn verify_snapshot(source: impl Read) -> Result<SnapshotSummary> {
     }
     Ok(SnapshotSummary {
         applied_index,
+        replication_meta,
         chunks: frames.sequence,
         entries,
         bytes: frames.bytes,
