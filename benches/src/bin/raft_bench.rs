@@ -183,7 +183,7 @@ fn main() {
                 &format!("open loop {} /s", args.rate),
                 &hist,
                 hist.len(),
-                started.elapsed().into(),
+                started.elapsed(),
             );
         }
         for node in &cluster.nodes {
