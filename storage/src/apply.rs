@@ -1382,45 +1382,50 @@ fn put_team_member(txn: &mut Txn, team: Id, user: Id, roles: &str) -> Step<TeamM
     Ok(member)
 }
 
+/// A record by id, or the command's typed "not found".
+fn load<T: serde::de::DeserializeOwned>(txn: &mut Txn, cf: Cf, kind: &str, id: Id) -> Step<T> {
+    txn.get(cf, &id_key(id))?
+        .ok_or_else(|| CommandError::not_found(kind, id).into())
+}
+
 fn load_user(txn: &mut Txn, id: Id) -> Step<User> {
-    txn.get(Cf::UseridUser, &id_key(id))?
-        .ok_or_else(|| CommandError::not_found("user", id).into())
+    load(txn, Cf::UseridUser, "user", id)
 }
 
 fn load_team(txn: &mut Txn, id: Id) -> Step<Team> {
-    txn.get(Cf::TeamidTeam, &id_key(id))?
-        .ok_or_else(|| CommandError::not_found("team", id).into())
+    load(txn, Cf::TeamidTeam, "team", id)
 }
 
 fn load_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
-    txn.get(Cf::ChannelidChannel, &id_key(id))?
-        .ok_or_else(|| CommandError::not_found("channel", id).into())
-}
-
-fn load_live_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
-    let channel = load_channel(txn, id)?;
-    if channel.delete_at != 0 {
-        return refuse(CommandError::Deleted(format!("channel {id}")));
-    }
-    Ok(channel)
+    load(txn, Cf::ChannelidChannel, "channel", id)
 }
 
 fn load_post(txn: &mut Txn, id: Id) -> Step<Post> {
-    txn.get(Cf::PostidPost, &id_key(id))?
-        .ok_or_else(|| CommandError::not_found("post", id).into())
-}
-
-fn load_live_post(txn: &mut Txn, id: Id) -> Step<Post> {
-    let post = load_post(txn, id)?;
-    if post.delete_at != 0 {
-        return refuse(CommandError::Deleted(format!("post {id}")));
-    }
-    Ok(post)
+    load(txn, Cf::PostidPost, "post", id)
 }
 
 fn load_thread(txn: &mut Txn, id: Id) -> Step<Thread> {
-    txn.get(Cf::ThreadidThread, &id_key(id))?
-        .ok_or_else(|| CommandError::not_found("thread", id).into())
+    load(txn, Cf::ThreadidThread, "thread", id)
+}
+
+/// A record that must also not be soft-deleted.
+fn live<T>(record: T, delete_at: impl Fn(&T) -> u64, what: String) -> Step<T> {
+    if delete_at(&record) != 0 {
+        return refuse(CommandError::Deleted(what));
+    }
+    Ok(record)
+}
+
+fn load_live_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
+    live(
+        load_channel(txn, id)?,
+        |c| c.delete_at,
+        format!("channel {id}"),
+    )
+}
+
+fn load_live_post(txn: &mut Txn, id: Id) -> Step<Post> {
+    live(load_post(txn, id)?, |p| p.delete_at, format!("post {id}"))
 }
 
 fn require_team_member(txn: &mut Txn, team: Id, user: Id) -> Step<TeamMember> {
