@@ -505,6 +505,21 @@ async fn posts_threads_reactions_and_unreads() {
             .await,
         StatusCode::FORBIDDEN,
     );
+    // Pinning by a reader of the channel; the post shows it.
+    carol
+        .ok("POST", &format!("/posts/{reply_id}/pin"), None)
+        .await;
+    assert_eq!(
+        alice.ok("GET", &format!("/posts/{reply_id}"), None).await["is_pinned"],
+        true
+    );
+    carol
+        .ok("POST", &format!("/posts/{reply_id}/unpin"), None)
+        .await;
+    assert_eq!(
+        alice.ok("GET", &format!("/posts/{reply_id}"), None).await["is_pinned"],
+        false
+    );
     let reaction = carol
         .call(
             "POST",

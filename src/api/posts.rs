@@ -218,13 +218,14 @@ struct Patch {
     props: Option<Value>,
 }
 
+/// Applies a patch and answers the post as it now is, with the applied index.
 async fn apply_patch(
     app: &AppState,
     caller: &Caller,
     post_id: Id,
     patch: Patch,
     author_only: bool,
-) -> ApiResult<Response> {
+) -> ApiResult<(u64, Value)> {
     let post = readable_post(app, caller, post_id).await?;
     if author_only && post.user_id != caller.id() && !caller.is_admin() {
         return Err(ApiError::forbidden());
@@ -250,7 +251,7 @@ async fn apply_patch(
     };
     let me = caller.id();
     let body = app.read(move |r| post_json(r, &post, me)).await?;
-    Ok(with_applied(ok(body), index))
+    Ok((index, body))
 }
 
 async fn patch_post(
@@ -261,9 +262,11 @@ async fn patch_post(
 ) -> ApiResult<Response> {
     let post_id = path_id(&post_id, "post_id")?;
     let patch: Patch = parse_body(&body, "patch")?;
-    apply_patch(&app, &caller, post_id, patch, true).await
+    let (index, post) = apply_patch(&app, &caller, post_id, patch, true).await?;
+    Ok(with_applied(ok(post), index))
 }
 
+/// PUT /posts/{id}: a full update, which never changes the pin.
 async fn update_post(
     State(app): State<AppState>,
     caller: Caller,
@@ -272,17 +275,29 @@ async fn update_post(
 ) -> ApiResult<Response> {
     let post_id = path_id(&post_id, "post_id")?;
     let patch: Patch = parse_body(&body, "post")?;
-    apply_patch(
-        &app,
-        &caller,
-        post_id,
-        Patch {
-            is_pinned: None,
-            ..patch
-        },
-        true,
-    )
-    .await
+    let patch = Patch {
+        is_pinned: None,
+        ..patch
+    };
+    let (index, post) = apply_patch(&app, &caller, post_id, patch, true).await?;
+    Ok(with_applied(ok(post), index))
+}
+
+/// Pinning is open to anyone who can read the channel, as in Mattermost.
+async fn set_pinned(
+    app: AppState,
+    caller: Caller,
+    post_id: String,
+    pinned: bool,
+) -> ApiResult<Response> {
+    let post_id = path_id(&post_id, "post_id")?;
+    let patch = Patch {
+        message: None,
+        is_pinned: Some(pinned),
+        props: None,
+    };
+    let (index, _) = apply_patch(&app, &caller, post_id, patch, false).await?;
+    Ok(with_applied(status_ok(), index))
 }
 
 async fn pin_post(
@@ -290,20 +305,7 @@ async fn pin_post(
     caller: Caller,
     Path(post_id): Path<String>,
 ) -> ApiResult<Response> {
-    let post_id = path_id(&post_id, "post_id")?;
-    let response = apply_patch(
-        &app,
-        &caller,
-        post_id,
-        Patch {
-            message: None,
-            is_pinned: Some(true),
-            props: None,
-        },
-        false,
-    )
-    .await?;
-    Ok(with_applied(status_ok(), applied_of(&response)))
+    set_pinned(app, caller, post_id, true).await
 }
 
 async fn unpin_post(
@@ -311,29 +313,7 @@ async fn unpin_post(
     caller: Caller,
     Path(post_id): Path<String>,
 ) -> ApiResult<Response> {
-    let post_id = path_id(&post_id, "post_id")?;
-    let response = apply_patch(
-        &app,
-        &caller,
-        post_id,
-        Patch {
-            message: None,
-            is_pinned: Some(false),
-            props: None,
-        },
-        false,
-    )
-    .await?;
-    Ok(with_applied(status_ok(), applied_of(&response)))
-}
-
-fn applied_of(response: &Response) -> u64 {
-    response
-        .headers()
-        .get(super::APPLIED_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    set_pinned(app, caller, post_id, false).await
 }
 
 async fn delete_post(

@@ -228,23 +228,15 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 (*town_square_id, "town-square", "Town Square"),
                 (*off_topic_id, "off-topic", "Off-Topic"),
             ] {
-                let channel = Channel {
-                    id: channel_id,
-                    create_at: *at,
-                    update_at: *at,
-                    delete_at: 0,
-                    team_id: *id,
-                    channel_type: ChannelType::Open,
-                    display_name: channel_display.into(),
-                    name: channel_name.into(),
-                    header: String::new(),
-                    purpose: String::new(),
-                    last_post_at: *at,
-                    last_root_post_at: *at,
-                    total_msg_count: 0,
-                    total_msg_count_root: 0,
-                    creator_id: *creator_id,
-                };
+                let channel = new_channel(
+                    channel_id,
+                    *at,
+                    *id,
+                    ChannelType::Open,
+                    channel_name.into(),
+                    channel_display.into(),
+                    *creator_id,
+                );
                 insert_channel(txn, &channel)?;
                 put_new_channel_member(txn, &channel, *creator_id, *at)?;
                 channels.push(channel);
@@ -326,21 +318,17 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 return refuse(CommandError::IdExists(id.to_string()));
             }
             let channel = Channel {
-                id: *id,
-                create_at: *at,
-                update_at: *at,
-                delete_at: 0,
-                team_id: *team_id,
-                channel_type: *channel_type,
-                display_name: display_name.clone(),
-                name,
                 header: header.clone(),
                 purpose: purpose.clone(),
-                last_post_at: *at,
-                last_root_post_at: *at,
-                total_msg_count: 0,
-                total_msg_count_root: 0,
-                creator_id: *creator_id,
+                ..new_channel(
+                    *id,
+                    *at,
+                    *team_id,
+                    *channel_type,
+                    name,
+                    display_name.clone(),
+                    *creator_id,
+                )
             };
             insert_channel(txn, &channel)?;
             let member = put_new_channel_member(txn, &channel, *creator_id, *at)?;
@@ -391,23 +379,15 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             if txn.exists(Cf::ChannelidChannel, &id_key(*id))? {
                 return refuse(CommandError::IdExists(id.to_string()));
             }
-            let channel = Channel {
-                id: *id,
-                create_at: *at,
-                update_at: *at,
-                delete_at: 0,
-                team_id: Id::NONE,
-                channel_type: *channel_type,
-                display_name: display_name.clone(),
-                name: name.clone(),
-                header: String::new(),
-                purpose: String::new(),
-                last_post_at: *at,
-                last_root_post_at: *at,
-                total_msg_count: 0,
-                total_msg_count_root: 0,
-                creator_id: *creator_id,
-            };
+            let channel = new_channel(
+                *id,
+                *at,
+                Id::NONE,
+                *channel_type,
+                name.clone(),
+                display_name.clone(),
+                *creator_id,
+            );
             insert_channel(txn, &channel)?;
             let mut added = Vec::new();
             for user in &distinct {
@@ -1322,6 +1302,35 @@ fn membership_or_new(txn: &mut Txn, thread: &Thread, user: Id, at: u64) -> Step<
             None => new_membership(txn, thread, user, at, 0),
         },
     )
+}
+
+/// A channel with no posts yet, created at `at`.
+fn new_channel(
+    id: Id,
+    at: u64,
+    team_id: Id,
+    channel_type: ChannelType,
+    name: String,
+    display_name: String,
+    creator_id: Id,
+) -> Channel {
+    Channel {
+        id,
+        create_at: at,
+        update_at: at,
+        delete_at: 0,
+        team_id,
+        channel_type,
+        display_name,
+        name,
+        header: String::new(),
+        purpose: String::new(),
+        last_post_at: at,
+        last_root_post_at: at,
+        total_msg_count: 0,
+        total_msg_count_root: 0,
+        creator_id,
+    }
 }
 
 fn insert_channel(txn: &mut Txn, channel: &Channel) -> Step<()> {

@@ -172,17 +172,6 @@ fn a_page_reads_what_it_returns() {
         "read {}",
         reader.keys_read()
     );
-    let list = reader
-        .user_threads(
-            id(2),
-            id(100),
-            &ThreadQuery {
-                per_page: 25,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    assert_eq!(list.threads.len(), 0, "user 2 follows no reply-less thread");
 }
 
 #[test]
