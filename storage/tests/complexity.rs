@@ -3,7 +3,7 @@
 mod common;
 
 use common::{create_channel, create_team, create_user, id, post, TestDb};
-use confab_storage::{ChannelType, Command, Outcome, ThreadQuery};
+use confab_storage::{ChannelType, Command, Outcome};
 
 /// A team with users 1 (author) and 2 (reader) in channel 200, and `threads` threads, each a
 /// root by user 2 with `replies` replies by user 1 — all unread for user 2, who follows them.
