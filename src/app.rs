@@ -14,8 +14,26 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub session_days: u64,
+    pub password_cost: PasswordCost,
     pub min_password_len: usize,
     pub cluster_id: String,
+}
+
+/// Argon2id cost of new password hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+}
+
+impl Default for PasswordCost {
+    /// OWASP's argon2id recommendation (19 MiB, 2 passes), argon2's default.
+    fn default() -> Self {
+        PasswordCost {
+            memory_kib: argon2::Params::DEFAULT_M_COST,
+            iterations: argon2::Params::DEFAULT_T_COST,
+        }
+    }
 }
 
 pub struct App {

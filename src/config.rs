@@ -66,6 +66,13 @@ pub struct ServeArgs {
     /// Build a Raft snapshot after this many log entries.
     #[arg(long, env = "CONFAB_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// Argon2id memory per password hash, KiB (default 19456). Lowering it weakens stored
+    /// hashes; load tests that sign up 100k users lower it.
+    #[arg(long, env = "CONFAB_PASSWORD_HASH_MEMORY_KIB")]
+    pub password_hash_memory_kib: Option<u32>,
+    /// Argon2id passes per password hash (default 2).
+    #[arg(long, env = "CONFAB_PASSWORD_HASH_ITERATIONS")]
+    pub password_hash_iterations: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -114,6 +121,8 @@ struct FileConfig {
     log_json: Option<bool>,
     session_days: Option<u64>,
     snapshot_every: Option<u64>,
+    password_hash_memory_kib: Option<u32>,
+    password_hash_iterations: Option<u32>,
 }
 
 /// The resolved settings of `confab serve`.
@@ -130,6 +139,7 @@ pub struct ServeConfig {
     pub log_json: bool,
     pub session_days: u64,
     pub snapshot_every: Option<u64>,
+    pub password_cost: crate::app::PasswordCost,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +158,8 @@ pub enum ConfigError {
     Members(String),
     #[error("the cluster secret file {0} is empty")]
     EmptySecret(PathBuf),
+    #[error("password hash cost: {0} (memory at least 8 KiB, at least 1 pass)")]
+    PasswordCost(String),
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -208,6 +220,19 @@ impl ServeArgs {
                 None => None,
             },
         };
+        let default_cost = crate::app::PasswordCost::default();
+        let password_cost = crate::app::PasswordCost {
+            memory_kib: self
+                .password_hash_memory_kib
+                .or(file.password_hash_memory_kib)
+                .unwrap_or(default_cost.memory_kib),
+            iterations: self
+                .password_hash_iterations
+                .or(file.password_hash_iterations)
+                .unwrap_or(default_cost.iterations),
+        };
+        argon2::Params::new(password_cost.memory_kib, password_cost.iterations, 1, None)
+            .map_err(|e| ConfigError::PasswordCost(e.to_string()))?;
         Ok(ServeConfig {
             node_id: self.node_id.or(file.node_id).unwrap_or(1),
             listen: self
@@ -229,6 +254,7 @@ impl ServeArgs {
             log_json: self.log_json || file.log_json.unwrap_or(false),
             session_days: self.session_days.or(file.session_days).unwrap_or(30),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
+            password_cost,
         })
     }
 }

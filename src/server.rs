@@ -133,6 +133,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         logins: LoginLimiter::new(Duration::from_secs(60), 20),
         settings: Settings {
             session_days: config.session_days,
+            password_cost: config.password_cost,
             min_password_len: 5,
             // Names the cluster without revealing the secret it is derived from.
             cluster_id: hex::encode(

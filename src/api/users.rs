@@ -1,6 +1,7 @@
 //! Users, sign-up, login and logout.
 
 use super::{created, ok, parse_body, path_id, status_ok, with_applied, AppState, Caller, Params};
+use crate::app::PasswordCost;
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::views;
@@ -40,11 +41,15 @@ struct NewUser {
     last_name: String,
 }
 
-pub fn hash_password(password: &str) -> ApiResult<String> {
+/// Argon2id with the configured cost. Verification reads the cost from the stored hash, so
+/// changing the setting affects new hashes only.
+pub fn hash_password(password: &str, cost: PasswordCost) -> ApiResult<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .map_err(|e| ApiError::internal(format!("salt: {e}")))?;
-    argon2::Argon2::default()
+    let params = argon2::Params::new(cost.memory_kib, cost.iterations, 1, None)
+        .map_err(|e| ApiError::internal(format!("password hash settings: {e}")))?;
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|e| ApiError::internal(format!("hashing: {e}")))
@@ -86,7 +91,8 @@ async fn create_user(State(app): State<AppState>, body: Bytes) -> ApiResult<Resp
     }
     let first = !app.read(|r| r.has_users()).await?;
     let password = new.password.clone();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+    let cost = app.settings.password_cost;
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password, cost))
         .await
         .map_err(|_| ApiError::internal("hashing task failed"))??;
     let roles = if first {
@@ -145,10 +151,8 @@ async fn login(
         return Err(ApiError::invalid_param("login_id"));
     }
     let user_key = format!("user:{login_id}");
-    if !app
-        .logins
-        .allow(&[user_key.clone(), format!("ip:{}", peer.ip())])
-    {
+    let limiter_keys = [user_key.clone(), format!("ip:{}", peer.ip())];
+    if !app.logins.allow(&limiter_keys) {
         return Err(ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "api.context.rate_limit.app_error",
@@ -163,6 +167,7 @@ async fn login(
         })
         .await?;
     let Some(user) = user else {
+        app.logins.failed(&limiter_keys);
         return Err(invalid_login());
     };
     if user.delete_at != 0 {
@@ -178,6 +183,7 @@ async fn login(
         .await
         .map_err(|_| ApiError::internal("verify task failed"))?;
     if !verified {
+        app.logins.failed(&limiter_keys);
         return Err(invalid_login());
     }
     app.logins.reset(&user_key);

@@ -259,8 +259,10 @@ pub fn close_frame(code: u16, reason: &str, buf: &mut Vec<u8>) {
 
 /// Drains the queue into the socket until the connection closes or the socket fails.
 pub async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Conn>, mut io: W) {
+    // Both start empty and are released whenever the connection goes idle: most connections
+    // are idle most of the time, and their memory is what bounds connections per node.
     let mut pending: VecDeque<Out> = VecDeque::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut buf: Vec<u8> = Vec::new();
     loop {
         let closing = {
             let mut q = conn.queue.lock();
@@ -305,13 +307,13 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Conn>, mut io: W) {
             conn.close(Closing::Flush);
             return;
         }
-        // Keep the buffer's capacity unless one burst blew it up.
-        if buf.capacity() > 4 * CORK_BYTES {
-            buf = Vec::with_capacity(16 * 1024);
-        }
         let idle = conn.queue.lock().frames.is_empty() && !conn.is_closing();
         if idle {
+            buf = Vec::new();
+            pending = VecDeque::new();
             conn.wake.notified().await;
+        } else if buf.capacity() > 4 * CORK_BYTES {
+            buf = Vec::new();
         }
     }
 }

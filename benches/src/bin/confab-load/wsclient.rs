@@ -1,0 +1,114 @@
+//! A WebSocket client socket from a chosen local address: fastwebsockets' client handshake over
+//! a `TcpSocket` bound to a 127.x source address, so one process can hold more sockets to the
+//! same node than one address's ephemeral ports allow.
+
+use anyhow::{anyhow, Context};
+use bytes::Bytes;
+use fastwebsockets::{FragmentCollector, WebSocket};
+use http_body_util::Empty;
+use hyper::header::{CONNECTION, UPGRADE};
+use hyper::upgrade::Upgraded;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+
+pub type Socket = FragmentCollector<TokioIo<Upgraded>>;
+
+struct SpawnExecutor;
+
+impl<Fut> hyper::rt::Executor<Fut> for SpawnExecutor
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    fn execute(&self, fut: Fut) {
+        tokio::spawn(fut);
+    }
+}
+
+/// Opens `ws://{addr}{path_and_query}` from `source`, with an optional bearer token.
+pub async fn connect(
+    source: IpAddr,
+    addr: &str,
+    path_and_query: &str,
+    token: Option<&str>,
+) -> anyhow::Result<Socket> {
+    let target: SocketAddr = tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("resolving {addr}"))?
+        .next()
+        .ok_or_else(|| anyhow!("no address for {addr}"))?;
+    let socket = match target {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .with_context(|| format!("binding {source}"))?;
+    let stream = socket
+        .connect(target)
+        .await
+        .with_context(|| format!("connecting {source} → {target}"))?;
+    stream.set_nodelay(true)?;
+    let mut request = Request::builder()
+        .method("GET")
+        .uri(path_and_query)
+        .header("Host", addr)
+        .header(UPGRADE, "websocket")
+        .header(CONNECTION, "upgrade")
+        .header(
+            "Sec-WebSocket-Key",
+            fastwebsockets::handshake::generate_key(),
+        )
+        .header("Sec-WebSocket-Version", "13");
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(Empty::<Bytes>::new())?;
+    let (ws, response) = fastwebsockets::handshake::client(&SpawnExecutor, request, stream)
+        .await
+        .map_err(|e| anyhow!("websocket handshake with {addr}: {e}"))?;
+    if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(anyhow!("websocket upgrade refused: {}", response.status()));
+    }
+    let ws: WebSocket<TokioIo<Upgraded>> = ws;
+    Ok(FragmentCollector::new(ws))
+}
+
+/// The `seq` of a confab event frame (`…,"seq":N}`), read from its end without parsing JSON.
+pub fn frame_seq(frame: &[u8]) -> Option<u64> {
+    let at = memchr::memmem::rfind(frame, b"\"seq\":")?;
+    let digits = &frame[at + 6..];
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+/// `data.connection_id` of a `hello` frame.
+pub fn hello_connection_id(frame: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(frame).ok()?;
+    (value["event"] == "hello")
+        .then(|| value["data"]["connection_id"].as_str().map(str::to_string))
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_from_the_frame_end() {
+        assert_eq!(
+            frame_seq(br#"{"event":"posted","data":{"post":"{\"seq\":3}"},"seq":17}"#),
+            Some(17)
+        );
+        assert_eq!(frame_seq(br#"{"status":"OK","seq_reply":2}"#), None);
+        assert_eq!(
+            hello_connection_id(br#"{"event":"hello","data":{"connection_id":"abc"},"seq":0}"#),
+            Some("abc".into())
+        );
+    }
+}
