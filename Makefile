@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/confab-target
 CARGO ?= cargo
 
-.PHONY: run test build prereqs fmt clippy bench check client-tests client-tests-run client-tests-js client-tests-python
+.PHONY: run test build prereqs fmt clippy bench load check client-tests client-tests-run client-tests-js client-tests-python
 
 prereqs:
 	@if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then \
@@ -53,3 +53,10 @@ check: fmt clippy test
 
 bench: prereqs
 	$(CARGO) bench -p confab-bench
+
+# The load tool (benches/README.md), e.g. make load ARGS="fanout --profile seed-extreme --find-max".
+# Built with the same command as `make test`, so the binaries are not relinked between the two.
+ARGS ?= --help
+load: prereqs
+	$(CARGO) test --release --workspace --no-run
+	$(CARGO_TARGET_DIR)/release/confab-load $(ARGS)

@@ -107,19 +107,6 @@ impl Api {
             .0)
     }
 
-    pub async fn put(
-        &self,
-        node: &str,
-        path: &str,
-        token: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, CallError> {
-        Ok(self
-            .call(node, Method::PUT, path, Some(token), body)
-            .await?
-            .0)
-    }
-
     /// Signs up a user; an existing username is not an error (the tool reuses users).
     pub async fn ensure_user(
         &self,

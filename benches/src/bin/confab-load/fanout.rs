@@ -586,6 +586,15 @@ pub async fn run(
         "sockets_lost".into(),
         finals.iter().map(|f| f.lost).sum::<u64>() as f64,
     );
+    let mut closes: BTreeMap<String, u64> = BTreeMap::new();
+    for f in &finals {
+        for (why, n) in &f.closes {
+            *closes.entry(why.clone()).or_insert(0) += n;
+        }
+    }
+    for (why, n) in closes {
+        report.goals.push(format!("sockets closed: {n} × {why}"));
+    }
     for (k, v) in totals {
         report.counters.insert(k, v);
     }

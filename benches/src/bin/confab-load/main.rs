@@ -1,5 +1,5 @@
-//! `confab-load`: load generator and benchmark driver for confab (benches/README.md has the
-//! modes, profiles and report fields).
+//! `confab-load`: load generator and benchmark driver for confab (benches/README.md: modes,
+//! profiles; benches/REPORT.md: the JSON report's fields).
 //!
 //! It starts the servers under test itself (a confab cluster on loopback, or the bare
 //! broadcaster), creates users through the REST API, spreads WebSockets over worker processes
@@ -69,7 +69,7 @@ struct Common {
     /// Concurrent requests while creating users and memberships.
     #[arg(long, default_value_t = 64)]
     setup_concurrency: usize,
-    /// Write the report as JSON (fields: benches/README.md).
+    /// Write the report as JSON (fields: benches/REPORT.md).
     #[arg(long)]
     json: Option<PathBuf>,
     /// Write an SVG latency plot.

@@ -68,6 +68,7 @@ struct ActionStats {
     hist: Option<Histogram<u64>>,
     count: u64,
     errors: u64,
+    rejected: u64,
 }
 
 /// Request timings of this worker's users.
@@ -88,7 +89,8 @@ impl MixStats {
         }
     }
 
-    fn note(&self, action: &'static str, micros: u64, error: bool) {
+    fn note(&self, action: &'static str, micros: u64, outcome: Outcome) {
+        let error = outcome == Outcome::Error;
         self.requests.fetch_add(1, Ordering::Relaxed);
         if error {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -102,6 +104,7 @@ impl MixStats {
         report::record(stats.hist.get_or_insert_with(report::new_histogram), micros);
         stats.count += 1;
         stats.errors += error as u64;
+        stats.rejected += (outcome == Outcome::Rejected) as u64;
     }
 
     /// Totals per action since the previous call, and all errors.
@@ -118,6 +121,7 @@ impl MixStats {
                     hist: report::encode(&stats.hist.unwrap_or_else(report::new_histogram)),
                     count: stats.count,
                     errors: stats.errors,
+                    rejected: stats.rejected,
                 }
             })
             .collect();
@@ -138,9 +142,21 @@ impl MixStats {
     }
 }
 
-/// An error as load-test-ng counts it: no answer, or a 5xx.
-fn is_error(e: &CallError) -> bool {
-    e.status == 0 || e.status >= 500
+/// How a request ended. Errors are what load-test-ng counts (no answer, timeout, 5xx);
+/// refusals (4xx) are counted apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Rejected,
+    Error,
+}
+
+fn outcome_of(e: &CallError) -> Outcome {
+    if e.status == 0 || e.status >= 500 {
+        Outcome::Error
+    } else {
+        Outcome::Rejected
+    }
 }
 
 /// One simulated user.
@@ -176,11 +192,11 @@ impl User {
         let micros = started.elapsed().as_micros() as u64;
         match result {
             Ok((value, _)) => {
-                self.stats.note(action, micros, false);
+                self.stats.note(action, micros, Outcome::Ok);
                 Some(value)
             }
             Err(e) => {
-                self.stats.note(action, micros, is_error(&e));
+                self.stats.note(action, micros, outcome_of(&e));
                 None
             }
         }
@@ -326,7 +342,7 @@ impl User {
             }
             "reconnect_websocket" => {
                 self.control.reconnect.notify_one();
-                self.stats.note(action, 0, false);
+                self.stats.note(action, 0, Outcome::Ok);
             }
             "add_reaction" => {
                 if let Some((id, _)) = self.some_post(rng) {

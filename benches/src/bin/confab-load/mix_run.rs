@@ -235,7 +235,7 @@ pub async fn run(
     }
 
     // Per-action totals over the whole run.
-    let mut per_action: BTreeMap<String, (Histogram<u64>, u64, u64)> = BTreeMap::new();
+    let mut per_action: BTreeMap<String, (Histogram<u64>, u64, u64, u64)> = BTreeMap::new();
     let mut load_pids = vec![("confab-load".to_string(), std::process::id())];
     for p in &pools {
         load_pids.extend(p.pids().into_iter().map(|pid| ("worker".to_string(), pid)));
@@ -252,14 +252,18 @@ pub async fn run(
             for a in f.requests {
                 let entry = per_action
                     .entry(a.action.clone())
-                    .or_insert_with(|| (report::new_histogram(), 0, 0));
+                    .or_insert_with(|| (report::new_histogram(), 0, 0, 0));
                 entry.0.add(report::decode(&a.hist)?)?;
                 entry.1 += a.count;
                 entry.2 += a.errors;
+                entry.3 += a.rejected;
             }
         }
     }
-    for (action, (hist, count, errors)) in &per_action {
+    for (action, (hist, count, errors, rejected)) in &per_action {
+        report
+            .counters
+            .insert(format!("rejected:{action}"), *rejected as f64);
         report.latencies.insert(
             format!("request:{action}"),
             LatencySummary::from_histogram(hist),

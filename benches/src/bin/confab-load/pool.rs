@@ -232,17 +232,8 @@ impl Pool {
         Counter(self.workers.iter().map(|w| w.live.clone()).collect())
     }
 
-    pub fn open(&self) -> u64 {
-        self.sum(|l| &l.open)
-    }
-
     pub fn reconnects(&self) -> u64 {
         self.sum(|l| &l.reconnects)
-    }
-
-    /// mix: (requests, errors) so far.
-    pub fn requests(&self) -> (u64, u64) {
-        (self.sum(|l| &l.requests), self.sum(|l| &l.errors))
     }
 
     /// mix: the request latencies since the previous call.

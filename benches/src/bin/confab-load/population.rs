@@ -38,7 +38,6 @@ struct State {
 
 /// What a run works with.
 pub struct Population {
-    pub admin: Credentials,
     pub team: String,
     pub users: Vec<Credentials>,
     /// Channel ids in layout order.
@@ -231,7 +230,6 @@ pub async fn ensure(
         store.save()?;
     }
     Ok(Population {
-        admin,
         team,
         users,
         channels,

@@ -169,6 +169,8 @@ pub struct FinalReport {
     pub requests: Vec<ActionTotals>,
     pub errors: u64,
     pub first_errors: Vec<String>,
+    /// Why sockets closed: "<code> <reason>" or "read error: …", with counts (since start).
+    pub closes: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -177,6 +179,8 @@ pub struct ActionTotals {
     pub hist: String,
     pub count: u64,
     pub errors: u64,
+    /// Refused with a 4xx (not an error by load-test-ng's rules, but reported).
+    pub rejected: u64,
 }
 
 #[cfg(test)]

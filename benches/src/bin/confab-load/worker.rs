@@ -55,6 +55,7 @@ pub struct Shared {
     pub stopping: AtomicBool,
     pub window: Mutex<Window>,
     pub errors: Mutex<Vec<String>>,
+    pub closes: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -79,6 +80,16 @@ impl Shared {
         if errors.len() < 5 {
             errors.push(error);
         }
+    }
+
+    /// Counts why sockets closed (close code and reason, or the read error).
+    fn note_close(&self, why: String) {
+        *self
+            .closes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(why)
+            .or_insert(0) += 1;
     }
 
     fn take_window(&self) -> Window {
@@ -150,7 +161,12 @@ async fn run_socket(
             };
             let frame = match frame {
                 Ok(frame) => frame,
-                Err(_) => break,
+                Err(e) => {
+                    if !shared.stopping.load(Ordering::Relaxed) {
+                        shared.note_close(format!("read error: {e}"));
+                    }
+                    break;
+                }
             };
             match frame.opcode {
                 OpCode::Text => {
@@ -172,7 +188,16 @@ async fn run_socket(
                         }
                     }
                 }
-                OpCode::Close => break,
+                OpCode::Close => {
+                    let payload: &[u8] = &frame.payload;
+                    let code = match payload {
+                        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+                        _ => 1005,
+                    };
+                    let reason = String::from_utf8_lossy(payload.get(2..).unwrap_or(&[]));
+                    shared.note_close(format!("{code} {reason}"));
+                    break;
+                }
                 _ => {}
             }
         }
@@ -211,6 +236,7 @@ fn final_report(shared: &Shared, mix: Option<&crate::mix::MixStats>) -> FinalRep
         requests,
         errors,
         first_errors: shared.errors.lock().map(|e| e.clone()).unwrap_or_default(),
+        closes: shared.closes.lock().map(|c| c.clone()).unwrap_or_default(),
     }
 }
 
@@ -229,6 +255,7 @@ pub async fn run() -> anyhow::Result<()> {
         stopping: AtomicBool::new(false),
         window: Mutex::new(Window::new()),
         errors: Mutex::new(Vec::new()),
+        closes: Mutex::new(std::collections::BTreeMap::new()),
     });
     let sources: Vec<IpAddr> = if spec.source_ips.is_empty() {
         vec![IpAddr::from([127, 0, 0, 1])]
