@@ -119,9 +119,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         proposer,
         HubConfig {
             queue_frames: 1024,
-            window_events: 512,
             auth_timeout: Duration::from_secs(5),
             server_version: crate::VERSION_ID.to_string(),
+            ..HubConfig::default()
         },
     );
     spawn_fanout(&raft, hub.clone());

@@ -128,6 +128,14 @@ pub enum Audience {
 }
 
 impl Audience {
+    /// Recipients at most (an omitted member is counted).
+    pub fn len(&self) -> usize {
+        match self {
+            Audience::Members { members, .. } => members.len(),
+            Audience::User(_) => 1,
+        }
+    }
+
     pub fn contains(&self, user: Id) -> bool {
         match self {
             Audience::Members { members, omit } => {

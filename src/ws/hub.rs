@@ -27,8 +27,8 @@ pub struct Hub {
 /// A user's recent events, for resuming on any node.
 #[derive(Debug, Default)]
 struct Window {
-    /// (log index, event), oldest first.
-    entries: VecDeque<(u64, Arc<Event>)>,
+    /// (log index, publish order, event), oldest first.
+    entries: VecDeque<(u64, u64, Arc<Event>)>,
     /// The highest log index of an event that fell out of the window (0 = none).
     evicted_through: u64,
 }
@@ -43,8 +43,25 @@ struct State {
     /// Events after this index are known here (the index at startup).
     tracking_from: u64,
     windows: HashMap<Id, Window>,
+    /// Events for audiences larger than `broad_audience`, kept once for all their recipients
+    /// instead of once per recipient: a join to a 50,000-member channel is one entry here,
+    /// not 50,000 window pushes (and 50,000 × window memory) on every node.
+    broad: VecDeque<Broad>,
+    /// The highest log index of a broad event that fell out of `broad` (0 = none).
+    broad_evicted_through: u64,
+    /// Publish order of the next event: merges a user's window with `broad` on resume.
+    next_order: u64,
     /// user → connections on this node.
     conns: HashMap<Id, Vec<Arc<Conn>>>,
+}
+
+/// An event of a broad audience, kept once.
+#[derive(Debug)]
+struct Broad {
+    index: u64,
+    order: u64,
+    event: Arc<Event>,
+    audience: events::Audience,
 }
 
 /// Where a connection asks to start.
@@ -175,25 +192,61 @@ impl Hub {
                     continue;
                 }
                 for routed in &entry.routed {
-                    let State { windows, conns, .. } = &mut *state;
+                    let order = state.next_order;
+                    state.next_order += 1;
+                    let State {
+                        windows,
+                        conns,
+                        broad,
+                        broad_evicted_through,
+                        ..
+                    } = &mut *state;
+                    let mut offer = |conn: &Arc<Conn>| match conn.offer(entry.index, &routed.event)
+                    {
+                        Offer::Dropped => dropped += 1,
+                        Offer::ClosedSlow => closed_slow += 1,
+                        _ => {}
+                    };
+                    if routed.audience.len() > self.config.broad_audience {
+                        broad.push_back(Broad {
+                            index: entry.index,
+                            order,
+                            event: routed.event.clone(),
+                            audience: routed.audience.clone(),
+                        });
+                        while broad.len() > self.config.broad_events.max(1) {
+                            if let Some(old) = broad.pop_front() {
+                                *broad_evicted_through = (*broad_evicted_through).max(old.index);
+                            }
+                        }
+                        // Only the recipients connected here: walk whichever side is smaller.
+                        if routed.audience.len() > conns.len() {
+                            for (user, list) in conns.iter() {
+                                if routed.audience.contains(*user) {
+                                    list.iter().for_each(&mut offer);
+                                }
+                            }
+                        } else {
+                            routed.audience.for_each(|user| {
+                                if let Some(list) = conns.get(&user) {
+                                    list.iter().for_each(&mut offer);
+                                }
+                            });
+                        }
+                        continue;
+                    }
                     routed.audience.for_each(|user| {
                         let window = windows.entry(user).or_default();
                         window
                             .entries
-                            .push_back((entry.index, routed.event.clone()));
+                            .push_back((entry.index, order, routed.event.clone()));
                         while window.entries.len() > window_cap {
-                            if let Some((index, _)) = window.entries.pop_front() {
+                            if let Some((index, _, _)) = window.entries.pop_front() {
                                 window.evicted_through = window.evicted_through.max(index);
                             }
                         }
                         if let Some(list) = conns.get(&user) {
-                            for conn in list {
-                                match conn.offer(entry.index, &routed.event) {
-                                    Offer::Dropped => dropped += 1,
-                                    Offer::ClosedSlow => closed_slow += 1,
-                                    _ => {}
-                                }
-                            }
+                            list.iter().for_each(&mut offer);
                         }
                     });
                 }
@@ -303,17 +356,28 @@ impl Hub {
         if resume.next_seq == 0 || resume.start < state.tracking_from {
             return None;
         }
+        let user = conn.user();
         let empty = Window::default();
-        let window = state.windows.get(&conn.user()).unwrap_or(&empty);
-        if window.evicted_through > resume.start {
+        let window = state.windows.get(&user).unwrap_or(&empty);
+        if window.evicted_through > resume.start || state.broad_evicted_through > resume.start {
             return None;
         }
-        // Ordinal k (1-based) of the user's events after `start` is seq k of that stream.
-        let after: Vec<&(u64, Arc<Event>)> = window
+        // The user's stream after `start`: their window merged with the broad events they
+        // were in, in publish order. Ordinal k (1-based) is seq k of that stream.
+        let mut after: Vec<(u64, &Arc<Event>)> = window
             .entries
             .iter()
-            .filter(|(index, _)| *index > resume.start)
+            .filter(|(index, _, _)| *index > resume.start)
+            .map(|(_, order, event)| (*order, event))
             .collect();
+        after.extend(
+            state
+                .broad
+                .iter()
+                .filter(|b| b.index > resume.start && b.audience.contains(user))
+                .map(|b| (b.order, &b.event)),
+        );
+        after.sort_unstable_by_key(|(order, _)| *order);
         let count = after.len() as u64;
         let wanted = resume.next_seq;
         // A client ahead of this node by more than a window is not believable.
@@ -323,7 +387,7 @@ impl Hub {
         let replay: Vec<Arc<Event>> = after
             .iter()
             .skip((wanted - 1) as usize)
-            .map(|(_, event)| event.clone())
+            .map(|(_, event)| (*event).clone())
             .collect();
         let replayed = replay.len();
         {
@@ -355,6 +419,17 @@ impl Hub {
                 state.conns.remove(&conn.user());
             }
         }
+    }
+
+    /// Events held in a user's own window (tests).
+    #[cfg(test)]
+    pub fn window_len(&self, user: Id) -> usize {
+        self.state
+            .lock()
+            .windows
+            .get(&user)
+            .map(|w| w.entries.len())
+            .unwrap_or(0)
     }
 
     /// Connections of a user on this node (tests, diagnostics).

@@ -37,7 +37,12 @@
 //! event of the user after `L0` is seq k.
 //!
 //! Every node keeps, for every user, a window of that user's last `window_events` events with
-//! their log indices, and remembers the highest index it evicted. On
+//! their log indices, and remembers the highest index it evicted. Events whose audience is
+//! larger than `broad_audience` (a join to town-square, a post to a 2,000-member channel) are
+//! kept once, with their audience, in a shared ring of `broad_events` instead of in every
+//! member's window — otherwise every team join costs O(team) window pushes on every node and
+//! signing up n users costs O(n²). A user's stream is their window merged with the broad events
+//! whose audience contains them, in publish order. On
 //! `GET /api/v4/websocket?connection_id=X&sequence_number=N` (after authentication, on any
 //! node), the hub decodes `L0` from `X`; if this node saw every event of the user after `L0`
 //! (it was tracking since before `L0`, and nothing after `L0` was evicted from the user's
@@ -57,8 +62,10 @@
 //! its connections (4004), forgets its membership cache, and resumes no stream that started
 //! before the first entry it saw after the gap.
 //!
-//! Limits: windows cost `window_events` × 16 bytes per user that received events since the
-//! node started (payloads are shared); a restarted node resumes only streams that started
+//! Limits: windows cost `window_events` × 24 bytes per user that received events since the
+//! node started (payloads are shared); a stream survives a resume only while neither its
+//! user's window nor the broad ring evicted anything after its start (the broad ring turns
+//! over fastest during mass sign-ups); a restarted node resumes only streams that started
 //! after its restart; a channel's membership is read from the replica the first time the
 //! channel is seen and followed from the log after that (changes later in the same batch are
 //! undone), so a node whose replica ran ahead of `publish` by more than a batch may see a
@@ -86,6 +93,10 @@ pub struct HubConfig {
     pub queue_frames: usize,
     /// Events kept per user for resuming a stream.
     pub window_events: usize,
+    /// Audiences larger than this are kept once in a shared ring, not in every member's window.
+    pub broad_audience: usize,
+    /// Broad events kept for resuming.
+    pub broad_events: usize,
     /// Time a socket without credentials has to send `authentication_challenge`.
     pub auth_timeout: Duration,
     /// Reported in `hello` and ping replies.
@@ -97,6 +108,8 @@ impl Default for HubConfig {
         HubConfig {
             queue_frames: 1024,
             window_events: 512,
+            broad_audience: 256,
+            broad_events: 8192,
             auth_timeout: Duration::from_secs(5),
             server_version: env!("CARGO_PKG_VERSION").to_string(),
         }

@@ -43,6 +43,11 @@ fn apply_and_publish(engine: &Engine, hub: &Hub, next: &Mutex<u64>, command: &Co
 
 impl Fixture {
     fn new(window_events: usize) -> Fixture {
+        Fixture::with_broad(window_events, usize::MAX)
+    }
+
+    /// Audiences above `broad_audience` go to the shared ring instead of per-user windows.
+    fn with_broad(window_events: usize, broad_audience: usize) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = Arc::new(Engine::open(dir.path()).expect("open engine"));
         let next = Arc::new(Mutex::new(0u64));
@@ -66,6 +71,8 @@ impl Fixture {
             HubConfig {
                 queue_frames: 64,
                 window_events,
+                broad_audience,
+                broad_events: 64,
                 auth_timeout: Duration::from_millis(400),
                 server_version: "test-version".into(),
             },
@@ -453,6 +460,7 @@ fn a_cold_cache_sees_membership_as_of_each_entry_of_a_batch() {
             window_events: 512,
             auth_timeout: Duration::from_secs(5),
             server_version: "v".into(),
+            ..HubConfig::default()
         },
     );
     let conn = Arc::new(Conn::new(hub.next_key(), 64));
@@ -624,6 +632,69 @@ fn resume_on_another_node_from_the_same_log() {
     let frames = drain(&a2);
     assert_eq!(seqs(&frames), [2, 3]);
     assert_eq!(frames[0], seen[2]);
+}
+
+#[test]
+fn broad_audiences_resume_on_another_node_in_order_without_per_user_windows() {
+    // Every channel event is "broad" here (audience > 1): kept once in the shared ring. A
+    // reply adds a per-user thread event in the same entry, so the merge order is tested too.
+    let n1 = Fixture::with_broad(512, 1);
+    let n2 = Fixture::with_broad(512, 1);
+    let both = |f: &dyn Fn(&Fixture)| {
+        f(&n1);
+        f(&n2);
+    };
+    both(&|fx| fx.world());
+    let (window_a, window_c) = (n2.hub.window_len(id(A)), n2.hub.window_len(id(C)));
+    let (a1, reg) = n1.connect(A, None);
+    let Registered::Fresh { connection_id } = reg else {
+        panic!("fresh expected")
+    };
+    both(&|fx| fx.post(900, TOWN, A, None, "root by A", 80_000));
+    both(&|fx| fx.post(901, TOWN, B, None, "other", 80_100));
+    let seen = drain(&a1);
+    assert_eq!(names(&seen), ["hello", "posted", "posted"]);
+    n1.hub.unregister(&a1);
+    // Missed while away: a reply to A's thread (posted to the channel + thread_updated to A),
+    // then a post in the private channel.
+    both(&|fx| fx.post(902, TOWN, B, Some(900), "reply", 80_200));
+    both(&|fx| fx.post(903, PRIVATE, B, None, "private", 80_300));
+    let start = parse_connection_id(id(A), &connection_id).expect("id");
+    let (a2, reg) = n2.connect(A, Some(Resume { start, next_seq: 3 }));
+    assert_eq!(reg, Registered::Resumed { replayed: 3 });
+    let frames = drain(&a2);
+    assert_eq!(names(&frames), ["posted", "thread_updated", "posted"]);
+    assert_eq!(seqs(&frames), [3, 4, 5]);
+    // The same stream node 1 would have sent: resume there gives identical frames.
+    let (a1b, _) = n1.connect(A, Some(Resume { start, next_seq: 3 }));
+    assert_eq!(drain(&a1b), frames);
+    // Channel events never entered the per-user windows; the thread event did.
+    assert_eq!(n2.hub.window_len(id(C)), window_c);
+    assert_eq!(n2.hub.window_len(id(A)), window_a + 1);
+}
+
+#[test]
+fn evicted_broad_ring_gives_a_new_hello() {
+    let fx = Fixture::with_broad(512, 1);
+    fx.world();
+    let (a, reg) = fx.connect(A, None);
+    let Registered::Fresh { connection_id } = reg else {
+        panic!("fresh expected")
+    };
+    drain(&a);
+    fx.hub.unregister(&a);
+    // More broad events than the ring keeps (64).
+    for n in 0..70 {
+        fx.post(1000 + n, TOWN, B, None, "flood", 90_000 + n);
+    }
+    let start = parse_connection_id(id(A), &connection_id).expect("id");
+    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 2 }));
+    assert!(
+        matches!(reg, Registered::Fresh { .. }),
+        "cannot number what fell out"
+    );
+    let frames = drain(&again);
+    assert_eq!(names(&frames), ["hello"]);
 }
 
 #[test]
