@@ -1,6 +1,6 @@
 //! `mix`: Mattermost's load-test-ng user behaviour. Each simulated user holds a WebSocket and,
 //! after an idle time of 1–39 s, picks an action by load-test-ng's weights: switch channel (view
-//! + posts around the unread mark), scroll, unread check, create a post (18% replies), open a
+//! and posts around the unread mark), scroll, unread check, create a post (18% replies), open a
 //! DM, view the threads list, mark a thread read, open a permalink, view a thread, reconnect
 //! the socket, react, edit. Drafts and search have no confab endpoint yet and are left out
 //! (their weights are dropped, so the others keep their proportions). Every request is timed

@@ -175,7 +175,7 @@ pub async fn run(
         measured += window;
         let mut hist = report::new_histogram();
         for p in &pools {
-            hist.add(&p.take_interval())?;
+            hist.add(p.take_interval())?;
         }
         let (req1, err1) = totals(&counters);
         let (requests, errors) = (req1 - req0, err1 - err0);
