@@ -319,14 +319,7 @@ pub async fn run(
     let run: u32 = rand::random();
     let addrs = servers.addrs();
     let server_pids = servers.pids();
-    let rss_before: Vec<u64> = server_pids
-        .iter()
-        .map(|(_, pid)| {
-            crate::procstat::sample(*pid)
-                .map(|s| s.rss_bytes)
-                .unwrap_or(0)
-        })
-        .collect();
+    let rss_before = crate::procstat::total_rss(&server_pids);
 
     // Sockets.
     let conns = sockets(&layout, &addrs, population.as_deref());
@@ -348,16 +341,7 @@ pub async fn run(
             .unwrap_or_default()
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_open: Vec<u64> = server_pids
-        .iter()
-        .map(|(_, pid)| {
-            crate::procstat::sample(*pid)
-                .map(|s| s.rss_bytes)
-                .unwrap_or(0)
-        })
-        .collect();
-    let rss_added: i64 =
-        rss_open.iter().sum::<u64>() as i64 - rss_before.iter().sum::<u64>() as i64;
+    let rss_added = crate::procstat::total_rss(&server_pids) as i64 - rss_before as i64;
     if opened.opened > 0 {
         report.rss_per_connection_bytes = Some(rss_added as f64 / opened.opened as f64);
     }
@@ -412,10 +396,7 @@ pub async fn run(
     let mut all_post = report::new_histogram();
     let mut totals: BTreeMap<String, f64> = BTreeMap::new();
     let mut measured_s = 0.0;
-    let usage_start: Vec<_> = server_pids
-        .iter()
-        .map(|(_, pid)| crate::procstat::sample(*pid).unwrap_or_default())
-        .collect();
+    let usage_start = crate::procstat::Watch::start(&server_pids);
     let load_pids: Vec<(String, u32)> =
         std::iter::once(("confab-load".to_string(), std::process::id()))
             .chain(
@@ -425,10 +406,7 @@ pub async fn run(
                     .map(|(i, pid)| (format!("worker-{i}"), pid)),
             )
             .collect();
-    let load_start: Vec<_> = load_pids
-        .iter()
-        .map(|(_, pid)| crate::procstat::sample(*pid).unwrap_or_default())
-        .collect();
+    let load_start = crate::procstat::Watch::start(&load_pids);
     for rate in rates {
         let members = layout.channel_size() as f64;
         let bar = progress_bar(opts.seconds.ceil() as u64);
@@ -562,22 +540,8 @@ pub async fn run(
             }
         }
     }
-    report.servers = server_pids
-        .iter()
-        .zip(&usage_start)
-        .map(|((name, pid), before)| {
-            let after = crate::procstat::sample(*pid).unwrap_or_default();
-            crate::procstat::usage(name, *pid, before, &after)
-        })
-        .collect();
-    report.load_processes = load_pids
-        .iter()
-        .zip(&load_start)
-        .map(|((name, pid), before)| {
-            let after = crate::procstat::sample(*pid).unwrap_or_default();
-            crate::procstat::usage(name, *pid, before, &after)
-        })
-        .collect();
+    report.servers = usage_start.usage();
+    report.load_processes = load_start.usage();
     report
         .counters
         .insert("reconnects".into(), pool.reconnects() as f64);

@@ -134,10 +134,7 @@ pub async fn run(
             opened.failed_users.len()
         );
         active = target;
-        let usage_start: Vec<_> = server_pids
-            .iter()
-            .map(|(_, pid)| crate::procstat::sample(*pid).unwrap_or_default())
-            .collect();
+        let usage_start = crate::procstat::Watch::start(&server_pids);
 
         // Ramp (not measured), then the measured half.
         let bar = ProgressBar::new(opts.step_seconds.ceil() as u64);
@@ -189,14 +186,7 @@ pub async fn run(
             && summary.mean_ms < MEAN_LIMIT_MS
             && summary.p99_ms < P99_LIMIT_MS
             && error_rate < ERROR_LIMIT;
-        let usage: Vec<_> = server_pids
-            .iter()
-            .zip(&usage_start)
-            .map(|((name, pid), before)| {
-                let after = crate::procstat::sample(*pid).unwrap_or_default();
-                crate::procstat::usage(name, *pid, before, &after)
-            })
-            .collect();
+        let usage: Vec<_> = usage_start.usage();
         let cpu: f64 = usage.iter().map(|u| u.cpu_percent).sum();
         eprintln!(
             "mix {target:>6} users: {:.0} requests/s, mean {:.1} ms, p99 {:.1} ms, errors {errors} ({:.4}%), servers' CPU {cpu:.0}% of one core — {}",
@@ -240,13 +230,8 @@ pub async fn run(
     for p in &pools {
         load_pids.extend(p.pids().into_iter().map(|pid| ("worker".to_string(), pid)));
     }
-    report.load_processes = load_pids
-        .iter()
-        .map(|(name, pid)| {
-            let s = crate::procstat::sample(*pid).unwrap_or_default();
-            crate::procstat::usage(name, *pid, &s, &s)
-        })
-        .collect();
+    // RSS of the tool's processes at the end (their CPU is not split per step).
+    report.load_processes = crate::procstat::Watch::start(&load_pids).usage();
     for p in pools {
         for f in p.stop().await? {
             for a in f.requests {

@@ -101,6 +101,38 @@ pub fn usage(name: &str, pid: u32, before: &Sample, after: &Sample) -> ProcessUs
     }
 }
 
+/// Processes watched over a window: their usage since `start`, and their total RSS.
+pub struct Watch {
+    procs: Vec<(String, u32, Sample)>,
+}
+
+impl Watch {
+    pub fn start(procs: &[(String, u32)]) -> Watch {
+        Watch {
+            procs: procs
+                .iter()
+                .map(|(name, pid)| (name.clone(), *pid, sample(*pid).unwrap_or_default()))
+                .collect(),
+        }
+    }
+
+    /// Usage of each process since `start`.
+    pub fn usage(&self) -> Vec<ProcessUsage> {
+        self.procs
+            .iter()
+            .map(|(name, pid, before)| usage(name, *pid, before, &sample(*pid).unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// The summed RSS of processes now (unreadable ones count 0).
+pub fn total_rss(procs: &[(String, u32)]) -> u64 {
+    procs
+        .iter()
+        .map(|(_, pid)| sample(*pid).map(|s| s.rss_bytes).unwrap_or(0))
+        .sum()
+}
+
 /// The machine the run happened on, so reports from different hosts aren't compared blindly.
 pub fn machine() -> Machine {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();

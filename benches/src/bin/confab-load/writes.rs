@@ -118,10 +118,7 @@ pub async fn run(
 ) -> anyhow::Result<(Report, Vec<(String, Histogram<u64>)>)> {
     let mut report = Report::new("writes", profile, serde_json::to_value(opts)?);
     let mut series = Vec::new();
-    let usage_start: Vec<_> = server_pids
-        .iter()
-        .map(|(_, pid)| crate::procstat::sample(*pid).unwrap_or_default())
-        .collect();
+    let usage_start = crate::procstat::Watch::start(server_pids);
     let mut measured = 0.0;
     for &writers in &opts.writers {
         let window = Window::new();
@@ -215,14 +212,7 @@ pub async fn run(
     ));
     report.result = Some(format!("writes: {best:.0} committed posts/s at best"));
     report.duration_s = measured;
-    report.servers = server_pids
-        .iter()
-        .zip(&usage_start)
-        .map(|((name, pid), before)| {
-            let after = crate::procstat::sample(*pid).unwrap_or_default();
-            crate::procstat::usage(name, *pid, before, &after)
-        })
-        .collect();
+    report.servers = usage_start.usage();
     Ok((report, series))
 }
 
