@@ -4,6 +4,8 @@ use anyhow::{anyhow, Context};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A failed call: the HTTP status (0 when the request never got an answer) and Mattermost's
@@ -27,6 +29,9 @@ impl std::error::Error for CallError {}
 #[derive(Clone)]
 pub struct Api {
     client: reqwest::Client,
+    /// With session consistency: the highest `X-Confab-Applied` seen, sent back on every
+    /// request, so a write made through one node is visible to the next call on another.
+    applied: Option<Arc<AtomicU64>>,
 }
 
 impl Api {
@@ -39,7 +44,19 @@ impl Api {
             .timeout(Duration::from_secs(30))
             .build()
             .context("building the HTTP client")?;
-        Ok(Api { client })
+        Ok(Api {
+            client,
+            applied: None,
+        })
+    }
+
+    /// The same client, reading its own writes on every node (setup traffic; the load itself
+    /// behaves like Mattermost's clients, which do not send the header).
+    pub fn consistent(&self) -> Api {
+        Api {
+            client: self.client.clone(),
+            applied: Some(Arc::new(AtomicU64::new(0))),
+        }
     }
 
     /// One request; the JSON body of a 2xx answer, or the error it carried.
@@ -57,6 +74,12 @@ impl Api {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
+        if let Some(applied) = &self.applied {
+            let index = applied.load(Ordering::Relaxed);
+            if index > 0 {
+                request = request.header("X-Confab-Applied", index);
+            }
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -67,6 +90,15 @@ impl Api {
         })?;
         let status = response.status();
         let headers = response.headers().clone();
+        if let Some(applied) = &self.applied {
+            if let Some(index) = headers
+                .get("x-confab-applied")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                applied.fetch_max(index, Ordering::Relaxed);
+            }
+        }
         let bytes = response.bytes().await.map_err(|e| CallError {
             status: status.as_u16(),
             id: "transport".into(),

@@ -98,6 +98,7 @@ pub async fn ensure(
     concurrency: usize,
 ) -> anyhow::Result<Population> {
     std::fs::create_dir_all(data_dir)?;
+    let api = &api.consistent();
     let mut store = Store::load(data_dir);
     let node = |i: usize| nodes[i % nodes.len()].clone();
 
