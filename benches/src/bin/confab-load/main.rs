@@ -146,7 +146,7 @@ fn apply_mix_profile(profile: &str, opts: &mut MixOpts, common: &mut Common) {
         opts.max_users.get_or_insert(60_000);
     }
     opts.channel_size.get_or_insert(100);
-    opts.channels_per_user.get_or_insert(5);
+    opts.channels_per_user.get_or_insert(2);
     common.nodes.get_or_insert(3);
 }
 

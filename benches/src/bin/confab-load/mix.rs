@@ -107,6 +107,11 @@ impl MixStats {
         stats.rejected += (outcome == Outcome::Rejected) as u64;
     }
 
+    fn count_only(&self, action: &'static str) {
+        let mut per_action = self.per_action.lock().unwrap_or_else(|e| e.into_inner());
+        per_action.entry(action).or_default().count += 1;
+    }
+
     /// Totals per action since the previous call, and all errors.
     pub fn take_totals(&self) -> (Vec<ActionTotals>, u64) {
         let per_action =
@@ -341,8 +346,9 @@ impl User {
                 }
             }
             "reconnect_websocket" => {
+                // Not a request: counted, kept out of the latency figures.
                 self.control.reconnect.notify_one();
-                self.stats.note(action, 0, Outcome::Ok);
+                self.stats.count_only(action);
             }
             "add_reaction" => {
                 if let Some((id, _)) = self.some_post(rng) {

@@ -70,7 +70,7 @@ impl MixOpts {
         Layout {
             users: self.steps().last().copied().unwrap_or(1),
             channel_size: self.channel_size.unwrap_or(100),
-            channels_per_user: self.channels_per_user.unwrap_or(5),
+            channels_per_user: self.channels_per_user.unwrap_or(2),
         }
     }
 }
