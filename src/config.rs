@@ -274,6 +274,27 @@ mod tests {
     }
 
     #[test]
+    fn password_cost_is_set_and_checked_at_startup() {
+        let default = ServeArgs::default().resolve().unwrap().password_cost;
+        assert_eq!(default, crate::app::PasswordCost::default());
+        let cheap = ServeArgs {
+            password_hash_memory_kib: Some(64),
+            password_hash_iterations: Some(1),
+            ..ServeArgs::default()
+        };
+        let cost = cheap.resolve().unwrap().password_cost;
+        assert_eq!((cost.memory_kib, cost.iterations), (64, 1));
+        let broken = ServeArgs {
+            password_hash_memory_kib: Some(1),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            broken.resolve(),
+            Err(ConfigError::PasswordCost(_))
+        ));
+    }
+
+    #[test]
     fn file_values_fill_what_flags_leave() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("confab.toml");

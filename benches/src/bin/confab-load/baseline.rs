@@ -390,21 +390,8 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 mod tests {
     use super::*;
     use futures_util::future::join_all;
-    use std::future::Future;
     use tokio::net::TcpStream;
     use tokio::time::timeout;
-
-    struct SpawnExecutor;
-
-    impl<Fut> hyper::rt::Executor<Fut> for SpawnExecutor
-    where
-        Fut: Future + Send + 'static,
-        Fut::Output: Send + 'static,
-    {
-        fn execute(&self, fut: Fut) {
-            tokio::spawn(fut);
-        }
-    }
 
     async fn start(layout: Layout) -> SocketAddr {
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -426,9 +413,10 @@ mod tests {
             .header("Sec-WebSocket-Version", "13")
             .body(http_body_util::Empty::<Bytes>::new())
             .unwrap();
-        let (ws, _) = fastwebsockets::handshake::client(&SpawnExecutor, request, stream)
-            .await
-            .unwrap();
+        let (ws, _) =
+            fastwebsockets::handshake::client(&crate::wsclient::SpawnExecutor, request, stream)
+                .await
+                .unwrap();
         ws
     }
 

@@ -11,7 +11,6 @@ use crate::report::{self, LatencySummary, Report, Step};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::Rng;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -185,9 +184,7 @@ async fn post_for(
         let offset = Duration::from_secs_f64(k as f64 / rate);
         tokio::time::sleep_until((start + offset).into()).await;
         let post_no = first_post + k;
-        let channel = rng.random_range(0..layout.channels());
-        let members: Vec<u32> = layout.members(channel).collect();
-        let poster_user = members[rng.random_range(0..members.len())];
+        let (channel, poster_user) = layout.random_post(&mut rng);
         let message = proto::post_message(
             run,
             post_no,
@@ -431,7 +428,8 @@ pub async fn run(
                 }
             })
         };
-        let delivered_before = pool.deliveries();
+        let counter = pool.counter();
+        let delivered_before = counter.deliveries();
         let post_hist = Arc::new(Mutex::new(report::new_histogram()));
         let began = Instant::now();
         let (n, sent) = post_for(
@@ -456,11 +454,11 @@ pub async fn run(
             .map(|s| expected[s.channel as usize])
             .sum();
         let drain_deadline = Instant::now() + Duration::from_secs(10);
-        let mut last = pool.deliveries();
+        let mut last = counter.deliveries();
         let mut still = Instant::now();
         while Instant::now() < drain_deadline {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            let now = pool.deliveries();
+            let now = counter.deliveries();
             if now - delivered_before >= want {
                 break;
             }
@@ -544,7 +542,7 @@ pub async fn run(
     report.load_processes = load_start.usage();
     report
         .counters
-        .insert("reconnects".into(), pool.reconnects() as f64);
+        .insert("reconnects".into(), pool.counter().reconnects() as f64);
     let finals = pool.stop().await?;
     report.counters.insert(
         "sockets_lost".into(),

@@ -32,28 +32,28 @@ struct Live {
 pub struct Counter(Vec<Arc<Live>>);
 
 impl Counter {
-    pub fn deliveries(&self) -> u64 {
+    fn sum(&self, field: impl Fn(&Live) -> &AtomicU64) -> u64 {
         self.0
             .iter()
-            .map(|l| l.deliveries.load(Ordering::Relaxed))
+            .map(|l| field(l).load(Ordering::Relaxed))
             .sum()
     }
 
-    pub fn open(&self) -> u64 {
-        self.0.iter().map(|l| l.open.load(Ordering::Relaxed)).sum()
+    pub fn deliveries(&self) -> u64 {
+        self.sum(|l| &l.deliveries)
     }
 
+    pub fn open(&self) -> u64 {
+        self.sum(|l| &l.open)
+    }
+
+    pub fn reconnects(&self) -> u64 {
+        self.sum(|l| &l.reconnects)
+    }
+
+    /// mix: (requests, errors) so far.
     pub fn requests(&self) -> (u64, u64) {
-        (
-            self.0
-                .iter()
-                .map(|l| l.requests.load(Ordering::Relaxed))
-                .sum(),
-            self.0
-                .iter()
-                .map(|l| l.errors.load(Ordering::Relaxed))
-                .sum(),
-        )
+        (self.sum(|l| &l.requests), self.sum(|l| &l.errors))
     }
 }
 
@@ -216,24 +216,9 @@ impl Pool {
         Ok((Pool { workers, interval }, opened))
     }
 
-    fn sum(&self, field: impl Fn(&Live) -> &AtomicU64) -> u64 {
-        self.workers
-            .iter()
-            .map(|w| field(&w.live).load(Ordering::Relaxed))
-            .sum()
-    }
-
-    pub fn deliveries(&self) -> u64 {
-        self.sum(|l| &l.deliveries)
-    }
-
-    /// A handle on the live totals for a progress task.
+    /// A handle on the live totals, also for a progress task.
     pub fn counter(&self) -> Counter {
         Counter(self.workers.iter().map(|w| w.live.clone()).collect())
-    }
-
-    pub fn reconnects(&self) -> u64 {
-        self.sum(|l| &l.reconnects)
     }
 
     /// mix: the request latencies since the previous call.

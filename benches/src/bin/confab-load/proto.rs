@@ -25,10 +25,24 @@ impl Layout {
         self.channel_size.min(self.users).max(1)
     }
 
+    /// The `i`-th member of channel `c`, as a user index.
+    pub fn member(&self, channel: u32, i: u32) -> u32 {
+        let start = channel as u64 * self.channel_size() as u64;
+        ((start + i as u64) % self.users.max(1) as u64) as u32
+    }
+
     /// The members of channel `c`, as user indices.
     pub fn members(&self, channel: u32) -> impl Iterator<Item = u32> + '_ {
-        let start = channel as u64 * self.channel_size() as u64;
-        (0..self.channel_size() as u64).map(move |i| ((start + i) % self.users as u64) as u32)
+        (0..self.channel_size()).map(move |i| self.member(channel, i))
+    }
+
+    /// A random channel and a random member of it (who posts there).
+    pub fn random_post(&self, rng: &mut impl rand::Rng) -> (u32, u32) {
+        let channel = rng.random_range(0..self.channels());
+        (
+            channel,
+            self.member(channel, rng.random_range(0..self.channel_size())),
+        )
     }
 
     /// The channels user `u` is in.
@@ -202,6 +216,14 @@ mod tests {
         }
         let total: usize = (0..10).map(|u| layout.channels_of(u).len()).sum();
         assert_eq!(total, 20);
+        let mut rng: rand::rngs::StdRng = rand::SeedableRng::seed_from_u64(1);
+        for _ in 0..200 {
+            let (channel, poster) = layout.random_post(&mut rng);
+            assert!(
+                layout.members(channel).any(|u| u == poster),
+                "posters are members"
+            );
+        }
     }
 
     #[test]

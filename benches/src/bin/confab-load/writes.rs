@@ -7,7 +7,6 @@ use crate::report::{self, LatencySummary, Report, Step};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
-use rand::Rng;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -102,13 +101,6 @@ impl Window {
     }
 }
 
-fn random_post(layout: &crate::proto::Layout) -> (u32, u32) {
-    let mut rng = rand::rng();
-    let channel = rng.random_range(0..layout.channels());
-    let members: Vec<u32> = layout.members(channel).take(64).collect();
-    (channel, members[rng.random_range(0..members.len())])
-}
-
 pub async fn run(
     opts: &WritesOpts,
     poster: Arc<Poster>,
@@ -131,7 +123,7 @@ pub async fn run(
             let (poster, window) = (poster.clone(), window.clone());
             tasks.spawn(async move {
                 while Instant::now() < deadline {
-                    let (channel, user) = random_post(&layout);
+                    let (channel, user) = layout.random_post(&mut rand::rng());
                     let started = Instant::now();
                     let result = poster.post(channel, user, "write path".into()).await;
                     window.note(started, result);
@@ -168,7 +160,7 @@ pub async fn run(
             tokio::time::sleep_until(scheduled.into()).await;
             let (poster, window) = (poster.clone(), window.clone());
             tasks.spawn(async move {
-                let (channel, user) = random_post(&layout);
+                let (channel, user) = layout.random_post(&mut rand::rng());
                 let result = poster.post(channel, user, "open loop".into()).await;
                 window.note(scheduled, result);
             });

@@ -15,7 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 
 pub type Socket = FragmentCollector<TokioIo<Upgraded>>;
 
-struct SpawnExecutor;
+/// Runs hyper's connection futures on tokio (the handshake needs one).
+pub struct SpawnExecutor;
 
 impl<Fut> hyper::rt::Executor<Fut> for SpawnExecutor
 where
