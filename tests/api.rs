@@ -815,16 +815,53 @@ async fn garbage_input_gets_clear_errors_and_the_server_keeps_serving() {
         let value: Value = response.json().await.unwrap();
         assert_eq!(value["status_code"], 400);
     }
-    // A huge body is refused.
-    let huge = "x".repeat(4 << 20);
-    let response = client
-        .post(url("/posts"))
-        .header("Authorization", format!("Bearer {token}"))
-        .body(huge)
-        .send()
+    // A huge body is refused in Mattermost's shape, whether its length is declared or it is
+    // streamed in chunks, and the client reads the answer instead of a broken pipe.
+    for chunked in [false, true] {
+        let huge = "x".repeat(4 << 20);
+        let body = if chunked {
+            let chunks = huge
+                .into_bytes()
+                .chunks(64 << 10)
+                .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec()))
+                .collect::<Vec<_>>();
+            reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+        } else {
+            reqwest::Body::from(huge)
+        };
+        let response = client
+            .post(url("/posts"))
+            .header("Authorization", format!("Bearer {token}"))
+            .body(body)
+            .send()
+            .await
+            .expect("the 413 is read, not a reset");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let value: Value = response.json().await.unwrap();
+        assert_eq!(value["status_code"], 413);
+        assert_eq!(value["id"], "api.context.request_body_too_large.app_error");
+    }
+    // A declared length far past what is worth reading is refused before any of it is sent.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = node.api.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let head = format!(
+            "POST /api/v4/posts HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Length: 1000000000\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut answer),
+        )
         .await
+        .expect("answered without the body")
         .unwrap();
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("request_body_too_large"), "{answer}");
+    }
     // Bad query values.
     let response = alice.call("GET", "/users?page=minus-one", None).await;
     assert_error(&response, StatusCode::BAD_REQUEST);

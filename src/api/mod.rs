@@ -2,6 +2,7 @@
 //! means absent, JSON bodies with Mattermost-shaped errors, read-your-writes) and the handlers,
 //! one module per resource.
 
+mod body_limit;
 mod channels;
 pub mod cluster;
 mod posts;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             read_your_writes,
         ))
+        .layer(axum::middleware::from_fn(body_limit::limit_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
