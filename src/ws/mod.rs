@@ -73,6 +73,7 @@
 
 mod conn;
 mod events;
+mod frame_bound;
 mod hub;
 mod socket;
 #[cfg(test)]

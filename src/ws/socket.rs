@@ -2,6 +2,7 @@
 //! handshake, and the client's actions (`authentication_challenge`, `ping`, `user_typing`).
 
 use super::conn::{self, Closing, Conn, Identity, Out};
+use super::frame_bound::FrameBound;
 use super::hub::{parse_connection_id, Hub, Registered, Resume};
 use crate::{auth, clock};
 use axum::extract::State;
@@ -12,7 +13,7 @@ use axum::Router;
 use bytes::Bytes;
 use confab_storage::{Command, Id, Session};
 use fastwebsockets::upgrade::IncomingUpgrade;
-use fastwebsockets::{OpCode, Role, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, OpCode, Role, WebSocket, WebSocketError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -20,7 +21,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// Client messages are small; anything bigger is refused by closing.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -99,11 +100,32 @@ async fn upgrade(
     response.into_response()
 }
 
-/// The read side of the socket for fastwebsockets: reads from the socket, and hands the frames
-/// fastwebsockets must send (pong, close answer) to the connection's writer as raw bytes.
+/// The read side of the socket for fastwebsockets: reads from the socket, never past the end
+/// of the client's current frame ([`FrameBound`]), and hands the frames fastwebsockets must send
+/// (pong, close answer) to the connection's writer as raw bytes.
 struct ReadSide<R> {
     read: R,
     conn: Arc<Conn>,
+    bound: FrameBound,
+    /// The first byte of the next frame, read while waiting without a buffer.
+    first: Option<u8>,
+}
+
+impl<R: AsyncRead + Unpin> ReadSide<R> {
+    /// Waits until the client sends the first byte of its next frame, holding one byte of
+    /// buffer while it waits; false when the client closed the stream instead.
+    async fn next_frame_arrives(&mut self) -> std::io::Result<bool> {
+        if self.first.is_some() || !self.bound.at_boundary() {
+            return Ok(true);
+        }
+        let mut byte = [0u8; 1];
+        let read = self.read.read(&mut byte).await?;
+        if read == 0 {
+            return Ok(false);
+        }
+        self.first = Some(byte[0]);
+        Ok(true)
+    }
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for ReadSide<R> {
@@ -112,7 +134,23 @@ impl<R: AsyncRead + Unpin> AsyncRead for ReadSide<R> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.read).poll_read(cx, buf)
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let side = &mut *self;
+        if let Some(byte) = side.first.take() {
+            buf.put_slice(&[byte]);
+            side.bound.advance(&[byte]);
+            return Poll::Ready(Ok(()));
+        }
+        let allowance = usize::try_from(side.bound.allowance()).unwrap_or(usize::MAX);
+        let room = buf.initialize_unfilled_to(allowance.min(buf.remaining()));
+        let mut limited = ReadBuf::new(room);
+        std::task::ready!(Pin::new(&mut side.read).poll_read(cx, &mut limited))?;
+        let read = limited.filled().len();
+        side.bound.advance(limited.filled());
+        buf.advance(read);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -160,16 +198,12 @@ where
             let _ = done_tx.send(());
         }
     });
-    let mut ws = WebSocket::after_handshake(
-        ReadSide {
-            read,
-            conn: conn.clone(),
-        },
-        Role::Server,
-    );
-    ws.set_auto_pong(true);
-    ws.set_auto_close(true);
-    ws.set_max_message_size(MAX_CLIENT_MESSAGE);
+    let side = ReadSide {
+        read,
+        conn: conn.clone(),
+        bound: FrameBound::default(),
+        first: None,
+    };
     let mut reader = Reader {
         hub: hub.clone(),
         conn: conn.clone(),
@@ -180,7 +214,7 @@ where
         reader.authenticated(&session);
     }
     let deadline = tokio::time::Instant::now() + hub.config.auth_timeout;
-    let result = read_loop(&mut ws, &mut reader, deadline, done_rx).await;
+    let result = read_loop(side, &mut reader, deadline, done_rx).await;
     match &result {
         Err(WsError::AuthTimeout(_)) => conn.close(Closing::Close(
             conn::CLOSE_AUTH,
@@ -207,33 +241,86 @@ where
     result
 }
 
-async fn read_loop<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut WebSocket<S>,
+/// fastwebsockets over the read side, for one frame: built when a frame starts arriving and
+/// dropped after it, so a quiet connection holds no read buffer.
+fn frame_reader<R: AsyncRead + Unpin>(side: ReadSide<R>) -> WebSocket<ReadSide<R>> {
+    let mut ws = WebSocket::after_handshake(side, Role::Server);
+    // Pings are answered here, after the frame: fastwebsockets' own answer would go on to wait
+    // for the next frame while holding its buffer.
+    ws.set_auto_pong(false);
+    ws.set_auto_close(true);
+    ws.set_max_message_size(MAX_CLIENT_MESSAGE);
+    ws
+}
+
+/// Runs one step of reading unless the writer ends first (`None`) or, while the connection has
+/// not authenticated, its deadline passes.
+async fn unless_done<T>(
+    step: impl std::future::Future<Output = T>,
+    authenticated: bool,
+    deadline: tokio::time::Instant,
+    auth_timeout: Duration,
+    writer_done: &mut tokio::sync::oneshot::Receiver<()>,
+) -> Result<Option<T>, WsError> {
+    let deadline = if authenticated { None } else { Some(deadline) };
+    let timeout = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        out = step => Ok(Some(out)),
+        _ = timeout => Err(WsError::AuthTimeout(auth_timeout)),
+        _ = writer_done => Ok(None),
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut side: ReadSide<R>,
     reader: &mut Reader,
     deadline: tokio::time::Instant,
     mut writer_done: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), WsError> {
+    let auth_timeout = reader.hub.config.auth_timeout;
     loop {
         if reader.conn.is_closing() {
             return Ok(());
         }
-        let frame = if reader.conn.identity().is_none() {
-            tokio::select! {
-                frame = tokio::time::timeout_at(deadline, ws.read_frame()) => match frame {
-                    Ok(frame) => frame,
-                    Err(_) => return Err(WsError::AuthTimeout(reader.hub.config.auth_timeout)),
-                },
-                _ = &mut writer_done => return Ok(()),
-            }
-        } else {
-            tokio::select! {
-                frame = ws.read_frame() => frame,
-                _ = &mut writer_done => return Ok(()),
-            }
+        let authenticated = reader.conn.identity().is_some();
+        let arrived = unless_done(
+            side.next_frame_arrives(),
+            authenticated,
+            deadline,
+            auth_timeout,
+            &mut writer_done,
+        )
+        .await?;
+        match arrived {
+            None => return Ok(()),
+            Some(Ok(true)) => {}
+            Some(Ok(false)) => return Err(WsError::Protocol(WebSocketError::UnexpectedEOF)),
+            Some(Err(error)) => return Err(WsError::Protocol(WebSocketError::IoError(error))),
+        }
+        let mut ws = frame_reader(side);
+        let frame = unless_done(
+            ws.read_frame(),
+            authenticated,
+            deadline,
+            auth_timeout,
+            &mut writer_done,
+        )
+        .await?;
+        let Some(frame) = frame else {
+            return Ok(());
         };
         let frame = frame.map_err(WsError::Protocol)?;
         match frame.opcode {
             OpCode::Close => return Ok(()),
+            OpCode::Ping => ws
+                .write_frame(Frame::pong(frame.payload))
+                .await
+                .map_err(WsError::Protocol)?,
             // Clients send small single-frame messages; fragments are not reassembled (that
             // would let a client grow a message without bound) and are ignored.
             OpCode::Text if frame.fin => {
@@ -244,6 +331,7 @@ async fn read_loop<S: AsyncRead + AsyncWrite + Unpin>(
             // Binary frames, fragments, pongs (mattermostdriver's heartbeats): ignored.
             _ => {}
         }
+        side = ws.into_inner();
     }
 }
 

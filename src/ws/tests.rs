@@ -1104,6 +1104,125 @@ mod socket {
         assert_eq!(next_json(&mut ok).await["data"]["text"], "pong");
     }
 
+    /// A raw TCP connection upgraded with a bearer token, the 101 head read byte by byte.
+    async fn raw_upgrade(addr: std::net::SocketAddr, token: &str) -> tokio::net::TcpStream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut raw = tokio::net::TcpStream::connect(addr).await.expect("tcp");
+        let head = format!(
+            "GET /api/v4/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+        );
+        raw.write_all(head.as_bytes()).await.expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = raw.read(&mut byte).await.expect("read");
+            assert_eq!(n, 1, "response head");
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"));
+        raw
+    }
+
+    /// A client frame (masked, as RFC 6455 requires of clients).
+    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut out = vec![0x80 | opcode];
+        if payload.len() < 126 {
+            out.push(0x80 | payload.len() as u8);
+        } else {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    /// The next server frame: (opcode, payload).
+    async fn server_frame(raw: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+        use tokio::io::AsyncReadExt;
+        let read = async {
+            let mut head = [0u8; 2];
+            raw.read_exact(&mut head).await.expect("frame head");
+            let len = match head[1] & 0x7f {
+                126 => {
+                    let mut ext = [0u8; 2];
+                    raw.read_exact(&mut ext).await.expect("length");
+                    u16::from_be_bytes(ext) as usize
+                }
+                127 => {
+                    let mut ext = [0u8; 8];
+                    raw.read_exact(&mut ext).await.expect("length");
+                    u64::from_be_bytes(ext) as usize
+                }
+                short => short as usize,
+            };
+            let mut payload = vec![0u8; len];
+            raw.read_exact(&mut payload).await.expect("payload");
+            (head[0] & 0x0f, payload)
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("a frame in time")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_arriving_together_or_byte_by_byte_are_all_answered_in_order() {
+        use tokio::io::AsyncWriteExt;
+        let fx = Fixture::new(512);
+        fx.world();
+        let token = session(&fx, A);
+        let addr = serve(&fx).await;
+        let mut raw = raw_upgrade(addr, &token).await;
+        let (opcode, hello) = server_frame(&mut raw).await;
+        assert_eq!(opcode, 1);
+        assert!(String::from_utf8_lossy(&hello).contains("\"hello\""));
+
+        // A ping, two actions (one longer than 125 bytes) and another ping in one write.
+        let action = |seq: u64, pad: usize| {
+            json!({"seq": seq, "action": "ping", "data": {"pad": "p".repeat(pad)}}).to_string()
+        };
+        let mut burst = client_frame(0x9, b"one");
+        burst.extend(client_frame(0x1, action(1, 10).as_bytes()));
+        burst.extend(client_frame(0x1, action(2, 300).as_bytes()));
+        burst.extend(client_frame(0x9, b"two"));
+        raw.write_all(&burst).await.expect("write burst");
+        // The same again, one byte per write.
+        let mut trickle = client_frame(0x1, action(3, 0).as_bytes());
+        trickle.extend(client_frame(0x9, b"three"));
+        for byte in trickle {
+            raw.write_all(&[byte]).await.expect("write byte");
+            raw.flush().await.expect("flush");
+        }
+
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            let (opcode, payload) = server_frame(&mut raw).await;
+            got.push(match opcode {
+                0xa => format!("pong {}", String::from_utf8_lossy(&payload)),
+                0x1 => {
+                    let reply: Value = serde_json::from_slice(&payload).expect("JSON reply");
+                    assert_eq!(reply["status"], "OK");
+                    format!("reply {}", reply["seq_reply"])
+                }
+                other => panic!("unexpected opcode {other}"),
+            });
+        }
+        assert_eq!(
+            got,
+            [
+                "pong one",
+                "reply 1",
+                "reply 2",
+                "pong two",
+                "reply 3",
+                "pong three"
+            ]
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_authentication_in_time_closes() {
         let fx = Fixture::new(512);
