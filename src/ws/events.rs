@@ -7,48 +7,102 @@ use bytes::Bytes;
 use confab_storage::{
     Applied, Channel, ChannelType, Engine, Id, Outcome, Post, Posted, StorageError, ThreadItem,
 };
+use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// Renders an event's prefix the first time a frame needs it.
+type Render = Box<dyn FnOnce() -> Bytes + Send>;
 
 /// One serialized event, shared by every recipient.
-#[derive(Debug)]
 pub struct Event {
     /// `{"event":…,"data":…,"broadcast":…,"seq":` — the frame up to the seq digits.
-    pub prefix: Bytes,
+    prefix: OnceLock<Bytes>,
+    /// For a lazy event, what renders `prefix`; taken by the first frame.
+    render: Mutex<Option<Render>>,
     /// Typing and viewed-class events: the first to go when a connection falls behind.
     pub droppable: bool,
     /// The event name, for logs and tests.
     pub name: &'static str,
 }
 
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("name", &self.name)
+            .field("rendered", &self.prefix.get().is_some())
+            .field("droppable", &self.droppable)
+            .finish()
+    }
+}
+
+/// The frame up to the seq digits.
+fn render_prefix(name: &str, data: &Value, broadcast: &Value) -> Bytes {
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(b"{\"event\":\"");
+    // Event names are fixed ASCII identifiers: no escaping needed.
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\",\"data\":");
+    // Writing a `Value` into a Vec cannot fail (no I/O, string keys only).
+    let _ = serde_json::to_writer(&mut buf, data);
+    buf.extend_from_slice(b",\"broadcast\":");
+    let _ = serde_json::to_writer(&mut buf, broadcast);
+    buf.extend_from_slice(b",\"seq\":");
+    Bytes::from(buf)
+}
+
 impl Event {
     pub fn new(name: &'static str, data: Value, broadcast: Value, droppable: bool) -> Event {
-        let mut buf = Vec::with_capacity(256);
-        buf.extend_from_slice(b"{\"event\":\"");
-        // Event names are fixed ASCII identifiers: no escaping needed.
-        buf.extend_from_slice(name.as_bytes());
-        buf.extend_from_slice(b"\",\"data\":");
-        // Writing a `Value` into a Vec cannot fail (no I/O, string keys only).
-        let _ = serde_json::to_writer(&mut buf, &data);
-        buf.extend_from_slice(b",\"broadcast\":");
-        let _ = serde_json::to_writer(&mut buf, &broadcast);
-        buf.extend_from_slice(b",\"seq\":");
         Event {
-            prefix: Bytes::from(buf),
+            prefix: OnceLock::from(render_prefix(name, &data, &broadcast)),
+            render: Mutex::new(None),
             droppable,
             name,
         }
     }
 
+    /// An event whose JSON is built on its first frame. Every node builds every event (a client
+    /// may resume on any node), but most nodes have no recipient connected for most of them: a
+    /// write-heavy node then never pays for the serialization. `build` must depend only on what
+    /// it captured, so that every node renders the same bytes.
+    pub fn lazy(
+        name: &'static str,
+        droppable: bool,
+        build: impl FnOnce() -> (Value, Value) + Send + 'static,
+    ) -> Event {
+        let render: Render = Box::new(move || {
+            let (data, broadcast) = build();
+            render_prefix(name, &data, &broadcast)
+        });
+        Event {
+            prefix: OnceLock::new(),
+            render: Mutex::new(Some(render)),
+            droppable,
+            name,
+        }
+    }
+
+    fn prefix(&self) -> &Bytes {
+        self.prefix.get_or_init(|| match self.render.lock().take() {
+            Some(render) => render(),
+            None => Bytes::new(),
+        })
+    }
+
+    /// Whether the JSON has been built (a lazy event before its first frame has not).
+    pub fn is_rendered(&self) -> bool {
+        self.prefix.get().is_some()
+    }
+
     /// Length of the full frame payload with `seq`.
     pub fn frame_len(&self, seq: u64) -> usize {
-        self.prefix.len() + digits(seq) + 1
+        self.prefix().len() + digits(seq) + 1
     }
 
     /// Appends the full event JSON with `seq` spliced in.
     pub fn write_with_seq(&self, seq: u64, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(self.prefix());
         push_u64(seq, out);
         out.push(b'}');
     }
@@ -665,30 +719,34 @@ fn id_list(ids: &[Id]) -> String {
 }
 
 fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
-    let post = &posted.post;
-    let channel = &posted.channel;
+    let post = posted.post.clone();
+    let channel = posted.channel.clone();
     let info = thread_info(posted);
-    let mut data = json!({
-        "channel_display_name": channel.display_name,
-        "channel_name": channel.name,
-        "channel_type": channel.channel_type.as_str(),
-        "post": views::post(post, Some(&info)).to_string(),
-        "sender_name": format!("@{}", sender.unwrap_or("")),
-        "set_online": true,
-        "team_id": views::opt_id(channel.team_id),
-    });
-    if !posted.mentions.is_empty() {
-        data["mentions"] = Value::String(id_list(&posted.mentions));
-    }
-    if !post.is_root() && !posted.followers.is_empty() {
-        data["followers"] = Value::String(id_list(&posted.followers));
-    }
-    Event::new(
-        "posted",
-        data,
-        broadcast(None, Some(channel.id), None, None),
-        false,
-    )
+    let mentions = posted.mentions.clone();
+    let followers = if post.is_root() {
+        Vec::new()
+    } else {
+        posted.followers.clone()
+    };
+    let sender_name = format!("@{}", sender.unwrap_or(""));
+    Event::lazy("posted", false, move || {
+        let mut data = json!({
+            "channel_display_name": channel.display_name,
+            "channel_name": channel.name,
+            "channel_type": channel.channel_type.as_str(),
+            "post": views::post(&post, Some(&info)).to_string(),
+            "sender_name": sender_name,
+            "set_online": true,
+            "team_id": views::opt_id(channel.team_id),
+        });
+        if !mentions.is_empty() {
+            data["mentions"] = Value::String(id_list(&mentions));
+        }
+        if !followers.is_empty() {
+            data["followers"] = Value::String(id_list(&followers));
+        }
+        (data, broadcast(None, Some(channel.id), None, None))
+    })
 }
 
 fn post_event(name: &'static str, post: &Post, channel: &Channel) -> Event {

@@ -432,6 +432,22 @@ impl Hub {
             .unwrap_or(0)
     }
 
+    /// Whether each event in a user's own window has been rendered, oldest first (tests).
+    #[cfg(test)]
+    pub fn window_rendered(&self, user: Id) -> Vec<(&'static str, bool)> {
+        self.state
+            .lock()
+            .windows
+            .get(&user)
+            .map(|w| {
+                w.entries
+                    .iter()
+                    .map(|(_, _, event)| (event.name, event.is_rendered()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Connections of a user on this node (tests, diagnostics).
     #[cfg(test)]
     pub fn conns_of(&self, user: Id) -> usize {

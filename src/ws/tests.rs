@@ -607,6 +607,58 @@ fn resume_replays_exactly_the_missed_events() {
 }
 
 #[test]
+fn posted_json_is_built_only_when_a_frame_needs_it_and_is_the_same_then() {
+    let fx = Fixture::new(512);
+    fx.world();
+    let (a, reg) = fx.connect(A, None);
+    let Registered::Fresh { connection_id } = reg else {
+        panic!("fresh expected")
+    };
+    fx.post(800, TOWN, B, None, "seen live", 70_000);
+    let live = drain(&a);
+    assert_eq!(names(&live), ["hello", "posted"]);
+    fx.hub.unregister(&a);
+    // Nobody connected: the event waits in the windows unrendered.
+    fx.post(801, TOWN, B, None, "while away", 70_010);
+    assert_eq!(
+        fx.hub.window_rendered(id(A)).last(),
+        Some(&("posted", false))
+    );
+    assert_eq!(
+        fx.hub.window_rendered(id(C)).last(),
+        Some(&("posted", false))
+    );
+
+    // Resuming renders it, with everything a live frame has.
+    let start = parse_connection_id(id(A), &connection_id).expect("our id");
+    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 2 }));
+    assert_eq!(reg, Registered::Resumed { replayed: 1 });
+    let resumed = drain(&again);
+    assert_eq!(names(&resumed), ["posted"]);
+    assert_eq!(
+        fx.hub.window_rendered(id(C)).last(),
+        Some(&("posted", true))
+    );
+    let post: Value =
+        serde_json::from_str(resumed[0]["data"]["post"].as_str().unwrap_or("")).expect("post JSON");
+    assert_eq!(post["message"], "while away");
+    let keys = |frame: &Value| {
+        let mut keys: Vec<String> = frame["data"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&resumed[0]), keys(&live[1]));
+    assert_eq!(resumed[0]["broadcast"], live[1]["broadcast"]);
+    assert_eq!(
+        resumed[0]["data"]["sender_name"],
+        live[1]["data"]["sender_name"]
+    );
+}
+
+#[test]
 fn resume_on_another_node_from_the_same_log() {
     // Two hubs over two engines fed the same commands: node 2 resumes node 1's stream.
     let n1 = Fixture::new(512);
