@@ -91,6 +91,7 @@ impl Event {
     }
 
     /// Whether the JSON has been built (a lazy event before its first frame has not).
+    #[cfg(test)]
     pub fn is_rendered(&self) -> bool {
         self.prefix.get().is_some()
     }
