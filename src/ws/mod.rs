@@ -3,9 +3,11 @@
 //! # Shape
 //! - [`Hub::publish`] is called on every node for every applied log entry, in log order. Each
 //!   entry's [`Outcome`](confab_storage::Outcome) becomes zero or more events
-//!   ([`events::EventBuilder`]); each event is serialized ONCE — `{"event":…,"data":…,
+//!   ([`events::EventBuilder`]); each event is serialized at most ONCE — `{"event":…,"data":…,
 //!   "broadcast":…,"seq":` — into a shared `Bytes`, and a connection's frame is that prefix,
-//!   its seq digits and `}` written straight into the connection's reusable write buffer.
+//!   its seq digits and `}` written straight into the connection's write buffer. `posted`, the
+//!   bulk of the traffic, is rendered by the first frame that needs it, so a node with no
+//!   recipient connected never serializes it.
 //! - Audiences: channel events go to the channel's members (a sorted `Arc<[Id]>` per channel,
 //!   cached and kept current from the membership outcomes in log order — a private channel's or
 //!   DM's event never reaches a non-member), user events (viewed, unread, thread state) to that
@@ -14,9 +16,12 @@
 //!   the connection's bounded queue under a short `parking_lot` lock. No lock is held across an
 //!   await; RocksDB reads (audiences, sender names) happen before the delivery lock.
 //! - Each connection has a writer task that swaps out everything queued and writes it as one
-//!   corked buffer (one `write_all` per burst, up to 256 KiB), then flushes. The reading side
-//!   uses fastwebsockets (auto pong, auto close, fragment reassembly); frames fastwebsockets must
-//!   send (pong, close answer) are handed to the writer as raw bytes.
+//!   corked buffer (one `write_all` per burst, up to 256 KiB), then flushes; it holds that
+//!   buffer only while it has something to write. The reading side uses fastwebsockets (auto
+//!   close; pings answered after their frame), fed by a reader that never reads past the end of
+//!   the client's current frame ([`frame_bound`]): fastwebsockets' 8 KiB read buffer then exists
+//!   only while a frame arrives, and a quiet connection costs ≈ 5.6 KB in all. Frames
+//!   fastwebsockets must send (pong, close answer) are handed to the writer as raw bytes.
 //! - Slow consumers: a connection's queue holds `queue_frames` events. Past three quarters full,
 //!   typing and viewed-class events are dropped for it (`confab_ws_events_dropped_total`); when
 //!   full, it is closed with code 4003 ("slow consumer") and the client reconnects and resumes
