@@ -135,6 +135,7 @@ pub async fn run(
         );
         active = target;
         let usage_start = crate::procstat::Watch::start(&server_pids);
+        let load_usage_start = crate::procstat::Watch::start(&load_pids(&pools));
 
         // Ramp (not measured), then the measured half.
         let bar = ProgressBar::new(opts.step_seconds.ceil() as u64);
@@ -188,8 +189,10 @@ pub async fn run(
             && error_rate < ERROR_LIMIT;
         let usage: Vec<_> = usage_start.usage();
         let cpu: f64 = usage.iter().map(|u| u.cpu_percent).sum();
+        let load_usage = load_usage_start.usage();
+        let load_cpu: f64 = load_usage.iter().map(|u| u.cpu_percent).sum();
         eprintln!(
-            "mix {target:>6} users: {:.0} requests/s, mean {:.1} ms, p99 {:.1} ms, errors {errors} ({:.4}%), servers' CPU {cpu:.0}% of one core — {}",
+            "mix {target:>6} users: {:.0} requests/s, mean {:.1} ms, p99 {:.1} ms, errors {errors} ({:.4}%), servers' CPU {cpu:.0}% and the tool's {load_cpu:.0}% of one core — {}",
             requests as f64 / window,
             summary.mean_ms,
             summary.p99_ms,
@@ -202,6 +205,7 @@ pub async fn run(
         counters_map.insert("errors".to_string(), errors as f64);
         counters_map.insert("error_rate".to_string(), error_rate);
         counters_map.insert("servers_cpu_percent".to_string(), cpu);
+        counters_map.insert("load_cpu_percent".to_string(), load_cpu);
         let mut latencies = BTreeMap::new();
         latencies.insert("request".to_string(), summary);
         report.steps.push(Step {
@@ -213,6 +217,7 @@ pub async fn run(
             note: String::new(),
         });
         report.servers = usage;
+        report.load_processes = load_usage;
         if passed {
             supported = Some(target);
             all.add(&hist)?;
@@ -226,12 +231,6 @@ pub async fn run(
 
     // Per-action totals over the whole run.
     let mut per_action: BTreeMap<String, (Histogram<u64>, u64, u64, u64)> = BTreeMap::new();
-    let mut load_pids = vec![("confab-load".to_string(), std::process::id())];
-    for p in &pools {
-        load_pids.extend(p.pids().into_iter().map(|pid| ("worker".to_string(), pid)));
-    }
-    // RSS of the tool's processes at the end (their CPU is not split per step).
-    report.load_processes = crate::procstat::Watch::start(&load_pids).usage();
     for p in pools {
         for f in p.stop().await? {
             for a in f.requests {
@@ -280,4 +279,13 @@ pub async fn run(
         format!("{} users", supported.unwrap_or(0)),
     ));
     Ok((report, vec![("requests".to_string(), all)]))
+}
+
+/// The tool's own processes: this one and every worker of every pool.
+fn load_pids(pools: &[Pool]) -> Vec<(String, u32)> {
+    let mut pids = vec![("confab-load".to_string(), std::process::id())];
+    for p in pools {
+        pids.extend(p.pids().into_iter().map(|pid| ("worker".to_string(), pid)));
+    }
+    pids
 }
