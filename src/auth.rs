@@ -2,8 +2,10 @@
 //! (`Bearer`/`Token`, any case) or the `access_token` query parameter, in that order, as
 //! Mattermost checks them; and the session it names, if valid.
 
-use confab_storage::{Engine, Id, Session};
+use confab_storage::{Engine, Id, Session, User};
 use http::HeaderMap;
+use parking_lot::RwLock;
+use std::collections::HashMap;
 
 /// The token a request carries, if any.
 pub fn token_from_parts(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
@@ -35,16 +37,92 @@ pub fn token_from_parts(headers: &HeaderMap, query: Option<&str>) -> Option<Stri
     })
 }
 
-/// The live session for a token: it exists, has not expired and its user is not deactivated.
-pub fn session_for(engine: &Engine, token: &str, now: u64) -> Option<Session> {
+/// The live session for a token (it exists, has not expired and its user is not deactivated)
+/// and its user, read from the engine.
+fn read_session(engine: &Engine, token: &str, now: u64) -> Option<(Session, User)> {
     let token = Id::parse(token).ok()?;
     let reader = engine.reader();
     let session = reader.session(token).ok()??;
-    if session.expires_at != 0 && session.expires_at <= now {
-        return None;
-    }
     let user = reader.user(session.user_id).ok()??;
-    (user.delete_at == 0).then_some(session)
+    is_live(&session, &user, now).then_some((session, user))
+}
+
+fn is_live(session: &Session, user: &User, now: u64) -> bool {
+    (session.expires_at == 0 || session.expires_at > now) && user.delete_at == 0
+}
+
+/// Sessions found live, by token, shared by the HTTP API and the WebSocket handshake.
+///
+/// Every request authenticates; without this that is two RocksDB reads, two decodes and a hop
+/// to the blocking pool per request. An entry is trusted only while the engine's sessions epoch
+/// is the one it was read under (a revoke or a replaced state moves it) and its session has
+/// not expired; users are never changed once created.
+pub struct Sessions {
+    entries: RwLock<HashMap<Id, Cached>>,
+    capacity: usize,
+}
+
+#[derive(Clone)]
+struct Cached {
+    session: Session,
+    user: User,
+    epoch: u64,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::with_capacity(200_000)
+    }
+}
+
+impl Sessions {
+    /// At most `capacity` tokens are kept; past it the cache starts over.
+    pub fn with_capacity(capacity: usize) -> Sessions {
+        Sessions {
+            entries: RwLock::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The cached live session for `token`, if there is one: no I/O.
+    pub fn cached(&self, engine: &Engine, token: &str, now: u64) -> Option<(Session, User)> {
+        let token = Id::parse(token).ok()?;
+        let epoch = engine.sessions_epoch();
+        let entries = self.entries.read();
+        let hit = entries.get(&token)?;
+        (hit.epoch == epoch && is_live(&hit.session, &hit.user, now))
+            .then(|| (hit.session.clone(), hit.user.clone()))
+    }
+
+    /// The live session for `token`, from the cache or else from the engine (then cached).
+    pub fn resolve(&self, engine: &Engine, token: &str, now: u64) -> Option<(Session, User)> {
+        if let Some(hit) = self.cached(engine, token, now) {
+            return Some(hit);
+        }
+        // The epoch is read before the session: a revoke applied after this point moves it,
+        // so what is read here can never be kept past that revoke.
+        let epoch = engine.sessions_epoch();
+        let (session, user) = read_session(engine, token, now)?;
+        let mut entries = self.entries.write();
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(
+            session.token,
+            Cached {
+                session: session.clone(),
+                user: user.clone(),
+                epoch,
+            },
+        );
+        Some((session, user))
+    }
+
+    /// Tokens held (tests).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.read().len()
+    }
 }
 
 /// Compares secrets without leaking their common prefix length through timing.
@@ -55,7 +133,90 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use confab_storage::Command;
     use http::HeaderValue;
+
+    fn id(n: u8) -> Id {
+        Id::from_bytes([n; 16])
+    }
+
+    /// An engine with one user and sessions 10 (no expiry), 11 (expires at 1,000) and 12.
+    fn engine_with_sessions() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open(dir.path()).expect("engine");
+        let mut commands = vec![Command::CreateUser {
+            id: id(1),
+            at: 1,
+            username: "alice".into(),
+            email: "alice@example.com".into(),
+            password_hash: String::new(),
+            nickname: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            roles: "system_user".into(),
+        }];
+        for (token, expires_at) in [(10, 0), (11, 1_000), (12, 0)] {
+            commands.push(Command::CreateSession {
+                token: id(token),
+                user_id: id(1),
+                at: 2,
+                expires_at,
+                device_id: String::new(),
+            });
+        }
+        for (index, command) in commands.iter().enumerate() {
+            let applied = engine.apply(index as u64 + 1, command).expect("apply");
+            assert!(applied.result.is_ok(), "{:?}", applied.result);
+        }
+        (dir, engine)
+    }
+
+    #[test]
+    fn a_resolved_session_is_served_from_the_cache_until_a_revoke() {
+        let (_dir, engine) = engine_with_sessions();
+        let sessions = Sessions::default();
+        let token = id(10).to_base32();
+        assert!(sessions.cached(&engine, &token, 500).is_none(), "cold");
+        let (session, user) = sessions.resolve(&engine, &token, 500).expect("live");
+        assert_eq!((session.token, user.username.as_str()), (id(10), "alice"));
+        assert_eq!(sessions.cached(&engine, &token, 500), Some((session, user)));
+
+        // Another token's revoke is applied: nothing cached is trusted any more, but the
+        // still-live session is found again.
+        engine
+            .apply(10, &Command::RevokeSession { token: id(12) })
+            .expect("revoke");
+        assert!(sessions.cached(&engine, &token, 500).is_none());
+        assert!(sessions.resolve(&engine, &token, 500).is_some());
+        // Its own revoke: gone from the cache and from the engine.
+        engine
+            .apply(11, &Command::RevokeSession { token: id(10) })
+            .expect("revoke");
+        assert!(sessions.cached(&engine, &token, 500).is_none());
+        assert!(sessions.resolve(&engine, &token, 500).is_none());
+        assert!(sessions.resolve(&engine, "not-a-token", 500).is_none());
+    }
+
+    #[test]
+    fn a_cached_session_expires_on_time_and_the_cache_is_bounded() {
+        let (_dir, engine) = engine_with_sessions();
+        let sessions = Sessions::with_capacity(2);
+        let expiring = id(11).to_base32();
+        assert!(sessions.resolve(&engine, &expiring, 999).is_some());
+        assert!(sessions.cached(&engine, &expiring, 999).is_some());
+        assert!(
+            sessions.cached(&engine, &expiring, 1_000).is_none(),
+            "expired"
+        );
+        assert!(sessions.resolve(&engine, &expiring, 1_000).is_none());
+
+        for token in [10, 12, 10, 12] {
+            assert!(sessions
+                .resolve(&engine, &id(token).to_base32(), 0)
+                .is_some());
+            assert!(sessions.len() <= 2);
+        }
+    }
 
     #[test]
     fn token_sources_in_mattermost_order() {

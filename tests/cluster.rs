@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{inner, three_nodes, Api, Socket};
+use common::{eventually, inner, three_nodes, Api, Socket};
 use serde_json::json;
 use std::time::Duration;
 
@@ -170,6 +170,28 @@ async fn events_cross_nodes_and_resume_anywhere() {
     assert_eq!(inner(&next["data"]["post"])["id"], live["id"]);
     resumed.close().await;
     carol_socket.close().await;
+
+    // A session used on every node (so each node has it cached) ends everywhere at logout on
+    // one of them.
+    for node in [n1, n2, n3] {
+        assert_eq!(
+            carol.on(node).ok("GET", "/users/me", None).await["username"],
+            "carol"
+        );
+    }
+    let logout = carol.call("POST", "/users/logout", None).await;
+    assert!(logout.status.is_success(), "{}", logout.body);
+    for node in [n1, n2, n3] {
+        let on_node = carol.on(node);
+        eventually(WAIT, "the logout to reach every node", || {
+            let on_node = &on_node;
+            async move {
+                let status = on_node.call("GET", "/users/me", None).await.status;
+                (status == reqwest::StatusCode::UNAUTHORIZED).then_some(())
+            }
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,16 +210,18 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Caller, ApiError> {
         let token = crate::auth::token_from_parts(&parts.headers, parts.uri.query())
             .ok_or_else(ApiError::unauthorized)?;
-        let engine = state.engine.clone();
         let now = crate::clock::now_ms();
-        let found = tokio::task::spawn_blocking(move || {
-            let session = crate::auth::session_for(&engine, &token, now)?;
-            let user = engine.reader().user(session.user_id).ok()??;
-            Some(Caller { session, user })
-        })
-        .await
-        .map_err(|_| ApiError::internal("auth task failed"))?;
-        found.ok_or_else(ApiError::unauthorized)
+        let sessions = &state.hub.sessions;
+        if let Some((session, user)) = sessions.cached(&state.engine, &token, now) {
+            return Ok(Caller { session, user });
+        }
+        let app = state.clone();
+        let found =
+            tokio::task::spawn_blocking(move || app.hub.sessions.resolve(&app.engine, &token, now))
+                .await
+                .map_err(|_| ApiError::internal("auth task failed"))?;
+        let (session, user) = found.ok_or_else(ApiError::unauthorized)?;
+        Ok(Caller { session, user })
     }
 }
 

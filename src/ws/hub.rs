@@ -22,6 +22,8 @@ pub struct Hub {
     next_key: AtomicU64,
     nonce: AtomicU64,
     pub(crate) sockets: AtomicUsize,
+    /// Live sessions by token, for the handshake here and for the HTTP API.
+    pub sessions: crate::auth::Sessions,
 }
 
 /// A user's recent events, for resuming on any node.
@@ -131,6 +133,7 @@ impl Hub {
             next_key: AtomicU64::new(1),
             nonce: AtomicU64::new(seed),
             sockets: AtomicUsize::new(0),
+            sessions: crate::auth::Sessions::default(),
         })
     }
 

@@ -73,7 +73,8 @@ async fn upgrade(
 ) -> Response {
     let query = parse_query(uri.query());
     let session = auth::token_from_parts(&headers, uri.query())
-        .and_then(|token| auth::session_for(&hub.engine, &token, clock::now_ms()));
+        .and_then(|token| hub.sessions.resolve(&hub.engine, &token, clock::now_ms()))
+        .map(|(session, _)| session);
     let (response, fut) = match upgrade.upgrade() {
         Ok(pair) => pair,
         Err(error) => {
@@ -444,7 +445,11 @@ impl Reader {
             .and_then(|d| d.get("token"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        let Some(session) = auth::session_for(&self.hub.engine, token, clock::now_ms()) else {
+        let Some((session, _)) =
+            self.hub
+                .sessions
+                .resolve(&self.hub.engine, token, clock::now_ms())
+        else {
             return Some(fail_reply(
                 seq,
                 "api.web_socket_router.bad_token.app_error",

@@ -101,6 +101,12 @@ impl Engine {
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
         self.db.write_opt(batch, &opts)?;
+        let revokes = entries
+            .iter()
+            .any(|(_, command)| matches!(command, Some(Command::RevokeSession { .. })));
+        if revokes {
+            self.advance_sessions_epoch();
+        }
         Ok(results)
     }
 }

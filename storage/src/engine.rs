@@ -6,7 +6,7 @@ use crate::error::{Result, StorageError};
 use crate::read::Reader;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Keys of the `meta` family.
@@ -25,6 +25,10 @@ pub struct Engine {
     pub(crate) db: Arc<DB>,
     path: PathBuf,
     pub(crate) stats: EngineStats,
+    /// Advances whenever an applied change may end a session that was valid: a revoke, or a
+    /// wholesale replacement of the state. A cache of sessions outside the engine keeps an entry
+    /// only while this has not moved since the entry was read.
+    sessions_epoch: AtomicU64,
 }
 
 /// Running totals for monitoring (`/metrics`).
@@ -56,6 +60,7 @@ impl Engine {
             db: Arc::new(db),
             path,
             stats: EngineStats::default(),
+            sessions_epoch: AtomicU64::new(0),
         };
         if engine
             .db
@@ -112,7 +117,19 @@ impl Engine {
             batch.delete_range_cf(self.cf(cf)?, [0u8].as_slice(), [0xffu8; 256].as_slice());
         }
         self.db.write(batch)?;
+        self.advance_sessions_epoch();
         Ok(())
+    }
+
+    /// See the field: read it before reading a session, and trust what was read only while it
+    /// is unchanged.
+    pub fn sessions_epoch(&self) -> u64 {
+        self.sessions_epoch.load(Ordering::Acquire)
+    }
+
+    /// Called after the write that may end sessions is visible to readers.
+    pub(crate) fn advance_sessions_epoch(&self) {
+        self.sessions_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A digest of every key and value of the replicated state, in order: equal digests mean

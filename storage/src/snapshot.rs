@@ -152,6 +152,9 @@ impl Engine {
         }
         batch.put_cf(meta, meta_key::IMPORTING, []);
         self.db.write(batch)?;
+        // Sessions read before, during or after a failed import are all suspect.
+        self.advance_sessions_epoch();
+        let _sessions_changed = SessionsChanged(self);
 
         let mut frames = FrameReader::new(&mut source);
         while let Some(chunk) = frames.next_chunk()? {
@@ -170,6 +173,15 @@ impl Engine {
         opts.set_sync(true);
         self.db.write_opt(done, &opts)?;
         Ok(summary)
+    }
+}
+
+/// Advances the sessions epoch when the import ends, however it ends.
+struct SessionsChanged<'a>(&'a Engine);
+
+impl Drop for SessionsChanged<'_> {
+    fn drop(&mut self) {
+        self.0.advance_sessions_epoch();
     }
 }
 

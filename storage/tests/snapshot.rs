@@ -145,3 +145,36 @@ fn corrupted_or_truncated_streams_are_refused_and_change_nothing() {
         source.engine.state_digest().unwrap()
     );
 }
+
+#[test]
+fn the_sessions_epoch_moves_on_revokes_and_imports_only() {
+    let mut source = populated(10);
+    let engine = &source.engine;
+    let start = engine.sessions_epoch();
+    source.ok(Command::CreateSession {
+        token: id(900),
+        user_id: id(1),
+        at: 20,
+        expires_at: 0,
+        device_id: String::new(),
+    });
+    source.ok(post(2_000_000, 200, 1, None, "not about sessions", 21));
+    assert_eq!(
+        source.engine.sessions_epoch(),
+        start,
+        "creating moves nothing"
+    );
+    source.ok(Command::RevokeSession { token: id(900) });
+    let after_revoke = source.engine.sessions_epoch();
+    assert!(after_revoke > start, "a revoke moves it");
+
+    let mut stream = Vec::new();
+    source.engine.export_snapshot(&mut stream).unwrap();
+    let target = TestDb::new();
+    let before_import = target.engine.sessions_epoch();
+    target.engine.import_snapshot(Cursor::new(&stream)).unwrap();
+    assert!(
+        target.engine.sessions_epoch() > before_import,
+        "an import moves it"
+    );
+}
