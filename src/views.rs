@@ -5,6 +5,7 @@ use confab_storage::{
     Channel, ChannelMember, ChannelUnread, Id, Post, PostPage, Reaction, Team, TeamMember,
     ThreadItem, ThreadList, User,
 };
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 pub fn id(id: Id) -> String {
@@ -162,48 +163,112 @@ pub struct PostThreadInfo {
     pub is_following: Option<bool>,
 }
 
-pub fn post(post: &Post, thread: Option<&PostThreadInfo>) -> Value {
-    let info = thread.cloned().unwrap_or_default();
-    let mut value = json!({
-        "id": id(post.id),
-        "create_at": post.create_at,
-        "update_at": post.update_at,
-        "edit_at": post.edit_at,
-        "delete_at": post.delete_at,
-        "is_pinned": post.is_pinned,
-        "user_id": id(post.user_id),
-        "channel_id": id(post.channel_id),
-        "root_id": opt_id(post.root_id),
-        "original_id": "",
-        "message": post.message,
-        "type": post.post_type,
-        "props": props(&post.props),
-        "hashtags": "",
-        "file_ids": [],
-        "pending_post_id": post.pending_post_id,
-        "reply_count": info.reply_count,
-        "last_reply_at": info.last_reply_at,
-        "participants": null,
-        "metadata": {},
-    });
-    if !info.participants.is_empty() {
-        value["participants"] = Value::Array(
-            info.participants
+/// A post in Mattermost's shape, serialized straight from the stored record: post lists (30 to
+/// 60 posts per channel switch or scroll) are the bulk of read traffic, and building a
+/// `serde_json::Value` tree per post first cost more than the reads behind it.
+#[derive(Serialize)]
+pub struct PostView<'a> {
+    id: String,
+    create_at: u64,
+    update_at: u64,
+    edit_at: u64,
+    delete_at: u64,
+    is_pinned: bool,
+    user_id: String,
+    channel_id: String,
+    root_id: String,
+    original_id: &'static str,
+    message: &'a str,
+    #[serde(rename = "type")]
+    post_type: &'a str,
+    props: Value,
+    hashtags: &'static str,
+    file_ids: [&'static str; 0],
+    pending_post_id: &'a str,
+    reply_count: u64,
+    last_reply_at: u64,
+    /// `null` when the thread has none (as Mattermost sends it).
+    participants: Option<Vec<ParticipantView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_following: Option<bool>,
+    #[serde(skip_serializing_if = "is_false")]
+    has_reactions: bool,
+    metadata: PostMetadata<'a>,
+}
+
+#[derive(Serialize)]
+struct ParticipantView {
+    id: String,
+}
+
+#[derive(Serialize)]
+struct PostMetadata<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<PriorityView<'a>>,
+}
+
+#[derive(Serialize)]
+struct PriorityView<'a> {
+    priority: &'a str,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+pub fn post_view<'a>(post: &'a Post, thread: Option<&PostThreadInfo>) -> PostView<'a> {
+    let (reply_count, last_reply_at, participants, is_following) = match thread {
+        Some(info) => (
+            info.reply_count,
+            info.last_reply_at,
+            &info.participants[..],
+            info.is_following,
+        ),
+        None => (0, 0, &[][..], None),
+    };
+    PostView {
+        id: id(post.id),
+        create_at: post.create_at,
+        update_at: post.update_at,
+        edit_at: post.edit_at,
+        delete_at: post.delete_at,
+        is_pinned: post.is_pinned,
+        user_id: id(post.user_id),
+        channel_id: id(post.channel_id),
+        root_id: opt_id(post.root_id),
+        original_id: "",
+        message: &post.message,
+        post_type: &post.post_type,
+        props: props(&post.props),
+        hashtags: "",
+        file_ids: [],
+        pending_post_id: &post.pending_post_id,
+        reply_count,
+        last_reply_at,
+        participants: (!participants.is_empty()).then(|| {
+            participants
                 .iter()
-                .map(|p| json!({"id": id(*p)}))
-                .collect(),
-        );
+                .map(|p| ParticipantView { id: id(*p) })
+                .collect()
+        }),
+        is_following,
+        has_reactions: post.has_reactions,
+        metadata: PostMetadata {
+            priority: (!post.priority.is_empty()).then_some(PriorityView {
+                priority: &post.priority,
+            }),
+        },
     }
-    if let Some(following) = info.is_following {
-        value["is_following"] = Value::Bool(following);
-    }
-    if post.has_reactions {
-        value["has_reactions"] = Value::Bool(true);
-    }
-    if !post.priority.is_empty() {
-        value["metadata"] = json!({"priority": {"priority": post.priority}});
-    }
-    value
+}
+
+/// A post as a JSON value, for answers that embed it in a larger `Value`.
+pub fn post(post: &Post, thread: Option<&PostThreadInfo>) -> Value {
+    serde_json::to_value(post_view(post, thread)).unwrap_or(Value::Null)
+}
+
+/// A post as JSON text (WebSocket events carry posts as strings).
+pub fn post_text(post: &Post, thread: Option<&PostThreadInfo>) -> String {
+    serde_json::to_string(&post_view(post, thread)).unwrap_or_default()
 }
 
 pub fn reaction(reaction: &Reaction) -> Value {
@@ -220,19 +285,45 @@ pub fn reaction(reaction: &Reaction) -> Value {
 }
 
 /// A PostList: `order` newest first and `posts` by id.
-pub fn post_list(page: &PostPage, thread_info: impl Fn(&Post) -> Option<PostThreadInfo>) -> Value {
-    let mut posts = Map::new();
-    for p in &page.posts {
-        posts.insert(id(p.id), post(p, thread_info(p).as_ref()));
+#[derive(Serialize)]
+struct PostListView<'a> {
+    order: Vec<String>,
+    posts: PostsById<'a>,
+    next_post_id: &'static str,
+    prev_post_id: &'static str,
+    has_next: bool,
+    first_inaccessible_post_time: u64,
+}
+
+/// `{"<id>": post, …}` written in the page's order, without building a map.
+struct PostsById<'a>(Vec<PostView<'a>>);
+
+impl Serialize for PostsById<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|post| (&post.id, post)))
     }
-    json!({
-        "order": page.order.iter().map(|i| id(*i)).collect::<Vec<_>>(),
-        "posts": posts,
-        "next_post_id": "",
-        "prev_post_id": "",
-        "has_next": page.has_next,
-        "first_inaccessible_post_time": 0,
-    })
+}
+
+/// A PostList as JSON bytes.
+pub fn post_list(
+    page: &PostPage,
+    thread_info: impl Fn(&Post) -> Option<PostThreadInfo>,
+) -> Vec<u8> {
+    let view = PostListView {
+        order: page.order.iter().map(|i| id(*i)).collect(),
+        posts: PostsById(
+            page.posts
+                .iter()
+                .map(|p| post_view(p, thread_info(p).as_ref()))
+                .collect(),
+        ),
+        next_post_id: "",
+        prev_post_id: "",
+        has_next: page.has_next,
+        first_inaccessible_post_time: 0,
+    };
+    // Serializing these views into memory cannot fail: string keys, no I/O.
+    serde_json::to_vec(&view).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 /// A ThreadResponse; `extended` includes full users for participants (`users` looks them up).
@@ -273,4 +364,91 @@ pub fn thread_list(list: &ThreadList, threads: Vec<Value>) -> Value {
         "total_unread_urgent_mentions": 0,
         "threads": threads,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: u8, root: Id) -> Post {
+        Post {
+            id: Id::from_bytes([n; 16]),
+            create_at: 10,
+            update_at: 11,
+            edit_at: 0,
+            delete_at: 0,
+            is_pinned: false,
+            user_id: Id::from_bytes([7; 16]),
+            channel_id: Id::from_bytes([8; 16]),
+            root_id: root,
+            message: "hi \"there\"".into(),
+            post_type: String::new(),
+            props: r#"{"from_bot":"true"}"#.into(),
+            pending_post_id: "pending".into(),
+            has_reactions: false,
+            priority: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_post_has_mattermosts_fields_and_nothing_else() {
+        let root = sample(1, Id::NONE);
+        assert_eq!(
+            post(&root, None),
+            json!({
+                "id": id(root.id), "create_at": 10, "update_at": 11, "edit_at": 0,
+                "delete_at": 0, "is_pinned": false, "user_id": id(root.user_id),
+                "channel_id": id(root.channel_id), "root_id": "", "original_id": "",
+                "message": "hi \"there\"", "type": "", "props": {"from_bot": "true"},
+                "hashtags": "", "file_ids": [], "pending_post_id": "pending",
+                "reply_count": 0, "last_reply_at": 0, "participants": null, "metadata": {},
+            })
+        );
+        let mut reply = sample(2, root.id);
+        reply.has_reactions = true;
+        reply.priority = "urgent".into();
+        reply.props = "not json".into();
+        let info = PostThreadInfo {
+            reply_count: 3,
+            last_reply_at: 99,
+            participants: vec![Id::from_bytes([7; 16])],
+            is_following: Some(true),
+        };
+        let value = post(&reply, Some(&info));
+        assert_eq!(value["root_id"], id(root.id));
+        assert_eq!(value["reply_count"], 3);
+        assert_eq!(value["last_reply_at"], 99);
+        assert_eq!(value["participants"], json!([{"id": id(reply.user_id)}]));
+        assert_eq!(value["is_following"], true);
+        assert_eq!(value["has_reactions"], true);
+        assert_eq!(
+            value["metadata"],
+            json!({"priority": {"priority": "urgent"}})
+        );
+        assert_eq!(value["props"], json!({}));
+        // The text form carried by WebSocket events is the same post.
+        let text: Value = serde_json::from_str(&post_text(&reply, Some(&info))).expect("JSON");
+        assert_eq!(text, value);
+    }
+
+    #[test]
+    fn a_post_list_keys_posts_by_id_in_page_order() {
+        let root = sample(1, Id::NONE);
+        let reply = sample(2, root.id);
+        let page = PostPage {
+            order: vec![reply.id, root.id],
+            posts: vec![reply.clone(), root.clone()],
+            has_next: true,
+        };
+        let bytes = post_list(&page, |_| None);
+        let list: Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(list["order"], json!([id(reply.id), id(root.id)]));
+        assert_eq!(list["posts"][id(root.id)], post(&root, None));
+        assert_eq!(list["posts"][id(reply.id)], post(&reply, None));
+        assert_eq!(list["posts"].as_object().map(|o| o.len()), Some(2));
+        assert_eq!(list["has_next"], true);
+        assert_eq!(list["next_post_id"], "");
+        assert_eq!(list["prev_post_id"], "");
+        assert_eq!(list["first_inaccessible_post_time"], 0);
+    }
 }

@@ -69,6 +69,11 @@ async fn not_found() -> ApiError {
 /// whole string).
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    json_bytes_response(status, bytes)
+}
+
+/// An answer whose JSON was serialized already (straight from its views).
+pub fn json_bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut response = (status, bytes).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -79,6 +84,10 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 
 pub fn ok(body: Value) -> Response {
     json_response(StatusCode::OK, &body)
+}
+
+pub fn ok_bytes(body: Vec<u8>) -> Response {
+    json_bytes_response(StatusCode::OK, body)
 }
 
 pub fn created(body: Value) -> Response {

@@ -1,7 +1,9 @@
 //! Posts: create, read, patch, delete, pin; channel pages; threads; posts around the unread point.
 
 use super::channels::readable_channel;
-use super::{created, ok, parse_body, path_id, status_ok, with_applied, AppState, Caller, Params};
+use super::{
+    created, ok, ok_bytes, parse_body, path_id, status_ok, with_applied, AppState, Caller, Params,
+};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::views::{self, PostThreadInfo};
@@ -80,7 +82,8 @@ pub fn post_json(r: &Reader, post: &Post, user: Id) -> confab_storage::Result<Va
     Ok(views::post(post, info_for(&infos, post).as_ref()))
 }
 
-pub fn page_json(r: &Reader, page: &PostPage, user: Id) -> confab_storage::Result<Value> {
+/// A page of posts as JSON bytes, serialized on the blocking pool with the reads.
+pub fn page_json(r: &Reader, page: &PostPage, user: Id) -> confab_storage::Result<Vec<u8>> {
     let infos = thread_infos(r, &page.posts, user)?;
     Ok(views::post_list(page, |p| info_for(&infos, p)))
 }
@@ -354,7 +357,7 @@ async fn get_thread(
             page_json(r, &page, me)
         })
         .await?;
-    Ok(ok(body))
+    Ok(ok_bytes(body))
 }
 
 /// GET /channels/{id}/posts with `page`/`per_page`, or `since`, or `before`/`after`; with
@@ -394,7 +397,7 @@ async fn channel_posts(
             Ok(Ok(page_json(r, &page, me)?))
         })
         .await??;
-    Ok(ok(body))
+    Ok(ok_bytes(body))
 }
 
 async fn posts_around_unread(
@@ -419,5 +422,5 @@ async fn posts_around_unread(
             Ok(Ok(page_json(r, &page, user)?))
         })
         .await??;
-    Ok(ok(body))
+    Ok(ok_bytes(body))
 }

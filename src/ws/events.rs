@@ -735,7 +735,7 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
             "channel_display_name": channel.display_name,
             "channel_name": channel.name,
             "channel_type": channel.channel_type.as_str(),
-            "post": views::post(&post, Some(&info)).to_string(),
+            "post": views::post_text(&post, Some(&info)),
             "sender_name": sender_name,
             "set_online": true,
             "team_id": views::opt_id(channel.team_id),
@@ -753,7 +753,7 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
 fn post_event(name: &'static str, post: &Post, channel: &Channel) -> Event {
     Event::new(
         name,
-        json!({"post": views::post(post, None).to_string()}),
+        json!({"post": views::post_text(post, None)}),
         broadcast(None, Some(channel.id), None, None),
         false,
     )
