@@ -89,17 +89,11 @@ async fn create_user(State(app): State<AppState>, body: Bytes) -> ApiResult<Resp
             ),
         ));
     }
-    let first = !app.read(|r| r.has_users()).await?;
     let password = new.password.clone();
     let cost = app.settings.password_cost;
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password, cost))
         .await
         .map_err(|_| ApiError::internal("hashing task failed"))??;
-    let roles = if first {
-        "system_user system_admin"
-    } else {
-        "system_user"
-    };
     let (index, outcome) = app
         .write(Command::CreateUser {
             id: Id::from_bytes(rand::random()),
@@ -110,7 +104,8 @@ async fn create_user(State(app): State<AppState>, body: Bytes) -> ApiResult<Resp
             nickname: new.nickname,
             first_name: new.first_name,
             last_name: new.last_name,
-            roles: roles.into(),
+            // The first user created becomes system admin: decided by apply, in log order.
+            roles: "system_user".into(),
         })
         .await?;
     match outcome {

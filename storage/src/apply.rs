@@ -137,6 +137,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             if txn.exists(Cf::EmailUserid, email.as_bytes())? {
                 return refuse(CommandError::EmailTaken(email));
             }
+            let first = !txn.any_live(Cf::UseridUser)?;
             let user = User {
                 id: *id,
                 create_at: *at,
@@ -148,7 +149,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 first_name: first_name.clone(),
                 last_name: last_name.clone(),
                 position: String::new(),
-                roles: roles.clone(),
+                roles: new_user_roles(roles, first),
                 locale: "en".into(),
                 is_bot: false,
                 password_hash: password_hash.clone(),
@@ -1463,4 +1464,17 @@ fn require_channel_member(txn: &mut Txn, channel: &Channel, user: Id) -> Step<Ch
             }
             .into()
         })
+}
+
+/// A new user's roles: those asked for, with `system_admin` granted to the first user only.
+/// Decided at apply, in log order, so two sign-ups racing to be first cannot both become admins.
+fn new_user_roles(asked: &str, first: bool) -> String {
+    let mut roles: Vec<&str> = asked
+        .split_whitespace()
+        .filter(|role| *role != "system_admin")
+        .collect();
+    if first {
+        roles.push("system_admin");
+    }
+    roles.join(" ")
 }

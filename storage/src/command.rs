@@ -20,8 +20,8 @@ pub enum Command {
         nickname: String,
         first_name: String,
         last_name: String,
-        /// The server decides (the first user becomes system admin); apply re-checks nothing
-        /// about it so the decision stays with the node that had the request.
+        /// Space-separated roles. `system_admin` is not taken from here: apply grants it to the
+        /// first user created, in log order, and to nobody else.
         roles: String,
     },
     CreateSession {

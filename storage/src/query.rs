@@ -105,16 +105,6 @@ impl Reader<'_> {
         }
     }
 
-    /// Whether any user exists (the first sign-up becomes system admin).
-    pub fn has_users(&self) -> Result<bool> {
-        let mut any = false;
-        self.scan_all(Cf::UseridUser, |_, _| {
-            any = true;
-            false
-        })?;
-        Ok(any)
-    }
-
     /// All users, a page at a time, in id order.
     pub fn users(&self, page: usize, per_page: usize) -> Result<Vec<User>> {
         self.page_of_records(Cf::UseridUser, &[], page, per_page)
