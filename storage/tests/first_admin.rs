@@ -7,30 +7,11 @@ use common::{create_user, id, TestDb};
 use confab_storage::{Command, Outcome};
 
 fn asking_for_admin(n: u64, name: &str) -> Command {
-    match create_user(n, name, 1_000 + n) {
-        Command::CreateUser {
-            id,
-            at,
-            username,
-            email,
-            password_hash,
-            nickname,
-            first_name,
-            last_name,
-            ..
-        } => Command::CreateUser {
-            id,
-            at,
-            username,
-            email,
-            password_hash,
-            nickname,
-            first_name,
-            last_name,
-            roles: "system_user system_admin".into(),
-        },
-        other => other,
+    let mut command = create_user(n, name, 1_000 + n);
+    if let Command::CreateUser { roles, .. } = &mut command {
+        *roles = "system_user system_admin".into();
     }
+    command
 }
 
 fn roles_of(db: &TestDb, n: u64) -> String {
