@@ -54,14 +54,18 @@ impl<'a> Txn<'a> {
         self.command.clear();
     }
 
-    pub fn get_raw(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.keys_read += 1;
+    /// What this batch has pending for a key: `Some(None)` when deleted, `None` when untouched
+    /// (the command's own writes shadow the batch's).
+    fn pending(&self, cf: Cf, key: &[u8]) -> Option<&Option<Vec<u8>>> {
         let lookup = (cf, key.to_vec());
-        if let Some(value) = self
-            .command
+        self.command
             .get(&lookup)
             .or_else(|| self.batch.get(&lookup))
-        {
+    }
+
+    pub fn get_raw(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.keys_read += 1;
+        if let Some(value) = self.pending(cf, key) {
             return Ok(value.clone());
         }
         Ok(self.engine.db.get_cf(self.engine.cf(cf)?, key)?)
@@ -98,19 +102,15 @@ impl<'a> Txn<'a> {
     /// first live key, so it costs a seek plus the keys this batch deleted, never a scan.
     pub fn any_live(&mut self, cf: Cf) -> Result<bool> {
         self.keys_read += 1;
-        let pending = |layer: &Layer, key: &[u8]| layer.get(&(cf, key.to_vec())).cloned();
-        // A live pending write decides it at once (the command layer shadows the batch).
-        for (layer, shadow) in [(&self.command, None), (&self.batch, Some(&self.command))] {
-            let start = (cf, Vec::new());
-            for ((entry_cf, key), value) in layer.range(start..) {
-                if *entry_cf != cf {
-                    break;
-                }
-                let shadowed = shadow.is_some_and(|s| s.contains_key(&(cf, key.clone())));
-                if value.is_some() && !shadowed {
-                    return Ok(true);
-                }
-            }
+        let start = (cf, Vec::new());
+        let pending_put = self
+            .command
+            .range(start.clone()..)
+            .chain(self.batch.range(start..))
+            .take_while(|((entry_cf, _), _)| *entry_cf == cf)
+            .any(|((_, key), _)| matches!(self.pending(cf, key), Some(Some(_))));
+        if pending_put {
+            return Ok(true);
         }
         for item in self
             .engine
@@ -118,11 +118,7 @@ impl<'a> Txn<'a> {
             .iterator_cf(self.engine.cf(cf)?, rocksdb::IteratorMode::Start)
         {
             let (key, _) = item?;
-            let deleted = match pending(&self.command, &key) {
-                Some(value) => value.is_none(),
-                None => matches!(pending(&self.batch, &key), Some(None)),
-            };
-            if !deleted {
+            if !matches!(self.pending(cf, &key), Some(None)) {
                 return Ok(true);
             }
         }
@@ -187,5 +183,56 @@ impl<'a> Txn<'a> {
             }
         }
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_live_sees_pending_puts_and_deletes_over_the_database() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open(dir.path()).expect("open engine");
+        let cf = Cf::UseridUser;
+
+        let mut txn = Txn::new(&engine);
+        assert!(!txn.any_live(cf).expect("empty"), "an empty family");
+        txn.put_raw(cf, b"a".to_vec(), b"1".to_vec());
+        assert!(
+            txn.any_live(cf).expect("command put"),
+            "the command's own put"
+        );
+        txn.abort_command();
+        assert!(
+            !txn.any_live(cf).expect("aborted"),
+            "an aborted command's put"
+        );
+        txn.put_raw(cf, b"a".to_vec(), b"1".to_vec());
+        txn.commit_command();
+        assert!(
+            txn.any_live(cf).expect("batch put"),
+            "an earlier command's put"
+        );
+        let batch = txn.into_write_batch().expect("write batch");
+        engine.db.write(batch).expect("write");
+
+        let mut txn = Txn::new(&engine);
+        assert!(txn.any_live(cf).expect("stored"), "a stored key");
+        txn.delete(cf, b"a".to_vec());
+        assert!(
+            !txn.any_live(cf).expect("deleted"),
+            "a stored key deleted by the command"
+        );
+        txn.commit_command();
+        assert!(
+            !txn.any_live(cf).expect("deleted in batch"),
+            "deleted by an earlier command"
+        );
+        txn.put_raw(cf, b"a".to_vec(), b"2".to_vec());
+        assert!(
+            txn.any_live(cf).expect("put back"),
+            "put back after the batch's delete"
+        );
     }
 }
