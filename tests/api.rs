@@ -901,3 +901,25 @@ async fn garbage_input_gets_clear_errors_and_the_server_keeps_serving() {
     );
     assert!(metrics.contains("confab_raft_commit_latency_seconds_p99"));
 }
+
+/// A node whose API port is already taken exits at once with an error (it must not limp on
+/// without its API), and the harness sees that as a failed start instead of waiting it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_port_is_taken_exits_and_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let api_port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = common::Node::start_on(
+        1,
+        dir.path().to_path_buf(),
+        api_port,
+        common::free_port(),
+        &[],
+    );
+    let why = node
+        .try_ready()
+        .await
+        .expect_err("the node cannot be ready: its port is taken");
+    assert!(why.contains("exited before it was ready"), "{why}");
+    drop(taken);
+}

@@ -210,7 +210,8 @@ async fn operators_see_status_and_a_node_joins() {
     // A 4th node joins through node 2's API and becomes a voter.
     let node_dir = dir.path().join("n4");
     std::fs::create_dir_all(&node_dir).unwrap();
-    let fourth = common::Node::start(4, node_dir, &["--join".to_string(), nodes[1].api.clone()]);
+    let mut fourth =
+        common::Node::start(4, node_dir, &["--join".to_string(), nodes[1].api.clone()]);
     fourth.wait_ready().await;
     common::eventually(Duration::from_secs(60), "node 4 to become a voter", || {
         let admin = admin.clone();

@@ -5,14 +5,36 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// First port test servers may use; the span ends below the kernel's ephemeral range
+/// (32768 and up on Linux), so no outgoing connection can take a port between the check here
+/// and the server's own bind.
+const TEST_PORTS_FIRST: u32 = 12_000;
+const TEST_PORTS_SPAN: u32 = 20_000;
+
+/// A loopback port nobody listens on. Ports come from one counter per test binary, so tests
+/// running in parallel threads never get the same one; the binary's pid picks where the
+/// counter starts, so leftovers of an earlier binary are unlikely to be in the way.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..TEST_PORTS_SPAN {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % TEST_PORTS_SPAN;
+        let Ok(port) = u16::try_from(TEST_PORTS_FIRST + offset) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS_FIRST}..+{TEST_PORTS_SPAN}");
 }
+
+/// How many times a node or cluster is started on fresh ports when a process exits before it
+/// is ready (its port was taken after all).
+const START_ATTEMPTS: usize = 3;
 
 /// A running node; killed when dropped.
 pub struct Node {
@@ -89,22 +111,42 @@ impl Node {
         self.child = Some(Node::spawn_process(&self.dir, &self.args));
     }
 
-    pub async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
+    pub async fn wait_ready(&mut self) {
+        if let Err(why) = self.try_ready().await {
+            panic!("{why}");
+        }
+    }
+
+    /// Waits until the node answers ping; fails at once if its process exits first.
+    pub async fn try_ready(&mut self) -> Result<(), String> {
+        // A ping bounded in time: whatever else holds the port may accept and never answer.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(format!(
+                        "node {} exited before it was ready: {status}",
+                        self.id
+                    ));
+                }
+            }
             if let Ok(r) = client
                 .get(format!("{}/api/v4/system/ping", self.api))
                 .send()
                 .await
             {
                 if r.status().is_success() {
-                    return;
+                    return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("node {} did not come up", self.id);
+        Err(format!("node {} did not come up within 60 s", self.id))
     }
 }
 
@@ -116,14 +158,31 @@ impl Drop for Node {
 
 /// A single node in a temp dir.
 pub async fn single_node() -> (tempfile::TempDir, Node) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = Node::start(1, dir.path().to_path_buf(), &[]);
-    node.wait_ready().await;
-    (dir, node)
+    let mut failures = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut node = Node::start(1, dir.path().to_path_buf(), &[]);
+        match node.try_ready().await {
+            Ok(()) => return (dir, node),
+            Err(why) => failures.push(why),
+        }
+    }
+    panic!("single node did not start: {failures:?}");
 }
 
 /// A fixed 3-node cluster.
 pub async fn three_nodes() -> (tempfile::TempDir, Vec<Node>) {
+    let mut failures = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        match try_three_nodes().await {
+            Ok(cluster) => return cluster,
+            Err(why) => failures.push(why),
+        }
+    }
+    panic!("3-node cluster did not start: {failures:?}");
+}
+
+async fn try_three_nodes() -> Result<(tempfile::TempDir, Vec<Node>), String> {
     let dir = tempfile::tempdir().expect("temp dir");
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
     let members = ports
@@ -144,10 +203,10 @@ pub async fn three_nodes() -> (tempfile::TempDir, Vec<Node>) {
             &["--initial-members".to_string(), members.clone()],
         ));
     }
-    for node in &nodes {
-        node.wait_ready().await;
+    for node in &mut nodes {
+        node.try_ready().await?;
     }
-    (dir, nodes)
+    Ok((dir, nodes))
 }
 
 /// A logged-in (or anonymous) API client bound to one node.

@@ -24,17 +24,36 @@ def _kill_leftovers():
             proc.kill()
 
 
+# Ports come from below the kernel's ephemeral range (32768 and up), so no outgoing connection
+# can take one between this check and the server's bind; a counter keeps them distinct.
+PORTS_FIRST = 12000
+PORTS_SPAN = 20000
+_next_port = [(os.getpid() * 7919) % PORTS_SPAN]
+START_ATTEMPTS = 3
+
+
+class ExitedEarly(RuntimeError):
+    """A node exited before it was ready, most likely because its port was taken after all."""
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    for _ in range(PORTS_SPAN):
+        port = PORTS_FIRST + _next_port[0]
+        _next_port[0] = (_next_port[0] + 1) % PORTS_SPAN
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError('no free loopback port')
 
 
 def wait_ready(port, proc, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f'confab exited early with {proc.returncode}')
+            raise ExitedEarly(f'confab exited early with {proc.returncode}')
         try:
             with urllib.request.urlopen(f'http://127.0.0.1:{port}/api/v4/system/ping', timeout=2) as r:
                 if r.status == 200:
@@ -82,7 +101,15 @@ class Servers:
 
 @pytest.fixture(params=[1, 3], ids=['single-node', 'three-node-cluster'])
 def servers(request):
-    s = Servers(request.param)
+    failures = []
+    for _ in range(START_ATTEMPTS):
+        try:
+            s = Servers(request.param)
+            break
+        except ExitedEarly as e:
+            failures.append(str(e))
+    else:
+        raise RuntimeError(f'confab did not start: {failures}')
     try:
         yield s
     finally:

@@ -11,23 +11,40 @@ const BINARY = process.env.CONFAB_BIN || path.join(TARGET, 'release', 'confab');
 const SECRET = 'client-tests-cluster-secret-0123456789';
 const live = new Set();
 
-function freePort() {
-    return new Promise((resolve, reject) => {
+// Ports come from below the kernel's ephemeral range (32768 and up), so no outgoing connection
+// can take one between this check and the server's bind; a counter keeps them distinct.
+const PORTS_FIRST = 12000;
+const PORTS_SPAN = 20000;
+let nextPort = (process.pid * 7919) % PORTS_SPAN;
+const START_ATTEMPTS = 3;
+
+function portIsFree(port) {
+    return new Promise((resolve) => {
         const srv = net.createServer();
         srv.unref();
-        srv.on('error', reject);
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
+        srv.once('error', () => resolve(false));
+        srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
+}
+
+async function freePort() {
+    for (let i = 0; i < PORTS_SPAN; i++) {
+        const port = PORTS_FIRST + nextPort;
+        nextPort = (nextPort + 1) % PORTS_SPAN;
+        if (await portIsFree(port)) {
+            return port;
+        }
+    }
+    throw new Error('no free loopback port');
 }
 
 async function waitReady(url, child, timeoutMs = 60000) {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
         if (child.exitCode !== null) {
-            throw new Error(`confab exited early with ${child.exitCode}`);
+            const e = new Error(`confab exited early with ${child.exitCode}`);
+            e.exitedEarly = true;
+            throw e;
         }
         try {
             const r = await fetch(`${url}/api/v4/system/ping`);
@@ -42,8 +59,24 @@ async function waitReady(url, child, timeoutMs = 60000) {
     throw new Error(`confab at ${url} did not come up`);
 }
 
-// Starts `count` nodes (1 = single node, 3 = a fixed cluster). Returns {urls, stop}.
+// Starts `count` nodes (1 = single node, 3 = a fixed cluster). Returns {urls, stop}. A node
+// that exits before it is ready (its port was taken after all) is retried on fresh ports.
 async function startServers(count) {
+    const failures = [];
+    for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+        try {
+            return await startOnce(count);
+        } catch (e) {
+            if (!e.exitedEarly) {
+                throw e;
+            }
+            failures.push(e.message);
+        }
+    }
+    throw new Error(`confab did not start: ${failures.join('; ')}`);
+}
+
+async function startOnce(count) {
     if (!fs.existsSync(BINARY)) {
         throw new Error(`confab binary not found at ${BINARY}; build it with cargo build --release --bin confab`);
     }
