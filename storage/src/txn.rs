@@ -190,6 +190,10 @@ impl<'a> Txn<'a> {
 mod tests {
     use super::*;
 
+    fn live(txn: &mut Txn) -> bool {
+        txn.any_live(Cf::UseridUser).expect("any_live")
+    }
+
     #[test]
     fn any_live_sees_pending_puts_and_deletes_over_the_database() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -197,42 +201,24 @@ mod tests {
         let cf = Cf::UseridUser;
 
         let mut txn = Txn::new(&engine);
-        assert!(!txn.any_live(cf).expect("empty"), "an empty family");
+        assert!(!live(&mut txn), "an empty family");
         txn.put_raw(cf, b"a".to_vec(), b"1".to_vec());
-        assert!(
-            txn.any_live(cf).expect("command put"),
-            "the command's own put"
-        );
+        assert!(live(&mut txn), "the command's own put");
         txn.abort_command();
-        assert!(
-            !txn.any_live(cf).expect("aborted"),
-            "an aborted command's put"
-        );
+        assert!(!live(&mut txn), "an aborted command's put");
         txn.put_raw(cf, b"a".to_vec(), b"1".to_vec());
         txn.commit_command();
-        assert!(
-            txn.any_live(cf).expect("batch put"),
-            "an earlier command's put"
-        );
+        assert!(live(&mut txn), "an earlier command's put");
         let batch = txn.into_write_batch().expect("write batch");
         engine.db.write(batch).expect("write");
 
         let mut txn = Txn::new(&engine);
-        assert!(txn.any_live(cf).expect("stored"), "a stored key");
+        assert!(live(&mut txn), "a stored key");
         txn.delete(cf, b"a".to_vec());
-        assert!(
-            !txn.any_live(cf).expect("deleted"),
-            "a stored key deleted by the command"
-        );
+        assert!(!live(&mut txn), "a stored key deleted by the command");
         txn.commit_command();
-        assert!(
-            !txn.any_live(cf).expect("deleted in batch"),
-            "deleted by an earlier command"
-        );
+        assert!(!live(&mut txn), "deleted by an earlier command");
         txn.put_raw(cf, b"a".to_vec(), b"2".to_vec());
-        assert!(
-            txn.any_live(cf).expect("put back"),
-            "put back after the batch's delete"
-        );
+        assert!(live(&mut txn), "put back after the batch's delete");
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// First port test servers may use; the span ends below the kernel's ephemeral range
 /// (32768 and up on Linux), so no outgoing connection can take a port between the check here
 /// and the server's own bind.
-const TEST_PORTS_FIRST: u32 = 12_000;
+const TEST_PORTS_FIRST: u16 = 12_000;
 const TEST_PORTS_SPAN: u32 = 20_000;
 
 /// A loopback port nobody listens on. Ports come from one counter per test binary, so tests
@@ -22,9 +22,8 @@ pub fn free_port() -> u16 {
     let start = std::process::id().wrapping_mul(7919);
     for _ in 0..TEST_PORTS_SPAN {
         let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % TEST_PORTS_SPAN;
-        let Ok(port) = u16::try_from(TEST_PORTS_FIRST + offset) else {
-            continue;
-        };
+        // offset < 20,000, so the port stays under 32,000.
+        let port = TEST_PORTS_FIRST + offset as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
