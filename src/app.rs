@@ -191,6 +191,7 @@ impl App {
                 load(&stats.commands_refused),
             ),
         ];
+        gauges.extend(self.memory_gauges());
         for (property, name, help) in [
             (
                 "rocksdb.cur-size-all-mem-tables",
@@ -223,4 +224,87 @@ impl App {
         }
         gauges
     }
+}
+
+impl App {
+    /// Memory an operator watches before the kernel does: what the hub holds for resumes,
+    /// RocksDB's cache and memtables, the session cache and login limiter, and the RSS.
+    fn memory_gauges(&self) -> Vec<(String, &'static str, f64)> {
+        let hub = self.hub.memory();
+        let storage = self.engine.memory_usage();
+        let mut gauges: Vec<(String, &'static str, f64)> = vec![
+            (
+                "confab_ws_window_bytes".into(),
+                "Bytes held by all users' resume windows (bounded by ws_window_mib)",
+                hub.window_bytes as f64,
+            ),
+            (
+                "confab_ws_window_events".into(),
+                "Events held across all resume windows",
+                hub.window_slots as f64,
+            ),
+            (
+                "confab_ws_windows".into(),
+                "Users with a resume window",
+                hub.windows as f64,
+            ),
+            (
+                "confab_ws_broad_bytes".into(),
+                "Bytes held by the broad-event ring (bounded by ws_broad_mib)",
+                hub.broad_bytes as f64,
+            ),
+            (
+                "confab_ws_broad_events".into(),
+                "Events held by the broad-event ring",
+                hub.broad_events as f64,
+            ),
+            (
+                "confab_ws_member_cache_ids".into(),
+                "Member ids held by the membership cache",
+                hub.member_cache_ids as f64,
+            ),
+            (
+                "confab_rocksdb_block_cache_bytes".into(),
+                "RocksDB block cache usage, memtable charge included",
+                storage.block_cache_bytes as f64,
+            ),
+            (
+                "confab_rocksdb_block_cache_pinned_bytes".into(),
+                "RocksDB block cache bytes pinned",
+                storage.block_cache_pinned_bytes as f64,
+            ),
+            (
+                "confab_rocksdb_write_buffer_bytes".into(),
+                "RocksDB memtable bytes counted by the write-buffer manager",
+                storage.memtable_bytes as f64,
+            ),
+            (
+                "confab_session_cache_entries".into(),
+                "Sessions cached by token",
+                self.hub.sessions.len() as f64,
+            ),
+            (
+                "confab_login_limiter_entries".into(),
+                "Users and addresses tracked by the failed-login limiter",
+                self.logins.len() as f64,
+            ),
+        ];
+        if let Some(rss) = resident_bytes() {
+            gauges.push((
+                "confab_process_resident_bytes".into(),
+                "Resident set size of this process",
+                rss as f64,
+            ));
+        }
+        gauges
+    }
+}
+
+/// This process's resident set, from the `VmRSS` line of `/proc/self/status` (Linux; `None`
+/// elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

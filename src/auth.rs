@@ -69,9 +69,12 @@ struct Cached {
     epoch: u64,
 }
 
+/// Default bound of the session cache (a few hundred bytes each).
+pub const DEFAULT_SESSION_CACHE_ENTRIES: usize = 200_000;
+
 impl Default for Sessions {
     fn default() -> Self {
-        Sessions::with_capacity(200_000)
+        Sessions::with_capacity(DEFAULT_SESSION_CACHE_ENTRIES)
     }
 }
 
@@ -118,8 +121,7 @@ impl Sessions {
         Some((session, user))
     }
 
-    /// Tokens held (tests).
-    #[cfg(test)]
+    /// Tokens held (`/metrics`, tests).
     pub fn len(&self) -> usize {
         self.entries.read().len()
     }

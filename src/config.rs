@@ -73,6 +73,9 @@ pub struct ServeArgs {
     /// Argon2id passes per password hash (default 2).
     #[arg(long, env = "CONFAB_PASSWORD_HASH_ITERATIONS")]
     pub password_hash_iterations: Option<u32>,
+    /// Memory bounds (`crate::limits`).
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +126,9 @@ struct FileConfig {
     snapshot_every: Option<u64>,
     password_hash_memory_kib: Option<u32>,
     password_hash_iterations: Option<u32>,
+    /// The `[limits]` table.
+    #[serde(default)]
+    limits: crate::limits::LimitArgs,
 }
 
 /// The resolved settings of `confab serve`.
@@ -140,6 +146,7 @@ pub struct ServeConfig {
     pub session_days: u64,
     pub snapshot_every: Option<u64>,
     pub password_cost: crate::app::PasswordCost,
+    pub limits: crate::limits::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +262,7 @@ impl ServeArgs {
             session_days: self.session_days.or(file.session_days).unwrap_or(30),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             password_cost,
+            limits: self.limits.resolve(file.limits),
         })
     }
 }

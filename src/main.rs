@@ -8,6 +8,7 @@ mod clock;
 mod cluster_cli;
 mod config;
 mod error;
+mod limits;
 mod metrics;
 mod ratelimit;
 mod server;

@@ -72,7 +72,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let db_dir = config.data_dir.join("db");
     let engine = {
         let dir = db_dir.clone();
-        Arc::new(tokio::task::spawn_blocking(move || Engine::open(dir)).await??)
+        let limits = config.limits.storage();
+        Arc::new(tokio::task::spawn_blocking(move || Engine::open_with(dir, limits)).await??)
     };
     let fresh = is_fresh(&engine)?;
     let mut tuning = Tuning::default();
@@ -117,12 +118,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let hub = Hub::new(
         engine.clone(),
         proposer,
-        HubConfig {
-            queue_frames: 1024,
+        config.limits.hub(HubConfig {
             auth_timeout: Duration::from_secs(5),
             server_version: crate::VERSION_ID.to_string(),
             ..HubConfig::default()
-        },
+        }),
     );
     spawn_fanout(&raft, hub.clone());
 
@@ -130,7 +130,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         engine: engine.clone(),
         raft: raft.clone(),
         hub: hub.clone(),
-        logins: LoginLimiter::new(Duration::from_secs(60), 20),
+        logins: LoginLimiter::new(
+            Duration::from_secs(60),
+            20,
+            config.limits.login_limiter_entries,
+        ),
         settings: Settings {
             session_days: config.session_days,
             password_cost: config.password_cost,

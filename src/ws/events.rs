@@ -2,6 +2,8 @@
 //! and routed to an [`Audience`]. A frame for one connection is the shared prefix plus the
 //! connection's seq digits plus `}`; no JSON is encoded per recipient.
 
+pub use super::audience::Audience;
+use super::audience::MemberCache;
 use crate::views;
 use bytes::Bytes;
 use confab_storage::{
@@ -9,7 +11,6 @@ use confab_storage::{
 };
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// Renders an event's prefix the first time a frame needs it.
@@ -25,7 +26,13 @@ pub struct Event {
     pub droppable: bool,
     /// The event name, for logs and tests.
     pub name: &'static str,
+    /// What this event holds in memory, rendered or not (an estimate fixed at creation, so
+    /// the hub's byte bounds add and subtract the same figure).
+    bytes: usize,
 }
+
+/// Bytes of an event beyond its JSON: the struct, its `Arc` and the lazy closure's box.
+const EVENT_OVERHEAD_BYTES: usize = std::mem::size_of::<Event>() + 64;
 
 impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,8 +61,10 @@ fn render_prefix(name: &str, data: &Value, broadcast: &Value) -> Bytes {
 
 impl Event {
     pub fn new(name: &'static str, data: Value, broadcast: Value, droppable: bool) -> Event {
+        let prefix = render_prefix(name, &data, &broadcast);
         Event {
-            prefix: OnceLock::from(render_prefix(name, &data, &broadcast)),
+            bytes: EVENT_OVERHEAD_BYTES + prefix.len(),
+            prefix: OnceLock::from(prefix),
             render: Mutex::new(None),
             droppable,
             name,
@@ -65,10 +74,12 @@ impl Event {
     /// An event whose JSON is built on its first frame. Every node builds every event (a client
     /// may resume on any node), but most nodes have no recipient connected for most of them: a
     /// write-heavy node then never pays for the serialization. `build` must depend only on what
-    /// it captured, so that every node renders the same bytes.
+    /// it captured, so that every node renders the same bytes. `captured_bytes` estimates what
+    /// `build` holds; the rendered JSON is counted as about as much again.
     pub fn lazy(
         name: &'static str,
         droppable: bool,
+        captured_bytes: usize,
         build: impl FnOnce() -> (Value, Value) + Send + 'static,
     ) -> Event {
         let render: Render = Box::new(move || {
@@ -80,6 +91,7 @@ impl Event {
             render: Mutex::new(Some(render)),
             droppable,
             name,
+            bytes: EVENT_OVERHEAD_BYTES + 2 * captured_bytes,
         }
     }
 
@@ -88,6 +100,11 @@ impl Event {
             Some(render) => render(),
             None => Bytes::new(),
         })
+    }
+
+    /// What this event holds in memory (an estimate, fixed at creation).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether the JSON has been built (a lazy event before its first frame has not).
@@ -170,51 +187,6 @@ pub fn hello(user: Id, connection_id: &str, server_version: &str) -> Event {
     )
 }
 
-/// Who receives an event.
-#[derive(Debug, Clone)]
-pub enum Audience {
-    /// The members of a channel (sorted, shared), minus `omit`.
-    Members {
-        members: Arc<[Id]>,
-        omit: Option<Id>,
-    },
-    /// One user.
-    User(Id),
-}
-
-impl Audience {
-    /// Recipients at most (an omitted member is counted).
-    pub fn len(&self) -> usize {
-        match self {
-            Audience::Members { members, .. } => members.len(),
-            Audience::User(_) => 1,
-        }
-    }
-
-    pub fn contains(&self, user: Id) -> bool {
-        match self {
-            Audience::Members { members, omit } => {
-                *omit != Some(user) && members.binary_search(&user).is_ok()
-            }
-            Audience::User(u) => *u == user,
-        }
-    }
-
-    /// Calls `visit` for every recipient, in a deterministic order.
-    pub fn for_each(&self, mut visit: impl FnMut(Id)) {
-        match self {
-            Audience::Members { members, omit } => {
-                for user in members.iter() {
-                    if Some(*user) != *omit {
-                        visit(*user);
-                    }
-                }
-            }
-            Audience::User(user) => visit(*user),
-        }
-    }
-}
-
 /// An event and its audience, from one log entry.
 #[derive(Debug, Clone)]
 pub struct Routed {
@@ -238,132 +210,34 @@ pub struct EntryEvents {
 }
 
 /// Builds events from outcomes, in log order. Holds the channel-membership cache that makes
-/// audiences cheap (one shared `Arc<[Id]>` per channel until its membership changes); it is
-/// updated from the outcomes themselves, so once a channel is cached its membership follows the
-/// log exactly.
+/// audiences cheap (one shared version of a channel's member set until its membership
+/// changes); it is updated from the outcomes themselves, so once a channel is cached its
+/// membership follows the log exactly.
 pub struct EventBuilder {
-    members: HashMap<Id, Arc<[Id]>>,
-    max_cached_channels: usize,
-}
-
-/// A membership change an outcome made.
-enum MemberChange {
-    Added(Id, Id),
-    Removed(Id, Id),
-    Created(Id, Vec<Id>),
-}
-
-fn member_changes(outcome: &Outcome) -> Vec<MemberChange> {
-    match outcome {
-        Outcome::ChannelMemberAdded {
-            channel,
-            member,
-            existed: false,
-        } => vec![MemberChange::Added(channel.id, member.user_id)],
-        Outcome::ChannelMemberRemoved { channel, user_id } => {
-            vec![MemberChange::Removed(channel.id, *user_id)]
-        }
-        Outcome::TeamMemberAdded { channels, .. } => channels
-            .iter()
-            .map(|(channel, member)| MemberChange::Added(channel.id, member.user_id))
-            .collect(),
-        Outcome::ChannelCreated {
-            channel,
-            members,
-            existed: false,
-        } => vec![MemberChange::Created(
-            channel.id,
-            members.iter().map(|m| m.user_id).collect(),
-        )],
-        _ => Vec::new(),
-    }
-}
-
-fn with_user(set: &[Id], user: Id, present: bool) -> Arc<[Id]> {
-    let mut list: Vec<Id> = set.to_vec();
-    match (list.binary_search(&user), present) {
-        (Ok(_), true) | (Err(_), false) => {}
-        (Err(at), true) => list.insert(at, user),
-        (Ok(at), false) => {
-            list.remove(at);
-        }
-    }
-    list.into()
+    members: MemberCache,
 }
 
 impl Default for EventBuilder {
     fn default() -> Self {
-        EventBuilder::new()
+        EventBuilder::new(DEFAULT_MEMBER_CACHE_IDS)
     }
 }
 
+/// Default bound of the membership cache, in member ids across all channels (16 bytes each
+/// plus tree overhead: about 100 MB at 4M).
+pub const DEFAULT_MEMBER_CACHE_IDS: usize = 4_000_000;
+
 impl EventBuilder {
-    pub fn new() -> EventBuilder {
+    /// A builder whose membership cache holds at most `member_cache_ids` ids.
+    pub fn new(member_cache_ids: usize) -> EventBuilder {
         EventBuilder {
-            members: HashMap::new(),
-            max_cached_channels: 200_000,
+            members: MemberCache::new(member_cache_ids),
         }
     }
 
-    /// Members of `channel` as of entry `position` of `batch`. A cache miss reads the replica,
-    /// which may already include later entries of the batch; those are undone.
-    fn members(
-        &mut self,
-        engine: &Engine,
-        channel: Id,
-        batch: &[Applied],
-        position: usize,
-    ) -> Result<Arc<[Id]>, StorageError> {
-        if let Some(set) = self.members.get(&channel) {
-            return Ok(set.clone());
-        }
-        let reader = engine.reader();
-        let mut list: Vec<Id> = reader
-            .channel_members(channel, 0, usize::MAX)?
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect();
-        list.sort();
-        let mut set: Arc<[Id]> = list.into();
-        for later in batch.iter().skip(position + 1).rev() {
-            let Ok(outcome) = &later.result else { continue };
-            for change in member_changes(outcome) {
-                match change {
-                    MemberChange::Added(c, u) if c == channel => set = with_user(&set, u, false),
-                    MemberChange::Removed(c, u) if c == channel => set = with_user(&set, u, true),
-                    _ => {}
-                }
-            }
-        }
-        if self.members.len() >= self.max_cached_channels {
-            self.members.clear();
-        }
-        self.members.insert(channel, set.clone());
-        Ok(set)
-    }
-
-    /// Follows the membership changes of an applied outcome in the cache.
-    fn follow(&mut self, outcome: &Outcome) {
-        for change in member_changes(outcome) {
-            match change {
-                MemberChange::Added(c, u) => {
-                    if let Some(set) = self.members.get_mut(&c) {
-                        *set = with_user(set, u, true);
-                    }
-                }
-                MemberChange::Removed(c, u) => {
-                    if let Some(set) = self.members.get_mut(&c) {
-                        *set = with_user(set, u, false);
-                    }
-                }
-                MemberChange::Created(c, users) => {
-                    let mut users = users;
-                    users.sort();
-                    users.dedup();
-                    self.members.insert(c, users.into());
-                }
-            }
-        }
+    /// Ids held by the membership cache (for `/metrics`).
+    pub fn cached_member_ids(&self) -> usize {
+        self.members.cached_ids()
     }
 
     /// Events of entry `position` of `batch`. Storage failures while building are the caller's
@@ -386,7 +260,7 @@ impl EventBuilder {
             return Ok(out);
         };
         // Audiences are the memberships after the entry (a user added hears `user_added`).
-        self.follow(outcome);
+        self.members.follow(outcome);
         self.build_outcome(engine, batch, position, outcome, &mut out)?;
         Ok(out)
     }
@@ -400,7 +274,7 @@ impl EventBuilder {
         omit: Option<Id>,
     ) -> Result<Audience, StorageError> {
         Ok(Audience::Members {
-            members: self.members(engine, channel.id, batch, position)?,
+            members: self.members.members(engine, channel.id, batch, position)?,
             omit,
         })
     }
@@ -730,7 +604,12 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
         posted.followers.clone()
     };
     let sender_name = format!("@{}", sender.unwrap_or(""));
-    Event::lazy("posted", false, move || {
+    // The post's JSON keys and ids, its text, and the id lists (26 characters each).
+    let captured = 1024
+        + post.message.len()
+        + post.props.len()
+        + 40 * (mentions.len() + followers.len() + info.participants.len());
+    Event::lazy("posted", false, captured, move || {
         let mut data = json!({
             "channel_display_name": channel.display_name,
             "channel_name": channel.name,

@@ -29,11 +29,28 @@ pub struct Hub {
 /// A user's recent events, for resuming on any node.
 #[derive(Debug, Default)]
 struct Window {
-    /// (log index, publish order, event), oldest first.
-    entries: VecDeque<(u64, u64, Arc<Event>)>,
+    /// Oldest first.
+    entries: VecDeque<Slot>,
     /// The highest log index of an event that fell out of the window (0 = none).
     evicted_through: u64,
 }
+
+/// One event in one user's window.
+#[derive(Debug)]
+struct Slot {
+    index: u64,
+    /// Publish order: merges a window with `broad` on resume, and matches `window_log`.
+    order: u64,
+    event: Arc<Event>,
+    /// What this slot counts against `window_bytes` (its share of the event).
+    bytes: usize,
+}
+
+/// Bytes a window slot costs beyond its event: the slot and its record in `window_log`.
+const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+const LOG_RECORD_BYTES: usize = std::mem::size_of::<(Id, u64)>();
+/// Bytes of a broad ring entry beyond its event and audience.
+const BROAD_BYTES: usize = std::mem::size_of::<Broad>();
 
 #[derive(Default)]
 struct State {
@@ -45,10 +62,23 @@ struct State {
     /// Events after this index are known here (the index at startup).
     tracking_from: u64,
     windows: HashMap<Id, Window>,
+    /// Every window push in publish order, as (user, order): when the windows together pass
+    /// `window_bytes`, the globally oldest slot goes first. A record whose slot already left
+    /// (the user's own `window_events` cap) is skipped when it reaches the front.
+    window_log: VecDeque<(Id, u64)>,
+    /// Slots, their events' shares and `window_log` records, counted as pushed and evicted.
+    window_bytes: usize,
+    /// Slots held in all windows.
+    window_slots: usize,
+    /// Windows are dropped whole only when more than `window_users` exist; this is the highest
+    /// index such a drop lost, and no stream that started before it is resumed.
+    windows_dropped_through: u64,
     /// Events for audiences larger than `broad_audience`, kept once for all their recipients
     /// instead of once per recipient: a join to a 50,000-member channel is one entry here,
     /// not 50,000 window pushes (and 50,000 × window memory) on every node.
     broad: VecDeque<Broad>,
+    /// What `broad` holds: entries, events and audience versions (see `Broad::bytes`).
+    broad_bytes: usize,
     /// The highest log index of a broad event that fell out of `broad` (0 = none).
     broad_evicted_through: u64,
     /// Publish order of the next event: merges a user's window with `broad` on resume.
@@ -64,6 +94,145 @@ struct Broad {
     order: u64,
     event: Arc<Event>,
     audience: events::Audience,
+    /// The entry, its event, and the tree path its audience version adds.
+    bytes: usize,
+}
+
+/// What the hub holds for resuming, as counted against its bounds (`/metrics`, tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubMemory {
+    /// Bytes counted against `HubConfig::window_bytes`.
+    pub window_bytes: usize,
+    /// Events held across all users' windows.
+    pub window_slots: usize,
+    /// Users with a window.
+    pub windows: usize,
+    /// Bytes counted against `HubConfig::broad_bytes`.
+    pub broad_bytes: usize,
+    /// Events in the broad ring.
+    pub broad_events: usize,
+    /// Member ids held by the membership cache.
+    pub member_cache_ids: usize,
+}
+
+impl State {
+    /// Adds `event` to `user`'s window, then evicts by the user's cap.
+    fn push_window(&mut self, user: Id, index: u64, order: u64, event: &Arc<Event>, share: usize) {
+        let bytes = SLOT_BYTES + share;
+        let window = self.windows.entry(user).or_default();
+        window.entries.push_back(Slot {
+            index,
+            order,
+            event: event.clone(),
+            bytes,
+        });
+        self.window_log.push_back((user, order));
+        self.window_bytes += bytes + LOG_RECORD_BYTES;
+        self.window_slots += 1;
+        Self::trim_window(window, &mut self.window_bytes, &mut self.window_slots, None);
+    }
+
+    /// Evicts the oldest slots of `window` past `cap` (when given), keeping the counts.
+    fn trim_window(
+        window: &mut Window,
+        window_bytes: &mut usize,
+        window_slots: &mut usize,
+        cap: Option<usize>,
+    ) {
+        let Some(cap) = cap else { return };
+        while window.entries.len() > cap {
+            if let Some(slot) = window.entries.pop_front() {
+                window.evicted_through = window.evicted_through.max(slot.index);
+                *window_bytes = window_bytes.saturating_sub(slot.bytes);
+                *window_slots = window_slots.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Keeps the windows within their bounds: each user's `cap` events, `budget` bytes in
+    /// all (the globally oldest slot goes first), and at most `max_users` windows.
+    fn enforce_window_bounds(&mut self, user: Id, cap: usize, budget: usize, max_users: usize) {
+        if let Some(window) = self.windows.get_mut(&user) {
+            Self::trim_window(
+                window,
+                &mut self.window_bytes,
+                &mut self.window_slots,
+                Some(cap),
+            );
+        }
+        while self.window_bytes > budget {
+            if self.evict_oldest_slot().is_none() {
+                break;
+            }
+        }
+        if self.windows.len() > max_users {
+            self.drop_windows(max_users - max_users / 8);
+        }
+    }
+
+    /// Evicts the globally oldest slot still held; returns its owner, or `None` when the log
+    /// is empty. A window left empty keeps its `evicted_through` (and gives back its buffer).
+    fn evict_oldest_slot(&mut self) -> Option<Id> {
+        loop {
+            let (owner, order) = self.window_log.pop_front()?;
+            self.window_bytes = self.window_bytes.saturating_sub(LOG_RECORD_BYTES);
+            let Some(window) = self.windows.get_mut(&owner) else {
+                continue;
+            };
+            if window.entries.front().map(|slot| slot.order) != Some(order) {
+                // That slot already left by its user's own cap.
+                continue;
+            }
+            if let Some(slot) = window.entries.pop_front() {
+                window.evicted_through = window.evicted_through.max(slot.index);
+                self.window_bytes = self.window_bytes.saturating_sub(slot.bytes);
+                self.window_slots = self.window_slots.saturating_sub(1);
+            }
+            if window.entries.is_empty() {
+                window.entries = VecDeque::new();
+            }
+            return Some(owner);
+        }
+    }
+
+    /// Drops windows until at most `target` remain: the empty ones first, then those the
+    /// oldest slots empty. What they lost moves `windows_dropped_through`. Going down to
+    /// `target` (below the bound) makes the O(windows) sweep rare.
+    fn drop_windows(&mut self, target: usize) {
+        let mut lost = self.windows_dropped_through;
+        self.windows.retain(|_, window| {
+            let keep = !window.entries.is_empty();
+            if !keep {
+                lost = lost.max(window.evicted_through);
+            }
+            keep
+        });
+        while self.windows.len() > target {
+            let Some(owner) = self.evict_oldest_slot() else {
+                break;
+            };
+            if let Some(window) = self.windows.get(&owner) {
+                if window.entries.is_empty() {
+                    lost = lost.max(window.evicted_through);
+                    self.windows.remove(&owner);
+                }
+            }
+        }
+        self.windows_dropped_through = lost;
+    }
+
+    /// Adds a broad event, then evicts the oldest past `max_events` entries or `budget` bytes.
+    fn push_broad(&mut self, broad: Broad, max_events: usize, budget: usize) {
+        self.broad_bytes += broad.bytes;
+        self.broad.push_back(broad);
+        while self.broad.len() > max_events || self.broad_bytes > budget {
+            let Some(old) = self.broad.pop_front() else {
+                break;
+            };
+            self.broad_bytes = self.broad_bytes.saturating_sub(old.bytes);
+            self.broad_evicted_through = self.broad_evicted_through.max(old.index);
+        }
+    }
 }
 
 /// Where a connection asks to start.
@@ -118,6 +287,8 @@ pub fn parse_connection_id(user: Id, text: &str) -> Option<u64> {
 impl Hub {
     pub fn new(engine: Arc<Engine>, proposer: Proposer, config: HubConfig) -> Arc<Hub> {
         let start = engine.applied_index().unwrap_or(0);
+        let sessions = crate::auth::Sessions::with_capacity(config.session_cache_entries);
+        let builder = Mutex::new(EventBuilder::new(config.member_cache_ids));
         let seed = crate::clock::now_ms() ^ u64::from(std::process::id()).rotate_left(32);
         Arc::new(Hub {
             engine,
@@ -129,12 +300,26 @@ impl Hub {
                 gap: true,
                 ..State::default()
             }),
-            builder: Mutex::new(EventBuilder::new()),
+            builder,
             next_key: AtomicU64::new(1),
             nonce: AtomicU64::new(seed),
             sockets: AtomicUsize::new(0),
-            sessions: crate::auth::Sessions::default(),
+            sessions,
         })
+    }
+
+    /// What the hub holds for resuming, as counted against its configured bounds.
+    pub fn memory(&self) -> HubMemory {
+        let member_cache_ids = self.builder.lock().cached_member_ids();
+        let state = self.state.lock();
+        HubMemory {
+            window_bytes: state.window_bytes,
+            window_slots: state.window_slots,
+            windows: state.windows.len(),
+            broad_bytes: state.broad_bytes,
+            broad_events: state.broad.len(),
+            member_cache_ids,
+        }
     }
 
     /// Open WebSocket connections on this node.
@@ -197,61 +382,59 @@ impl Hub {
                 for routed in &entry.routed {
                     let order = state.next_order;
                     state.next_order += 1;
-                    let State {
-                        windows,
-                        conns,
-                        broad,
-                        broad_evicted_through,
-                        ..
-                    } = &mut *state;
                     let mut offer = |conn: &Arc<Conn>| match conn.offer(entry.index, &routed.event)
                     {
                         Offer::Dropped => dropped += 1,
                         Offer::ClosedSlow => closed_slow += 1,
                         _ => {}
                     };
-                    if routed.audience.len() > self.config.broad_audience {
-                        broad.push_back(Broad {
-                            index: entry.index,
-                            order,
-                            event: routed.event.clone(),
-                            audience: routed.audience.clone(),
-                        });
-                        while broad.len() > self.config.broad_events.max(1) {
-                            if let Some(old) = broad.pop_front() {
-                                *broad_evicted_through = (*broad_evicted_through).max(old.index);
-                            }
-                        }
+                    let audience = &routed.audience;
+                    if audience.len() > self.config.broad_audience {
                         // Only the recipients connected here: walk whichever side is smaller.
-                        if routed.audience.len() > conns.len() {
-                            for (user, list) in conns.iter() {
-                                if routed.audience.contains(*user) {
+                        if audience.len() > state.conns.len() {
+                            for (user, list) in state.conns.iter() {
+                                if audience.contains(*user) {
                                     list.iter().for_each(&mut offer);
                                 }
                             }
                         } else {
-                            routed.audience.for_each(|user| {
-                                if let Some(list) = conns.get(&user) {
+                            audience.for_each(|user| {
+                                if let Some(list) = state.conns.get(&user) {
                                     list.iter().for_each(&mut offer);
                                 }
                             });
                         }
+                        let bytes = BROAD_BYTES + routed.event.bytes() + audience.retained_bytes();
+                        state.push_broad(
+                            Broad {
+                                index: entry.index,
+                                order,
+                                event: routed.event.clone(),
+                                audience: audience.clone(),
+                                bytes,
+                            },
+                            self.config.broad_events.max(1),
+                            self.config.broad_bytes,
+                        );
                         continue;
                     }
-                    routed.audience.for_each(|user| {
-                        let window = windows.entry(user).or_default();
-                        window
-                            .entries
-                            .push_back((entry.index, order, routed.event.clone()));
-                        while window.entries.len() > window_cap {
-                            if let Some((index, _, _)) = window.entries.pop_front() {
-                                window.evicted_through = window.evicted_through.max(index);
-                            }
-                        }
-                        if let Some(list) = conns.get(&user) {
+                    // Each slot counts its share of the event, so an event in every member's
+                    // window is counted about once in all.
+                    let share = routed.event.bytes() / audience.len().max(1);
+                    let mut recipients = Vec::with_capacity(audience.len());
+                    audience.for_each(|user| recipients.push(user));
+                    for user in recipients {
+                        state.push_window(user, entry.index, order, &routed.event, share);
+                        state.enforce_window_bounds(
+                            user,
+                            window_cap,
+                            self.config.window_bytes,
+                            self.config.window_users,
+                        );
+                        if let Some(list) = state.conns.get(&user) {
                             list.iter().for_each(&mut offer);
                         }
-                    });
+                    }
                 }
                 for control in &entry.controls {
                     match control {
@@ -293,7 +476,7 @@ impl Hub {
     pub fn lagged(&self) {
         // Missed entries may have changed memberships: forget the cached ones.
         let mut builder = self.builder.lock();
-        *builder = EventBuilder::new();
+        *builder = EventBuilder::new(self.config.member_cache_ids);
         let mut state = self.state.lock();
         state.gap = true;
         for list in state.conns.values() {
@@ -362,7 +545,10 @@ impl Hub {
         let user = conn.user();
         let empty = Window::default();
         let window = state.windows.get(&user).unwrap_or(&empty);
-        if window.evicted_through > resume.start || state.broad_evicted_through > resume.start {
+        if window.evicted_through > resume.start
+            || state.broad_evicted_through > resume.start
+            || state.windows_dropped_through > resume.start
+        {
             return None;
         }
         // The user's stream after `start`: their window merged with the broad events they
@@ -370,8 +556,8 @@ impl Hub {
         let mut after: Vec<(u64, &Arc<Event>)> = window
             .entries
             .iter()
-            .filter(|(index, _, _)| *index > resume.start)
-            .map(|(_, order, event)| (*order, event))
+            .filter(|slot| slot.index > resume.start)
+            .map(|slot| (slot.order, &slot.event))
             .collect();
         after.extend(
             state
@@ -445,7 +631,7 @@ impl Hub {
             .map(|w| {
                 w.entries
                     .iter()
-                    .map(|(_, _, event)| (event.name, event.is_rendered()))
+                    .map(|slot| (slot.event.name, slot.event.is_rendered()))
                     .collect()
             })
             .unwrap_or_default()

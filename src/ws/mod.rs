@@ -67,8 +67,18 @@
 //! its connections (4004), forgets its membership cache, and resumes no stream that started
 //! before the first entry it saw after the gap.
 //!
-//! Limits: windows cost `window_events` × 24 bytes per user that received events since the
-//! node started (payloads are shared); a stream survives a resume only while neither its
+//! Memory: everything kept for resuming is bounded by [`HubConfig`] and counted by the hub
+//! itself ([`Hub::memory`], exported at `/metrics`): each user's window holds at most
+//! `window_events` events, all windows together at most `window_bytes` (each slot counts its
+//! share of the event, so an event in 50 windows counts about once; the globally oldest slot is
+//! evicted first), at most `window_users` windows exist (past it, empty windows are dropped
+//! and streams older than what they lost are not resumed); the broad ring holds at most
+//! `broad_events` events and `broad_bytes`, where an event's audience is a persistent-set
+//! version of its channel's members that costs one tree path, not a copy of the member list;
+//! the membership cache holds at most `member_cache_ids` ids. A join to a 100,000-member team
+//! therefore costs O(log team) time and a few KiB, not O(team).
+//!
+//! Limits: a stream survives a resume only while neither its
 //! user's window nor the broad ring evicted anything after its start (the broad ring turns
 //! over fastest during mass sign-ups); a restarted node resumes only streams that started
 //! after its restart; a channel's membership is read from the replica the first time the
@@ -76,6 +86,7 @@
 //! undone), so a node whose replica ran ahead of `publish` by more than a batch may see a
 //! membership change one entry early.
 
+mod audience;
 mod conn;
 mod events;
 mod frame_bound;
@@ -103,6 +114,16 @@ pub struct HubConfig {
     pub broad_audience: usize,
     /// Broad events kept for resuming.
     pub broad_events: usize,
+    /// Bytes the broad ring may hold (entries, events, audience versions).
+    pub broad_bytes: usize,
+    /// Bytes all users' windows may hold together (slots and their shares of events).
+    pub window_bytes: usize,
+    /// Users with a window at most.
+    pub window_users: usize,
+    /// Member ids the channel-membership cache may hold across all channels.
+    pub member_cache_ids: usize,
+    /// Live sessions cached by token.
+    pub session_cache_entries: usize,
     /// Time a socket without credentials has to send `authentication_challenge`.
     pub auth_timeout: Duration,
     /// Reported in `hello` and ping replies.
@@ -116,6 +137,11 @@ impl Default for HubConfig {
             window_events: 512,
             broad_audience: 256,
             broad_events: 8192,
+            broad_bytes: 64 << 20,
+            window_bytes: 256 << 20,
+            window_users: 1_000_000,
+            member_cache_ids: events::DEFAULT_MEMBER_CACHE_IDS,
+            session_cache_entries: crate::auth::DEFAULT_SESSION_CACHE_ENTRIES,
             auth_timeout: Duration::from_secs(5),
             server_version: env!("CARGO_PKG_VERSION").to_string(),
         }

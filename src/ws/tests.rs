@@ -48,6 +48,18 @@ impl Fixture {
 
     /// Audiences above `broad_audience` go to the shared ring instead of per-user windows.
     fn with_broad(window_events: usize, broad_audience: usize) -> Fixture {
+        Fixture::with_config(HubConfig {
+            queue_frames: 64,
+            window_events,
+            broad_audience,
+            broad_events: 64,
+            auth_timeout: Duration::from_millis(400),
+            server_version: "test-version".into(),
+            ..HubConfig::default()
+        })
+    }
+
+    fn with_config(config: HubConfig) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = Arc::new(Engine::open(dir.path()).expect("open engine"));
         let next = Arc::new(Mutex::new(0u64));
@@ -65,18 +77,7 @@ impl Fixture {
                 }
             })
         };
-        let hub = Hub::new(
-            engine.clone(),
-            proposer,
-            HubConfig {
-                queue_frames: 64,
-                window_events,
-                broad_audience,
-                broad_events: 64,
-                auth_timeout: Duration::from_millis(400),
-                server_version: "test-version".into(),
-            },
-        );
+        let hub = Hub::new(engine.clone(), proposer, config);
         *hub_slot.lock() = Some(Arc::downgrade(&hub));
         Fixture {
             engine,
@@ -1294,4 +1295,153 @@ mod socket {
         assert_eq!(bad["seq_reply"], 2);
         assert_eq!(close_code(&mut ws).await, Some(1008));
     }
+}
+
+/// A team of `members` users (A first) joined one by one, as a big team signs up.
+fn big_team(fx: &Fixture, members: u64) {
+    fx.world();
+    for n in 0..members {
+        let user = 10_000 + n;
+        fx.user(user, &format!("member{n}"));
+        fx.apply(Command::AddTeamMember {
+            team_id: id(TEAM),
+            user_id: id(user),
+            at: 5_000 + n,
+        });
+    }
+}
+
+#[test]
+fn joins_to_a_big_team_keep_the_broad_ring_within_its_bytes_and_cost_a_tree_path_each() {
+    let bound = 16 << 20;
+    let fx = Fixture::with_config(HubConfig {
+        broad_audience: 8,
+        broad_events: 1_000_000,
+        broad_bytes: bound,
+        ..HubConfig::default()
+    });
+    let joins = 2_000;
+    big_team(&fx, joins);
+    let memory = fx.hub.memory();
+    assert!(memory.broad_bytes <= bound, "{memory:?}");
+    // Each join tells the town square and off-topic: two broad events per join, every one
+    // still held. A copied member list per event (the old audiences) would have cost
+    // ~16 KB each on average here and pushed most of them out of the bound.
+    assert!(
+        memory.broad_events as u64 >= 2 * (joins - 8),
+        "joins evicted: {memory:?}"
+    );
+    assert!(
+        memory.broad_bytes / memory.broad_events < 4096,
+        "an audience version should cost a tree path: {memory:?}"
+    );
+    // The member cache holds each channel's current members once.
+    assert!(
+        memory.member_cache_ids as u64 <= 2 * (joins + 3) + 2,
+        "{memory:?}"
+    );
+}
+
+#[test]
+fn the_broad_byte_bound_evicts_and_refuses_resumes_past_it() {
+    let bound = 64 << 10;
+    let fx = Fixture::with_config(HubConfig {
+        broad_audience: 8,
+        broad_events: 1_000_000,
+        broad_bytes: bound,
+        ..HubConfig::default()
+    });
+    fx.world();
+    let (a, reg) = fx.connect(A, None);
+    let Registered::Fresh { connection_id } = reg else {
+        panic!("fresh expected")
+    };
+    drain(&a);
+    fx.hub.unregister(&a);
+    for n in 0..300 {
+        let user = 10_000 + n;
+        fx.user(user, &format!("member{n}"));
+        fx.apply(Command::AddTeamMember {
+            team_id: id(TEAM),
+            user_id: id(user),
+            at: 5_000 + n,
+        });
+        assert!(fx.hub.memory().broad_bytes <= bound);
+    }
+    let memory = fx.hub.memory();
+    assert!(memory.broad_events < 600, "the bound evicted: {memory:?}");
+    let start = parse_connection_id(id(A), &connection_id).expect("id");
+    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    assert!(matches!(reg, Registered::Fresh { .. }), "{reg:?}");
+    assert_eq!(names(&drain(&again)), ["hello"]);
+}
+
+#[test]
+fn the_window_byte_bound_evicts_the_oldest_first_and_refuses_resumes_past_it() {
+    let bound = 16 << 10;
+    let fx = Fixture::with_config(HubConfig {
+        window_events: 512,
+        broad_audience: usize::MAX,
+        window_bytes: bound,
+        ..HubConfig::default()
+    });
+    fx.world();
+    let (a, reg) = fx.connect(A, None);
+    let Registered::Fresh { connection_id: old } = reg else {
+        panic!("fresh expected")
+    };
+    drain(&a);
+    fx.hub.unregister(&a);
+    for n in 0..200 {
+        fx.post(900 + n, TOWN, B, None, "a post of some length", 80_000 + n);
+        let memory = fx.hub.memory();
+        assert!(memory.window_bytes <= bound, "after post {n}: {memory:?}");
+    }
+    let memory = fx.hub.memory();
+    assert!(memory.window_slots < 3 * 200, "evicted: {memory:?}");
+    assert!(memory.window_slots > 0, "the newest are kept: {memory:?}");
+    let start = parse_connection_id(id(A), &old).expect("id");
+    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    let Registered::Fresh { connection_id: new } = reg else {
+        panic!("the oldest events left: a new stream is expected")
+    };
+    drain(&again);
+    fx.hub.unregister(&again);
+    // A stream that started after the evictions resumes.
+    fx.post(2_000, TOWN, B, None, "after", 90_000);
+    let start = parse_connection_id(id(A), &new).expect("id");
+    let (third, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    assert_eq!(reg, Registered::Resumed { replayed: 1 });
+    assert_eq!(names(&drain(&third)), ["posted"]);
+}
+
+#[test]
+fn windows_beyond_the_user_bound_are_dropped_and_older_streams_refused() {
+    let fx = Fixture::with_config(HubConfig {
+        broad_audience: usize::MAX,
+        window_users: 100,
+        ..HubConfig::default()
+    });
+    fx.world();
+    let (a, reg) = fx.connect(A, None);
+    let Registered::Fresh { connection_id } = reg else {
+        panic!("fresh expected")
+    };
+    drain(&a);
+    fx.hub.unregister(&a);
+    for n in 0..300 {
+        let user = 10_000 + n;
+        fx.user(user, &format!("member{n}"));
+        // Each join puts `added_to_team` in the new member's own window.
+        fx.apply(Command::AddTeamMember {
+            team_id: id(TEAM),
+            user_id: id(user),
+            at: 5_000 + n,
+        });
+        assert!(fx.hub.memory().windows <= 100, "{:?}", fx.hub.memory());
+    }
+    let start = parse_connection_id(id(A), &connection_id).expect("id");
+    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    assert!(matches!(reg, Registered::Fresh { .. }), "{reg:?}");
+    drain(&again);
 }

@@ -5,7 +5,8 @@ use crate::cf::Cf;
 use crate::error::{Result, StorageError};
 use crate::read::Reader;
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options,
+    WriteBufferManager, DB,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +32,41 @@ pub struct Engine {
     /// wholesale replacement of the state. A cache of sessions outside the engine keeps an entry
     /// only while this has not moved since the entry was read.
     sessions_epoch: AtomicU64,
+    /// The block cache every family shares; memtables are charged to it too.
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+}
+
+/// How much memory RocksDB may use. Memtables of every column family are charged to the block
+/// cache through one write-buffer manager, so the two figures bound RocksDB together: without
+/// it each family keeps up to 2 × 64 MB of memtables (27 families: up to 3.4 GB per node), and
+/// every new family would add more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Block cache, including the memtables charged to it.
+    pub block_cache_bytes: usize,
+    /// All memtables together: past about 90 % of it the largest are flushed.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            block_cache_bytes: BLOCK_CACHE_BYTES,
+            write_buffer_bytes: WRITE_BUFFER_BYTES,
+        }
+    }
+}
+
+/// RocksDB's memory as it stands (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Bytes in the block cache (blocks and the memtable charge).
+    pub block_cache_bytes: usize,
+    /// Blocks pinned in the cache (index and filter blocks of L0, iterators in use).
+    pub block_cache_pinned_bytes: usize,
+    /// Memtable bytes counted by the write-buffer manager.
+    pub memtable_bytes: usize,
 }
 
 /// Running totals for monitoring (`/metrics`).
@@ -47,6 +83,11 @@ impl Engine {
     /// Opens (creating if missing) the database at `path`. A snapshot import that a crash
     /// interrupted leaves the state empty with applied index 0, so replication starts it over.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        Engine::open_with(path, MemoryLimits::default())
+    }
+
+    /// [`Engine::open`] with RocksDB's memory bounded by `limits`.
+    pub fn open_with(path: impl AsRef<Path>, limits: MemoryLimits) -> Result<Engine> {
         let path = path.as_ref().to_path_buf();
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -55,15 +96,32 @@ impl Engine {
         opts.set_bytes_per_sync(1 << 20);
         opts.increase_parallelism(2);
         opts.enable_statistics();
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-        let descriptors =
-            Cf::all().map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, &cache)));
+        let cache = Cache::new_lru_cache(limits.block_cache_bytes.max(1 << 20));
+        let write_buffer_bytes = limits.write_buffer_bytes.max(1 << 20);
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            write_buffer_bytes,
+            false,
+            cache.clone(),
+        );
+        opts.set_write_buffer_manager(&write_buffers);
+        opts.set_db_write_buffer_size(write_buffer_bytes);
+        // One memtable may take at most a quarter of the total; its arena grows in blocks of
+        // an eighth of that, so an idle family holds little.
+        let memtable_bytes = (write_buffer_bytes / 4).clamp(1 << 20, 64 << 20);
+        let descriptors = Cf::all().map(|cf| {
+            let mut cf_opts = cf_options(cf, &cache);
+            cf_opts.set_write_buffer_manager(&write_buffers);
+            cf_opts.set_write_buffer_size(memtable_bytes);
+            ColumnFamilyDescriptor::new(cf.name(), cf_opts)
+        });
         let db = DB::open_cf_descriptors(&opts, &path, descriptors)?;
         let engine = Engine {
             db: Arc::new(db),
             path,
             stats: EngineStats::default(),
             sessions_epoch: AtomicU64::new(0),
+            cache,
+            write_buffers,
         };
         if engine
             .db
@@ -106,6 +164,15 @@ impl Engine {
 
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// RocksDB's memory: block cache and memtables.
+    pub fn memory_usage(&self) -> MemoryUsage {
+        MemoryUsage {
+            block_cache_bytes: self.cache.get_usage(),
+            block_cache_pinned_bytes: self.cache.get_pinned_usage(),
+            memtable_bytes: self.write_buffers.get_usage(),
+        }
     }
 
     /// RocksDB's own statistics (reads, writes, bytes, stalls) as its text dump, for /metrics.
@@ -160,6 +227,9 @@ impl Engine {
 /// family gets RocksDB's small default one, and once the data outgrows it every read decompresses
 /// its blocks again: read CPU then grows with the database instead of with the request.
 pub const BLOCK_CACHE_BYTES: usize = 256 << 20;
+
+/// Default bound of all memtables together (charged to the block cache).
+pub const WRITE_BUFFER_BYTES: usize = 64 << 20;
 
 fn cf_options(cf: Cf, cache: &Cache) -> Options {
     let mut opts = Options::default();

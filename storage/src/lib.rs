@@ -76,7 +76,7 @@ mod txn;
 pub mod validate;
 
 pub use command::{Command, MAX_MESSAGE_CHARS};
-pub use engine::{Engine, EngineStats};
+pub use engine::{Engine, EngineStats, MemoryLimits, MemoryUsage};
 pub use error::{CommandError, Result, StorageError};
 pub use id::{Id, InvalidId};
 pub use log::LogWriter;

@@ -171,9 +171,14 @@ pub async fn single_node() -> (tempfile::TempDir, Node) {
 
 /// A fixed 3-node cluster.
 pub async fn three_nodes() -> (tempfile::TempDir, Vec<Node>) {
+    three_nodes_with(&[]).await
+}
+
+/// A fixed 3-node cluster, every node started with `extra` flags too.
+pub async fn three_nodes_with(extra: &[&str]) -> (tempfile::TempDir, Vec<Node>) {
     let mut failures = Vec::new();
     for _ in 0..START_ATTEMPTS {
-        match try_three_nodes().await {
+        match try_three_nodes(extra).await {
             Ok(cluster) => return cluster,
             Err(why) => failures.push(why),
         }
@@ -181,7 +186,7 @@ pub async fn three_nodes() -> (tempfile::TempDir, Vec<Node>) {
     panic!("3-node cluster did not start: {failures:?}");
 }
 
-async fn try_three_nodes() -> Result<(tempfile::TempDir, Vec<Node>), String> {
+async fn try_three_nodes(extra: &[&str]) -> Result<(tempfile::TempDir, Vec<Node>), String> {
     let dir = tempfile::tempdir().expect("temp dir");
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
     let members = ports
@@ -194,13 +199,9 @@ async fn try_three_nodes() -> Result<(tempfile::TempDir, Vec<Node>), String> {
     for (i, (api, raft)) in ports.iter().enumerate() {
         let node_dir = dir.path().join(format!("n{}", i + 1));
         std::fs::create_dir_all(&node_dir).expect("node dir");
-        nodes.push(Node::start_on(
-            i as u64 + 1,
-            node_dir,
-            *api,
-            *raft,
-            &["--initial-members".to_string(), members.clone()],
-        ));
+        let mut args = vec!["--initial-members".to_string(), members.clone()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        nodes.push(Node::start_on(i as u64 + 1, node_dir, *api, *raft, &args));
     }
     for node in &mut nodes {
         node.try_ready().await?;

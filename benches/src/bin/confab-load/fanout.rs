@@ -317,6 +317,9 @@ pub async fn run(
     let addrs = servers.addrs();
     let server_pids = servers.pids();
     let rss_before = crate::procstat::total_rss(&server_pids);
+    report
+        .memory
+        .push(crate::procstat::memory_reading("after setup", &server_pids));
 
     // Sockets.
     let conns = sockets(&layout, &addrs, population.as_deref());
@@ -339,6 +342,10 @@ pub async fn run(
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_added = crate::procstat::total_rss(&server_pids) as i64 - rss_before as i64;
+    report.memory.push(crate::procstat::memory_reading(
+        "holding sockets",
+        &server_pids,
+    ));
     if opened.opened > 0 {
         report.rss_per_connection_bytes = Some(rss_added as f64 / opened.opened as f64);
     }
@@ -540,6 +547,9 @@ pub async fn run(
     }
     report.servers = usage_start.usage();
     report.load_processes = load_start.usage();
+    report
+        .memory
+        .push(crate::procstat::memory_reading("end", &server_pids));
     report
         .counters
         .insert("reconnects".into(), pool.counter().reconnects() as f64);

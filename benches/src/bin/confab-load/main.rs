@@ -293,6 +293,17 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
                 let held = report.counters.get("connections").copied().unwrap_or(0.0);
                 let delivering = report.counters.get("missing").copied() == Some(0.0)
                     && report.counters.get("deliveries").copied().unwrap_or(0.0) > 0.0;
+                let peak = report
+                    .memory
+                    .iter()
+                    .map(|m| m.max_bytes())
+                    .max()
+                    .unwrap_or(0);
+                report.goals.push(writes::goal_line(
+                    "≤ 1.5 GB RSS on every node with 100,000 users",
+                    peak > 0 && peak <= 1_500_000_000,
+                    format!("{} MiB on the largest node", peak >> 20),
+                ));
                 report.goals.push(writes::goal_line(
                     "100,000 authenticated sockets held while delivering every post",
                     held >= 100_000.0 && delivering,

@@ -206,6 +206,12 @@ pub async fn run(
         counters_map.insert("error_rate".to_string(), error_rate);
         counters_map.insert("servers_cpu_percent".to_string(), cpu);
         counters_map.insert("load_cpu_percent".to_string(), load_cpu);
+        let memory = crate::procstat::memory_reading(&format!("{target} users"), &server_pids);
+        counters_map.insert(
+            "servers_rss_max_bytes".to_string(),
+            memory.max_bytes() as f64,
+        );
+        report.memory.push(memory);
         let mut latencies = BTreeMap::new();
         latencies.insert("request".to_string(), summary);
         report.steps.push(Step {

@@ -2,7 +2,7 @@
 //! `/proc` (Linux only). Everything here is best effort: a vanished process is an `Err` from
 //! [`sample`], and unreadable machine facts become empty/zero rather than failing a run.
 
-use crate::report::{Machine, ProcessUsage};
+use crate::report::{Machine, MemoryReading, ProcessUsage};
 use std::io;
 use std::time::Instant;
 
@@ -131,6 +131,17 @@ pub fn total_rss(procs: &[(String, u32)]) -> u64 {
         .iter()
         .map(|(_, pid)| sample(*pid).map(|s| s.rss_bytes).unwrap_or(0))
         .sum()
+}
+
+/// Each server's RSS now, under `label` (a point of the run: after setup, holding sockets…).
+pub fn memory_reading(label: &str, procs: &[(String, u32)]) -> MemoryReading {
+    MemoryReading {
+        label: label.to_string(),
+        rss_bytes: procs
+            .iter()
+            .map(|(name, pid)| (name.clone(), sample(*pid).map(|s| s.rss_bytes).unwrap_or(0)))
+            .collect(),
+    }
 }
 
 /// The machine the run happened on, so reports from different hosts aren't compared blindly.

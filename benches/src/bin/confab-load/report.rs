@@ -103,6 +103,22 @@ pub struct ProcessUsage {
     pub rss_start_bytes: u64,
 }
 
+/// Each server's RSS at one point of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MemoryReading {
+    /// When: "after setup", "holding sockets", "step 20000 users", …
+    pub label: String,
+    /// (server name, RSS bytes), in the servers' order.
+    pub rss_bytes: Vec<(String, u64)>,
+}
+
+impl MemoryReading {
+    /// The largest RSS of any server.
+    pub fn max_bytes(&self) -> u64 {
+        self.rss_bytes.iter().map(|(_, b)| *b).max().unwrap_or(0)
+    }
+}
+
 /// One load level of a find-max search.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Step {
@@ -128,6 +144,10 @@ pub struct Report {
     pub servers: Vec<ProcessUsage>,
     pub load_processes: Vec<ProcessUsage>,
     pub rss_per_connection_bytes: Option<f64>,
+    /// Server RSS per node at points of the run (memory is a goal of its own: a node the
+    /// kernel kills serves nobody).
+    #[serde(default)]
+    pub memory: Vec<MemoryReading>,
     pub steps: Vec<Step>,
     pub result: Option<String>,
     pub goals: Vec<String>,
@@ -249,6 +269,20 @@ fn write_summary(o: &mut String, r: &Report) -> std::fmt::Result {
     }
     if let Some(b) = r.rss_per_connection_bytes {
         writeln!(o, "\nserver RSS per connection: {} B", num(b))?;
+    }
+    if let Some(first) = r.memory.first() {
+        writeln!(o, "\nserver RSS per node, MiB")?;
+        let mut header = vec![String::new()];
+        header.extend(first.rss_bytes.iter().map(|(name, _)| name.clone()));
+        header.push("max".into());
+        let mut rows = vec![header];
+        for reading in &r.memory {
+            let mut row = vec![reading.label.clone()];
+            row.extend(reading.rss_bytes.iter().map(|(_, b)| mib(*b)));
+            row.push(mib(reading.max_bytes()));
+            rows.push(row);
+        }
+        table(o, &rows)?;
     }
 
     if !r.steps.is_empty() {
@@ -847,6 +881,10 @@ mod tests {
             rss_bytes: 300 << 20,
             rss_start_bytes: 100 << 20,
         });
+        r.memory.push(MemoryReading {
+            label: "holding sockets".into(),
+            rss_bytes: vec![("node1".into(), 700 << 20), ("node2".into(), 900 << 20)],
+        });
         for (load, passed) in [(10.0, true), (20.0, true), (30.0, false)] {
             let mut step = Step {
                 load,
@@ -877,6 +915,9 @@ mod tests {
             "vs. baseline",
             "NO",
             "headline",
+            "server RSS per node",
+            "holding sockets",
+            "900.0",
         ] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }
