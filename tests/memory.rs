@@ -103,6 +103,12 @@ async fn a_big_team_signing_up_keeps_broad_event_memory_within_its_bound() {
         })
         .await;
         let bytes = metrics["confab_ws_broad_bytes"];
+        eprintln!(
+            "{base}: broad ring {} events in {bytes} bytes (bound {bound}), member cache {} ids, RSS {} bytes",
+            metrics["confab_ws_broad_events"],
+            metrics.get("confab_ws_member_cache_ids").copied().unwrap_or(0.0),
+            metrics.get("confab_process_resident_bytes").copied().unwrap_or(0.0),
+        );
         assert!(bytes <= bound, "{base}: broad ring {bytes} bytes > {bound}");
         assert!(bytes > 0.0, "{base}: the ring is counted");
         // Nothing was evicted: each join's audience cost a tree path, not a member list

@@ -116,50 +116,25 @@ pub struct HubMemory {
 }
 
 impl State {
-    /// Adds `event` to `user`'s window, then evicts by the user's cap.
-    fn push_window(&mut self, user: Id, index: u64, order: u64, event: &Arc<Event>, share: usize) {
-        let bytes = SLOT_BYTES + share;
+    /// Adds `event` to `user`'s window, evicting that user's oldest past `cap`.
+    fn push_window(&mut self, user: Id, slot: Slot, cap: usize) {
         let window = self.windows.entry(user).or_default();
-        window.entries.push_back(Slot {
-            index,
-            order,
-            event: event.clone(),
-            bytes,
-        });
-        self.window_log.push_back((user, order));
-        self.window_bytes += bytes + LOG_RECORD_BYTES;
+        self.window_log.push_back((user, slot.order));
+        self.window_bytes += slot.bytes + LOG_RECORD_BYTES;
         self.window_slots += 1;
-        Self::trim_window(window, &mut self.window_bytes, &mut self.window_slots, None);
-    }
-
-    /// Evicts the oldest slots of `window` past `cap` (when given), keeping the counts.
-    fn trim_window(
-        window: &mut Window,
-        window_bytes: &mut usize,
-        window_slots: &mut usize,
-        cap: Option<usize>,
-    ) {
-        let Some(cap) = cap else { return };
+        window.entries.push_back(slot);
         while window.entries.len() > cap {
-            if let Some(slot) = window.entries.pop_front() {
-                window.evicted_through = window.evicted_through.max(slot.index);
-                *window_bytes = window_bytes.saturating_sub(slot.bytes);
-                *window_slots = window_slots.saturating_sub(1);
+            if let Some(old) = window.entries.pop_front() {
+                window.evicted_through = window.evicted_through.max(old.index);
+                self.window_bytes = self.window_bytes.saturating_sub(old.bytes);
+                self.window_slots = self.window_slots.saturating_sub(1);
             }
         }
     }
 
-    /// Keeps the windows within their bounds: each user's `cap` events, `budget` bytes in
-    /// all (the globally oldest slot goes first), and at most `max_users` windows.
-    fn enforce_window_bounds(&mut self, user: Id, cap: usize, budget: usize, max_users: usize) {
-        if let Some(window) = self.windows.get_mut(&user) {
-            Self::trim_window(
-                window,
-                &mut self.window_bytes,
-                &mut self.window_slots,
-                Some(cap),
-            );
-        }
+    /// Keeps all windows together within `budget` bytes (the globally oldest slot goes
+    /// first) and at most `max_users` windows.
+    fn enforce_window_bounds(&mut self, budget: usize, max_users: usize) {
         while self.window_bytes > budget {
             if self.evict_oldest_slot().is_none() {
                 break;
@@ -424,10 +399,14 @@ impl Hub {
                     let mut recipients = Vec::with_capacity(audience.len());
                     audience.for_each(|user| recipients.push(user));
                     for user in recipients {
-                        state.push_window(user, entry.index, order, &routed.event, share);
+                        let slot = Slot {
+                            index: entry.index,
+                            order,
+                            event: routed.event.clone(),
+                            bytes: SLOT_BYTES + share,
+                        };
+                        state.push_window(user, slot, window_cap);
                         state.enforce_window_bounds(
-                            user,
-                            window_cap,
                             self.config.window_bytes,
                             self.config.window_users,
                         );
