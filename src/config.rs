@@ -73,6 +73,13 @@ pub struct ServeArgs {
     /// Argon2id passes per password hash (default 2).
     #[arg(long, env = "CONFAB_PASSWORD_HASH_ITERATIONS")]
     pub password_hash_iterations: Option<u32>,
+    /// The server's name as the apps show it (default "confab").
+    #[arg(long, env = "CONFAB_SITE_NAME")]
+    pub site_name: Option<String>,
+    /// The public URL clients use, e.g. https://chat.example.com (default: the URL each request
+    /// reached, with `X-Forwarded-Proto` behind a proxy).
+    #[arg(long, env = "CONFAB_SITE_URL")]
+    pub site_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +130,8 @@ struct FileConfig {
     snapshot_every: Option<u64>,
     password_hash_memory_kib: Option<u32>,
     password_hash_iterations: Option<u32>,
+    site_name: Option<String>,
+    site_url: Option<String>,
 }
 
 /// The resolved settings of `confab serve`.
@@ -140,6 +149,8 @@ pub struct ServeConfig {
     pub session_days: u64,
     pub snapshot_every: Option<u64>,
     pub password_cost: crate::app::PasswordCost,
+    pub site_name: String,
+    pub site_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +266,11 @@ impl ServeArgs {
             session_days: self.session_days.or(file.session_days).unwrap_or(30),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             password_cost,
+            site_name: self
+                .site_name
+                .or(file.site_name)
+                .unwrap_or_else(|| "confab".into()),
+            site_url: self.site_url.or(file.site_url).unwrap_or_default(),
         })
     }
 }
