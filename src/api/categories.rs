@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use confab_storage::{Channel, ChannelType, Id};
+use confab_storage::{Channel, Id};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -174,6 +174,7 @@ async fn one_category(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use confab_storage::ChannelType;
 
     fn channel(n: u8, kind: ChannelType, name: &str, last_post_at: u64) -> Channel {
         Channel {

@@ -1,6 +1,7 @@
 // What the official apps call at connect and login, through @mattermost/client's own methods:
-// the old-format client config and license, roles by name, and preferences (save, read, delete,
-// their WebSocket event, saved posts), on a single node and on a 3-node cluster.
+// the old-format client config (11.x's getClientConfig asks for format=old) and license, roles,
+// and preferences (save, read, delete, their WebSocket events, saved posts), on a single node
+// and on a 3-node cluster.
 'use strict';
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -68,7 +69,7 @@ async function appsFlow(urls) {
 
     // The connect screen: config and license, no session.
     const anon = client(urlB);
-    const [config, license] = await Promise.all([anon.getClientConfigOld(), anon.getClientLicenseOld()]);
+    const [config, license] = await Promise.all([anon.getClientConfig(), anon.getClientLicenseOld()]);
     assert.ok(config.DiagnosticId, 'DiagnosticId is required by the mobile app');
     assert.equal(config.Version, '10.11.0');
     assert.equal(config.EnableSignInWithUsername, 'true');
