@@ -22,7 +22,8 @@ pub struct Cli {
 pub enum Commands {
     /// Run a node. With no flags: a single node on 127.0.0.1:8065 (API) and 127.0.0.1:9065
     /// (Raft) with data in ./confab-data, bootstrapping a one-node cluster on first start.
-    Serve(ServeArgs),
+    // Boxed: the settings are far larger than the other command's arguments.
+    Serve(Box<ServeArgs>),
     /// Operate the cluster through any node's API (needs a system admin token).
     Cluster(ClusterArgs),
 }

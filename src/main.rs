@@ -34,7 +34,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Commands::Serve(args) => runtime.block_on(server::serve(args)),
+        Commands::Serve(args) => runtime.block_on(server::serve(*args)),
         Commands::Cluster(args) => runtime.block_on(cluster_cli::run(args)),
     };
     match result {
