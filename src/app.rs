@@ -17,6 +17,10 @@ pub struct Settings {
     pub password_cost: PasswordCost,
     pub min_password_len: usize,
     pub cluster_id: String,
+    /// Shown by the apps as the server's name (`SiteName`).
+    pub site_name: String,
+    /// The public URL (`SiteURL`); empty means the URL each request reached.
+    pub site_url: String,
 }
 
 /// Argon2id cost of new password hashes.

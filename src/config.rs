@@ -22,7 +22,8 @@ pub struct Cli {
 pub enum Commands {
     /// Run a node. With no flags: a single node on 127.0.0.1:8065 (API) and 127.0.0.1:9065
     /// (Raft) with data in ./confab-data, bootstrapping a one-node cluster on first start.
-    Serve(ServeArgs),
+    // Boxed: the settings are far larger than the other command's arguments.
+    Serve(Box<ServeArgs>),
     /// Operate the cluster through any node's API (needs a system admin token).
     Cluster(ClusterArgs),
 }
@@ -76,6 +77,13 @@ pub struct ServeArgs {
     /// Memory bounds (`crate::limits`).
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+    /// The server's name as the apps show it (default "confab").
+    #[arg(long, env = "CONFAB_SITE_NAME")]
+    pub site_name: Option<String>,
+    /// The public URL clients use, e.g. https://chat.example.com (default: the URL each request
+    /// reached, with `X-Forwarded-Proto` behind a proxy).
+    #[arg(long, env = "CONFAB_SITE_URL")]
+    pub site_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -129,6 +137,8 @@ struct FileConfig {
     /// The `[limits]` table.
     #[serde(default)]
     limits: crate::limits::LimitArgs,
+    site_name: Option<String>,
+    site_url: Option<String>,
 }
 
 /// The resolved settings of `confab serve`.
@@ -147,6 +157,8 @@ pub struct ServeConfig {
     pub snapshot_every: Option<u64>,
     pub password_cost: crate::app::PasswordCost,
     pub limits: crate::limits::Limits,
+    pub site_name: String,
+    pub site_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +275,11 @@ impl ServeArgs {
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             password_cost,
             limits: self.limits.resolve(file.limits),
+            site_name: self
+                .site_name
+                .or(file.site_name)
+                .unwrap_or_else(|| "confab".into()),
+            site_url: self.site_url.or(file.site_url).unwrap_or_default(),
         })
     }
 }

@@ -5,7 +5,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use confab_storage::{CommandError, StorageError};
+use confab_storage::{CommandError, PreferenceError, StorageError};
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +122,23 @@ impl From<CommandError> for ApiError {
                 ApiError::bad_request("api.context.invalid_body_param.app_error", message)
             }
         }
+    }
+}
+
+impl From<PreferenceError> for ApiError {
+    fn from(error: PreferenceError) -> ApiError {
+        let message = error.to_string();
+        let id = match error {
+            PreferenceError::Category(_) => "model.preference.is_valid.category.app_error",
+            PreferenceError::Name(_) => "model.preference.is_valid.name.app_error",
+            PreferenceError::Value(_) => "model.preference.is_valid.value.app_error",
+            PreferenceError::Theme => "model.preference.is_valid.theme.app_error",
+            PreferenceError::LimitVisibleDmsGms(_) => {
+                "model.preference.is_valid.limit_visible_dms_gms.app_error"
+            }
+            PreferenceError::TooMany(_) => "api.context.invalid_body_param.app_error",
+        };
+        ApiError::bad_request(id, message)
     }
 }
 

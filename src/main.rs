@@ -18,8 +18,9 @@ mod ws;
 use clap::Parser;
 use config::{Cli, Commands};
 
-/// What `X-Version-Id` and the WebSocket hello report.
-pub const VERSION_ID: &str = concat!("10.5.0.confab-", env!("CARGO_PKG_VERSION"));
+/// What `X-Version-Id` and the WebSocket hello report: the Mattermost version confab speaks
+/// (`api::client_config::MATTERMOST_VERSION`, which the apps compare) and confab's own.
+pub const VERSION_ID: &str = concat!("10.11.0.confab-", env!("CARGO_PKG_VERSION"));
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -34,7 +35,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Commands::Serve(args) => runtime.block_on(server::serve(args)),
+        Commands::Serve(args) => runtime.block_on(server::serve(*args)),
         Commands::Cluster(args) => runtime.block_on(cluster_cli::run(args)),
     };
     match result {

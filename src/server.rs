@@ -143,6 +143,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
             cluster_id: hex::encode(
                 &sha1::Sha1::digest(format!("confab-cluster-id:{secret}"))[..8],
             ),
+            site_name: config.site_name.clone(),
+            site_url: config.site_url.clone(),
         },
         cluster_secret: secret.clone(),
     });

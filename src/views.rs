@@ -2,8 +2,8 @@
 //! clients read, for REST answers and WebSocket events alike.
 
 use confab_storage::{
-    Channel, ChannelMember, ChannelUnread, Id, Post, PostPage, Reaction, Team, TeamMember,
-    ThreadItem, ThreadList, User,
+    Channel, ChannelMember, ChannelUnread, Id, Post, PostPage, Preference, Reaction, Team,
+    TeamMember, ThreadItem, ThreadList, User,
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -26,6 +26,21 @@ fn props(text: &str) -> Value {
         Ok(Value::Object(map)) => Value::Object(map),
         _ => Value::Object(Map::new()),
     }
+}
+
+/// A Preference: `{user_id, category, name, value}`.
+pub fn preference(preference: &Preference) -> Value {
+    json!({
+        "user_id": id(preference.user_id),
+        "category": preference.category,
+        "name": preference.name,
+        "value": preference.value,
+    })
+}
+
+/// A list of preferences, as GET answers it and as `preferences_changed` carries it.
+pub fn preferences(preferences: &[Preference]) -> Value {
+    Value::Array(preferences.iter().map(preference).collect())
 }
 
 /// A user as others see it; `sanitize` drops the email for everyone but the user and admins.

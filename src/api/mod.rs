@@ -3,10 +3,14 @@
 //! one module per resource.
 
 mod body_limit;
+mod categories;
 mod channels;
+mod client_config;
 pub mod cluster;
 mod posts;
+mod preferences;
 mod reactions;
+mod roles;
 mod system;
 mod teams;
 mod threads;
@@ -42,9 +46,13 @@ pub fn router(state: AppState) -> Router {
         .merge(posts::routes())
         .merge(reactions::routes())
         .merge(threads::routes())
+        .merge(roles::routes())
+        .merge(preferences::routes())
+        .merge(categories::routes())
         .merge(cluster::routes());
     Router::new()
         .nest("/api/v4", api)
+        .route("/", axum::routing::get(system::root))
         .route("/metrics", axum::routing::get(system::metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,19 +1,72 @@
-//! System endpoints: ping and Prometheus metrics.
+//! System endpoints: the site root, ping, the client configuration and license (in
+//! [`super::client_config`]), the plugin list, and Prometheus metrics.
 
-use super::{ok, AppState};
-use axum::extract::State;
+use super::{ok, AppState, Params};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/system/ping", get(ping))
+    Router::new()
+        .route("/system/ping", get(ping))
+        .route(
+            "/config/client",
+            get(super::client_config::get_client_config),
+        )
+        .route(
+            "/license/client",
+            get(super::client_config::get_client_license),
+        )
+        .route("/plugins/webapp", get(webapp_plugins))
 }
 
-async fn ping() -> Response {
-    ok(json!({"status": "OK", "ActiveSearchBackend": "none"}))
+/// `GET /` (and `HEAD /`, which the mobile app sends first to follow redirects): a plain page
+/// saying what this is. confab serves no web app of its own; any Mattermost app connects here.
+pub async fn root() -> Response {
+    let page = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>confab</title></head>\
+<body><h1>confab</h1><p>A Mattermost-compatible messaging server. Connect with a Mattermost \
+mobile or desktop app using this address.</p></body></html>";
+    let mut response = page.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// `GET /system/ping`: `{"status":"OK"}`. With `get_server_status=true` also the replica's
+/// health and the mobile version fields; with a `device_id`, `CanReceiveNotifications` is
+/// "false" because confab sends no push notifications.
+async fn ping(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let params = Params::parse(query.as_deref());
+    let mut body = json!({"status": "OK", "ActiveSearchBackend": "none"});
+    if params.bool("get_server_status") {
+        let database = match app.engine.applied_index() {
+            Ok(_) => "OK",
+            Err(_) => "UNHEALTHY",
+        };
+        body["database_status"] = Value::from(database);
+        for field in [
+            "AndroidLatestVersion",
+            "AndroidMinVersion",
+            "IosLatestVersion",
+            "IosMinVersion",
+        ] {
+            body[field] = Value::from("");
+        }
+    }
+    if params.get("device_id").is_some() {
+        body["CanReceiveNotifications"] = Value::from("false");
+    }
+    ok(body)
+}
+
+/// `GET /plugins/webapp`: confab runs no plugins, so the list of web-app plugins is empty.
+async fn webapp_plugins() -> Response {
+    ok(Value::Array(Vec::new()))
 }
 
 /// Prometheus text: request counts and latency per route and status (recorded by the HTTP

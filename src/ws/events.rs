@@ -552,6 +552,29 @@ impl EventBuilder {
                     ),
                 );
             }
+            Outcome::PreferencesSaved {
+                user_id,
+                preferences,
+            }
+            | Outcome::PreferencesDeleted {
+                user_id,
+                preferences,
+            } if !preferences.is_empty() => {
+                let name = if matches!(outcome, Outcome::PreferencesSaved { .. }) {
+                    "preferences_changed"
+                } else {
+                    "preferences_deleted"
+                };
+                push(
+                    Audience::User(*user_id),
+                    Event::new(
+                        name,
+                        json!({"preferences": views::preferences(preferences).to_string()}),
+                        broadcast(Some(*user_id), None, None, None),
+                        false,
+                    ),
+                );
+            }
             Outcome::SessionRevoked(session) => out.controls.push(Control::SessionRevoked {
                 user: session.user_id,
                 token: session.token,
@@ -562,7 +585,9 @@ impl EventBuilder {
             | Outcome::TeamCreated { .. }
             | Outcome::TeamMemberAdded { existed: true, .. }
             | Outcome::ChannelMemberAdded { existed: true, .. }
-            | Outcome::ChannelCreated { existed: true, .. } => {}
+            | Outcome::ChannelCreated { existed: true, .. }
+            | Outcome::PreferencesSaved { .. }
+            | Outcome::PreferencesDeleted { .. } => {}
         }
         Ok(())
     }

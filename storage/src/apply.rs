@@ -11,6 +11,7 @@ use crate::keys::{id2, id_key, KeyBuf};
 use crate::mentions;
 use crate::model::*;
 use crate::outcome::{Applied, MembershipView, Outcome, Posted};
+use crate::preferences;
 use crate::threads::{self, count_replies_after, Watermarks};
 use crate::txn::Txn;
 use crate::validate;
@@ -19,9 +20,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 /// A command's result inside apply: a refusal, or a failure of the engine itself.
-type Step<T> = std::result::Result<T, StorageError>;
+pub(crate) type Step<T> = std::result::Result<T, StorageError>;
 
-fn refuse<T>(error: CommandError) -> Step<T> {
+pub(crate) fn refuse<T>(error: CommandError) -> Step<T> {
     Err(StorageError::Command(error))
 }
 
@@ -789,6 +790,11 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 parent_id: *parent_id,
             })
         }
+        Command::SavePreferences {
+            user_id,
+            preferences,
+        } => preferences::save(txn, *user_id, preferences),
+        Command::DeletePreferences { user_id, keys } => preferences::delete(txn, *user_id, keys),
     }
 }
 
@@ -1404,7 +1410,7 @@ fn load<T: serde::de::DeserializeOwned>(txn: &mut Txn, cf: Cf, kind: &str, id: I
         .ok_or_else(|| CommandError::not_found(kind, id).into())
 }
 
-fn load_user(txn: &mut Txn, id: Id) -> Step<User> {
+pub(crate) fn load_user(txn: &mut Txn, id: Id) -> Step<User> {
     load(txn, Cf::UseridUser, "user", id)
 }
 

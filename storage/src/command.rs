@@ -173,6 +173,17 @@ pub enum Command {
         parent_id: Option<Id>,
         at: u64,
     },
+    /// Saves (inserts or overwrites) a user's preferences: `(category, name, value)` each.
+    /// All or nothing: one invalid preference refuses the whole command.
+    SavePreferences {
+        user_id: Id,
+        preferences: Vec<(String, String, String)>,
+    },
+    /// Deletes a user's preferences by `(category, name)`; absent ones are skipped.
+    DeletePreferences {
+        user_id: Id,
+        keys: Vec<(String, String)>,
+    },
 }
 
 impl Command {

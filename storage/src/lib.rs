@@ -1,10 +1,10 @@
 //! # confab-storage
 //!
 //! confab's whole state — users, sessions, teams, channels, memberships, posts, threads, read
-//! state, reactions — in one embedded RocksDB, organised so that every hot read is a point lookup
-//! or a bounded range scan and every hot write touches a constant number of keys. This is the only
-//! crate that depends on `rocksdb`; it also offers the raw Raft log families ([`log`]) that
-//! `confab-raft` builds on.
+//! state, reactions, preferences — in one embedded RocksDB, organised so that every hot read is a
+//! point lookup or a bounded range scan and every hot write touches a constant number of keys.
+//! This is the only crate that depends on `rocksdb`; it also offers the raw Raft log families
+//! ([`log`]) that `confab-raft` builds on.
 //!
 //! **Writes** are [`Command`]s applied by [`Engine::apply_batch`] into one `WriteBatch` with the
 //! applied index: deterministic (no clock, no randomness), idempotent under replay, and returning
@@ -44,6 +44,7 @@
 //! | `userid_teamid_replyat_threadid` | user_id · team_id · rev(t last reply) · root_id → [`ThreadIndexEntry`] — followed only |
 //! | `userid_teamid_threadsread` | user_id · team_id → [`ThreadsReadMark`] |
 //! | `postid_userid_emoji_reaction` | post_id · user_id · emoji → [`Reaction`] |
+//! | `userid_preference` | user_id · len(category) as u8 · category · name → value as raw UTF-8 ([`preferences`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -67,6 +68,7 @@ pub mod log;
 pub mod mentions;
 pub mod model;
 mod outcome;
+pub mod preferences;
 mod query;
 mod read;
 pub mod snapshot;
@@ -82,6 +84,7 @@ pub use id::{Id, InvalidId};
 pub use log::LogWriter;
 pub use model::*;
 pub use outcome::{Applied, MembershipView, Outcome, Posted};
+pub use preferences::{Preference, PreferenceError};
 pub use query::{ChannelUnread, PostPage, PostsQuery, ThreadItem, ThreadList, ThreadQuery};
 pub use read::Reader;
 pub use snapshot::{verify_snapshot, SnapshotSummary};

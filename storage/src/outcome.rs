@@ -7,6 +7,7 @@ use crate::model::{
     Channel, ChannelMember, Post, Reaction, Session, Team, TeamMember, Thread, ThreadMembership,
     User,
 };
+use crate::preferences::Preference;
 use crate::threads::ThreadReadView;
 use serde::{Deserialize, Serialize};
 
@@ -141,5 +142,15 @@ pub enum Outcome {
         channel: Channel,
         user_id: Id,
         parent_id: Option<Id>,
+    },
+    /// The preferences saved, as they now are.
+    PreferencesSaved {
+        user_id: Id,
+        preferences: Vec<Preference>,
+    },
+    /// The preferences that existed and were deleted, with the values they had.
+    PreferencesDeleted {
+        user_id: Id,
+        preferences: Vec<Preference>,
     },
 }

@@ -242,12 +242,26 @@ impl Api {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    /// Like [`Api::call`], with extra request headers (an app's own, or `X-Confab-Applied`).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self
             .http
             .request(method, format!("{}/api/v4{}", self.base, path));
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("BEARER {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.json(&body);
@@ -384,6 +398,21 @@ impl Socket {
                 .to_string();
         }
         socket
+    }
+
+    /// Connects with no credentials at all, as the iOS app and mattermostdriver do; the caller
+    /// then sends `authentication_challenge`.
+    pub async fn connect_anonymous(base: &str) -> Socket {
+        let url = format!("{}/api/v4/websocket", base.replacen("http", "ws", 1));
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        Socket {
+            stream,
+            connection_id: String::new(),
+            last_seq: -1,
+            events: Vec::new(),
+        }
     }
 
     pub async fn send(&mut self, value: Value) {
