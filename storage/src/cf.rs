@@ -29,13 +29,14 @@ pub enum Cf {
     UseridTeamidReplyatThreadid,
     UseridTeamidThreadsread,
     PostidUseridEmojiReaction,
+    UseridPendingpostidPostid,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 25] = [
+    pub const STATE: [Cf; 26] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -61,6 +62,8 @@ impl Cf {
         Cf::UseridTeamidReplyatThreadid,
         Cf::UseridTeamidThreadsread,
         Cf::PostidUseridEmojiReaction,
+        // Appended, not inserted: a snapshot names families by their position here.
+        Cf::UseridPendingpostidPostid,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -93,6 +96,7 @@ impl Cf {
             Cf::UseridTeamidReplyatThreadid => "userid_teamid_replyat_threadid",
             Cf::UseridTeamidThreadsread => "userid_teamid_threadsread",
             Cf::PostidUseridEmojiReaction => "postid_userid_emoji_reaction",
+            Cf::UseridPendingpostidPostid => "userid_pendingpostid_postid",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }
