@@ -436,3 +436,102 @@ async fn a_post_retried_through_other_nodes_is_made_once() {
     );
     bob_socket.close().await;
 }
+
+/// The channel's messages on one node's replica, newest first, once `expected` many are there.
+async fn messages_on(api: &Api, channel: &str, expected: usize) -> Vec<String> {
+    eventually(WAIT, "the channel's posts on a node", || async move {
+        let page = api
+            .call(
+                "GET",
+                &format!("/channels/{channel}/posts?per_page=50"),
+                None,
+            )
+            .await;
+        let posts = &page.body["posts"];
+        let messages: Vec<String> = page.body["order"]
+            .as_array()?
+            .iter()
+            .filter_map(|id| posts[id.as_str()?]["message"].as_str())
+            .map(String::from)
+            .collect();
+        (messages.len() >= expected).then_some(messages)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_leader_change_and_a_restart_finds_the_original() {
+    let (_dir, mut nodes) = three_nodes().await;
+    let alice = Api::signup(&nodes[0].api, "alice").await;
+    let team = alice
+        .ok(
+            "POST",
+            "/teams",
+            Some(json!({"name": "failover", "display_name": "Failover", "type": "O"})),
+        )
+        .await;
+    let team_id = team["id"].as_str().unwrap().to_string();
+    let channel = alice
+        .ok(
+            "GET",
+            &format!("/teams/{team_id}/channels/name/town-square"),
+            None,
+        )
+        .await;
+    let channel = channel["id"].as_str().unwrap().to_string();
+    let status = alice.ok("GET", "/cluster/status", None).await;
+    let leader = status["leader"].as_u64().expect("a leader") as usize - 1;
+    let first_node = (leader + 1) % 3;
+    let retry_node = (leader + 2) % 3;
+
+    // The first attempt goes through a follower; then the leader dies, and the client's retry
+    // reaches the other follower, which has to wait for a new leader.
+    let pending = format!("{}:1700000000003", alice.user_id);
+    let body = json!({"channel_id": channel, "message": "survives", "pending_post_id": pending});
+    let first = alice
+        .on(&nodes[first_node].api)
+        .ok("POST", "/posts", Some(body.clone()))
+        .await;
+    nodes[leader].kill();
+    let retrying = alice.on(&nodes[retry_node].api);
+    let retry = eventually(
+        Duration::from_secs(60),
+        "a retry after the leader died",
+        || {
+            let (retrying, body) = (&retrying, &body);
+            async move {
+                let answer = retrying.call("POST", "/posts", Some(body.clone())).await;
+                (answer.status == reqwest::StatusCode::CREATED).then_some(answer.body)
+            }
+        },
+    )
+    .await;
+    assert_eq!(post_identity(&retry), post_identity(&first));
+
+    // The old leader comes back on its data dir, catches up, and answers the same.
+    nodes[leader].restart();
+    nodes[leader].wait_ready().await;
+    let restarted = alice.on(&nodes[leader].api);
+    let again = eventually(
+        Duration::from_secs(60),
+        "a retry on the restarted node",
+        || {
+            let (restarted, body) = (&restarted, &body);
+            async move {
+                let answer = restarted.call("POST", "/posts", Some(body.clone())).await;
+                (answer.status == reqwest::StatusCode::CREATED).then_some(answer.body)
+            }
+        },
+    )
+    .await;
+    assert_eq!(post_identity(&again), post_identity(&first));
+    for node in &nodes {
+        let on_node = alice.on(&node.api);
+        assert_eq!(
+            messages_on(&on_node, &channel, 1).await,
+            vec!["survives"],
+            "node {}",
+            node.id
+        );
+    }
+}
