@@ -1,5 +1,6 @@
-//! A real 3-node cluster: events cross nodes, private posts stay private, and a client resumes on
-//! another node with exactly the events it missed.
+//! A real 3-node cluster: events cross nodes, private posts stay private, a client resumes on
+//! another node with exactly the events it missed, and a post retried with its
+//! `pending_post_id` through other nodes is made once.
 
 mod common;
 
@@ -270,4 +271,267 @@ async fn operators_see_status_and_a_node_joins() {
             Some(json!({"name": "after", "display_name": "After"})),
         )
         .await;
+}
+
+/// The post's fields a retry must reproduce exactly.
+fn post_identity(post: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    (post["id"].clone(), post["create_at"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_retried_through_other_nodes_is_made_once() {
+    let (_dir, nodes) = three_nodes().await;
+    let (n1, n2, n3) = (&nodes[0].api, &nodes[1].api, &nodes[2].api);
+    let alice = Api::signup(n1, "alice").await;
+    let bob = Api::signup(n2, "bob").await;
+    let team = alice
+        .ok(
+            "POST",
+            "/teams",
+            Some(json!({"name": "idem", "display_name": "Idem", "type": "O"})),
+        )
+        .await;
+    let team_id = team["id"].as_str().unwrap().to_string();
+    alice
+        .ok(
+            "POST",
+            &format!("/teams/{team_id}/members"),
+            Some(json!({"team_id": team_id, "user_id": bob.user_id})),
+        )
+        .await;
+    let channel = alice
+        .ok(
+            "GET",
+            &format!("/teams/{team_id}/channels/name/town-square"),
+            None,
+        )
+        .await;
+    let channel = channel["id"].as_str().unwrap().to_string();
+    let mut bob_socket = Socket::connect(n3, bob.token.as_deref().unwrap()).await;
+
+    // The web app's retry: the same body, same pending_post_id, first to node 1, then to node 2.
+    let once_pending = format!("{}:1700000000001", alice.user_id);
+    let once =
+        json!({"channel_id": channel, "message": "once @bob", "pending_post_id": once_pending});
+    let first = alice.call("POST", "/posts", Some(once.clone())).await;
+    assert_eq!(first.status, reqwest::StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["pending_post_id"], json!(once_pending));
+    let retry = alice
+        .on(n2)
+        .call("POST", "/posts", Some(once.clone()))
+        .await;
+    assert_eq!(retry.status, reqwest::StatusCode::CREATED, "{}", retry.body);
+    assert_eq!(post_identity(&retry.body), post_identity(&first.body));
+    assert_eq!(retry.body["pending_post_id"], json!(once_pending));
+    assert_eq!(retry.body["message"], json!("once @bob"));
+
+    // Three attempts at once, one through each node.
+    let concurrent_pending = format!("{}:1700000000002", alice.user_id);
+    let concurrent = json!({"channel_id": channel, "message": "concurrent", "pending_post_id": concurrent_pending});
+    let (on1, on2, on3) = (alice.on(n1), alice.on(n2), alice.on(n3));
+    let (a, b, c) = tokio::join!(
+        on1.call("POST", "/posts", Some(concurrent.clone())),
+        on2.call("POST", "/posts", Some(concurrent.clone())),
+        on3.call("POST", "/posts", Some(concurrent.clone())),
+    );
+    for answer in [&a, &b, &c] {
+        assert_eq!(
+            answer.status,
+            reqwest::StatusCode::CREATED,
+            "{}",
+            answer.body
+        );
+        assert_eq!(post_identity(&answer.body), post_identity(&a.body));
+        assert_eq!(answer.body["pending_post_id"], json!(concurrent_pending));
+    }
+
+    // A marker posted last: once bob's socket has it, every earlier event was delivered.
+    let marker = alice
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": channel, "message": "marker"})),
+        )
+        .await;
+    loop {
+        let posted = bob_socket.wait_event("posted", WAIT).await;
+        if inner(&posted["data"]["post"])["id"] == marker["id"] {
+            break;
+        }
+    }
+    bob_socket
+        .assert_no_event("posted", Duration::from_millis(500))
+        .await;
+    let posted: Vec<serde_json::Value> = bob_socket
+        .events
+        .iter()
+        .filter(|e| e["event"] == "posted")
+        .map(|e| inner(&e["data"]["post"]))
+        .collect();
+    let ids: Vec<&serde_json::Value> = posted.iter().map(|p| &p["id"]).collect();
+    assert_eq!(
+        ids,
+        vec![&first.body["id"], &a.body["id"], &marker["id"]],
+        "exactly one posted event per post"
+    );
+    assert_eq!(posted[0]["pending_post_id"], json!(once_pending));
+
+    // Every node's replica holds each post once, and bob's counters moved once.
+    for node in [n1, n2, n3] {
+        let on_node = bob.on(node);
+        let channel = &channel;
+        let messages = eventually(WAIT, "the marker on every node", || {
+            let on_node = &on_node;
+            async move {
+                let page = on_node
+                    .ok(
+                        "GET",
+                        &format!("/channels/{channel}/posts?per_page=50"),
+                        None,
+                    )
+                    .await;
+                let posts = &page["posts"];
+                let messages: Vec<String> = page["order"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|id| posts[id.as_str()?]["message"].as_str())
+                    .map(String::from)
+                    .collect();
+                messages.iter().any(|m| m == "marker").then_some(messages)
+            }
+        })
+        .await;
+        assert_eq!(
+            messages,
+            vec!["marker", "concurrent", "once @bob"],
+            "node {node}: {messages:?}"
+        );
+        let unread = on_node
+            .ok(
+                "GET",
+                &format!("/users/{}/channels/{channel}/unread", bob.user_id),
+                None,
+            )
+            .await;
+        assert_eq!(unread["mention_count"], json!(1), "node {node}: {unread}");
+    }
+
+    // An absurd pending_post_id is refused before it reaches the log.
+    let refused = alice
+        .call(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": channel, "message": "x", "pending_post_id": "p".repeat(65)})),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        reqwest::StatusCode::BAD_REQUEST,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.body["id"],
+        json!("model.post.is_valid.pending_post_id.app_error")
+    );
+    bob_socket.close().await;
+}
+
+/// The channel's messages on one node's replica, newest first, once `expected` many are there.
+async fn messages_on(api: &Api, channel: &str, expected: usize) -> Vec<String> {
+    eventually(WAIT, "the channel's posts on a node", || async move {
+        let page = api
+            .call(
+                "GET",
+                &format!("/channels/{channel}/posts?per_page=50"),
+                None,
+            )
+            .await;
+        let posts = &page.body["posts"];
+        let messages: Vec<String> = page.body["order"]
+            .as_array()?
+            .iter()
+            .filter_map(|id| posts[id.as_str()?]["message"].as_str())
+            .map(String::from)
+            .collect();
+        (messages.len() >= expected).then_some(messages)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_leader_change_and_a_restart_finds_the_original() {
+    let (_dir, mut nodes) = three_nodes().await;
+    let alice = Api::signup(&nodes[0].api, "alice").await;
+    let team = alice
+        .ok(
+            "POST",
+            "/teams",
+            Some(json!({"name": "failover", "display_name": "Failover", "type": "O"})),
+        )
+        .await;
+    let team_id = team["id"].as_str().unwrap().to_string();
+    let channel = alice
+        .ok(
+            "GET",
+            &format!("/teams/{team_id}/channels/name/town-square"),
+            None,
+        )
+        .await;
+    let channel = channel["id"].as_str().unwrap().to_string();
+    let status = alice.ok("GET", "/cluster/status", None).await;
+    let leader = status["leader"].as_u64().expect("a leader") as usize - 1;
+    let first_node = (leader + 1) % 3;
+    let retry_node = (leader + 2) % 3;
+
+    // The first attempt goes through a follower; then the leader dies, and the client's retry
+    // reaches the other follower, which has to wait for a new leader.
+    let pending = format!("{}:1700000000003", alice.user_id);
+    let body = json!({"channel_id": channel, "message": "survives", "pending_post_id": pending});
+    let first = alice
+        .on(&nodes[first_node].api)
+        .ok("POST", "/posts", Some(body.clone()))
+        .await;
+    nodes[leader].kill();
+    let retrying = alice.on(&nodes[retry_node].api);
+    let retry = eventually(
+        Duration::from_secs(60),
+        "a retry after the leader died",
+        || {
+            let (retrying, body) = (&retrying, &body);
+            async move {
+                let answer = retrying.call("POST", "/posts", Some(body.clone())).await;
+                (answer.status == reqwest::StatusCode::CREATED).then_some(answer.body)
+            }
+        },
+    )
+    .await;
+    assert_eq!(post_identity(&retry), post_identity(&first));
+
+    // The old leader comes back on its data dir, catches up, and answers the same.
+    nodes[leader].restart();
+    nodes[leader].wait_ready().await;
+    let restarted = alice.on(&nodes[leader].api);
+    let again = eventually(
+        Duration::from_secs(60),
+        "a retry on the restarted node",
+        || {
+            let (restarted, body) = (&restarted, &body);
+            async move {
+                let answer = restarted.call("POST", "/posts", Some(body.clone())).await;
+                (answer.status == reqwest::StatusCode::CREATED).then_some(answer.body)
+            }
+        },
+    )
+    .await;
+    assert_eq!(post_identity(&again), post_identity(&first));
+    for node in &nodes {
+        let on_node = alice.on(&node.api);
+        assert_eq!(
+            messages_on(&on_node, &channel, 1).await,
+            vec!["survives"],
+            "node {}",
+            node.id
+        );
+    }
 }

@@ -12,6 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
+use confab_storage::validate::{self, MAX_PENDING_POST_ID_CHARS};
 use confab_storage::{Command, Id, Outcome, Post, PostPage, PostsQuery, Reader, MAX_MESSAGE_CHARS};
 use serde::Deserialize;
 use serde_json::Value;
@@ -143,6 +144,7 @@ async fn create_post(
     let new: NewPost = parse_body(&body, "post")?;
     let channel_id = path_id(&new.channel_id, "channel_id")?;
     check_message(&new.message)?;
+    check_pending_post_id(&new.pending_post_id)?;
     let root_id = if new.root_id.is_empty() {
         None
     } else {
@@ -169,19 +171,33 @@ async fn create_post(
             priority,
         })
         .await?;
-    let Outcome::Posted(posted) = outcome else {
-        return Err(ApiError::internal("unexpected outcome"));
+    // A retry (same author and pending_post_id) is answered like the first attempt: 201 with the
+    // original post, as Mattermost does; apply decided which one came first, in log order.
+    let (post, thread) = match outcome {
+        Outcome::Posted(posted) => (posted.post, posted.thread),
+        Outcome::PostExisted { post, thread } => (post, thread),
+        _ => return Err(ApiError::internal("unexpected outcome")),
     };
-    let info = posted.thread.as_ref().map(|t| PostThreadInfo {
+    let info = thread.as_ref().map(|t| PostThreadInfo {
         reply_count: t.reply_count,
         last_reply_at: t.last_reply_at,
         participants: t.participants.clone(),
         is_following: Some(true),
     });
     Ok(with_applied(
-        created(views::post(&posted.post, info.as_ref())),
+        created(views::post(&post, info.as_ref())),
         index,
     ))
+}
+
+/// A post's `pending_post_id`, bounded because it becomes part of a stored key.
+fn check_pending_post_id(pending_post_id: &str) -> ApiResult<()> {
+    validate::pending_post_id(pending_post_id).map_err(|_| {
+        ApiError::bad_request(
+            "model.post.is_valid.pending_post_id.app_error",
+            format!("pending_post_id must be {MAX_PENDING_POST_ID_CHARS} characters or fewer."),
+        )
+    })
 }
 
 /// Loads a post the caller may read (its channel is readable); deleted posts are 404.

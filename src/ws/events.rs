@@ -579,7 +579,10 @@ impl EventBuilder {
                 user: session.user_id,
                 token: session.token,
             }),
+            // A create-post retry changed nothing: its post's `posted` event went out when the
+            // first attempt applied, and a second one would show the message twice.
             Outcome::AlreadyApplied
+            | Outcome::PostExisted { .. }
             | Outcome::UserCreated(_)
             | Outcome::SessionCreated(_)
             | Outcome::TeamCreated { .. }

@@ -4,6 +4,7 @@
 
 use crate::cf::Cf;
 use crate::command::Command;
+use crate::dedup;
 use crate::engine::{meta_key, Engine};
 use crate::error::{CommandError, Result, StorageError};
 use crate::id::Id;
@@ -814,7 +815,12 @@ struct NewPost<'a> {
 fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
     validate::message(new.message)?;
     validate::text("props", new.props, 800_000)?;
-    validate::text("pending_post_id", new.pending_post_id, 64)?;
+    validate::pending_post_id(new.pending_post_id)?;
+    // A retry is answered as the first attempt was, before anything else is checked: it is the
+    // same request, and it must not make a second post whatever changed in between.
+    if let Some(existing) = dedup::find(txn, new.user_id, new.pending_post_id, new.at)? {
+        return post_existed(txn, existing);
+    }
     let mut channel = load_live_channel(txn, new.channel_id)?;
     let author = load_user(txn, new.user_id)?;
     let mut author_member = require_channel_member(txn, &channel, new.user_id)?;
@@ -854,6 +860,8 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         priority: new.priority.to_string(),
     };
     txn.put(Cf::PostidPost, id_key(post.id), &post)?;
+    dedup::record(txn, post.user_id, &post.pending_post_id, post.id, at)?;
+    dedup::purge_expired(txn, new.at)?;
     let time_key = KeyBuf::new().id(channel.id).u64(at).id(post.id).build();
     txn.put_raw(Cf::ChannelidCreateatPostid, time_key.clone(), Vec::new());
     txn.put_raw(Cf::ChannelidUpdateatPostid, time_key.clone(), Vec::new());
@@ -921,6 +929,19 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         memberships,
         channel_members,
     })))
+}
+
+/// The answer to a create-post retry: the original post, unchanged. A deleted original is a
+/// refusal (as a read of it would be), never a reason to post again.
+fn post_existed(txn: &mut Txn, post_id: Id) -> Step<Outcome> {
+    let post = load_live_post(txn, post_id)?;
+    let root = if post.is_root() {
+        post.id
+    } else {
+        post.root_id
+    };
+    let thread = txn.get(Cf::ThreadidThread, &id_key(root))?;
+    Ok(Outcome::PostExisted { post, thread })
 }
 
 /// CRT bookkeeping for a reply: the thread, its participants and every follower's membership.

@@ -30,13 +30,14 @@ pub enum Cf {
     UseridTeamidThreadsread,
     PostidUseridEmojiReaction,
     UseridPreference,
+    UseridPendingpostidPostid,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 26] = [
+    pub const STATE: [Cf; 27] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -64,6 +65,7 @@ impl Cf {
         Cf::PostidUseridEmojiReaction,
         // Appended: a snapshot names a family by its position here.
         Cf::UseridPreference,
+        Cf::UseridPendingpostidPostid,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -97,6 +99,7 @@ impl Cf {
             Cf::UseridTeamidThreadsread => "userid_teamid_threadsread",
             Cf::PostidUseridEmojiReaction => "postid_userid_emoji_reaction",
             Cf::UseridPreference => "userid_preference",
+            Cf::UseridPendingpostidPostid => "userid_pendingpostid_postid",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

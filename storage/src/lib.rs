@@ -45,6 +45,7 @@
 //! | `userid_teamid_threadsread` | user_id · team_id → [`ThreadsReadMark`] |
 //! | `postid_userid_emoji_reaction` | post_id · user_id · emoji → [`Reaction`] |
 //! | `userid_preference` | user_id · len(category) as u8 · category · name → value as raw UTF-8 ([`preferences`]) |
+//! | `userid_pendingpostid_postid` | `0` · user_id · pending_post_id → post_id · t(create) — a post's retry answer ([`dedup`]) · `1` · t(create) · user_id · pending_post_id → () — its expiry queue |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -60,6 +61,7 @@
 mod apply;
 pub mod cf;
 mod command;
+pub mod dedup;
 mod engine;
 mod error;
 mod id;

@@ -95,6 +95,13 @@ pub enum Outcome {
         user_id: Id,
     },
     Posted(Box<Posted>),
+    /// A create-post retry: the author already made a post with this `pending_post_id` within
+    /// the window, so nothing changed and this is that post as it is now (with its thread, if
+    /// it has one). Nothing is announced for it: the first attempt's `posted` event stands.
+    PostExisted {
+        post: Post,
+        thread: Option<Thread>,
+    },
     PostEdited {
         post: Post,
         channel: Channel,

@@ -172,6 +172,54 @@ impl<'a> Txn<'a> {
         Ok(live)
     }
 
+    /// The first `limit` live entries in `[lower, upper)`, merging the database with pending
+    /// writes. Reads at most `limit` database keys plus the keys this batch deleted in the range,
+    /// however many the range holds: for work that must stay bounded per command (purges).
+    pub fn scan_range_first(
+        &mut self,
+        cf: Cf,
+        lower: &[u8],
+        upper: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        // Pending writes in the range; the command's own shadow the batch's.
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for layer in [&self.batch, &self.command] {
+            let start = (cf, lower.to_vec());
+            for ((entry_cf, key), value) in layer.range(start..) {
+                if *entry_cf != cf || key.as_slice() >= upper {
+                    break;
+                }
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        // Every pending delete can hide one stored key, so this many stored keys always hold
+        // the first `limit` live ones.
+        let hidden = merged.values().filter(|value| value.is_none()).count();
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_lower_bound(lower.to_vec());
+        opts.set_iterate_upper_bound(upper.to_vec());
+        let mode = rocksdb::IteratorMode::From(lower, rocksdb::Direction::Forward);
+        for item in self
+            .engine
+            .db
+            .iterator_cf_opt(self.engine.cf(cf)?, opts, mode)
+            .take(limit.saturating_add(hidden))
+        {
+            let (key, value) = item?;
+            merged
+                .entry(key.to_vec())
+                .or_insert_with(|| Some(value.to_vec()));
+        }
+        let live: Vec<_> = merged
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|v| (key, v)))
+            .take(limit)
+            .collect();
+        self.keys_read += live.len() as u64;
+        Ok(live)
+    }
+
     /// Moves all accepted writes into one RocksDB write batch.
     pub fn into_write_batch(self) -> Result<WriteBatch> {
         let mut batch = WriteBatch::default();

@@ -88,6 +88,16 @@ pub fn message(message: &str) -> Check {
     }
 }
 
+/// Longest `pending_post_id` accepted, in characters. Mattermost's clients send
+/// `user_id:millis` (40); Mattermost drops longer than 64.
+pub const MAX_PENDING_POST_ID_CHARS: usize = 64;
+
+/// A post's `pending_post_id`: empty (no retry dedup) or at most
+/// [`MAX_PENDING_POST_ID_CHARS`] characters. It is part of a stored key, so it is bounded.
+pub fn pending_post_id(value: &str) -> Check {
+    text("pending_post_id", value, MAX_PENDING_POST_ID_CHARS)
+}
+
 pub fn text(field: &str, value: &str, max_chars: usize) -> Check {
     if value.chars().count() > max_chars {
         invalid(format!("{field} is longer than {max_chars} characters"))
