@@ -1297,10 +1297,10 @@ mod socket {
     }
 }
 
-/// A team of `members` users (A first) joined one by one, as a big team signs up.
-fn big_team(fx: &Fixture, members: u64) {
-    fx.world();
-    for n in 0..members {
+/// `count` new users sign up and join the team one by one, as a big team does; `after_each`
+/// runs after every join.
+fn join_team(fx: &Fixture, count: u64, mut after_each: impl FnMut(&Fixture)) {
+    for n in 0..count {
         let user = 10_000 + n;
         fx.user(user, &format!("member{n}"));
         fx.apply(Command::AddTeamMember {
@@ -1308,6 +1308,7 @@ fn big_team(fx: &Fixture, members: u64) {
             user_id: id(user),
             at: 5_000 + n,
         });
+        after_each(fx);
     }
 }
 
@@ -1321,7 +1322,8 @@ fn joins_to_a_big_team_keep_the_broad_ring_within_its_bytes_and_cost_a_tree_path
         ..HubConfig::default()
     });
     let joins = 2_000;
-    big_team(&fx, joins);
+    fx.world();
+    join_team(&fx, joins, |_| {});
     let memory = fx.hub.memory();
     assert!(memory.broad_bytes <= bound, "{memory:?}");
     // Each join tells the town square and off-topic: two broad events per join, every one
@@ -1358,16 +1360,7 @@ fn the_broad_byte_bound_evicts_and_refuses_resumes_past_it() {
     };
     drain(&a);
     fx.hub.unregister(&a);
-    for n in 0..300 {
-        let user = 10_000 + n;
-        fx.user(user, &format!("member{n}"));
-        fx.apply(Command::AddTeamMember {
-            team_id: id(TEAM),
-            user_id: id(user),
-            at: 5_000 + n,
-        });
-        assert!(fx.hub.memory().broad_bytes <= bound);
-    }
+    join_team(&fx, 300, |fx| assert!(fx.hub.memory().broad_bytes <= bound));
     let memory = fx.hub.memory();
     assert!(memory.broad_events < 600, "the bound evicted: {memory:?}");
     let start = parse_connection_id(id(A), &connection_id).expect("id");
@@ -1429,17 +1422,10 @@ fn windows_beyond_the_user_bound_are_dropped_and_older_streams_refused() {
     };
     drain(&a);
     fx.hub.unregister(&a);
-    for n in 0..300 {
-        let user = 10_000 + n;
-        fx.user(user, &format!("member{n}"));
-        // Each join puts `added_to_team` in the new member's own window.
-        fx.apply(Command::AddTeamMember {
-            team_id: id(TEAM),
-            user_id: id(user),
-            at: 5_000 + n,
-        });
-        assert!(fx.hub.memory().windows <= 100, "{:?}", fx.hub.memory());
-    }
+    // Each join puts `added_to_team` in the new member's own window.
+    join_team(&fx, 300, |fx| {
+        assert!(fx.hub.memory().windows <= 100, "{:?}", fx.hub.memory())
+    });
     let start = parse_connection_id(id(A), &connection_id).expect("id");
     let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
     assert!(matches!(reg, Registered::Fresh { .. }), "{reg:?}");
