@@ -140,36 +140,7 @@ impl<'a> Txn<'a> {
         lower: &[u8],
         upper: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let mut opts = rocksdb::ReadOptions::default();
-        opts.set_iterate_lower_bound(lower.to_vec());
-        if let Some(upper) = upper {
-            opts.set_iterate_upper_bound(upper.to_vec());
-        }
-        let mode = rocksdb::IteratorMode::From(lower, rocksdb::Direction::Forward);
-        for item in self
-            .engine
-            .db
-            .iterator_cf_opt(self.engine.cf(cf)?, opts, mode)
-        {
-            let (key, value) = item?;
-            merged.insert(key.to_vec(), Some(value.to_vec()));
-        }
-        for layer in [&self.batch, &self.command] {
-            let start = (cf, lower.to_vec());
-            for ((entry_cf, key), value) in layer.range(start..) {
-                if *entry_cf != cf || upper.is_some_and(|upper| key.as_slice() >= upper) {
-                    break;
-                }
-                merged.insert(key.clone(), value.clone());
-            }
-        }
-        let live: Vec<_> = merged
-            .into_iter()
-            .filter_map(|(key, value)| value.map(|v| (key, v)))
-            .collect();
-        self.keys_read += live.len() as u64;
-        Ok(live)
+        self.merged_range(cf, lower, upper, None)
     }
 
     /// The first `limit` live entries in `[lower, upper)`, merging the database with pending
@@ -182,12 +153,23 @@ impl<'a> Txn<'a> {
         upper: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        // Pending writes in the range; the command's own shadow the batch's.
+        self.merged_range(cf, lower, Some(upper), Some(limit))
+    }
+
+    /// The live entries in `[lower, upper)`, at most `limit` of them: pending writes (the
+    /// command's own shadowing the batch's) over the stored keys.
+    fn merged_range(
+        &mut self,
+        cf: Cf,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        limit: Option<usize>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for layer in [&self.batch, &self.command] {
             let start = (cf, lower.to_vec());
             for ((entry_cf, key), value) in layer.range(start..) {
-                if *entry_cf != cf || key.as_slice() >= upper {
+                if *entry_cf != cf || upper.is_some_and(|upper| key.as_slice() >= upper) {
                     break;
                 }
                 merged.insert(key.clone(), value.clone());
@@ -196,15 +178,18 @@ impl<'a> Txn<'a> {
         // Every pending delete can hide one stored key, so this many stored keys always hold
         // the first `limit` live ones.
         let hidden = merged.values().filter(|value| value.is_none()).count();
+        let stored_keys = limit.map_or(usize::MAX, |limit| limit.saturating_add(hidden));
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_lower_bound(lower.to_vec());
-        opts.set_iterate_upper_bound(upper.to_vec());
+        if let Some(upper) = upper {
+            opts.set_iterate_upper_bound(upper.to_vec());
+        }
         let mode = rocksdb::IteratorMode::From(lower, rocksdb::Direction::Forward);
         for item in self
             .engine
             .db
             .iterator_cf_opt(self.engine.cf(cf)?, opts, mode)
-            .take(limit.saturating_add(hidden))
+            .take(stored_keys)
         {
             let (key, value) = item?;
             merged
@@ -214,7 +199,7 @@ impl<'a> Txn<'a> {
         let live: Vec<_> = merged
             .into_iter()
             .filter_map(|(key, value)| value.map(|v| (key, v)))
-            .take(limit)
+            .take(limit.unwrap_or(usize::MAX))
             .collect();
         self.keys_read += live.len() as u64;
         Ok(live)
