@@ -7,6 +7,7 @@ use confab_storage::{
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 
 pub fn id(id: Id) -> String {
     id.to_base32()
@@ -216,10 +217,15 @@ struct ParticipantView {
     id: String,
 }
 
+/// Mattermost's `metadata`: each part present only when non-empty (Mattermost's `omitempty`).
+/// The mobile app reads a post's reactions ONLY from here — it makes no reaction call when it
+/// opens a channel — so a post with reactions carries them all.
 #[derive(Serialize)]
 struct PostMetadata<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     priority: Option<PriorityView<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    reactions: Vec<ReactionView>,
 }
 
 #[derive(Serialize)]
@@ -231,7 +237,40 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
-pub fn post_view<'a>(post: &'a Post, thread: Option<&PostThreadInfo>) -> PostView<'a> {
+/// What a page of posts is rendered with beyond the stored records: the facts of their threads
+/// and the reactions of the posts that have any, read once per page.
+#[derive(Default)]
+pub struct PostFacts {
+    /// By root id: a root carries its thread's facts, and so does each of its replies.
+    pub threads: HashMap<Id, PostThreadInfo>,
+    /// By post id, oldest first; only posts with `has_reactions`.
+    pub reactions: HashMap<Id, Vec<Reaction>>,
+}
+
+impl PostFacts {
+    pub fn thread_of(&self, post: &Post) -> Option<&PostThreadInfo> {
+        let root = if post.is_root() {
+            post.id
+        } else {
+            post.root_id
+        };
+        self.threads.get(&root)
+    }
+
+    pub fn reactions_of(&self, post: &Post) -> &[Reaction] {
+        self.reactions.get(&post.id).map_or(&[], Vec::as_slice)
+    }
+
+    fn view<'a>(&self, post: &'a Post) -> PostView<'a> {
+        post_view(post, self.thread_of(post), self.reactions_of(post))
+    }
+}
+
+pub fn post_view<'a>(
+    post: &'a Post,
+    thread: Option<&PostThreadInfo>,
+    reactions: &[Reaction],
+) -> PostView<'a> {
     let (reply_count, last_reply_at, participants, is_following) = match thread {
         Some(info) => (
             info.reply_count,
@@ -272,31 +311,49 @@ pub fn post_view<'a>(post: &'a Post, thread: Option<&PostThreadInfo>) -> PostVie
             priority: (!post.priority.is_empty()).then_some(PriorityView {
                 priority: &post.priority,
             }),
+            reactions: reactions.iter().map(reaction_view).collect(),
         },
     }
 }
 
 /// A post as a JSON value, for answers that embed it in a larger `Value`.
-pub fn post(post: &Post, thread: Option<&PostThreadInfo>) -> Value {
-    serde_json::to_value(post_view(post, thread)).unwrap_or(Value::Null)
+pub fn post(post: &Post, thread: Option<&PostThreadInfo>, reactions: &[Reaction]) -> Value {
+    serde_json::to_value(post_view(post, thread, reactions)).unwrap_or(Value::Null)
 }
 
 /// A post as JSON text (WebSocket events carry posts as strings).
-pub fn post_text(post: &Post, thread: Option<&PostThreadInfo>) -> String {
-    serde_json::to_string(&post_view(post, thread)).unwrap_or_default()
+pub fn post_text(post: &Post, thread: Option<&PostThreadInfo>, reactions: &[Reaction]) -> String {
+    serde_json::to_string(&post_view(post, thread, reactions)).unwrap_or_default()
+}
+
+/// A reaction in Mattermost's shape, as `/reactions` answers it and `metadata.reactions` lists it.
+#[derive(Serialize)]
+pub struct ReactionView {
+    user_id: String,
+    post_id: String,
+    emoji_name: String,
+    create_at: u64,
+    update_at: u64,
+    delete_at: u64,
+    remote_id: &'static str,
+    channel_id: String,
+}
+
+fn reaction_view(reaction: &Reaction) -> ReactionView {
+    ReactionView {
+        user_id: id(reaction.user_id),
+        post_id: id(reaction.post_id),
+        emoji_name: reaction.emoji_name.clone(),
+        create_at: reaction.create_at,
+        update_at: reaction.create_at,
+        delete_at: 0,
+        remote_id: "",
+        channel_id: id(reaction.channel_id),
+    }
 }
 
 pub fn reaction(reaction: &Reaction) -> Value {
-    json!({
-        "user_id": id(reaction.user_id),
-        "post_id": id(reaction.post_id),
-        "emoji_name": reaction.emoji_name,
-        "create_at": reaction.create_at,
-        "update_at": reaction.create_at,
-        "delete_at": 0,
-        "remote_id": "",
-        "channel_id": id(reaction.channel_id),
-    })
+    serde_json::to_value(reaction_view(reaction)).unwrap_or(Value::Null)
 }
 
 /// A PostList: `order` newest first and `posts` by id.
@@ -320,18 +377,10 @@ impl Serialize for PostsById<'_> {
 }
 
 /// A PostList as JSON bytes.
-pub fn post_list(
-    page: &PostPage,
-    thread_info: impl Fn(&Post) -> Option<PostThreadInfo>,
-) -> Vec<u8> {
+pub fn post_list(page: &PostPage, facts: &PostFacts) -> Vec<u8> {
     let view = PostListView {
         order: page.order.iter().map(|i| id(*i)).collect(),
-        posts: PostsById(
-            page.posts
-                .iter()
-                .map(|p| post_view(p, thread_info(p).as_ref()))
-                .collect(),
-        ),
+        posts: PostsById(page.posts.iter().map(|p| facts.view(p)).collect()),
         next_post_id: "",
         prev_post_id: "",
         has_next: page.has_next,
@@ -342,7 +391,8 @@ pub fn post_list(
 }
 
 /// A ThreadResponse; `extended` includes full users for participants (`users` looks them up).
-pub fn thread(item: &ThreadItem, participants: Vec<Value>) -> Value {
+/// `root_reactions`: the root post's reactions (its `metadata.reactions`).
+pub fn thread(item: &ThreadItem, participants: Vec<Value>, root_reactions: &[Reaction]) -> Value {
     let info = PostThreadInfo {
         reply_count: item.thread.reply_count,
         last_reply_at: item.thread.last_reply_at,
@@ -355,7 +405,8 @@ pub fn thread(item: &ThreadItem, participants: Vec<Value>) -> Value {
         "last_reply_at": item.thread.last_reply_at,
         "last_viewed_at": item.read.last_viewed,
         "participants": participants,
-        "post": post(&item.root, Some(&info)),
+        "post": post(&item.root, Some(&info), root_reactions),
+        "is_following": item.following,
         "unread_replies": item.read.unread_replies,
         "unread_mentions": item.read.unread_mentions,
         "is_urgent": item.root.priority == "urgent",
@@ -409,7 +460,7 @@ mod tests {
     fn a_post_has_mattermosts_fields_and_nothing_else() {
         let root = sample(1, Id::NONE);
         assert_eq!(
-            post(&root, None),
+            post(&root, None, &[]),
             json!({
                 "id": id(root.id), "create_at": 10, "update_at": 11, "edit_at": 0,
                 "delete_at": 0, "is_pinned": false, "user_id": id(root.user_id),
@@ -429,7 +480,7 @@ mod tests {
             participants: vec![Id::from_bytes([7; 16])],
             is_following: Some(true),
         };
-        let value = post(&reply, Some(&info));
+        let value = post(&reply, Some(&info), &[]);
         assert_eq!(value["root_id"], id(root.id));
         assert_eq!(value["reply_count"], 3);
         assert_eq!(value["last_reply_at"], 99);
@@ -442,7 +493,7 @@ mod tests {
         );
         assert_eq!(value["props"], json!({}));
         // The text form carried by WebSocket events is the same post.
-        let text: Value = serde_json::from_str(&post_text(&reply, Some(&info))).expect("JSON");
+        let text: Value = serde_json::from_str(&post_text(&reply, Some(&info), &[])).expect("JSON");
         assert_eq!(text, value);
     }
 
@@ -455,15 +506,50 @@ mod tests {
             posts: vec![reply.clone(), root.clone()],
             has_next: true,
         };
-        let bytes = post_list(&page, |_| None);
+        let bytes = post_list(&page, &PostFacts::default());
         let list: Value = serde_json::from_slice(&bytes).expect("JSON");
         assert_eq!(list["order"], json!([id(reply.id), id(root.id)]));
-        assert_eq!(list["posts"][id(root.id)], post(&root, None));
-        assert_eq!(list["posts"][id(reply.id)], post(&reply, None));
+        assert_eq!(list["posts"][id(root.id)], post(&root, None, &[]));
+        assert_eq!(list["posts"][id(reply.id)], post(&reply, None, &[]));
         assert_eq!(list["posts"].as_object().map(|o| o.len()), Some(2));
         assert_eq!(list["has_next"], true);
         assert_eq!(list["next_post_id"], "");
         assert_eq!(list["prev_post_id"], "");
         assert_eq!(list["first_inaccessible_post_time"], 0);
+    }
+
+    #[test]
+    fn metadata_lists_a_posts_reactions_and_only_when_it_has_some() {
+        let root = sample(1, Id::NONE);
+        let mut reacted = sample(2, Id::NONE);
+        reacted.has_reactions = true;
+        let reaction = Reaction {
+            user_id: Id::from_bytes([9; 16]),
+            post_id: reacted.id,
+            emoji_name: "smile".into(),
+            create_at: 42,
+            channel_id: reacted.channel_id,
+        };
+        let mut facts = PostFacts::default();
+        facts.reactions.insert(reacted.id, vec![reaction.clone()]);
+        let page = PostPage {
+            order: vec![reacted.id, root.id],
+            posts: vec![reacted.clone(), root.clone()],
+            has_next: false,
+        };
+        let list: Value = serde_json::from_slice(&post_list(&page, &facts)).expect("JSON");
+        assert_eq!(
+            list["posts"][id(reacted.id)]["metadata"],
+            json!({"reactions": [views_reaction_json(&reaction)]})
+        );
+        assert_eq!(list["posts"][id(root.id)]["metadata"], json!({}));
+    }
+
+    fn views_reaction_json(r: &Reaction) -> Value {
+        json!({
+            "user_id": id(r.user_id), "post_id": id(r.post_id), "emoji_name": r.emoji_name,
+            "create_at": r.create_at, "update_at": r.create_at, "delete_at": 0,
+            "remote_id": "", "channel_id": id(r.channel_id),
+        })
     }
 }

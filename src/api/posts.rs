@@ -6,14 +6,16 @@ use super::{
 };
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::views::{self, PostThreadInfo};
+use crate::views::{self, PostFacts, PostThreadInfo};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use confab_storage::validate::{self, MAX_PENDING_POST_ID_CHARS};
-use confab_storage::{Command, Id, Outcome, Post, PostPage, PostsQuery, Reader, MAX_MESSAGE_CHARS};
+use confab_storage::{
+    Command, Id, Outcome, Post, PostPage, PostsQuery, Reader, ThreadPaging, MAX_MESSAGE_CHARS,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ pub fn routes() -> Router<AppState> {
             "/posts/{post_id}",
             get(get_post).delete(delete_post).put(update_post),
         )
+        .route("/posts/ids", post(posts_by_ids))
         .route("/posts/{post_id}/patch", put(patch_post))
         .route("/posts/{post_id}/pin", post(pin_post))
         .route("/posts/{post_id}/unpin", post(unpin_post))
@@ -36,25 +39,25 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// Thread facts for the posts of a page: one point lookup per distinct thread.
-pub fn thread_infos(
-    r: &Reader,
-    posts: &[Post],
-    user: Id,
-) -> confab_storage::Result<HashMap<Id, PostThreadInfo>> {
-    let mut infos = HashMap::new();
+/// What the posts of a page are rendered with: one point lookup per distinct thread, and one
+/// prefix scan per post that has reactions (the flag is on the post, so others cost nothing).
+pub fn post_facts(r: &Reader, posts: &[Post], user: Id) -> confab_storage::Result<PostFacts> {
+    let mut facts = PostFacts::default();
     for post in posts {
+        if post.has_reactions {
+            facts.reactions.insert(post.id, r.reactions(post.id)?);
+        }
         let root = if post.is_root() {
             post.id
         } else {
             post.root_id
         };
-        if infos.contains_key(&root) {
+        if facts.threads.contains_key(&root) {
             continue;
         }
         if let Some(thread) = r.thread(root)? {
             let following = r.thread_membership(user, root)?.map(|m| m.following);
-            infos.insert(
+            facts.threads.insert(
                 root,
                 PostThreadInfo {
                     reply_count: thread.reply_count,
@@ -65,28 +68,23 @@ pub fn thread_infos(
             );
         }
     }
-    Ok(infos)
+    Ok(facts)
 }
 
-fn info_for(infos: &HashMap<Id, PostThreadInfo>, post: &Post) -> Option<PostThreadInfo> {
-    let root = if post.is_root() {
-        post.id
-    } else {
-        post.root_id
-    };
-    infos.get(&root).cloned()
-}
-
-/// A post as JSON with its thread facts, read on the replica.
+/// A post as JSON with its thread facts and reactions, read on the replica.
 pub fn post_json(r: &Reader, post: &Post, user: Id) -> confab_storage::Result<Value> {
-    let infos = thread_infos(r, std::slice::from_ref(post), user)?;
-    Ok(views::post(post, info_for(&infos, post).as_ref()))
+    let facts = post_facts(r, std::slice::from_ref(post), user)?;
+    Ok(views::post(
+        post,
+        facts.thread_of(post),
+        facts.reactions_of(post),
+    ))
 }
 
 /// A page of posts as JSON bytes, serialized on the blocking pool with the reads.
 pub fn page_json(r: &Reader, page: &PostPage, user: Id) -> confab_storage::Result<Vec<u8>> {
-    let infos = thread_infos(r, &page.posts, user)?;
-    Ok(views::post_list(page, |p| info_for(&infos, p)))
+    let facts = post_facts(r, &page.posts, user)?;
+    Ok(views::post_list(page, &facts))
 }
 
 #[derive(Deserialize)]
@@ -185,7 +183,7 @@ async fn create_post(
         is_following: Some(true),
     });
     Ok(with_applied(
-        created(views::post(&post, info.as_ref())),
+        created(views::post(&post, info.as_ref(), &[])),
         index,
     ))
 }
@@ -354,12 +352,74 @@ async fn delete_post(
     Ok(with_applied(status_ok(), index))
 }
 
+/// The most ids `POST /posts/ids` takes (Mattermost's limit).
+const MAX_POST_IDS: usize = 1000;
+
+/// POST /posts/ids: the posts among `ids` the caller may read, in the order asked; unknown,
+/// deleted and unreadable ids are left out, as Mattermost does.
+async fn posts_by_ids(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ids: Vec<String> = parse_body(&body, "post ids")?;
+    if ids.is_empty() {
+        return Err(ApiError::invalid_param("post_ids"));
+    }
+    if ids.len() > MAX_POST_IDS {
+        return Err(ApiError::bad_request(
+            "api.post.posts_by_ids.invalid_body.request_error",
+            format!("Too many post ids, at most {MAX_POST_IDS}."),
+        ));
+    }
+    let ids = ids
+        .iter()
+        .map(|id| path_id(id, "post_ids"))
+        .collect::<ApiResult<Vec<Id>>>()?;
+    let (me, admin) = (caller.id(), caller.is_admin());
+    let body = app
+        .read(move |r| {
+            let mut readable: HashMap<Id, bool> = HashMap::new();
+            let mut posts = Vec::new();
+            for id in ids {
+                let Some(post) = r.post(id)? else { continue };
+                if post.delete_at != 0 {
+                    continue;
+                }
+                let may_read = match readable.get(&post.channel_id) {
+                    Some(may) => *may,
+                    None => {
+                        let may = readable_channel(r, post.channel_id, me, admin)?.is_ok();
+                        readable.insert(post.channel_id, may);
+                        may
+                    }
+                };
+                if may_read {
+                    posts.push(post);
+                }
+            }
+            let facts = post_facts(r, &posts, me)?;
+            Ok::<_, confab_storage::StorageError>(Value::Array(
+                posts
+                    .iter()
+                    .map(|p| views::post(p, facts.thread_of(p), facts.reactions_of(p)))
+                    .collect(),
+            ))
+        })
+        .await?;
+    Ok(ok(body))
+}
+
+/// GET /posts/{id}/thread with Mattermost's paging (`perPage`, `fromCreateAt`, `fromPost`,
+/// `direction`): without them, the whole thread newest first, led by the post asked for.
 async fn get_thread(
     State(app): State<AppState>,
     caller: Caller,
     Path(post_id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let post_id = path_id(&post_id, "post_id")?;
+    let paging = thread_paging(&Params::parse(query.as_deref()))?;
     let post = readable_post(&app, &caller, post_id).await?;
     let root = if post.is_root() {
         post.id
@@ -369,12 +429,50 @@ async fn get_thread(
     let me = caller.id();
     let body = app
         .read(move |r| {
-            let page = r.thread_posts(root)?;
+            let page = r.thread_page(root, post_id, &paging)?;
             page_json(r, &page, me)
         })
         .await?;
     Ok(ok_bytes(body))
 }
+
+/// The thread paging parameters, refused as Mattermost refuses them.
+fn thread_paging(params: &Params) -> ApiResult<ThreadPaging> {
+    let per_page = match params.get("perPage") {
+        None | Some("") => None,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n > 0 => Some(n.min(MAX_THREAD_PAGE)),
+            _ => return Err(ApiError::invalid_param("perPage")),
+        },
+    };
+    let from_at = match params.get("fromCreateAt") {
+        None | Some("") | Some("0") => None,
+        Some(_) => params.u64("fromCreateAt")?,
+    };
+    let from_post = match params.get("fromPost") {
+        None | Some("") => None,
+        Some(_) => params.id("fromPost")?,
+    };
+    let up = match params.get("direction") {
+        None | Some("") | Some("up") => true,
+        Some("down") => false,
+        Some(_) => return Err(ApiError::invalid_param("direction")),
+    };
+    let from = match (from_at, from_post) {
+        (Some(at), post) => Some((at, post)),
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "api.context.invalid_param.app_error",
+                "if fromPost is set, then fromCreateAt must also be set",
+            ))
+        }
+    };
+    Ok(ThreadPaging { per_page, from, up })
+}
+
+/// The most posts one thread page returns (Mattermost caps post pages at 1,000).
+const MAX_THREAD_PAGE: usize = 1000;
 
 /// GET /channels/{id}/posts with `page`/`per_page`, or `since`, or `before`/`after`; with
 /// `collapsedThreads=true` only root posts.

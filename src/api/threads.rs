@@ -45,7 +45,12 @@ fn thread_json(r: &Reader, item: &ThreadItem, extended: bool) -> confab_storage:
     } else {
         views::thread_participants_ids(item)
     };
-    Ok(views::thread(item, participants))
+    let reactions = if item.root.has_reactions {
+        r.reactions(item.root.id)?
+    } else {
+        Vec::new()
+    };
+    Ok(views::thread(item, participants, &reactions))
 }
 
 fn ids(caller: &Caller, user_id: &str, team_id: &str) -> ApiResult<(Id, Id)> {

@@ -7,7 +7,8 @@ use super::audience::MemberCache;
 use crate::views;
 use bytes::Bytes;
 use confab_storage::{
-    Applied, Channel, ChannelType, Engine, Id, Outcome, Post, Posted, StorageError, ThreadItem,
+    Applied, Channel, ChannelType, Engine, Id, Outcome, Post, Posted, Reaction, StorageError,
+    ThreadItem,
 };
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
@@ -308,11 +309,20 @@ impl EventBuilder {
             }
             Outcome::PostEdited { post, channel } => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
-                push(audience, post_event("post_edited", post, channel));
+                // An edited post keeps its reactions, and clients replace the whole post.
+                let reactions = if post.has_reactions {
+                    engine.reader().reactions(post.id)?
+                } else {
+                    Vec::new()
+                };
+                push(
+                    audience,
+                    post_event("post_edited", post, &reactions, channel),
+                );
             }
             Outcome::PostDeleted { post, channel, .. } => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
-                push(audience, post_event("post_deleted", post, channel));
+                push(audience, post_event("post_deleted", post, &[], channel));
             }
             Outcome::ReactionAdded {
                 reaction, channel, ..
@@ -642,7 +652,7 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
             "channel_display_name": channel.display_name,
             "channel_name": channel.name,
             "channel_type": channel.channel_type.as_str(),
-            "post": views::post_text(&post, Some(&info)),
+            "post": views::post_text(&post, Some(&info), &[]),
             "sender_name": sender_name,
             "set_online": true,
             "team_id": views::opt_id(channel.team_id),
@@ -657,10 +667,10 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
     })
 }
 
-fn post_event(name: &'static str, post: &Post, channel: &Channel) -> Event {
+fn post_event(name: &'static str, post: &Post, reactions: &[Reaction], channel: &Channel) -> Event {
     Event::new(
         name,
-        json!({"post": views::post_text(post, None)}),
+        json!({"post": views::post_text(post, None, reactions)}),
         broadcast(None, Some(channel.id), None, None),
         false,
     )
@@ -688,7 +698,7 @@ fn thread_updated_events(posted: &Posted) -> Vec<(Id, Event)> {
                 unread_mentions: view.unread_mentions,
             },
         };
-        let response = views::thread(&item, views::thread_participants_ids(&item));
+        let response = views::thread(&item, views::thread_participants_ids(&item), &[]);
         let mentioned = posted.mentions.contains(&user) as u64;
         events.push((
             user,

@@ -87,7 +87,9 @@ pub use log::LogWriter;
 pub use model::*;
 pub use outcome::{Applied, MembershipView, Outcome, Posted};
 pub use preferences::{Preference, PreferenceError};
-pub use query::{ChannelUnread, PostPage, PostsQuery, ThreadItem, ThreadList, ThreadQuery};
+pub use query::{
+    ChannelUnread, PostPage, PostsQuery, ThreadItem, ThreadList, ThreadPaging, ThreadQuery,
+};
 pub use read::Reader;
 pub use snapshot::{verify_snapshot, SnapshotSummary};
 pub use threads::ThreadReadView;

@@ -11,6 +11,17 @@ use crate::read::Reader;
 use crate::threads::{self, ThreadReadView, Watermarks};
 use std::collections::BTreeMap;
 
+/// Mattermost's thread paging parameters (`perPage`, `fromCreateAt` + `fromPost`, `direction`).
+#[derive(Debug, Clone, Default)]
+pub struct ThreadPaging {
+    /// None: the whole thread.
+    pub per_page: Option<usize>,
+    /// Posts strictly beyond (create_at, post id); without an id, beyond create_at alone.
+    pub from: Option<(u64, Option<Id>)>,
+    /// `direction=up`: newest first; otherwise oldest first.
+    pub up: bool,
+}
+
 /// Posts in display order (newest first) with the posts they need.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PostPage {
@@ -457,18 +468,77 @@ impl Reader<'_> {
         }
     }
 
-    /// A thread: the root and its replies (newest first in `order`).
-    pub fn thread_posts(&self, root: Id) -> Result<PostPage> {
+    /// One page of a thread the way Mattermost's `GET /posts/{id}/thread` pages it (the mobile
+    /// app asks `perPage=60&direction=up`): the thread's posts, root included, ordered by
+    /// (create_at, id) — newest first going `up` — strictly beyond the `from` cursor, at most
+    /// `per_page` of them with `has_next` when more exist. `first` (the post the client asked
+    /// for) leads the order whether or not it fell in the page; it still counts toward the page
+    /// when it did, as in Mattermost. Reads at most `per_page + 1` index keys past the cursor.
+    pub fn thread_page(&self, root: Id, first: Id, paging: &ThreadPaging) -> Result<PostPage> {
         let Some(root_post) = self.post(root)? else {
             return Ok(PostPage::default());
         };
-        let mut order = Vec::new();
-        self.scan_prefix(Cf::RootidCreateatPostid, root.as_bytes(), true, |key, _| {
-            order.extend(id_at(key, 24));
-            true
-        })?;
-        order.push(root_post.id);
-        self.page_of(order, false)
+        let cap = paging.per_page.map_or(usize::MAX, |n| n.saturating_add(1));
+        let after_cursor = |at: u64, id: Id| match paging.from {
+            None => true,
+            Some((from_at, from_id)) => {
+                let ord = (at, from_id.map(|_| id)).cmp(&(from_at, from_id));
+                if paging.up {
+                    ord == std::cmp::Ordering::Less
+                } else {
+                    ord == std::cmp::Ordering::Greater
+                }
+            }
+        };
+        let mut picked: Vec<Id> = Vec::new();
+        let root_fits = after_cursor(root_post.create_at, root);
+        if !paging.up && root_fits {
+            picked.push(root);
+        }
+        // Bounds on the reply index: the cursor starts the scan, so the page costs its own size.
+        let prefix = root.as_bytes().to_vec();
+        let end = prefix_end(&prefix);
+        let cursor_key = paging.from.map(|(at, id)| {
+            let key = KeyBuf::new().id(root).u64(at);
+            match id {
+                Some(id) => key.id(id).build(),
+                None if paging.up => key.build(),
+                None => KeyBuf::new().id(root).u64(at.saturating_add(1)).build(),
+            }
+        });
+        let (lower, upper) = match (&cursor_key, paging.up) {
+            (Some(key), false) => (key.clone(), end),
+            (Some(key), true) => (prefix, Some(key.clone())),
+            (None, _) => (prefix, end),
+        };
+        if picked.len() < cap {
+            self.scan(
+                Cf::RootidCreateatPostid,
+                &lower,
+                upper.as_deref(),
+                paging.up,
+                |key, _| {
+                    let mut reader = KeyReader::new(key);
+                    let (Some(()), Some(at), Some(id)) =
+                        (reader.skip(16), reader.u64(), id_at(key, 24))
+                    else {
+                        return true;
+                    };
+                    if after_cursor(at, id) {
+                        picked.push(id);
+                    }
+                    picked.len() < cap
+                },
+            )?;
+        }
+        if paging.up && root_fits && picked.len() < cap {
+            picked.push(root);
+        }
+        let has_next = picked.len() > paging.per_page.unwrap_or(usize::MAX);
+        picked.truncate(paging.per_page.unwrap_or(usize::MAX));
+        let mut order = vec![first];
+        order.extend(picked.into_iter().filter(|id| *id != first));
+        self.page_of(order, has_next)
     }
 
     /// Posts around a member's read cursor: up to `limit_before` read ones and `limit_after`

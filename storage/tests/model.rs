@@ -5,7 +5,7 @@
 mod common;
 
 use common::{create_channel, create_team, create_user, id, TestDb};
-use confab_storage::{mentions, ChannelType, Command, Id, PostsQuery, ThreadQuery};
+use confab_storage::{mentions, ChannelType, Command, Id, PostsQuery, ThreadPaging, ThreadQuery};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -842,9 +842,15 @@ impl Harness {
                 .map(|(id, p)| (p.create_at, *id))
                 .collect();
             replies.sort_by(|a, b| b.cmp(a));
-            let mut expected: Vec<Id> = replies.into_iter().map(|(_, p)| id(p)).collect();
-            expected.push(id(root));
-            assert_eq!(reader.thread_posts(id(root)).unwrap().order, expected);
+            // The whole thread, newest first, led by the post asked for (here the root).
+            let mut expected = vec![id(root)];
+            expected.extend(replies.into_iter().map(|(_, p)| id(p)));
+            let whole = ThreadPaging {
+                up: true,
+                ..ThreadPaging::default()
+            };
+            let page = reader.thread_page(id(root), id(root), &whole).unwrap();
+            assert_eq!(page.order, expected);
             for user in USERS {
                 let item = reader
                     .user_thread(id(user), id(root))

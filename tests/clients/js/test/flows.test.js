@@ -5,51 +5,9 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const WebSocket = require('ws');
-const { Client4, WebSocketClient, ClientError } = require('@mattermost/client');
+const { WebSocketClient } = require('@mattermost/client');
 const { startServers } = require('../lib/servers');
-
-// Node 20 has no global WebSocket; WebSocketClient uses the global one (and its constants).
-globalThis.WebSocket = WebSocket;
-
-const WAIT_MS = 15000;
-const PASSWORD = 'Passw0rd-long-enough';
-
-function client(url) {
-    const c = new Client4();
-    c.setUrl(url);
-    return c;
-}
-
-// Retries `fn` until `check(value)` holds: reads on another node come from its local replica.
-async function eventually(what, fn, check = () => true) {
-    const deadline = Date.now() + WAIT_MS;
-    let last;
-    for (;;) {
-        try {
-            const value = await fn();
-            if (check(value)) {
-                return value;
-            }
-            last = new Error(`condition not met: ${JSON.stringify(value).slice(0, 400)}`);
-        } catch (e) {
-            last = e;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out waiting for ${what}: ${last && last.stack}`);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-    }
-}
-
-async function expectClientError(promise, status, id) {
-    await assert.rejects(promise, (err) => {
-        assert.ok(err instanceof ClientError, `not a ClientError: ${err}`);
-        assert.equal(err.status_code, status, `status of ${err.message}`);
-        assert.equal(err.server_error_id, id);
-        return true;
-    });
-}
+const { WAIT_MS, PASSWORD, client, eventually, expectClientError } = require('../lib/helpers');
 
 // A WebSocketClient of one user, with every event recorded and a waiter per event.
 class Events {

@@ -1,0 +1,294 @@
+//! What the official apps read about posts, on a real node: reactions inside each post's
+//! `metadata` (the mobile app reads them only there), `POST /posts/ids` with its refusals and
+//! privacy, `GET /posts/{id}/thread` paged the way the mobile app pages it, and `is_following`
+//! on a user's thread.
+
+mod common;
+
+use common::{single_node, Api};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn text(value: &Value) -> String {
+    value.as_str().expect("a string").to_string()
+}
+
+/// A team with `member` in it, and its town-square id.
+async fn team_with(admin: &Api, name: &str, member: &Api) -> (String, String) {
+    let team = admin
+        .ok(
+            "POST",
+            "/teams",
+            Some(json!({"name": name, "display_name": name, "type": "O"})),
+        )
+        .await;
+    let team_id = text(&team["id"]);
+    admin
+        .ok(
+            "POST",
+            &format!("/teams/{team_id}/members"),
+            Some(json!({"team_id": team_id, "user_id": member.user_id})),
+        )
+        .await;
+    let town = admin
+        .ok(
+            "GET",
+            &format!("/teams/{team_id}/channels/name/town-square"),
+            None,
+        )
+        .await;
+    (team_id, text(&town["id"]))
+}
+
+async fn post(api: &Api, channel: &str, message: &str, root: &str) -> Value {
+    api.ok(
+        "POST",
+        "/posts",
+        Some(json!({"channel_id": channel, "message": message, "root_id": root})),
+    )
+    .await
+}
+
+fn order(list: &Value) -> Vec<String> {
+    list["order"]
+        .as_array()
+        .expect("order")
+        .iter()
+        .map(text)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_carry_their_reactions_in_metadata() {
+    let (_dir, node) = single_node().await;
+    let alice = Api::signup(&node.api, "alice").await;
+    let bob = Api::signup(&node.api, "bob").await;
+    let (team, town) = team_with(&alice, "meta", &bob).await;
+    let root = post(&alice, &town, "root", "").await;
+    let root_id = text(&root["id"]);
+    let plain = post(&alice, &town, "no reactions", "").await;
+    let reply = post(&bob, &town, "reply", &root_id).await;
+    for (who, emoji) in [(&alice, "smile"), (&bob, "tada")] {
+        who.ok(
+            "POST",
+            "/reactions",
+            Some(json!({"user_id": who.user_id, "post_id": root_id, "emoji_name": emoji})),
+        )
+        .await;
+    }
+
+    let check = |post: &Value| {
+        let reactions = post["metadata"]["reactions"].as_array().expect("reactions");
+        let names: Vec<&str> = reactions
+            .iter()
+            .map(|r| r["emoji_name"].as_str().expect("emoji_name"))
+            .collect();
+        assert_eq!(names, ["smile", "tada"], "{post}");
+        assert_eq!(reactions[0]["user_id"], json!(alice.user_id));
+        assert_eq!(reactions[1]["user_id"], json!(bob.user_id));
+        assert_eq!(reactions[0]["post_id"], json!(root_id));
+        assert_eq!(reactions[0]["channel_id"], json!(town));
+        assert_eq!(post["has_reactions"], true);
+    };
+    // Everywhere the apps read a post: a channel page, one post, its thread, a user's thread.
+    let page = bob
+        .ok("GET", &format!("/channels/{town}/posts"), None)
+        .await;
+    check(&page["posts"][&root_id]);
+    let plain_id = text(&plain["id"]);
+    assert_eq!(page["posts"][&plain_id]["metadata"], json!({}));
+    assert!(page["posts"][text(&reply["id"])]["metadata"]
+        .get("reactions")
+        .is_none());
+    check(&bob.ok("GET", &format!("/posts/{root_id}"), None).await);
+    let thread = bob
+        .ok("GET", &format!("/posts/{root_id}/thread"), None)
+        .await;
+    check(&thread["posts"][&root_id]);
+    let user_thread = bob
+        .ok(
+            "GET",
+            &format!("/users/me/teams/{team}/threads/{root_id}"),
+            None,
+        )
+        .await;
+    check(&user_thread["post"]);
+    assert_eq!(user_thread["is_following"], true, "{user_thread}");
+
+    // Removing one leaves the other; removing both leaves no `reactions` key.
+    bob.ok(
+        "DELETE",
+        &format!("/users/me/posts/{root_id}/reactions/tada"),
+        None,
+    )
+    .await;
+    let one = bob.ok("GET", &format!("/posts/{root_id}"), None).await;
+    assert_eq!(
+        one["metadata"]["reactions"].as_array().map(Vec::len),
+        Some(1)
+    );
+    alice
+        .ok(
+            "DELETE",
+            &format!("/users/me/posts/{root_id}/reactions/smile"),
+            None,
+        )
+        .await;
+    let none = bob.ok("GET", &format!("/posts/{root_id}"), None).await;
+    assert!(none["metadata"].get("reactions").is_none(), "{none}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_by_ids_returns_only_readable_live_posts_in_order() {
+    let (_dir, node) = single_node().await;
+    let alice = Api::signup(&node.api, "alice").await;
+    let bob = Api::signup(&node.api, "bob").await;
+    let (team, town) = team_with(&alice, "ids", &bob).await;
+    let private = alice
+        .ok(
+            "POST",
+            "/channels",
+            Some(json!({"team_id": team, "name": "secret", "display_name": "Secret", "type": "P"})),
+        )
+        .await;
+    let first = text(&post(&alice, &town, "first", "").await["id"]);
+    let second = text(&post(&alice, &town, "second", "").await["id"]);
+    let hidden = text(&post(&alice, &text(&private["id"]), "hidden", "").await["id"]);
+    let gone = text(&post(&alice, &town, "gone", "").await["id"]);
+    alice.ok("DELETE", &format!("/posts/{gone}"), None).await;
+    // A well-formed id that names no post.
+    let unknown = team.clone();
+
+    let posts = bob
+        .ok(
+            "POST",
+            "/posts/ids",
+            Some(json!([second, hidden, first, gone, unknown])),
+        )
+        .await;
+    let ids: Vec<String> = posts
+        .as_array()
+        .expect("an array of posts")
+        .iter()
+        .map(|p| text(&p["id"]))
+        .collect();
+    assert_eq!(ids, [second.clone(), first.clone()]);
+    assert_eq!(posts[0]["message"], "second");
+    // The channel's member reads the private post.
+    let mine = alice.ok("POST", "/posts/ids", Some(json!([hidden]))).await;
+    assert_eq!(mine[0]["message"], "hidden");
+
+    for (body, what) in [
+        (json!([]), "no ids"),
+        (json!(["not-an-id"]), "a malformed id"),
+        (json!({"ids": [first]}), "not an array"),
+        (json!(vec![first.clone(); 1001]), "over 1,000 ids"),
+    ] {
+        let answer = bob.call("POST", "/posts/ids", Some(body)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["status_code"], 400, "{what}");
+    }
+    let anonymous = Api::new(&node.api)
+        .call("POST", "/posts/ids", Some(json!([first])))
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thread_pages_up_and_down_like_the_mobile_app_asks() {
+    let (_dir, node) = single_node().await;
+    let alice = Api::signup(&node.api, "alice").await;
+    let bob = Api::signup(&node.api, "bob").await;
+    let (_team, town) = team_with(&alice, "paging", &bob).await;
+    let root = text(&post(&alice, &town, "root", "").await["id"]);
+    let mut replies = Vec::new();
+    for n in 0..5 {
+        // Distinct create_at per reply, so time order is creation order.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        let reply = post(&bob, &town, &format!("reply {n}"), &root).await;
+        replies.push((
+            text(&reply["id"]),
+            reply["create_at"].as_u64().expect("create_at"),
+        ));
+    }
+    let r = |n: usize| replies[n].0.clone();
+    let thread = |query: String| {
+        let bob = bob.clone();
+        let root = root.clone();
+        async move {
+            bob.ok("GET", &format!("/posts/{root}/thread?{query}"), None)
+                .await
+        }
+    };
+
+    // Newest first, two at a time, the asked-for root leading every page.
+    let page = thread("perPage=2&direction=up&skipFetchThreads=false".into()).await;
+    assert_eq!(order(&page), [root.clone(), r(4), r(3)]);
+    assert_eq!(page["has_next"], true);
+    let (last, at) = replies[3].clone();
+    let page = thread(format!(
+        "perPage=2&direction=up&fromPost={last}&fromCreateAt={at}"
+    ))
+    .await;
+    assert_eq!(order(&page), [root.clone(), r(2), r(1)]);
+    assert_eq!(page["has_next"], true);
+    let (last, at) = replies[1].clone();
+    let page = thread(format!(
+        "perPage=2&direction=up&fromPost={last}&fromCreateAt={at}"
+    ))
+    .await;
+    // The root itself is the oldest post of the page and counts toward it.
+    assert_eq!(order(&page), [root.clone(), r(0)]);
+    assert_eq!(page["has_next"], false);
+
+    // Oldest first from a reply: that reply leads, the rest follow it in time.
+    let from = r(1);
+    let page = bob
+        .ok(
+            "GET",
+            &format!("/posts/{from}/thread?perPage=3&direction=down"),
+            None,
+        )
+        .await;
+    assert_eq!(order(&page), [r(1), root.clone(), r(0)]);
+    assert_eq!(page["has_next"], true);
+    let (last, at) = replies[2].clone();
+    let page = thread(format!(
+        "perPage=10&direction=down&fromPost={last}&fromCreateAt={at}"
+    ))
+    .await;
+    assert_eq!(order(&page), [root.clone(), r(3), r(4)]);
+    assert_eq!(page["has_next"], false);
+    // Every page carries the posts its order names.
+    for id in order(&page) {
+        assert_eq!(page["posts"][&id]["id"], json!(id));
+    }
+
+    // Without paging: the whole thread.
+    let whole = thread(String::new()).await;
+    assert_eq!(order(&whole), [root.clone(), r(4), r(3), r(2), r(1), r(0)]);
+
+    for query in [
+        "perPage=abc",
+        "perPage=0",
+        "direction=sideways",
+        "fromPost=aaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "fromCreateAt=yesterday",
+        "perPage=2&fromCreateAt=1&fromPost=bad",
+    ] {
+        let answer = bob
+            .call("GET", &format!("/posts/{root}/thread?{query}"), None)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            answer.body
+        );
+    }
+}
