@@ -55,8 +55,8 @@ fn is_live(session: &Session, user: &User, now: u64) -> bool {
 ///
 /// Every request authenticates; without this that is two RocksDB reads, two decodes and a hop
 /// to the blocking pool per request. An entry is trusted only while the engine's sessions epoch
-/// is the one it was read under (a revoke or a replaced state moves it) and its session has
-/// not expired; users are never changed once created.
+/// is the one it was read under (a revoke, a change to a user, or a replaced state moves it)
+/// and its session has not expired.
 pub struct Sessions {
     entries: RwLock<HashMap<Id, Cached>>,
     capacity: usize,

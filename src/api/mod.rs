@@ -2,6 +2,7 @@
 //! means absent, JSON bodies with Mattermost-shaped errors, read-your-writes) and the handlers,
 //! one module per resource.
 
+mod accounts;
 mod body_limit;
 mod categories;
 mod channels;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(system::routes())
         .merge(users::routes())
+        .merge(accounts::routes())
         .merge(teams::routes())
         .merge(channels::routes())
         .merge(posts::routes())

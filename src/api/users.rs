@@ -1,5 +1,6 @@
 //! Users, sign-up, login and logout.
 
+use super::accounts;
 use super::{created, ok, parse_body, path_id, status_ok, with_applied, AppState, Caller, Params};
 use crate::app::PasswordCost;
 use crate::clock::now_ms;
@@ -25,7 +26,12 @@ pub fn routes() -> Router<AppState> {
         .route("/users/usernames", post(users_by_usernames))
         .route("/users/username/{username}", get(user_by_username))
         .route("/users/email/{email}", get(user_by_email))
-        .route("/users/{user_id}", get(get_user))
+        .route(
+            "/users/{user_id}",
+            get(get_user)
+                .put(accounts::update_user)
+                .delete(accounts::deactivate_user),
+        )
 }
 
 #[derive(Deserialize)]
@@ -55,7 +61,26 @@ pub fn hash_password(password: &str, cost: PasswordCost) -> ApiResult<String> {
         .map_err(|e| ApiError::internal(format!("hashing: {e}")))
 }
 
-fn verify_password(password: &str, hash: &str) -> bool {
+/// Checks a new password against the length rules and hashes it off the async runtime.
+pub async fn checked_password_hash(app: &AppState, password: &str) -> ApiResult<String> {
+    let password_len = password.chars().count();
+    if password_len < app.settings.min_password_len || password_len > 72 {
+        return Err(ApiError::bad_request(
+            "model.user.is_valid.pwd_length.app_error",
+            format!(
+                "Your password must contain between {} and 72 characters.",
+                app.settings.min_password_len
+            ),
+        ));
+    }
+    let password = password.to_string();
+    let cost = app.settings.password_cost;
+    tokio::task::spawn_blocking(move || hash_password(&password, cost))
+        .await
+        .map_err(|_| ApiError::internal("hashing task failed"))?
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(hash)
         .map(|parsed| {
@@ -79,21 +104,7 @@ async fn create_user(State(app): State<AppState>, body: Bytes) -> ApiResult<Resp
     validate::email(&email).map_err(|_| {
         ApiError::bad_request("model.user.is_valid.email.app_error", "Invalid email.")
     })?;
-    let password_len = new.password.chars().count();
-    if password_len < app.settings.min_password_len || password_len > 72 {
-        return Err(ApiError::bad_request(
-            "model.user.is_valid.pwd_length.app_error",
-            format!(
-                "Your password must contain between {} and 72 characters.",
-                app.settings.min_password_len
-            ),
-        ));
-    }
-    let password = new.password.clone();
-    let cost = app.settings.password_cost;
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password, cost))
-        .await
-        .map_err(|_| ApiError::internal("hashing task failed"))??;
+    let password_hash = checked_password_hash(&app, &new.password).await?;
     let (index, outcome) = app
         .write(Command::CreateUser {
             id: Id::from_bytes(rand::random()),
@@ -240,7 +251,7 @@ async fn logout(State(app): State<AppState>, caller: Caller) -> ApiResult<Respon
 }
 
 /// A user as the caller may see them (email hidden unless it is the caller or an admin).
-fn user_view(caller: &Caller, user: &User) -> Value {
+pub fn user_view(caller: &Caller, user: &User) -> Value {
     views::user(user, user.id != caller.id() && !caller.is_admin())
 }
 

@@ -589,6 +589,34 @@ impl EventBuilder {
                 user: session.user_id,
                 token: session.token,
             }),
+            Outcome::SessionsRevoked(sessions) => {
+                out.controls
+                    .extend(sessions.iter().map(|s| Control::SessionRevoked {
+                        user: s.user_id,
+                        token: s.token,
+                    }));
+            }
+            Outcome::UserUpdated { user, revoked } => {
+                out.controls
+                    .extend(revoked.iter().map(|s| Control::SessionRevoked {
+                        user: s.user_id,
+                        token: s.token,
+                    }));
+                // Mattermost tells everyone; here, everyone who shares a team with the user
+                // (each team's town-square holds its members), or else the user alone.
+                let mut teams = 0;
+                for team in engine.reader().teams_of_user(user.id)? {
+                    if let Some(town) = engine.reader().channel_by_name(team.id, "town-square")? {
+                        let audience =
+                            self.channel_audience(engine, batch, position, &town, None)?;
+                        push(audience, user_updated_event(user));
+                        teams += 1;
+                    }
+                }
+                if teams == 0 {
+                    push(Audience::User(user.id), user_updated_event(user));
+                }
+            }
             // A create-post retry changed nothing: its post's `posted` event went out when the
             // first attempt applied, and a second one would show the message twice.
             Outcome::AlreadyApplied
@@ -665,6 +693,16 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
         }
         (data, broadcast(None, Some(channel.id), None, None))
     })
+}
+
+/// `user_updated` with the user as others may see them (no email, no password hash).
+fn user_updated_event(user: &confab_storage::User) -> Event {
+    Event::new(
+        "user_updated",
+        json!({"user": views::user(user, true)}),
+        broadcast(None, None, None, None),
+        false,
+    )
 }
 
 fn post_event(name: &'static str, post: &Post, reactions: &[Reaction], channel: &Channel) -> Event {

@@ -2,6 +2,7 @@
 //! draws no randomness; every command of a batch lands in ONE `WriteBatch` with the applied index,
 //! and an index at or below the stored one is a no-op, so replay after a crash is safe.
 
+use crate::accounts;
 use crate::cf::Cf;
 use crate::command::Command;
 use crate::dedup;
@@ -103,9 +104,11 @@ impl Engine {
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
         self.db.write_opt(batch, &opts)?;
-        let revokes = entries
-            .iter()
-            .any(|(_, command)| matches!(command, Some(Command::RevokeSession { .. })));
+        let revokes = entries.iter().any(|(_, command)| {
+            command
+                .as_ref()
+                .is_some_and(|c| c.ends_or_changes_sessions())
+        });
         if revokes {
             self.advance_sessions_epoch();
         }
@@ -194,6 +197,26 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             txn.delete(Cf::UseridToken, id2(session.user_id, *token));
             Ok(Outcome::SessionRevoked(session))
         }
+        Command::RevokeAllSessions { user_id } => accounts::revoke_all(txn, *user_id),
+        Command::UpdateUser {
+            user_id,
+            at,
+            profile,
+        } => accounts::update_profile(txn, *user_id, *at, profile),
+        Command::SetPassword {
+            user_id,
+            at,
+            password_hash,
+            keep,
+        } => accounts::set_password(txn, *user_id, *at, password_hash, *keep),
+        Command::SetUserRoles { user_id, at, roles } => {
+            accounts::set_roles(txn, *user_id, *at, roles)
+        }
+        Command::SetUserActive {
+            user_id,
+            at,
+            active,
+        } => accounts::set_active(txn, *user_id, *at, *active),
         Command::CreateTeam {
             id,
             at,

@@ -3,7 +3,7 @@
 //! applies the same sequence reaches byte-identical state.
 
 use crate::id::Id;
-use crate::model::{ChannelType, TeamType};
+use crate::model::{ChannelType, TeamType, UserProfile};
 use serde::{Deserialize, Serialize};
 
 /// Longest message Mattermost accepts, in characters.
@@ -33,6 +33,34 @@ pub enum Command {
     },
     RevokeSession {
         token: Id,
+    },
+    /// Ends every session of the user.
+    RevokeAllSessions {
+        user_id: Id,
+    },
+    /// Replaces a user's profile (the node merged the client's patch into the current one).
+    UpdateUser {
+        user_id: Id,
+        at: u64,
+        profile: UserProfile,
+    },
+    /// A new password hash; every session but `keep` ends.
+    SetPassword {
+        user_id: Id,
+        at: u64,
+        password_hash: String,
+        keep: Option<Id>,
+    },
+    SetUserRoles {
+        user_id: Id,
+        at: u64,
+        roles: String,
+    },
+    /// Deactivation ends every session of the user; reactivation lets them log in again.
+    SetUserActive {
+        user_id: Id,
+        at: u64,
+        active: bool,
     },
     /// Creates the team with its `town-square` and `off-topic` channels and makes the creator
     /// its admin.
@@ -187,6 +215,20 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether applying this may end a session or change the user a session belongs to: then
+    /// every node's session cache must stop trusting what it read before.
+    pub fn ends_or_changes_sessions(&self) -> bool {
+        matches!(
+            self,
+            Command::RevokeSession { .. }
+                | Command::RevokeAllSessions { .. }
+                | Command::UpdateUser { .. }
+                | Command::SetPassword { .. }
+                | Command::SetUserRoles { .. }
+                | Command::SetUserActive { .. }
+        )
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         // Encoding a plain enum of owned data into a Vec cannot fail.
         rmp_serde::to_vec(self).unwrap_or_default()

@@ -58,6 +58,7 @@
 //!   bounded to the unread replies (and usually not even that: followers keep a counter).
 //! - A user's unread-thread totals scan `userid_teamid_replyat_threadid` only, never a post.
 
+mod accounts;
 mod apply;
 pub mod cf;
 mod command;

@@ -25,6 +25,34 @@ pub struct User {
     pub password_hash: String,
 }
 
+/// The fields of a user a profile update replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct UserProfile {
+    pub username: String,
+    pub email: String,
+    pub nickname: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub position: String,
+    /// Empty keeps the current locale.
+    pub locale: String,
+}
+
+impl UserProfile {
+    /// The profile `user` has now.
+    pub fn of(user: &User) -> UserProfile {
+        UserProfile {
+            username: user.username.clone(),
+            email: user.email.clone(),
+            nickname: user.nickname.clone(),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            position: user.position.clone(),
+            locale: user.locale.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub token: Id,

@@ -67,6 +67,14 @@ pub enum Outcome {
     UserCreated(User),
     SessionCreated(Session),
     SessionRevoked(Session),
+    /// Every session of one user ended.
+    SessionsRevoked(Vec<Session>),
+    /// A user's profile, password, roles or activity changed; `revoked` are the sessions that
+    /// ended with it (a password change or a deactivation).
+    UserUpdated {
+        user: User,
+        revoked: Vec<Session>,
+    },
     TeamCreated {
         team: Team,
         member: TeamMember,

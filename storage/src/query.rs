@@ -191,6 +191,22 @@ impl Reader<'_> {
         Ok(channels)
     }
 
+    /// A user's sessions, through the user → token index (bounded by that user's logins).
+    pub fn sessions_of(&self, user: Id) -> Result<Vec<Session>> {
+        let mut tokens = Vec::new();
+        self.scan_prefix(Cf::UseridToken, user.as_bytes(), false, |key, _| {
+            tokens.extend(id_at(key, 16));
+            true
+        })?;
+        let mut sessions = Vec::new();
+        for token in tokens {
+            if let Some(session) = self.session(token)? {
+                sessions.push(session);
+            }
+        }
+        Ok(sessions)
+    }
+
     pub fn session(&self, token: Id) -> Result<Option<Session>> {
         self.get(Cf::TokenSession, &id_key(token))
     }

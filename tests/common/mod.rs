@@ -308,12 +308,16 @@ impl Api {
     }
 
     pub async fn login(base: &str, username: &str) -> Api {
+        Api::login_with(base, username, "passw0rd!").await
+    }
+
+    pub async fn login_with(base: &str, login_id: &str, password: &str) -> Api {
         let mut api = Api::new(base);
         let answer = api
             .call(
                 "POST",
                 "/users/login",
-                Some(json!({"login_id": username, "password": "passw0rd!"})),
+                Some(json!({"login_id": login_id, "password": password})),
             )
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
