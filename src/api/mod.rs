@@ -15,6 +15,7 @@ mod roles;
 mod system;
 mod teams;
 mod threads;
+mod user_channels;
 mod users;
 
 use crate::app::App;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(system::routes())
         .merge(users::routes())
         .merge(accounts::routes())
+        .merge(user_channels::routes())
         .merge(teams::routes())
         .merge(channels::routes())
         .merge(posts::routes())

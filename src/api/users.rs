@@ -295,6 +295,7 @@ async fn user_by_email(
 async fn users_by_ids(
     State(app): State<AppState>,
     caller: Caller,
+    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> ApiResult<Response> {
     let texts: Vec<String> = parse_body(&body, "user ids")?;
@@ -305,11 +306,13 @@ async fn users_by_ids(
         .iter()
         .map(|t| path_id(t, "user_ids"))
         .collect::<ApiResult<Vec<Id>>>()?;
+    // `since`: only users changed after it (the mobile app's resync after reconnecting).
+    let since = Params::parse(query.as_deref()).u64("since")?.unwrap_or(0);
     let users = app
         .read(move |r| {
             let mut users = Vec::new();
             for id in ids {
-                users.extend(r.user(id)?);
+                users.extend(r.user(id)?.filter(|u| since == 0 || u.update_at > since));
             }
             Ok(users)
         })
@@ -352,11 +355,21 @@ async fn list_users(
     let (page, per_page) = params.paging()?;
     let in_channel = params.id("in_channel")?;
     let in_team = params.id("in_team")?;
+    let not_in_channel = params.id("not_in_channel")?;
+    if not_in_channel.is_some() && in_team.is_none() {
+        // Mattermost lists non-members of a channel only within a team.
+        return Err(ApiError::invalid_param("in_team"));
+    }
     let me = caller.id();
     let admin = caller.is_admin();
     let users = app
         .read(move |r| {
-            let ids: Vec<Id> = if let Some(channel) = in_channel {
+            let ids: Vec<Id> = if let (Some(team), Some(channel)) = (in_team, not_in_channel) {
+                if !admin && r.team_member(team, me)?.is_none() {
+                    return Ok(None);
+                }
+                r.team_members_not_in_channel(team, channel, page, per_page)?
+            } else if let Some(channel) = in_channel {
                 let Some(ch) = r.channel(channel)? else {
                     return Ok(None);
                 };

@@ -245,6 +245,39 @@ impl Reader<'_> {
         self.page_of_records(Cf::TeamidUseridMember, team.as_bytes(), page, per_page)
     }
 
+    /// Team members who are not members of `channel`, a page at a time in user id order (a
+    /// member picker's list). Reads the team's member keys up to the page's end plus one
+    /// membership lookup each.
+    pub fn team_members_not_in_channel(
+        &self,
+        team: Id,
+        channel: Id,
+        page: usize,
+        per_page: usize,
+    ) -> Result<Vec<Id>> {
+        let mut candidates = Vec::new();
+        self.scan_prefix(Cf::TeamidUseridMember, team.as_bytes(), false, |key, _| {
+            candidates.extend(id_at(key, 16));
+            true
+        })?;
+        let mut skip = page.saturating_mul(per_page);
+        let mut ids = Vec::new();
+        for user in candidates {
+            if ids.len() >= per_page {
+                break;
+            }
+            if self.channel_member(channel, user)?.is_some() {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+            } else {
+                ids.push(user);
+            }
+        }
+        Ok(ids)
+    }
+
     pub fn channel(&self, id: Id) -> Result<Option<Channel>> {
         self.get(Cf::ChannelidChannel, &id_key(id))
     }
@@ -295,6 +328,24 @@ impl Reader<'_> {
                 },
             )?;
         }
+        Ok(ids)
+    }
+
+    /// Every channel of a user, as (team id, channel id): each team's, then direct and group
+    /// channels (team [`Id::NONE`]); one range of the user's membership index.
+    pub fn channel_ids_of_user(&self, user: Id) -> Result<Vec<(Id, Id)>> {
+        let mut ids = Vec::new();
+        self.scan_prefix(
+            Cf::UseridTeamidChannelid,
+            user.as_bytes(),
+            false,
+            |key, _| {
+                if let (Some(team), Some(channel)) = (id_at(key, 16), id_at(key, 32)) {
+                    ids.push((team, channel));
+                }
+                true
+            },
+        )?;
         Ok(ids)
     }
 
