@@ -175,7 +175,7 @@ async fn channels_members_and_unreads_across_teams() {
             None,
         )
         .await;
-    assert_eq!(ids_of_teams(&excluded), [team_b.clone()]);
+    assert_eq!(ids_of_teams(&excluded), [team_b]);
     // Viewing the channel clears its part.
     bob.ok(
         "POST",
