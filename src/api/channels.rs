@@ -1,5 +1,6 @@
 //! Channels, membership, read state (view, unread, set unread).
 
+use super::channel_edits;
 use super::{created, ok, parse_body, path_id, status_ok, with_applied, AppState, Caller, Params};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
@@ -7,7 +8,7 @@ use crate::views;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use confab_storage::{validate, Channel, ChannelType, Command, Id, Outcome, Reader};
 use serde::Deserialize;
@@ -21,7 +22,17 @@ pub fn routes() -> Router<AppState> {
         .route("/channels/group", post(create_group))
         .route(
             "/channels/{channel_id}",
-            get(get_channel).delete(delete_channel),
+            get(get_channel)
+                .delete(delete_channel)
+                .put(channel_edits::update_channel),
+        )
+        .route(
+            "/channels/{channel_id}/patch",
+            put(channel_edits::patch_channel),
+        )
+        .route(
+            "/channels/{channel_id}/restore",
+            post(channel_edits::restore_channel),
         )
         .route(
             "/channels/{channel_id}/members",

@@ -5,6 +5,7 @@
 mod accounts;
 mod body_limit;
 mod categories;
+mod channel_edits;
 mod channels;
 mod client_config;
 pub mod cluster;

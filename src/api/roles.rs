@@ -83,7 +83,7 @@ const TEAM_USER: &[&str] = &[
 const TEAM_ADMIN: &[&str] = &["add_user_to_team"];
 
 /// A channel member: read and post, react, edit and delete their own posts, mention the
-/// channel, add and remove members.
+/// channel, add and remove members, edit the channel's name, header and purpose.
 const CHANNEL_USER: &[&str] = &[
     "read_channel",
     "read_channel_content",
@@ -95,6 +95,8 @@ const CHANNEL_USER: &[&str] = &[
     "use_channel_mentions",
     "manage_public_channel_members",
     "manage_private_channel_members",
+    "manage_public_channel_properties",
+    "manage_private_channel_properties",
 ];
 
 /// Every role confab knows, in the order `roles/names` answers.

@@ -542,6 +542,30 @@ impl EventBuilder {
                     ),
                 );
             }
+            Outcome::ChannelUpdated(channel) => {
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                push(
+                    audience,
+                    Event::new(
+                        "channel_updated",
+                        json!({"channel": views::channel(channel).to_string()}),
+                        broadcast(None, Some(channel.id), None, None),
+                        false,
+                    ),
+                );
+            }
+            Outcome::ChannelRestored(channel) => {
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                push(
+                    audience,
+                    Event::new(
+                        "channel_restored",
+                        json!({"channel_id": views::id(channel.id)}),
+                        broadcast(None, None, Some(channel.team_id), None),
+                        false,
+                    ),
+                );
+            }
             Outcome::Typing {
                 channel,
                 user_id,

@@ -4,6 +4,7 @@
 
 use crate::accounts;
 use crate::cf::Cf;
+use crate::channel_edits;
 use crate::command::Command;
 use crate::dedup;
 use crate::engine::{meta_key, Engine};
@@ -438,6 +439,12 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             txn.put(Cf::ChannelidChannel, id_key(channel.id), &channel)?;
             Ok(Outcome::ChannelDeleted(channel))
         }
+        Command::PatchChannel {
+            channel_id,
+            at,
+            patch,
+        } => channel_edits::patch(txn, *channel_id, *at, patch),
+        Command::RestoreChannel { channel_id, at } => channel_edits::restore(txn, *channel_id, *at),
         Command::AddChannelMember {
             channel_id,
             user_id,
@@ -1462,7 +1469,7 @@ fn load_team(txn: &mut Txn, id: Id) -> Step<Team> {
     load(txn, Cf::TeamidTeam, "team", id)
 }
 
-fn load_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
+pub(crate) fn load_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
     load(txn, Cf::ChannelidChannel, "channel", id)
 }
 
@@ -1482,7 +1489,7 @@ fn live<T>(record: T, delete_at: impl Fn(&T) -> u64, what: String) -> Step<T> {
     Ok(record)
 }
 
-fn load_live_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
+pub(crate) fn load_live_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
     live(
         load_channel(txn, id)?,
         |c| c.delete_at,

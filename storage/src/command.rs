@@ -2,6 +2,7 @@
 //! would otherwise have to invent — ids, timestamps, password hashes — so that every replica that
 //! applies the same sequence reaches byte-identical state.
 
+use crate::channel_edits::ChannelPatch;
 use crate::id::Id;
 use crate::model::{ChannelType, TeamType, UserProfile};
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,17 @@ pub enum Command {
         creator_id: Id,
     },
     DeleteChannel {
+        channel_id: Id,
+        at: u64,
+    },
+    /// Changes a channel's name, display name, header or purpose.
+    PatchChannel {
+        channel_id: Id,
+        at: u64,
+        patch: ChannelPatch,
+    },
+    /// Un-archives a channel.
+    RestoreChannel {
         channel_id: Id,
         at: u64,
     },

@@ -61,6 +61,7 @@
 mod accounts;
 mod apply;
 pub mod cf;
+mod channel_edits;
 mod command;
 pub mod dedup;
 mod engine;
@@ -80,6 +81,7 @@ mod threads;
 mod txn;
 pub mod validate;
 
+pub use channel_edits::ChannelPatch;
 pub use command::{Command, MAX_MESSAGE_CHARS};
 pub use engine::{Engine, EngineStats, MemoryLimits, MemoryUsage};
 pub use error::{CommandError, Result, StorageError};

@@ -93,6 +93,8 @@ pub enum Outcome {
         existed: bool,
     },
     ChannelDeleted(Channel),
+    ChannelUpdated(Channel),
+    ChannelRestored(Channel),
     ChannelMemberAdded {
         channel: Channel,
         member: ChannelMember,
