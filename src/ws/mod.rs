@@ -87,6 +87,7 @@
 //! membership change one entry early.
 
 mod audience;
+pub mod checkpoints;
 mod conn;
 mod events;
 mod frame_bound;
@@ -122,6 +123,10 @@ pub struct HubConfig {
     pub window_users: usize,
     /// Member ids the channel-membership cache may hold across all channels.
     pub member_cache_ids: usize,
+    /// Streams whose checkpoints are kept (the least recently updated go first).
+    pub resume_streams: usize,
+    /// How often this node shares its streams' checkpoints with its peers.
+    pub checkpoint_interval: Duration,
     /// Live sessions cached by token.
     pub session_cache_entries: usize,
     /// Time a socket without credentials has to send `authentication_challenge`.
@@ -141,6 +146,8 @@ impl Default for HubConfig {
             window_bytes: 256 << 20,
             window_users: 1_000_000,
             member_cache_ids: events::DEFAULT_MEMBER_CACHE_IDS,
+            resume_streams: 65_536,
+            checkpoint_interval: Duration::from_secs(1),
             session_cache_entries: crate::auth::DEFAULT_SESSION_CACHE_ENTRIES,
             auth_timeout: Duration::from_secs(5),
             server_version: env!("CARGO_PKG_VERSION").to_string(),

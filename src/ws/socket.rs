@@ -378,7 +378,7 @@ impl Reader {
             self.query.connection_id.as_str(),
         ) {
             (Some(next_seq), text) if !text.is_empty() => {
-                parse_connection_id(identity.user, text).map(|start| Resume { start, next_seq })
+                parse_connection_id(identity.user, text).map(|stream| Resume { stream, next_seq })
             }
             _ => None,
         };
