@@ -1518,3 +1518,176 @@ fn windows_beyond_the_user_bound_are_dropped_and_older_streams_refused() {
     assert!(matches!(reg, Registered::Fresh { .. }), "{reg:?}");
     drain(&again);
 }
+
+/// The stream of `connection_id` resumed on `fx` from `next_seq`.
+fn resume(fx: &Fixture, user: u64, connection_id: &str, next_seq: u64) -> (Arc<Conn>, Registered) {
+    let stream = parse_connection_id(id(user), connection_id).expect("our connection id");
+    fx.connect(user, Some(Resume { stream, next_seq }))
+}
+
+/// What `from` would send its peers now, delivered to each of `to`.
+fn share_checkpoints(from: &Fixture, to: &[&Fixture]) {
+    let taken = from.hub.take_checkpoints();
+    for batch in super::checkpoints::encode(&taken) {
+        for peer in to {
+            peer.hub
+                .receive_checkpoints(&batch)
+                .expect("a batch we encoded decodes");
+        }
+    }
+}
+
+fn fresh_id(registered: Registered) -> String {
+    match registered {
+        Registered::Fresh { connection_id } => connection_id,
+        other => panic!("fresh stream expected, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stream_far_older_than_its_window_resumes_on_another_node_from_a_checkpoint() {
+    // Windows of 16 events; the stream lives through 61 before its socket dies.
+    let n1 = Fixture::new(16);
+    let n2 = Fixture::new(16);
+    let n3 = Fixture::new(16);
+    let all = |f: &dyn Fn(&Fixture)| [&n1, &n2, &n3].iter().for_each(|fx| f(fx));
+    all(&|fx| fx.world());
+    let (a1, reg) = n1.connect(A, None);
+    let connection_id = fresh_id(reg);
+    all(&|fx| {
+        for n in 0..50 {
+            fx.post(2000 + n, TOWN, B, None, &format!("m{n}"), 100_000 + n);
+        }
+    });
+    // Node 1's periodic checkpoint reaches node 2 (not node 3).
+    share_checkpoints(&n1, &[&n2]);
+    all(&|fx| {
+        for n in 50..60 {
+            fx.post(2000 + n, TOWN, B, None, &format!("m{n}"), 100_000 + n);
+        }
+    });
+    let live = drain(&a1);
+    assert_eq!(seqs(&live), (0..=60).collect::<Vec<u64>>());
+    // The client read through seq 57, then node 1 died (no final checkpoint went out).
+    all(&|fx| fx.post(2060, TOWN, B, None, "m60", 100_060));
+
+    // Node 3 knows only the stream's start, 61 events ago: it cannot number the gap.
+    let (_, reg) = resume(&n3, A, &connection_id, 58);
+    assert!(matches!(reg, Registered::Fresh { .. }));
+    // Node 2 numbers from node 1's checkpoint at seq 50.
+    let (a2, reg) = resume(&n2, A, &connection_id, 58);
+    assert_eq!(reg, Registered::Resumed { replayed: 4 });
+    let frames = drain(&a2);
+    assert_eq!(seqs(&frames), [58, 59, 60, 61]);
+    // The same frames node 1 gave those seqs.
+    assert_eq!(frames[..3], live[58..]);
+    assert_eq!(
+        frames[3]["data"]["post"]
+            .as_str()
+            .map(|p| p.contains("m60")),
+        Some(true)
+    );
+
+    // The resumed stream goes on numbering and checkpointing: node 2's checkpoint lets node 3
+    // resume it after another 12 events.
+    all(&|fx| fx.post(2061, TOWN, B, None, "m61", 100_061));
+    assert_eq!(seqs(&drain(&a2)), [62]);
+    share_checkpoints(&n2, &[&n1, &n3]);
+    n2.hub.unregister(&a2);
+    all(&|fx| {
+        for n in 62..74 {
+            fx.post(2000 + n, TOWN, B, None, &format!("m{n}"), 100_000 + n);
+        }
+    });
+    let (a3, reg) = resume(&n3, A, &connection_id, 63);
+    assert_eq!(reg, Registered::Resumed { replayed: 12 });
+    assert_eq!(seqs(&drain(&a3)), (63..75).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_client_behind_the_newest_checkpoint_resumes_from_an_older_one() {
+    let n1 = Fixture::new(16);
+    let n2 = Fixture::new(16);
+    let both = |f: &dyn Fn(&Fixture)| [&n1, &n2].iter().for_each(|fx| f(fx));
+    both(&|fx| fx.world());
+    let (a1, reg) = n1.connect(A, None);
+    let connection_id = fresh_id(reg);
+    both(&|fx| {
+        for n in 0..20 {
+            fx.post(3000 + n, TOWN, B, None, "x", 110_000 + n);
+        }
+    });
+    share_checkpoints(&n1, &[&n2]);
+    both(&|fx| {
+        for n in 20..25 {
+            fx.post(3000 + n, TOWN, B, None, "y", 110_000 + n);
+        }
+    });
+    // Node 1 queued seqs 21..25 and made its final checkpoint at 25 on close, but the client
+    // only got through seq 22.
+    drain(&a1);
+    n1.hub.unregister(&a1);
+    share_checkpoints(&n1, &[&n2]);
+    let (a2, reg) = resume(&n2, A, &connection_id, 23);
+    assert_eq!(reg, Registered::Resumed { replayed: 3 });
+    assert_eq!(seqs(&drain(&a2)), [23, 24, 25]);
+    // A client claiming less than any checkpoint the window covers gets a new stream.
+    let (_, reg) = resume(&n2, A, &connection_id, 5);
+    assert!(matches!(reg, Registered::Fresh { .. }));
+}
+
+#[test]
+fn the_final_checkpoint_of_a_closed_socket_resumes_on_the_same_node_past_its_window() {
+    let fx = Fixture::new(4);
+    fx.world();
+    let (a, reg) = fx.connect(A, None);
+    let connection_id = fresh_id(reg);
+    for n in 0..30 {
+        fx.post(4000 + n, TOWN, B, None, "x", 120_000 + n);
+    }
+    assert_eq!(seqs(&drain(&a)).last(), Some(&30));
+    // No periodic checkpoint was taken: the one made on close is what numbers the stream.
+    fx.hub.unregister(&a);
+    fx.post(4030, TOWN, B, None, "after", 120_030);
+    let (again, reg) = resume(&fx, A, &connection_id, 31);
+    assert_eq!(reg, Registered::Resumed { replayed: 1 });
+    assert_eq!(seqs(&drain(&again)), [31]);
+    let memory = fx.hub.memory();
+    assert_eq!(memory.checkpoint_streams, 1);
+    assert!(memory.checkpoint_bytes > 0);
+}
+
+#[test]
+fn a_connection_that_dropped_events_makes_no_more_checkpoints() {
+    let fx = Fixture::new(512);
+    fx.world();
+    let (a, _) = fx.connect(A, None);
+    let (b, _) = fx.connect(B, None);
+    drain(&a);
+    drain(&b);
+    fx.post(5000, PRIVATE, B, None, "one", 130_000);
+    let taken = fx.hub.take_checkpoints();
+    assert_eq!(taken.len(), 2, "both streams moved: {taken:?}");
+    // Fill B's queue past its high-water mark (48 of 64), then A types: B drops the notice.
+    for n in 0..50 {
+        fx.post(5001 + n, PRIVATE, A, None, "fill", 130_001 + n);
+    }
+    (fx.hub.proposer)(Command::UserTyping {
+        user_id: id(A),
+        channel_id: id(PRIVATE),
+        parent_id: None,
+        at: 140_000,
+    });
+    assert_eq!(b.queue.lock().dropped, 1);
+    let taken = fx.hub.take_checkpoints();
+    let users: Vec<Id> = taken.iter().map(|c| c.user).collect();
+    assert_eq!(
+        users,
+        [id(A)],
+        "B's seqs no longer match its stream's numbering"
+    );
+    for _ in 0..20 {
+        assert!(fx.hub.take_checkpoints().iter().all(|c| c.user == id(A)));
+    }
+    assert_eq!(seqs(&drain(&a)), (1..=51).collect::<Vec<u64>>());
+}
