@@ -273,6 +273,11 @@ impl App {
                 hub.checkpoint_bytes as f64,
             ),
             (
+                "confab_ws_peer_checkpoint_index".into(),
+                "Highest log index of a WebSocket stream checkpoint received from a peer",
+                self.hub.peer_checkpoint_index() as f64,
+            ),
+            (
                 "confab_ws_member_cache_ids".into(),
                 "Member ids held by the membership cache",
                 hub.member_cache_ids as f64,

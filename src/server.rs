@@ -208,8 +208,14 @@ fn share_checkpoints(raft: &RaftNode, hub: Arc<Hub>) -> Result<(), BoxError> {
     raft.on_message(
         crate::ws::checkpoints::TOPIC,
         Arc::new(move |message: confab_raft::PeerMessage| {
-            if let Err(error) = receiving.receive_checkpoints(&message.body) {
-                tracing::warn!(from = message.from, %error, "bad checkpoint batch from a peer");
+            match receiving.receive_checkpoints(&message.body) {
+                Ok(count) => {
+                    metrics::counter!("confab_ws_checkpoints_received_total")
+                        .increment(count as u64);
+                }
+                Err(error) => {
+                    tracing::warn!(from = message.from, %error, "bad checkpoint batch from a peer")
+                }
             }
         }),
     )?;

@@ -24,6 +24,8 @@ pub struct Hub {
     checkpoints: Mutex<Checkpoints>,
     /// Woken when a connection closes: its final checkpoint should go out soon.
     pub(crate) checkpoint_wake: tokio::sync::Notify,
+    /// The highest log index of a checkpoint a peer sent (how fresh peers' news is).
+    peer_checkpoint_index: AtomicU64,
     next_key: AtomicU64,
     nonce: AtomicU64,
     pub(crate) sockets: AtomicUsize,
@@ -267,6 +269,7 @@ fn user_tag(user: Id) -> [u8; 4] {
 
 /// A connection id: 16 bytes in Mattermost's 26-character id form — the log index the stream
 /// starts after, a nonce, and a tag of the user id.
+#[cfg(test)]
 pub fn connection_id(user: Id, start: u64, nonce: u32) -> String {
     stream_id(user, start, nonce).to_base32()
 }
@@ -314,6 +317,7 @@ impl Hub {
             builder,
             checkpoints,
             checkpoint_wake: tokio::sync::Notify::new(),
+            peer_checkpoint_index: AtomicU64::new(0),
             next_key: AtomicU64::new(1),
             nonce: AtomicU64::new(seed),
             sockets: AtomicUsize::new(0),
@@ -651,7 +655,7 @@ impl Hub {
                 let (Some(stream), Some(seq)) = (q.stream, q.canonical_seq()) else {
                     continue;
                 };
-                let refresh = (round + conn.key) % REFRESH_ROUNDS == 0;
+                let refresh = (round + conn.key).is_multiple_of(REFRESH_ROUNDS);
                 if q.checkpointed != Some(seq) || refresh {
                     q.checkpointed = Some(seq);
                     out.push(Checkpoint {
@@ -678,7 +682,17 @@ impl Hub {
         for checkpoint in &batch {
             store.record(*checkpoint);
         }
+        drop(store);
+        if let Some(newest) = batch.iter().map(|c| c.index).max() {
+            self.peer_checkpoint_index
+                .fetch_max(newest, Ordering::Relaxed);
+        }
         Ok(batch.len())
+    }
+
+    /// The highest log index of a checkpoint a peer sent (0 = none yet).
+    pub fn peer_checkpoint_index(&self) -> u64 {
+        self.peer_checkpoint_index.load(Ordering::Relaxed)
     }
 
     /// Removes a connection from the index.

@@ -253,10 +253,28 @@ impl Api {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        self.try_call_with(method, path, body, headers, None)
+            .await
+            .expect("request")
+    }
+
+    /// Like [`Api::call_with`], bounded by `timeout`, and a node that cannot be reached or does
+    /// not answer in time is an `Err` rather than a panic (nodes die in fault tests).
+    pub async fn try_call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+        timeout: Option<Duration>,
+    ) -> Result<Answer, String> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
         let mut request = self
             .http
             .request(method, format!("{}/api/v4{}", self.base, path));
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("BEARER {token}"));
         }
@@ -266,16 +284,64 @@ impl Api {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("request");
+        let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
+        let text = response.text().await.map_err(|e| e.to_string())?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
+        Ok(Answer {
             status,
             body,
             headers,
+        })
+    }
+
+    /// Posts `message` to `channel` with `pending_post_id`, through `nodes` in turn (starting at
+    /// `first`) until one acknowledges it, as Mattermost's clients retry a post that timed out:
+    /// every retry carries the same `pending_post_id`, so the post is made once. Returns the
+    /// post and the log index it was applied at (`X-Confab-Applied`).
+    pub async fn post_with_retries(
+        &self,
+        nodes: &[String],
+        first: usize,
+        channel: &str,
+        message: &str,
+        pending_post_id: &str,
+    ) -> (Value, u64) {
+        let body =
+            json!({"channel_id": channel, "message": message, "pending_post_id": pending_post_id});
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut attempt = first;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let node = &nodes[attempt % nodes.len()];
+            attempt += 1;
+            let answer = self
+                .on(node)
+                .try_call_with(
+                    "POST",
+                    "/posts",
+                    Some(body.clone()),
+                    &[],
+                    Some(Duration::from_secs(10)),
+                )
+                .await;
+            match answer {
+                Ok(answer) if answer.status.is_success() => {
+                    let index = answer
+                        .headers
+                        .get("x-confab-applied")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                        .expect("a write answers X-Confab-Applied");
+                    return (answer.body, index);
+                }
+                Ok(answer) => last = format!("{} {}", answer.status, answer.body),
+                Err(error) => last = error,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        panic!("post {pending_post_id} not acknowledged within 60 s: {last}");
     }
 
     pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -326,6 +392,23 @@ impl Api {
         api.user_id = answer.body["id"].as_str().expect("user id").to_string();
         api
     }
+}
+
+/// The gauges and counters of a node's `/metrics`, by name.
+pub async fn metrics(base: &str) -> std::collections::HashMap<String, f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Polls `check` until it returns Some, or panics after `timeout`.
