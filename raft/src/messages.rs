@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Messages queued per peer at most; past it, messages to that peer are dropped.
-const OUTBOX_MESSAGES: usize = 64;
+const OUTBOX_MESSAGES: usize = 16;
 /// Longest topic name.
 pub const MAX_TOPIC_LEN: usize = 64;
 

@@ -570,7 +570,8 @@ impl Hub {
     /// them: from the newest point of the stream whose numbering it knows — a checkpoint (its
     /// own or a peer's) or the stream's start — after which it has seen every event of the user.
     fn try_resume(&self, state: &State, conn: &Arc<Conn>, resume: Resume) -> Option<usize> {
-        if resume.next_seq == 0 {
+        // Before its first publish (or after a lag) this node cannot vouch for any index.
+        if resume.next_seq == 0 || state.gap {
             return None;
         }
         let user = conn.user();
