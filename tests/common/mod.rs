@@ -453,25 +453,9 @@ impl Socket {
     /// Connects with a query string (e.g. `connection_id=…&sequence_number=…`), authenticated
     /// by header, and reads the hello unless resuming.
     pub async fn connect_query(base: &str, token: &str, query: &str) -> Socket {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = format!(
-            "{}/api/v4/websocket?{query}",
-            base.replacen("http", "ws", 1)
-        );
-        let mut request = url.into_client_request().expect("ws request");
-        request.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
-        let (stream, _) = tokio_tungstenite::connect_async(request)
+        let mut socket = Socket::try_connect_query(base, token, query, Duration::from_secs(30))
             .await
             .expect("ws connect");
-        let mut socket = Socket {
-            stream,
-            connection_id: String::new(),
-            last_seq: -1,
-            events: Vec::new(),
-        };
         if query.is_empty() {
             let hello = socket.wait_event("hello", Duration::from_secs(10)).await;
             assert_eq!(hello["seq"], json!(0));
@@ -481,6 +465,34 @@ impl Socket {
                 .to_string();
         }
         socket
+    }
+
+    /// Opens the socket only (no frame read), or an `Err` when the node cannot be reached or
+    /// does not complete the upgrade within `timeout` (nodes die in fault tests).
+    pub async fn try_connect_query(
+        base: &str,
+        token: &str,
+        query: &str,
+        timeout: Duration,
+    ) -> Result<Socket, String> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!(
+            "{}/api/v4/websocket?{query}",
+            base.replacen("http", "ws", 1)
+        );
+        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+        let bearer = format!("Bearer {token}").parse().map_err(|_| "bad token")?;
+        request.headers_mut().insert("Authorization", bearer);
+        let (stream, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request))
+            .await
+            .map_err(|_| format!("no upgrade within {timeout:?}"))?
+            .map_err(|e| e.to_string())?;
+        Ok(Socket {
+            stream,
+            connection_id: String::new(),
+            last_seq: -1,
+            events: Vec::new(),
+        })
     }
 
     /// Connects with no credentials at all, as the iOS app and mattermostdriver do; the caller
@@ -505,8 +517,9 @@ impl Socket {
             .expect("ws send");
     }
 
-    /// The next JSON message (event or reply), or None after `timeout`.
-    pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
+    /// The next JSON message as it came, with no seq check and not recorded, or None after
+    /// `timeout` or when the socket ends.
+    pub async fn next_frame(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let message = tokio::time::timeout_at(deadline, self.stream.next())
@@ -514,17 +527,23 @@ impl Socket {
                 .ok()??
                 .ok()?;
             if let Message::Text(text) = message {
-                let value: Value = serde_json::from_str(&text).expect("server frames are JSON");
-                if let Some(seq) = value.get("seq").and_then(Value::as_i64) {
-                    if value.get("event").is_some() {
-                        assert_eq!(seq, self.last_seq + 1, "event seq is contiguous: {value}");
-                        self.last_seq = seq;
-                        self.events.push(value.clone());
-                    }
-                }
-                return Some(value);
+                return Some(serde_json::from_str(&text).expect("server frames are JSON"));
             }
         }
+    }
+
+    /// The next JSON message (event or reply), or None after `timeout`; an event's seq must
+    /// follow the last one's, and the event is recorded.
+    pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
+        let value = self.next_frame(timeout).await?;
+        if let Some(seq) = value.get("seq").and_then(Value::as_i64) {
+            if value.get("event").is_some() {
+                assert_eq!(seq, self.last_seq + 1, "event seq is contiguous: {value}");
+                self.last_seq = seq;
+                self.events.push(value.clone());
+            }
+        }
+        Some(value)
     }
 
     /// Waits for an event by name, skipping others.
