@@ -189,6 +189,11 @@ impl Checkpoints {
             .copied()
     }
 
+    /// The newest checkpoint of a stream, whatever its index (diagnostics).
+    pub fn newest(&self, user: Id, stream: Id) -> Option<(u64, u64)> {
+        self.streams.get(&(user, stream))?.points.last().copied()
+    }
+
     /// Streams with checkpoints.
     pub fn streams(&self) -> usize {
         self.streams.len()

@@ -572,6 +572,7 @@ impl Hub {
     fn try_resume(&self, state: &State, conn: &Arc<Conn>, resume: Resume) -> Option<usize> {
         // Before its first publish (or after a lag) this node cannot vouch for any index.
         if resume.next_seq == 0 || state.gap {
+            tracing::debug!(user = %conn.user(), gap = state.gap, "resume refused: nothing published here yet");
             return None;
         }
         let user = conn.user();
@@ -591,7 +592,18 @@ impl Hub {
             .best(user, resume.stream.id, floor, have);
         let (base_index, base_seq) = match (checkpoint, start) {
             (Some(c), Some(s)) => c.max(s),
-            (c, s) => c.or(s)?,
+            (Some(point), None) | (None, Some(point)) => point,
+            (None, None) => {
+                tracing::debug!(
+                    %user,
+                    next_seq = resume.next_seq,
+                    floor,
+                    tracking_from = state.tracking_from,
+                    newest_checkpoint = ?self.checkpoints.lock().newest(user, resume.stream.id),
+                    "resume refused: no point of the stream this node can number from"
+                );
+                return None;
+            }
         };
         // The user's stream after the base: their window merged with the broad events they
         // were in, in publish order. The k-th of those (1-based) is seq base_seq + k.
@@ -613,6 +625,7 @@ impl Hub {
         let wanted = resume.next_seq;
         // A client ahead of this node by more than a window is not believable.
         if wanted > count + 1 + self.config.window_events as u64 {
+            tracing::debug!(%user, wanted, count, "resume refused: the client is too far ahead");
             return None;
         }
         let replay: Vec<Arc<Event>> = after

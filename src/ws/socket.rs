@@ -382,11 +382,16 @@ impl Reader {
             }
             _ => None,
         };
+        let asked = resume.is_some();
         match self.hub.register(&self.conn, resume) {
             Registered::Fresh { connection_id } => {
+                if asked {
+                    ::metrics::counter!("confab_ws_resumes_refused_total").increment(1);
+                }
                 tracing::debug!(user = %identity.user, %connection_id, "websocket stream started")
             }
             Registered::Resumed { replayed } => {
+                ::metrics::counter!("confab_ws_resumes_accepted_total").increment(1);
                 tracing::debug!(user = %identity.user, replayed, "websocket stream resumed")
             }
         }

@@ -48,14 +48,21 @@ pub struct Node {
 pub const SECRET: &str = "test-cluster-secret-0123456789";
 
 impl Node {
+    /// Nodes log warnings to the test's stderr; `CONFAB_TEST_LOG` (a `CONFAB_LOG` filter)
+    /// shows more, on the test's stdout.
     fn spawn_process(dir: &std::path::Path, args: &[String]) -> Child {
+        let verbose = std::env::var("CONFAB_TEST_LOG").ok();
         Command::new(env!("CARGO_BIN_EXE_confab"))
             .arg("serve")
             .args(args)
             .env("CONFAB_CLUSTER_SECRET", SECRET)
-            .env("CONFAB_LOG", "warn")
+            .env("CONFAB_LOG", verbose.as_deref().unwrap_or("warn"))
             .current_dir(dir)
-            .stdout(Stdio::null())
+            .stdout(if verbose.is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn confab")
