@@ -80,10 +80,10 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// The stream's (log index, seq) cut at `published` (the hub's last published index, read
-    /// under its state lock), when this connection's seqs are the stream's canonical numbering:
-    /// every event after the start was numbered (none dropped) and any catch-up after a resume
-    /// on a lagging node is over.
+    /// The stream's seq as of the hub's last published index (read under the hub's state lock,
+    /// that pair is a checkpoint), when this connection's seqs are the stream's canonical
+    /// numbering: every event after the start was numbered (none dropped) and any catch-up
+    /// after a resume on a lagging node is over.
     pub fn canonical_seq(&self) -> Option<u64> {
         (self.stream.is_some() && self.dropped == 0 && self.next_seq == self.ordinal + 1)
             .then_some(self.ordinal)
