@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/confab-target
 CARGO ?= cargo
 
-.PHONY: run test build prereqs fmt clippy bench load check client-tests client-tests-run client-tests-js client-tests-python
+.PHONY: run test build prereqs fmt clippy bench load check chaos client-tests client-tests-run client-tests-js client-tests-python
 
 prereqs:
 	@if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then \
@@ -42,6 +42,14 @@ client-tests-python:
 	test -x $(PY_VENV)/bin/python || python3 -m venv $(PY_VENV)
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/clients/python/requirements.txt
 	cd tests/clients/python && .venv/bin/python -m pytest -q
+
+# Seeded fault schedules (tests/faults.rs) against real 3-node clusters, checked as a history;
+# `make test` runs two short ones. E.g. make chaos SEEDS="$$(seq 1 100)" CHAOS_SECONDS=20
+SEEDS ?= 1 2 3 4 5 6 7 8
+CHAOS_SECONDS ?= 15
+chaos: prereqs
+	CONFAB_CHAOS_SEEDS="$(SEEDS)" CONFAB_CHAOS_SECONDS=$(CHAOS_SECONDS) \
+		$(CARGO) test --release -p confab --test faults -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all

@@ -263,6 +263,21 @@ impl App {
                 hub.broad_events as f64,
             ),
             (
+                "confab_ws_resume_streams".into(),
+                "WebSocket streams with resume checkpoints (bounded by ws_resume_streams)",
+                hub.checkpoint_streams as f64,
+            ),
+            (
+                "confab_ws_resume_checkpoint_bytes".into(),
+                "Bytes held by resume checkpoints (estimate)",
+                hub.checkpoint_bytes as f64,
+            ),
+            (
+                "confab_ws_peer_checkpoint_index".into(),
+                "Highest log index of a WebSocket stream checkpoint received from a peer",
+                self.hub.peer_checkpoint_index() as f64,
+            ),
+            (
                 "confab_ws_member_cache_ids".into(),
                 "Member ids held by the membership cache",
                 hub.member_cache_ids as f64,

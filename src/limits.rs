@@ -33,6 +33,9 @@ pub struct LimitArgs {
     /// The broad-event ring, MiB (default 64).
     #[arg(long, env = "CONFAB_WS_BROAD_MIB")]
     pub ws_broad_mib: Option<usize>,
+    /// WebSocket streams whose resume checkpoints are kept (default 65,536).
+    #[arg(long, env = "CONFAB_WS_RESUME_STREAMS")]
+    pub ws_resume_streams: Option<usize>,
     /// Events a connection may have queued before it is closed as too slow (default 1024).
     #[arg(long, env = "CONFAB_WS_QUEUE_EVENTS")]
     pub ws_queue_events: Option<usize>,
@@ -58,6 +61,7 @@ pub struct Limits {
     pub ws_broad_events: usize,
     pub ws_broad_bytes: usize,
     pub ws_queue_events: usize,
+    pub ws_resume_streams: usize,
     pub member_cache_ids: usize,
     pub session_cache_entries: usize,
     pub login_limiter_entries: usize,
@@ -76,6 +80,7 @@ impl Default for Limits {
             ws_broad_events: hub.broad_events,
             ws_broad_bytes: hub.broad_bytes,
             ws_queue_events: hub.queue_frames,
+            ws_resume_streams: hub.resume_streams,
             member_cache_ids: hub.member_cache_ids,
             session_cache_entries: hub.session_cache_entries,
             login_limiter_entries: crate::ratelimit::DEFAULT_ENTRIES,
@@ -131,6 +136,11 @@ impl LimitArgs {
                 file.ws_queue_events,
                 d.ws_queue_events,
             ),
+            ws_resume_streams: count(
+                self.ws_resume_streams,
+                file.ws_resume_streams,
+                d.ws_resume_streams,
+            ),
             member_cache_ids: count(
                 self.member_cache_ids,
                 file.member_cache_ids,
@@ -169,6 +179,7 @@ impl Limits {
             broad_events: self.ws_broad_events,
             broad_bytes: self.ws_broad_bytes,
             member_cache_ids: self.member_cache_ids,
+            resume_streams: self.ws_resume_streams,
             session_cache_entries: self.session_cache_entries,
             ..base
         }

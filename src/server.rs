@@ -125,6 +125,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         }),
     );
     spawn_fanout(&raft, hub.clone());
+    share_checkpoints(&raft, hub.clone())?;
 
     let state = Arc::new(App {
         engine: engine.clone(),
@@ -197,6 +198,47 @@ fn spawn_fanout(raft: &RaftNode, hub: Arc<Hub>) {
             }
         }
     });
+}
+
+/// Stream checkpoints between this node and its peers: peers' batches are recorded by the hub;
+/// this node's go out every `checkpoint_interval` and soon after a connection closes (a burst
+/// of closes within 50 ms is one batch).
+fn share_checkpoints(raft: &RaftNode, hub: Arc<Hub>) -> Result<(), BoxError> {
+    let receiving = hub.clone();
+    raft.on_message(
+        crate::ws::checkpoints::TOPIC,
+        Arc::new(move |message: confab_raft::PeerMessage| {
+            match receiving.receive_checkpoints(&message.body) {
+                Ok(count) => {
+                    metrics::counter!("confab_ws_checkpoints_received_total")
+                        .increment(count as u64);
+                }
+                Err(error) => {
+                    tracing::warn!(from = message.from, %error, "bad checkpoint batch from a peer")
+                }
+            }
+        }),
+    )?;
+    let raft = raft.clone();
+    let interval = hub.config.checkpoint_interval;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = hub.checkpoint_wake.notified() => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            let taken = hub.take_checkpoints();
+            for batch in crate::ws::checkpoints::encode(&taken) {
+                if let Err(error) = raft.send_to_peers(crate::ws::checkpoints::TOPIC, batch.into())
+                {
+                    tracing::warn!(%error, "checkpoints not sent");
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -3,33 +3,15 @@
 
 mod common;
 
-use common::{eventually, three_nodes_with, Api};
+use common::{eventually, metrics as gauges, three_nodes_with, Api};
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Users who join the team (each join is two broad events: town square and off-topic).
 const JOINS: usize = 2_500;
 /// The broad ring's configured bound, MiB.
 const BROAD_MIB: usize = 16;
-
-/// The gauges of a node's `/metrics`, by name.
-async fn gauges(base: &str) -> HashMap<String, f64> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_big_team_signing_up_keeps_broad_event_memory_within_its_bound() {

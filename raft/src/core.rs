@@ -23,6 +23,8 @@ pub(crate) struct NodeCore {
     pub http: HttpClient,
     pub tuning: Tuning,
     pub snapshot_dir: PathBuf,
+    /// Topic-tagged messages to and from peers.
+    pub messenger: crate::messages::Messenger,
     /// One membership change at a time on this node (the leader serves them all).
     pub membership_lock: tokio::sync::Mutex<()>,
     epoch: u64,
@@ -53,12 +55,14 @@ impl NodeCore {
         tuning: Tuning,
         snapshot_dir: PathBuf,
     ) -> NodeCore {
+        let messenger = crate::messages::Messenger::new(id, http.clone(), tuning.rpc_timeout);
         NodeCore {
             id,
             secret,
             raft,
             hub,
             http,
+            messenger,
             tuning,
             snapshot_dir,
             membership_lock: tokio::sync::Mutex::new(()),
@@ -78,6 +82,18 @@ impl NodeCore {
     pub(crate) fn snapshots_dir_temp(&self, what: &str) -> PathBuf {
         self.snapshot_dir
             .join(format!("{what}-{:016x}.tmp", rand::random::<u64>()))
+    }
+
+    /// Every node of the current configuration (voters and learners), with its raft address.
+    pub(crate) fn members(&self) -> Vec<(u64, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect()
     }
 
     /// The leader this node knows of, with its raft address.

@@ -10,6 +10,7 @@
 //! - [`state_machine`]: storage's `apply_batch` (one WriteBatch per applied batch, with the last
 //!   applied log id and membership), snapshots by streaming export and verified import.
 //! - [`net`]: node-to-node HTTP on the raft port, with the cluster secret on every request.
+//! - `messages`: topic-tagged best-effort messages between nodes, outside the log.
 //! - [`RaftNode`]: the public API — start, initialize, write from any node, read-your-writes,
 //!   linearizable read barrier, membership, status, subscription, metrics, shutdown.
 //!
@@ -21,6 +22,7 @@ mod core;
 mod error;
 mod hub;
 mod log_store;
+mod messages;
 mod metrics;
 mod net;
 mod node;
@@ -34,6 +36,7 @@ mod types;
 pub use config::{NodeConfig, Tuning};
 pub use error::RaftNodeError;
 pub use hub::AppliedEvent;
+pub use messages::{valid_topic, MessageHandler, PeerMessage, MAX_TOPIC_LEN};
 pub use metrics::{LatencySnapshot, MetricsSnapshot};
 pub use node::{RaftNode, WriteResult};
 pub use status::{ClusterStatus, MemberStatus, Role};

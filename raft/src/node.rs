@@ -551,6 +551,38 @@ impl RaftNode {
         self.inner.core.hub.counters.snapshot()
     }
 
+    /// Registers the handler of messages on `topic` from peers (replacing any previous one).
+    pub fn on_message(
+        &self,
+        topic: &str,
+        handler: crate::MessageHandler,
+    ) -> Result<(), RaftNodeError> {
+        if !crate::valid_topic(topic) {
+            return Err(RaftNodeError::Refused(format!("invalid topic {topic:?}")));
+        }
+        self.inner.core.messenger.set_handler(topic, handler);
+        Ok(())
+    }
+
+    /// Sends `body` on `topic` to every other node of the configuration, best effort (see
+    /// [`crate::PeerMessage`]): returns how many peers' outboxes took it.
+    pub fn send_to_peers(&self, topic: &str, body: bytes::Bytes) -> Result<usize, RaftNodeError> {
+        if !crate::valid_topic(topic) {
+            return Err(RaftNodeError::Refused(format!("invalid topic {topic:?}")));
+        }
+        let core = &self.inner.core;
+        Ok(core.messenger.send(&core.members(), topic, body))
+    }
+
+    /// Peer messages dropped because a peer's outbox was full.
+    pub fn peer_messages_dropped(&self) -> u64 {
+        self.inner
+            .core
+            .messenger
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Builds a snapshot now (the log behind it is purged per the tuning).
     pub async fn trigger_snapshot(&self) -> Result<(), RaftNodeError> {
         self.inner

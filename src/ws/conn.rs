@@ -70,7 +70,24 @@ pub struct Queue {
     /// Log index at which this connection's stream starts (events after it are its own).
     pub after_index: u64,
     pub closing: Option<Closing>,
+    /// Events dropped for this connection: from the first one, its seqs are no longer the
+    /// stream's canonical numbering and it makes no more checkpoints.
     pub dropped: u64,
+    /// The stream's connection id, once registered.
+    pub stream: Option<Id>,
+    /// The seq of the last checkpoint made of this connection.
+    pub checkpointed: Option<u64>,
+}
+
+impl Queue {
+    /// The stream's seq as of the hub's last published index (read under the hub's state lock,
+    /// that pair is a checkpoint), when this connection's seqs are the stream's canonical
+    /// numbering: every event after the start was numbered (none dropped) and any catch-up
+    /// after a resume on a lagging node is over.
+    pub fn canonical_seq(&self) -> Option<u64> {
+        (self.stream.is_some() && self.dropped == 0 && self.next_seq == self.ordinal + 1)
+            .then_some(self.ordinal)
+    }
 }
 
 /// Who a connection authenticated as.
@@ -134,15 +151,18 @@ impl Conn {
     /// its state lock held: O(1), no allocation beyond the queue slot.
     pub fn offer(&self, index: u64, event: &Arc<Event>) -> Offer {
         let mut q = self.queue.lock();
-        if q.closing.is_some() {
-            return Offer::Closed;
-        }
         if index <= q.after_index {
             return Offer::Skipped;
         }
         q.ordinal += 1;
         if q.ordinal < q.skip_below {
             return Offer::Skipped;
+        }
+        if q.closing.is_some() {
+            // Numbered but never sent, like an event lost in a dying socket: the numbering
+            // stays whole, so the final checkpoint of the stream is still true.
+            q.next_seq += 1;
+            return Offer::Closed;
         }
         if q.events >= self.high_water && event.droppable {
             q.dropped += 1;
@@ -154,6 +174,7 @@ impl Conn {
             return Offer::Dropped;
         }
         if q.events >= self.capacity {
+            q.next_seq += 1;
             q.frames.clear();
             q.events = 0;
             q.closing = Some(Closing::Close(

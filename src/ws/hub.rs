@@ -1,7 +1,8 @@
 //! The hub: per-user connection index, per-user replay windows, and `publish`, which turns
 //! applied log entries into events and offers them to the connections of their recipients.
 
-use super::conn::{Closing, Conn, Offer, Out};
+use super::checkpoints::{self, Checkpoint, Checkpoints};
+use super::conn::{Closing, Conn, Offer, Out, Queue};
 use super::events::{self, Control, EntryEvents, Event, EventBuilder};
 use super::{HubConfig, Proposer};
 use confab_storage::{Applied, Engine, Id};
@@ -19,6 +20,12 @@ pub struct Hub {
     state: Mutex<State>,
     /// Serializes `publish` and owns the membership cache.
     builder: Mutex<EventBuilder>,
+    /// Stream checkpoints, this node's and its peers' (lock after `state`, never before).
+    checkpoints: Mutex<Checkpoints>,
+    /// Woken when a connection closes: its final checkpoint should go out soon.
+    pub(crate) checkpoint_wake: tokio::sync::Notify,
+    /// The highest log index of a checkpoint a peer sent (how fresh peers' news is).
+    peer_checkpoint_index: AtomicU64,
     next_key: AtomicU64,
     nonce: AtomicU64,
     pub(crate) sockets: AtomicUsize,
@@ -85,7 +92,18 @@ struct State {
     next_order: u64,
     /// user → connections on this node.
     conns: HashMap<Id, Vec<Arc<Conn>>>,
+    /// Final checkpoints of connections that closed since the last batch.
+    closed_checkpoints: Vec<Checkpoint>,
+    /// Checkpoint batches taken so far (spreads the refresh of quiet streams).
+    checkpoint_round: u64,
 }
+
+/// Closed connections' checkpoints waiting for the next batch, at most (more are dropped: the
+/// streams' periodic checkpoints remain).
+const CLOSED_CHECKPOINTS_MAX: usize = 65_536;
+/// A connection whose seq did not move is checkpointed again every this many batches, so its
+/// newest checkpoint stays inside the windows (which turn over with everyone's events).
+const REFRESH_ROUNDS: u64 = 10;
 
 /// An event of a broad audience, kept once.
 #[derive(Debug)]
@@ -113,6 +131,10 @@ pub struct HubMemory {
     pub broad_events: usize,
     /// Member ids held by the membership cache.
     pub member_cache_ids: usize,
+    /// Streams with checkpoints (bounded by `HubConfig::resume_streams`).
+    pub checkpoint_streams: usize,
+    /// Bytes the checkpoints hold (estimate).
+    pub checkpoint_bytes: usize,
 }
 
 impl State {
@@ -210,11 +232,19 @@ impl State {
     }
 }
 
+/// A stream, as its connection id names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stream {
+    /// The connection id as an id (the key of the stream's checkpoints).
+    pub id: Id,
+    /// The log index the stream starts after (its `hello`).
+    pub start: u64,
+}
+
 /// Where a connection asks to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resume {
-    /// The start index encoded in the connection id.
-    pub start: u64,
+    pub stream: Stream,
     /// The next seq the client expects.
     pub next_seq: u64,
 }
@@ -239,16 +269,21 @@ fn user_tag(user: Id) -> [u8; 4] {
 
 /// A connection id: 16 bytes in Mattermost's 26-character id form — the log index the stream
 /// starts after, a nonce, and a tag of the user id.
+#[cfg(test)]
 pub fn connection_id(user: Id, start: u64, nonce: u32) -> String {
+    stream_id(user, start, nonce).to_base32()
+}
+
+fn stream_id(user: Id, start: u64, nonce: u32) -> Id {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&start.to_be_bytes());
     bytes[8..12].copy_from_slice(&nonce.to_be_bytes());
     bytes[12..].copy_from_slice(&user_tag(user));
-    Id::from_bytes(bytes).to_base32()
+    Id::from_bytes(bytes)
 }
 
-/// The start index of a connection id minted for `user`, if it is one.
-pub fn parse_connection_id(user: Id, text: &str) -> Option<u64> {
+/// The stream a connection id minted for `user` names, if it is one.
+pub fn parse_connection_id(user: Id, text: &str) -> Option<Stream> {
     let id = Id::parse(text).ok()?;
     let bytes = id.as_bytes();
     if bytes[12..] != user_tag(user) {
@@ -256,7 +291,10 @@ pub fn parse_connection_id(user: Id, text: &str) -> Option<u64> {
     }
     let mut start = [0u8; 8];
     start.copy_from_slice(&bytes[..8]);
-    Some(u64::from_be_bytes(start))
+    Some(Stream {
+        id,
+        start: u64::from_be_bytes(start),
+    })
 }
 
 impl Hub {
@@ -265,6 +303,7 @@ impl Hub {
         let sessions = crate::auth::Sessions::with_capacity(config.session_cache_entries);
         let builder = Mutex::new(EventBuilder::new(config.member_cache_ids));
         let seed = crate::clock::now_ms() ^ u64::from(std::process::id()).rotate_left(32);
+        let checkpoints = Mutex::new(Checkpoints::new(config.resume_streams));
         Arc::new(Hub {
             engine,
             proposer,
@@ -276,6 +315,9 @@ impl Hub {
                 ..State::default()
             }),
             builder,
+            checkpoints,
+            checkpoint_wake: tokio::sync::Notify::new(),
+            peer_checkpoint_index: AtomicU64::new(0),
             next_key: AtomicU64::new(1),
             nonce: AtomicU64::new(seed),
             sockets: AtomicUsize::new(0),
@@ -286,8 +328,14 @@ impl Hub {
     /// What the hub holds for resuming, as counted against its configured bounds.
     pub fn memory(&self) -> HubMemory {
         let member_cache_ids = self.builder.lock().cached_member_ids();
+        let (checkpoint_streams, checkpoint_bytes) = {
+            let store = self.checkpoints.lock();
+            (store.streams(), store.bytes())
+        };
         let state = self.state.lock();
         HubMemory {
+            checkpoint_streams,
+            checkpoint_bytes,
             window_bytes: state.window_bytes,
             window_slots: state.window_slots,
             windows: state.windows.len(),
@@ -494,7 +542,8 @@ impl Hub {
             }
         }
         let nonce = self.nonce.fetch_add(0x9e37_79b9, Ordering::Relaxed) as u32;
-        let connection_id = connection_id(user, published, nonce);
+        let stream = stream_id(user, published, nonce);
+        let connection_id = stream.to_base32();
         let hello = Arc::new(events::hello(
             user,
             &connection_id,
@@ -506,6 +555,8 @@ impl Hub {
             q.ordinal = 0;
             q.skip_below = 0;
             q.next_seq = 1;
+            q.stream = Some(stream);
+            q.checkpointed = None;
             q.frames.push_back(Out::Event(hello, 0));
             q.events += 1;
         }
@@ -516,54 +567,81 @@ impl Hub {
     }
 
     /// Replays the events of `resume`'s stream from `next_seq` on, if this node can number
-    /// them: it must have seen every event of the user after the stream's start.
+    /// them: from the newest point of the stream whose numbering it knows — a checkpoint (its
+    /// own or a peer's) or the stream's start — after which it has seen every event of the user.
     fn try_resume(&self, state: &State, conn: &Arc<Conn>, resume: Resume) -> Option<usize> {
-        if resume.next_seq == 0 || resume.start < state.tracking_from {
+        // Before its first publish (or after a lag) this node cannot vouch for any index.
+        if resume.next_seq == 0 || state.gap {
+            tracing::debug!(user = %conn.user(), gap = state.gap, "resume refused: nothing published here yet");
             return None;
         }
         let user = conn.user();
         let empty = Window::default();
         let window = state.windows.get(&user).unwrap_or(&empty);
-        if window.evicted_through > resume.start
-            || state.broad_evicted_through > resume.start
-            || state.windows_dropped_through > resume.start
-        {
-            return None;
-        }
-        // The user's stream after `start`: their window merged with the broad events they
-        // were in, in publish order. Ordinal k (1-based) is seq k of that stream.
+        // This node knows every event of the user after `floor`.
+        let floor = state
+            .tracking_from
+            .max(window.evicted_through)
+            .max(state.broad_evicted_through)
+            .max(state.windows_dropped_through);
+        let have = resume.next_seq - 1;
+        let start = (resume.stream.start >= floor).then_some((resume.stream.start, 0));
+        let checkpoint = self
+            .checkpoints
+            .lock()
+            .best(user, resume.stream.id, floor, have);
+        let (base_index, base_seq) = match (checkpoint, start) {
+            (Some(c), Some(s)) => c.max(s),
+            (Some(point), None) | (None, Some(point)) => point,
+            (None, None) => {
+                tracing::debug!(
+                    %user,
+                    next_seq = resume.next_seq,
+                    floor,
+                    tracking_from = state.tracking_from,
+                    newest_checkpoint = ?self.checkpoints.lock().newest(user, resume.stream.id),
+                    "resume refused: no point of the stream this node can number from"
+                );
+                return None;
+            }
+        };
+        // The user's stream after the base: their window merged with the broad events they
+        // were in, in publish order. The k-th of those (1-based) is seq base_seq + k.
         let mut after: Vec<(u64, &Arc<Event>)> = window
             .entries
             .iter()
-            .filter(|slot| slot.index > resume.start)
+            .filter(|slot| slot.index > base_index)
             .map(|slot| (slot.order, &slot.event))
             .collect();
         after.extend(
             state
                 .broad
                 .iter()
-                .filter(|b| b.index > resume.start && b.audience.contains(user))
+                .filter(|b| b.index > base_index && b.audience.contains(user))
                 .map(|b| (b.order, &b.event)),
         );
         after.sort_unstable_by_key(|(order, _)| *order);
-        let count = after.len() as u64;
+        let count = base_seq + after.len() as u64;
         let wanted = resume.next_seq;
         // A client ahead of this node by more than a window is not believable.
         if wanted > count + 1 + self.config.window_events as u64 {
+            tracing::debug!(%user, wanted, count, "resume refused: the client is too far ahead");
             return None;
         }
         let replay: Vec<Arc<Event>> = after
             .iter()
-            .skip((wanted - 1) as usize)
+            .skip((have - base_seq) as usize)
             .map(|(_, event)| (*event).clone())
             .collect();
         let replayed = replay.len();
         {
             let mut q = conn.queue.lock();
-            q.after_index = resume.start;
+            q.after_index = base_index;
             q.ordinal = count;
             q.skip_below = wanted;
             q.next_seq = wanted;
+            q.stream = Some(resume.stream.id);
+            q.checkpointed = None;
             for event in replay {
                 let seq = q.next_seq;
                 q.next_seq += 1;
@@ -575,16 +653,89 @@ impl Hub {
         Some(replayed)
     }
 
+    /// This node's checkpoints since the last call, recorded here too: every connection whose
+    /// seq moved (and, every `REFRESH_ROUNDS` calls, every other one), plus the final ones of
+    /// connections that closed. Called once a second and when a connection closed; the caller
+    /// sends them to the peers ([`checkpoints::encode`]).
+    pub fn take_checkpoints(&self) -> Vec<Checkpoint> {
+        let mut state = self.state.lock();
+        state.checkpoint_round += 1;
+        let round = state.checkpoint_round;
+        let index = state.published;
+        let mut out = std::mem::take(&mut state.closed_checkpoints);
+        for (user, list) in &state.conns {
+            for conn in list {
+                let mut q = conn.queue.lock();
+                let (Some(stream), Some(seq)) = (q.stream, q.canonical_seq()) else {
+                    continue;
+                };
+                let refresh = (round + conn.key).is_multiple_of(REFRESH_ROUNDS);
+                if q.checkpointed != Some(seq) || refresh {
+                    q.checkpointed = Some(seq);
+                    out.push(Checkpoint {
+                        user: *user,
+                        stream,
+                        index,
+                        seq,
+                    });
+                }
+            }
+        }
+        drop(state);
+        let mut store = self.checkpoints.lock();
+        for checkpoint in &out {
+            store.record(*checkpoint);
+        }
+        out
+    }
+
+    /// Records a batch of checkpoints a peer sent.
+    pub fn receive_checkpoints(&self, body: &[u8]) -> Result<usize, checkpoints::DecodeError> {
+        let batch = checkpoints::decode(body)?;
+        let mut store = self.checkpoints.lock();
+        for checkpoint in &batch {
+            store.record(*checkpoint);
+        }
+        drop(store);
+        if let Some(newest) = batch.iter().map(|c| c.index).max() {
+            self.peer_checkpoint_index
+                .fetch_max(newest, Ordering::Relaxed);
+        }
+        Ok(batch.len())
+    }
+
+    /// The highest log index of a checkpoint a peer sent (0 = none yet).
+    pub fn peer_checkpoint_index(&self) -> u64 {
+        self.peer_checkpoint_index.load(Ordering::Relaxed)
+    }
+
     /// Removes a connection from the index.
     pub fn unregister(&self, conn: &Arc<Conn>) {
         if !conn.is_registered() {
             return;
         }
         let mut state = self.state.lock();
-        if let Some(list) = state.conns.get_mut(&conn.user()) {
+        let user = conn.user();
+        let mut was_live = false;
+        if let Some(list) = state.conns.get_mut(&user) {
+            let before = list.len();
             list.retain(|c| c.key != conn.key);
+            was_live = list.len() < before;
             if list.is_empty() {
-                state.conns.remove(&conn.user());
+                state.conns.remove(&user);
+            }
+        }
+        // Only a connection that was offered every event up to `published` (not one a lag
+        // already removed) knows its stream's seq there.
+        let last = was_live
+            .then(|| final_checkpoint(&conn.queue.lock(), user, state.published))
+            .flatten();
+        if let Some(checkpoint) = last {
+            if state.closed_checkpoints.len() < CLOSED_CHECKPOINTS_MAX {
+                state.closed_checkpoints.push(checkpoint);
+                drop(state);
+                self.checkpoints.lock().record(checkpoint);
+                self.checkpoint_wake.notify_one();
             }
         }
     }
@@ -626,4 +777,14 @@ impl Hub {
             .map(|l| l.len())
             .unwrap_or(0)
     }
+}
+
+/// A closing connection's last checkpoint, if its numbering is canonical.
+fn final_checkpoint(q: &Queue, user: Id, index: u64) -> Option<Checkpoint> {
+    Some(Checkpoint {
+        user,
+        stream: q.stream?,
+        index,
+        seq: q.canonical_seq()?,
+    })
 }

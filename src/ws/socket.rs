@@ -378,15 +378,20 @@ impl Reader {
             self.query.connection_id.as_str(),
         ) {
             (Some(next_seq), text) if !text.is_empty() => {
-                parse_connection_id(identity.user, text).map(|start| Resume { start, next_seq })
+                parse_connection_id(identity.user, text).map(|stream| Resume { stream, next_seq })
             }
             _ => None,
         };
+        let asked = resume.is_some();
         match self.hub.register(&self.conn, resume) {
             Registered::Fresh { connection_id } => {
+                if asked {
+                    ::metrics::counter!("confab_ws_resumes_refused_total").increment(1);
+                }
                 tracing::debug!(user = %identity.user, %connection_id, "websocket stream started")
             }
             Registered::Resumed { replayed } => {
+                ::metrics::counter!("confab_ws_resumes_accepted_total").increment(1);
                 tracing::debug!(user = %identity.user, replayed, "websocket stream resumed")
             }
         }

@@ -3,7 +3,7 @@
 
 use super::conn::{Closing, Conn, Identity, Offer, Out, CLOSE_SLOW};
 use super::events::{self, Event};
-use super::hub::{connection_id, parse_connection_id, Registered, Resume};
+use super::hub::{connection_id, parse_connection_id, Registered, Resume, Stream};
 use super::{Hub, HubConfig, Proposer};
 use confab_storage::{Applied, ChannelType, Command, Engine, Id, TeamType};
 use parking_lot::Mutex;
@@ -531,8 +531,14 @@ fn lag_closes_connections_and_refuses_to_resume_across_the_gap() {
         fx.engine.apply(*next, &missed).expect("apply");
     }
     fx.post(1_300, TOWN, B, None, "after the gap", 130_000);
-    let start = parse_connection_id(id(A), &connection_id).expect("id");
-    let (b, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    let stream = parse_connection_id(id(A), &connection_id).expect("id");
+    let (b, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 1,
+        }),
+    );
     assert!(matches!(reg, Registered::Fresh { .. }));
 
     // A snapshot install: connections closed, the published index jumps to the snapshot.
@@ -584,8 +590,14 @@ fn resume_replays_exactly_the_missed_events() {
     fx.hub.unregister(&a);
     fx.post(705, TOWN, B, None, "m5", 60_010);
 
-    let start = parse_connection_id(id(A), &connection_id).expect("our id");
-    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 3 }));
+    let stream = parse_connection_id(id(A), &connection_id).expect("our id");
+    let (again, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 3,
+        }),
+    );
     assert_eq!(reg, Registered::Resumed { replayed: 4 });
     fx.post(706, TOWN, B, None, "m6", 60_020);
     let frames = drain(&again);
@@ -631,8 +643,14 @@ fn posted_json_is_built_only_when_a_frame_needs_it_and_is_the_same_then() {
     );
 
     // Resuming renders it, with everything a live frame has.
-    let start = parse_connection_id(id(A), &connection_id).expect("our id");
-    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 2 }));
+    let stream = parse_connection_id(id(A), &connection_id).expect("our id");
+    let (again, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 2,
+        }),
+    );
     assert_eq!(reg, Registered::Resumed { replayed: 1 });
     let resumed = drain(&again);
     assert_eq!(names(&resumed), ["posted"]);
@@ -679,8 +697,14 @@ fn resume_on_another_node_from_the_same_log() {
     assert_eq!(seqs(&seen), [0, 1, 2]);
     n1.hub.unregister(&a1);
     both(&|fx| fx.post(802, PRIVATE, B, None, "three", 70_200));
-    let start = parse_connection_id(id(A), &connection_id).expect("id");
-    let (a2, reg) = n2.connect(A, Some(Resume { start, next_seq: 2 }));
+    let stream = parse_connection_id(id(A), &connection_id).expect("id");
+    let (a2, reg) = n2.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 2,
+        }),
+    );
     assert_eq!(reg, Registered::Resumed { replayed: 2 });
     let frames = drain(&a2);
     assert_eq!(seqs(&frames), [2, 3]);
@@ -712,14 +736,26 @@ fn broad_audiences_resume_on_another_node_in_order_without_per_user_windows() {
     // then a post in the private channel.
     both(&|fx| fx.post(902, TOWN, B, Some(900), "reply", 80_200));
     both(&|fx| fx.post(903, PRIVATE, B, None, "private", 80_300));
-    let start = parse_connection_id(id(A), &connection_id).expect("id");
-    let (a2, reg) = n2.connect(A, Some(Resume { start, next_seq: 3 }));
+    let stream = parse_connection_id(id(A), &connection_id).expect("id");
+    let (a2, reg) = n2.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 3,
+        }),
+    );
     assert_eq!(reg, Registered::Resumed { replayed: 3 });
     let frames = drain(&a2);
     assert_eq!(names(&frames), ["posted", "thread_updated", "posted"]);
     assert_eq!(seqs(&frames), [3, 4, 5]);
     // The same stream node 1 would have sent: resume there gives identical frames.
-    let (a1b, _) = n1.connect(A, Some(Resume { start, next_seq: 3 }));
+    let (a1b, _) = n1.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 3,
+        }),
+    );
     assert_eq!(drain(&a1b), frames);
     // Channel events never entered the per-user windows; the thread event did.
     assert_eq!(n2.hub.window_len(id(C)), window_c);
@@ -740,8 +776,14 @@ fn evicted_broad_ring_gives_a_new_hello() {
     for n in 0..70 {
         fx.post(1000 + n, TOWN, B, None, "flood", 90_000 + n);
     }
-    let start = parse_connection_id(id(A), &connection_id).expect("id");
-    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 2 }));
+    let stream = parse_connection_id(id(A), &connection_id).expect("id");
+    let (again, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 2,
+        }),
+    );
     assert!(
         matches!(reg, Registered::Fresh { .. }),
         "cannot number what fell out"
@@ -763,8 +805,14 @@ fn evicted_window_gives_a_new_hello_with_a_new_id() {
     for n in 0..5 {
         fx.post(900 + n, TOWN, B, None, "x", 80_000 + n);
     }
-    let start = parse_connection_id(id(A), &old).expect("id");
-    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    let stream = parse_connection_id(id(A), &old).expect("id");
+    let (again, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 1,
+        }),
+    );
     let Registered::Fresh { connection_id: new } = reg else {
         panic!("the window no longer covers the gap: a new stream is expected")
     };
@@ -775,16 +823,25 @@ fn evicted_window_gives_a_new_hello_with_a_new_id() {
     assert_eq!(frames[0]["data"]["connection_id"], new);
 
     // A stream that started after the evicted events still resumes.
-    let start = parse_connection_id(id(A), &new).expect("id");
+    let stream = parse_connection_id(id(A), &new).expect("id");
     fx.post(910, TOWN, B, None, "y", 80_100);
-    let (third, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    let (third, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 1,
+        }),
+    );
     assert_eq!(reg, Registered::Resumed { replayed: 1 });
     assert_eq!(seqs(&drain(&third)), [1]);
     // An unknown or foreign connection id is a fresh stream too.
     let (_, reg) = fx.connect(
         A,
         Some(Resume {
-            start: 0,
+            stream: Stream {
+                id: id(77),
+                start: 0,
+            },
             next_seq: 5,
         }),
     );
@@ -797,9 +854,15 @@ fn lagging_node_skips_what_the_client_already_has() {
     fx.world();
     let published = fx.hub.published_index();
     let cid = connection_id(id(A), published, 7);
-    let start = parse_connection_id(id(A), &cid).expect("id");
+    let stream = parse_connection_id(id(A), &cid).expect("id");
     // The client saw seq 1 and 2 elsewhere; this node has not applied them yet.
-    let (a, reg) = fx.connect(A, Some(Resume { start, next_seq: 3 }));
+    let (a, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 3,
+        }),
+    );
     assert_eq!(reg, Registered::Resumed { replayed: 0 });
     for n in 0..4 {
         fx.post(950 + n, TOWN, B, None, "z", 90_000 + n);
@@ -1363,8 +1426,14 @@ fn the_broad_byte_bound_evicts_and_refuses_resumes_past_it() {
     join_team(&fx, 300, |fx| assert!(fx.hub.memory().broad_bytes <= bound));
     let memory = fx.hub.memory();
     assert!(memory.broad_events < 600, "the bound evicted: {memory:?}");
-    let start = parse_connection_id(id(A), &connection_id).expect("id");
-    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    let stream = parse_connection_id(id(A), &connection_id).expect("id");
+    let (again, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 1,
+        }),
+    );
     assert!(matches!(reg, Registered::Fresh { .. }), "{reg:?}");
     assert_eq!(names(&drain(&again)), ["hello"]);
 }
@@ -1393,8 +1462,14 @@ fn the_window_byte_bound_evicts_the_oldest_first_and_refuses_resumes_past_it() {
     let memory = fx.hub.memory();
     assert!(memory.window_slots < 3 * 200, "evicted: {memory:?}");
     assert!(memory.window_slots > 0, "the newest are kept: {memory:?}");
-    let start = parse_connection_id(id(A), &old).expect("id");
-    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    let stream = parse_connection_id(id(A), &old).expect("id");
+    let (again, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 1,
+        }),
+    );
     let Registered::Fresh { connection_id: new } = reg else {
         panic!("the oldest events left: a new stream is expected")
     };
@@ -1402,8 +1477,14 @@ fn the_window_byte_bound_evicts_the_oldest_first_and_refuses_resumes_past_it() {
     fx.hub.unregister(&again);
     // A stream that started after the evictions resumes.
     fx.post(2_000, TOWN, B, None, "after", 90_000);
-    let start = parse_connection_id(id(A), &new).expect("id");
-    let (third, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    let stream = parse_connection_id(id(A), &new).expect("id");
+    let (third, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 1,
+        }),
+    );
     assert_eq!(reg, Registered::Resumed { replayed: 1 });
     assert_eq!(names(&drain(&third)), ["posted"]);
 }
@@ -1426,8 +1507,187 @@ fn windows_beyond_the_user_bound_are_dropped_and_older_streams_refused() {
     join_team(&fx, 300, |fx| {
         assert!(fx.hub.memory().windows <= 100, "{:?}", fx.hub.memory())
     });
-    let start = parse_connection_id(id(A), &connection_id).expect("id");
-    let (again, reg) = fx.connect(A, Some(Resume { start, next_seq: 1 }));
+    let stream = parse_connection_id(id(A), &connection_id).expect("id");
+    let (again, reg) = fx.connect(
+        A,
+        Some(Resume {
+            stream,
+            next_seq: 1,
+        }),
+    );
     assert!(matches!(reg, Registered::Fresh { .. }), "{reg:?}");
     drain(&again);
+}
+
+/// The stream of `connection_id` resumed on `fx` from `next_seq`.
+fn resume(fx: &Fixture, user: u64, connection_id: &str, next_seq: u64) -> (Arc<Conn>, Registered) {
+    let stream = parse_connection_id(id(user), connection_id).expect("our connection id");
+    fx.connect(user, Some(Resume { stream, next_seq }))
+}
+
+/// What `from` would send its peers now, delivered to each of `to`.
+fn share_checkpoints(from: &Fixture, to: &[&Fixture]) {
+    let taken = from.hub.take_checkpoints();
+    for batch in super::checkpoints::encode(&taken) {
+        for peer in to {
+            peer.hub
+                .receive_checkpoints(&batch)
+                .expect("a batch we encoded decodes");
+        }
+    }
+}
+
+fn fresh_id(registered: Registered) -> String {
+    match registered {
+        Registered::Fresh { connection_id } => connection_id,
+        other => panic!("fresh stream expected, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stream_far_older_than_its_window_resumes_on_another_node_from_a_checkpoint() {
+    // Windows of 16 events; the stream lives through 61 before its socket dies.
+    let n1 = Fixture::new(16);
+    let n2 = Fixture::new(16);
+    let n3 = Fixture::new(16);
+    let all = |f: &dyn Fn(&Fixture)| [&n1, &n2, &n3].iter().for_each(|fx| f(fx));
+    all(&|fx| fx.world());
+    let (a1, reg) = n1.connect(A, None);
+    let connection_id = fresh_id(reg);
+    all(&|fx| {
+        for n in 0..50 {
+            fx.post(2000 + n, TOWN, B, None, &format!("m{n}"), 100_000 + n);
+        }
+    });
+    // Node 1's periodic checkpoint reaches node 2 (not node 3).
+    share_checkpoints(&n1, &[&n2]);
+    all(&|fx| {
+        for n in 50..60 {
+            fx.post(2000 + n, TOWN, B, None, &format!("m{n}"), 100_000 + n);
+        }
+    });
+    let live = drain(&a1);
+    assert_eq!(seqs(&live), (0..=60).collect::<Vec<u64>>());
+    // The client read through seq 57, then node 1 died (no final checkpoint went out).
+    all(&|fx| fx.post(2060, TOWN, B, None, "m60", 100_060));
+
+    // Node 3 knows only the stream's start, 61 events ago: it cannot number the gap.
+    let (_, reg) = resume(&n3, A, &connection_id, 58);
+    assert!(matches!(reg, Registered::Fresh { .. }));
+    // Node 2 numbers from node 1's checkpoint at seq 50.
+    let (a2, reg) = resume(&n2, A, &connection_id, 58);
+    assert_eq!(reg, Registered::Resumed { replayed: 4 });
+    let frames = drain(&a2);
+    assert_eq!(seqs(&frames), [58, 59, 60, 61]);
+    // The same frames node 1 gave those seqs.
+    assert_eq!(frames[..3], live[58..]);
+    assert_eq!(
+        frames[3]["data"]["post"]
+            .as_str()
+            .map(|p| p.contains("m60")),
+        Some(true)
+    );
+
+    // The resumed stream goes on numbering and checkpointing: node 2's checkpoint lets node 3
+    // resume it after another 12 events.
+    all(&|fx| fx.post(2061, TOWN, B, None, "m61", 100_061));
+    assert_eq!(seqs(&drain(&a2)), [62]);
+    share_checkpoints(&n2, &[&n1, &n3]);
+    n2.hub.unregister(&a2);
+    all(&|fx| {
+        for n in 62..74 {
+            fx.post(2000 + n, TOWN, B, None, &format!("m{n}"), 100_000 + n);
+        }
+    });
+    let (a3, reg) = resume(&n3, A, &connection_id, 63);
+    assert_eq!(reg, Registered::Resumed { replayed: 12 });
+    assert_eq!(seqs(&drain(&a3)), (63..75).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_client_behind_the_newest_checkpoint_resumes_from_an_older_one() {
+    let n1 = Fixture::new(16);
+    let n2 = Fixture::new(16);
+    let both = |f: &dyn Fn(&Fixture)| [&n1, &n2].iter().for_each(|fx| f(fx));
+    both(&|fx| fx.world());
+    let (a1, reg) = n1.connect(A, None);
+    let connection_id = fresh_id(reg);
+    both(&|fx| {
+        for n in 0..20 {
+            fx.post(3000 + n, TOWN, B, None, "x", 110_000 + n);
+        }
+    });
+    share_checkpoints(&n1, &[&n2]);
+    both(&|fx| {
+        for n in 20..25 {
+            fx.post(3000 + n, TOWN, B, None, "y", 110_000 + n);
+        }
+    });
+    // Node 1 queued seqs 21..25 and made its final checkpoint at 25 on close, but the client
+    // only got through seq 22.
+    drain(&a1);
+    n1.hub.unregister(&a1);
+    share_checkpoints(&n1, &[&n2]);
+    let (a2, reg) = resume(&n2, A, &connection_id, 23);
+    assert_eq!(reg, Registered::Resumed { replayed: 3 });
+    assert_eq!(seqs(&drain(&a2)), [23, 24, 25]);
+    // A client claiming less than any checkpoint the window covers gets a new stream.
+    let (_, reg) = resume(&n2, A, &connection_id, 5);
+    assert!(matches!(reg, Registered::Fresh { .. }));
+}
+
+#[test]
+fn the_final_checkpoint_of_a_closed_socket_resumes_on_the_same_node_past_its_window() {
+    let fx = Fixture::new(4);
+    fx.world();
+    let (a, reg) = fx.connect(A, None);
+    let connection_id = fresh_id(reg);
+    for n in 0..30 {
+        fx.post(4000 + n, TOWN, B, None, "x", 120_000 + n);
+    }
+    assert_eq!(seqs(&drain(&a)).last(), Some(&30));
+    // No periodic checkpoint was taken: the one made on close is what numbers the stream.
+    fx.hub.unregister(&a);
+    fx.post(4030, TOWN, B, None, "after", 120_030);
+    let (again, reg) = resume(&fx, A, &connection_id, 31);
+    assert_eq!(reg, Registered::Resumed { replayed: 1 });
+    assert_eq!(seqs(&drain(&again)), [31]);
+    let memory = fx.hub.memory();
+    assert_eq!(memory.checkpoint_streams, 1);
+    assert!(memory.checkpoint_bytes > 0);
+}
+
+#[test]
+fn a_connection_that_dropped_events_makes_no_more_checkpoints() {
+    let fx = Fixture::new(512);
+    fx.world();
+    let (a, _) = fx.connect(A, None);
+    let (b, _) = fx.connect(B, None);
+    drain(&a);
+    drain(&b);
+    fx.post(5000, PRIVATE, B, None, "one", 130_000);
+    let taken = fx.hub.take_checkpoints();
+    assert_eq!(taken.len(), 2, "both streams moved: {taken:?}");
+    // Fill B's queue past its high-water mark (48 of 64), then A types: B drops the notice.
+    for n in 0..50 {
+        fx.post(5001 + n, PRIVATE, A, None, "fill", 130_001 + n);
+    }
+    (fx.hub.proposer)(Command::UserTyping {
+        user_id: id(A),
+        channel_id: id(PRIVATE),
+        parent_id: None,
+        at: 140_000,
+    });
+    assert_eq!(b.queue.lock().dropped, 1);
+    let taken = fx.hub.take_checkpoints();
+    let users: Vec<Id> = taken.iter().map(|c| c.user).collect();
+    assert_eq!(
+        users,
+        [id(A)],
+        "B's seqs no longer match its stream's numbering"
+    );
+    for _ in 0..20 {
+        assert!(fx.hub.take_checkpoints().iter().all(|c| c.user == id(A)));
+    }
+    assert_eq!(seqs(&drain(&a)), (1..=51).collect::<Vec<u64>>());
 }

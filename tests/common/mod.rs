@@ -48,14 +48,21 @@ pub struct Node {
 pub const SECRET: &str = "test-cluster-secret-0123456789";
 
 impl Node {
+    /// Nodes log warnings to the test's stderr; `CONFAB_TEST_LOG` (a `CONFAB_LOG` filter)
+    /// shows more, on the test's stdout.
     fn spawn_process(dir: &std::path::Path, args: &[String]) -> Child {
+        let verbose = std::env::var("CONFAB_TEST_LOG").ok();
         Command::new(env!("CARGO_BIN_EXE_confab"))
             .arg("serve")
             .args(args)
             .env("CONFAB_CLUSTER_SECRET", SECRET)
-            .env("CONFAB_LOG", "warn")
+            .env("CONFAB_LOG", verbose.as_deref().unwrap_or("warn"))
             .current_dir(dir)
-            .stdout(Stdio::null())
+            .stdout(if verbose.is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn confab")
@@ -253,10 +260,28 @@ impl Api {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        self.try_call_with(method, path, body, headers, None)
+            .await
+            .expect("request")
+    }
+
+    /// Like [`Api::call_with`], bounded by `timeout`, and a node that cannot be reached or does
+    /// not answer in time is an `Err` rather than a panic (nodes die in fault tests).
+    pub async fn try_call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+        timeout: Option<Duration>,
+    ) -> Result<Answer, String> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
         let mut request = self
             .http
             .request(method, format!("{}/api/v4{}", self.base, path));
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("BEARER {token}"));
         }
@@ -266,16 +291,64 @@ impl Api {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("request");
+        let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
+        let text = response.text().await.map_err(|e| e.to_string())?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
+        Ok(Answer {
             status,
             body,
             headers,
+        })
+    }
+
+    /// Posts `message` to `channel` with `pending_post_id`, through `nodes` in turn (starting at
+    /// `first`) until one acknowledges it, as Mattermost's clients retry a post that timed out:
+    /// every retry carries the same `pending_post_id`, so the post is made once. Returns the
+    /// post and the log index it was applied at (`X-Confab-Applied`).
+    pub async fn post_with_retries(
+        &self,
+        nodes: &[String],
+        first: usize,
+        channel: &str,
+        message: &str,
+        pending_post_id: &str,
+    ) -> (Value, u64) {
+        let body =
+            json!({"channel_id": channel, "message": message, "pending_post_id": pending_post_id});
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut attempt = first;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let node = &nodes[attempt % nodes.len()];
+            attempt += 1;
+            let answer = self
+                .on(node)
+                .try_call_with(
+                    "POST",
+                    "/posts",
+                    Some(body.clone()),
+                    &[],
+                    Some(Duration::from_secs(10)),
+                )
+                .await;
+            match answer {
+                Ok(answer) if answer.status.is_success() => {
+                    let index = answer
+                        .headers
+                        .get("x-confab-applied")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                        .expect("a write answers X-Confab-Applied");
+                    return (answer.body, index);
+                }
+                Ok(answer) => last = format!("{} {}", answer.status, answer.body),
+                Err(error) => last = error,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        panic!("post {pending_post_id} not acknowledged within 60 s: {last}");
     }
 
     pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -332,6 +405,23 @@ impl Api {
     }
 }
 
+/// The gauges and counters of a node's `/metrics`, by name.
+pub async fn metrics(base: &str) -> std::collections::HashMap<String, f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
 /// Polls `check` until it returns Some, or panics after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
@@ -374,25 +464,9 @@ impl Socket {
     /// Connects with a query string (e.g. `connection_id=…&sequence_number=…`), authenticated
     /// by header, and reads the hello unless resuming.
     pub async fn connect_query(base: &str, token: &str, query: &str) -> Socket {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = format!(
-            "{}/api/v4/websocket?{query}",
-            base.replacen("http", "ws", 1)
-        );
-        let mut request = url.into_client_request().expect("ws request");
-        request.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
-        let (stream, _) = tokio_tungstenite::connect_async(request)
+        let mut socket = Socket::try_connect_query(base, token, query, Duration::from_secs(30))
             .await
             .expect("ws connect");
-        let mut socket = Socket {
-            stream,
-            connection_id: String::new(),
-            last_seq: -1,
-            events: Vec::new(),
-        };
         if query.is_empty() {
             let hello = socket.wait_event("hello", Duration::from_secs(10)).await;
             assert_eq!(hello["seq"], json!(0));
@@ -402,6 +476,34 @@ impl Socket {
                 .to_string();
         }
         socket
+    }
+
+    /// Opens the socket only (no frame read), or an `Err` when the node cannot be reached or
+    /// does not complete the upgrade within `timeout` (nodes die in fault tests).
+    pub async fn try_connect_query(
+        base: &str,
+        token: &str,
+        query: &str,
+        timeout: Duration,
+    ) -> Result<Socket, String> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!(
+            "{}/api/v4/websocket?{query}",
+            base.replacen("http", "ws", 1)
+        );
+        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+        let bearer = format!("Bearer {token}").parse().map_err(|_| "bad token")?;
+        request.headers_mut().insert("Authorization", bearer);
+        let (stream, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request))
+            .await
+            .map_err(|_| format!("no upgrade within {timeout:?}"))?
+            .map_err(|e| e.to_string())?;
+        Ok(Socket {
+            stream,
+            connection_id: String::new(),
+            last_seq: -1,
+            events: Vec::new(),
+        })
     }
 
     /// Connects with no credentials at all, as the iOS app and mattermostdriver do; the caller
@@ -426,8 +528,9 @@ impl Socket {
             .expect("ws send");
     }
 
-    /// The next JSON message (event or reply), or None after `timeout`.
-    pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
+    /// The next JSON message as it came, with no seq check and not recorded, or None after
+    /// `timeout` or when the socket ends.
+    pub async fn next_frame(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let message = tokio::time::timeout_at(deadline, self.stream.next())
@@ -435,17 +538,23 @@ impl Socket {
                 .ok()??
                 .ok()?;
             if let Message::Text(text) = message {
-                let value: Value = serde_json::from_str(&text).expect("server frames are JSON");
-                if let Some(seq) = value.get("seq").and_then(Value::as_i64) {
-                    if value.get("event").is_some() {
-                        assert_eq!(seq, self.last_seq + 1, "event seq is contiguous: {value}");
-                        self.last_seq = seq;
-                        self.events.push(value.clone());
-                    }
-                }
-                return Some(value);
+                return Some(serde_json::from_str(&text).expect("server frames are JSON"));
             }
         }
+    }
+
+    /// The next JSON message (event or reply), or None after `timeout`; an event's seq must
+    /// follow the last one's, and the event is recorded.
+    pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
+        let value = self.next_frame(timeout).await?;
+        if let Some(seq) = value.get("seq").and_then(Value::as_i64) {
+            if value.get("event").is_some() {
+                assert_eq!(seq, self.last_seq + 1, "event seq is contiguous: {value}");
+                self.last_seq = seq;
+                self.events.push(value.clone());
+            }
+        }
+        Some(value)
     }
 
     /// Waits for an event by name, skipping others.

@@ -151,8 +151,28 @@ impl RaftServer {
                     .await,
             ),
             wire::STATUS => answer(&self.core.local_status()),
+            wire::PEER_MESSAGE => self.peer_message(query, body),
             _ => text(StatusCode::NOT_FOUND, "no such path"),
         })
+    }
+
+    /// A topic-tagged message from a peer, handed to its topic's handler.
+    fn peer_message(&self, query: Option<&str>, body: Bytes) -> Reply {
+        let (Some(topic), Some(from)) = (
+            wire::query_str(query, "topic").filter(|t| crate::messages::valid_topic(t)),
+            wire::query_u64(query, "from"),
+        ) else {
+            return text(StatusCode::BAD_REQUEST, "topic and from required");
+        };
+        let message = crate::messages::PeerMessage {
+            from,
+            topic: topic.to_string(),
+            body,
+        };
+        if !self.core.messenger.deliver(message) {
+            return text(StatusCode::NOT_FOUND, "no handler for this topic");
+        }
+        answer(&())
     }
 
     async fn snapshot_chunk(&self, query: Option<&str>, body: Bytes) -> Result<Reply, Reply> {

@@ -23,6 +23,8 @@ pub(crate) const READ_INDEX: &str = "/cluster/read-index";
 pub(crate) const MEMBERSHIP: &str = "/cluster/membership";
 /// Answer: the node's [`LocalStatus`].
 pub(crate) const STATUS: &str = "/cluster/status";
+/// Query `topic=<name>&from=<node id>`; body: the message's raw bytes (see `messages`).
+pub(crate) const PEER_MESSAGE: &str = "/cluster/message";
 
 /// A write committed and applied by the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,9 +78,14 @@ pub(crate) struct LocalStatus {
 
 /// Query parameter `name` of a URI query string.
 pub(crate) fn query_u64(query: Option<&str>, name: &str) -> Option<u64> {
+    query_str(query, name).and_then(|value| value.parse().ok())
+}
+
+/// Query parameter `name` of a URI query string, as written (no percent-decoding).
+pub(crate) fn query_str<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(key, _)| *key == name)
-        .and_then(|(_, value)| value.parse().ok())
+        .map(|(_, value)| value)
 }
