@@ -105,7 +105,8 @@ pub async fn restore_channel(
         .ok_or_else(|| ApiError::not_found("channel"))?;
     let me = caller.id();
     let member = app.read(move |r| r.channel_member(id, me)).await?.is_some();
-    if !caller.is_admin() && !(channel.creator_id == me && member) {
+    let may_restore = caller.is_admin() || (channel.creator_id == me && member);
+    if !may_restore {
         return Err(ApiError::forbidden());
     }
     let (index, outcome) = app
