@@ -116,7 +116,10 @@ impl<'a> Reader<'a> {
         if let Some(upper) = upper {
             opts.set_iterate_upper_bound(upper.to_vec());
         }
-        Ok(self.engine.db.raw_iterator_cf_opt(self.engine.cf(cf)?, opts))
+        Ok(self
+            .engine
+            .db
+            .raw_iterator_cf_opt(self.engine.cf(cf)?, opts))
     }
 
     pub(crate) fn scan_all(&self, cf: Cf, visit: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {

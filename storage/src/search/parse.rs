@@ -127,7 +127,9 @@ fn pieces(input: &str) -> Result<Vec<Piece>, QueryError> {
     Ok(out)
 }
 
-const FLAGS: [&str; 7] = ["from:", "in:", "channel:", "before:", "after:", "on:", "ext:"];
+const FLAGS: [&str; 7] = [
+    "from:", "in:", "channel:", "before:", "after:", "on:", "ext:",
+];
 
 /// Parses `terms`.
 pub fn parse(input: &str) -> Result<ParsedQuery, QueryError> {
@@ -278,7 +280,10 @@ mod tests {
         let q = parse(r#"Running "quick brown" -fox -"lazy dog""#).expect("parse");
         assert_eq!(
             q.words,
-            [term("run"), Word::Phrase(vec!["quick".into(), "brown".into()])]
+            [
+                term("run"),
+                Word::Phrase(vec!["quick".into(), "brown".into()])
+            ]
         );
         assert_eq!(
             q.excluded,
@@ -322,8 +327,14 @@ mod tests {
         assert_eq!(parse("-word"), Err(QueryError::Empty));
         assert_eq!(parse(r#""open quote"#), Err(QueryError::UnbalancedQuote));
         assert_eq!(parse(&"x".repeat(10_000)), Err(QueryError::TooLong));
-        assert!(matches!(parse("on:2026-02-30"), Err(QueryError::InvalidDate(_))));
-        assert!(matches!(parse("before:yesterday"), Err(QueryError::InvalidDate(_))));
+        assert!(matches!(
+            parse("on:2026-02-30"),
+            Err(QueryError::InvalidDate(_))
+        ));
+        assert!(matches!(
+            parse("before:yesterday"),
+            Err(QueryError::InvalidDate(_))
+        ));
         assert_eq!(parse("-on:2026-01-01 x"), Err(QueryError::ExcludedDate));
         let many = vec!["w"; MAX_QUERY_WORDS + 1].join(" ");
         assert_eq!(parse(&many), Err(QueryError::TooManyWords));

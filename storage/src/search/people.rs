@@ -24,7 +24,12 @@ pub const MAX_TEAM_CHANNELS: usize = 20_000;
 pub fn user_terms(user: &User) -> BTreeSet<String> {
     let mut terms = BTreeSet::new();
     terms.insert(cap(fold(&user.username)));
-    for field in [&user.username, &user.first_name, &user.last_name, &user.nickname] {
+    for field in [
+        &user.username,
+        &user.first_name,
+        &user.last_name,
+        &user.nickname,
+    ] {
         for word in field.unicode_words() {
             terms.insert(cap(fold(word)));
         }
@@ -106,7 +111,9 @@ impl Reader<'_> {
                 let mut read = 0usize;
                 self.scan_prefix(Cf::NametermUserid, first.as_bytes(), false, |key, _| {
                     read += 1;
-                    if let Some(id) = key.get(key.len().saturating_sub(16)..).and_then(Id::from_slice)
+                    if let Some(id) = key
+                        .get(key.len().saturating_sub(16)..)
+                        .and_then(Id::from_slice)
                     {
                         if seen.insert(id) {
                             ids.push(id);
@@ -143,7 +150,9 @@ impl Reader<'_> {
 
     /// Whether `user` is a member of `channel`.
     pub fn is_channel_member(&self, channel: Id, user: Id) -> Result<bool> {
-        Ok(self.get_raw(Cf::ChannelidUseridMember, &id2(channel, user))?.is_some())
+        Ok(self
+            .get_raw(Cf::ChannelidUseridMember, &id2(channel, user))?
+            .is_some())
     }
 
     /// A team's channels whose name or display name matches `term`, among those `visible`
@@ -172,9 +181,13 @@ impl Reader<'_> {
             if channels.len() >= limit {
                 break;
             }
-            let Some(channel) = self.channel(id)? else { continue };
-            if matches!(channel.channel_type, ChannelType::Direct | ChannelType::Group)
-                || (channel.delete_at != 0 && !include_archived)
+            let Some(channel) = self.channel(id)? else {
+                continue;
+            };
+            if matches!(
+                channel.channel_type,
+                ChannelType::Direct | ChannelType::Group
+            ) || (channel.delete_at != 0 && !include_archived)
                 || !channel_matches(&channel, &words)
                 || !visible(self, &channel)?
             {

@@ -350,7 +350,10 @@ fn word_matches(word: &Word, terms: &BTreeSet<String>, sequence: &[String]) -> b
     match word {
         Word::Term(term) | Word::Hashtag(term) => terms.contains(term),
         Word::Phrase(phrase) => {
-            !phrase.is_empty() && sequence.windows(phrase.len()).any(|w| w == phrase.as_slice())
+            !phrase.is_empty()
+                && sequence
+                    .windows(phrase.len())
+                    .any(|w| w == phrase.as_slice())
         }
         Word::Prefix(prefix) => terms
             .range(prefix.clone()..)
@@ -379,7 +382,10 @@ pub fn post_matches(
         return false;
     }
     let (terms, sequence) = post_terms(post);
-    let mut words = query.words.iter().map(|w| word_matches(w, &terms, &sequence));
+    let mut words = query
+        .words
+        .iter()
+        .map(|w| word_matches(w, &terms, &sequence));
     let words_ok = if query.words.is_empty() {
         true
     } else if is_or {

@@ -151,7 +151,9 @@ pub fn hashtags(text: &str) -> Vec<Token> {
     for piece in text.split_inclusive(char::is_whitespace) {
         let trimmed = piece.trim_end();
         if let Some(term) = hashtag(trimmed) {
-            let len = trimmed.trim_end_matches(|c: char| !c.is_alphanumeric()).len();
+            let len = trimmed
+                .trim_end_matches(|c: char| !c.is_alphanumeric())
+                .len();
             out.push(Token {
                 term,
                 start: offset,
@@ -191,12 +193,18 @@ mod tests {
     fn words_are_folded_and_stemmed() {
         assert_eq!(terms("Running RUNS ran"), ["run", "run", "ran"]);
         assert_eq!(terms("Ångström café"), ["angstrom", "cafe"]);
-        assert_eq!(terms("release 1.2.3 build42"), ["releas", "1.2.3", "build42"]);
+        assert_eq!(
+            terms("release 1.2.3 build42"),
+            ["releas", "1.2.3", "build42"]
+        );
     }
 
     #[test]
     fn cjk_runs_become_bigrams() {
-        assert_eq!(terms("東京都に行く"), ["東京", "京都", "都に", "に行", "行く"]);
+        assert_eq!(
+            terms("東京都に行く"),
+            ["東京", "京都", "都に", "に行", "行く"]
+        );
         assert_eq!(terms("日 本"), ["日", "本"]);
         assert_eq!(terms("hello世界"), ["hello", "世界"]);
     }
@@ -226,7 +234,10 @@ mod tests {
         let found = terms(&word);
         assert_eq!(found.len(), 1);
         assert!(found[0].len() <= MAX_TERM_BYTES);
-        assert_eq!(prefix(&"x".repeat(500)).map(|p| p.len()), Some(MAX_TERM_BYTES));
+        assert_eq!(
+            prefix(&"x".repeat(500)).map(|p| p.len()),
+            Some(MAX_TERM_BYTES)
+        );
     }
 
     #[test]
