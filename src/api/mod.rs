@@ -11,6 +11,7 @@ mod posts;
 mod preferences;
 mod reactions;
 mod roles;
+mod search;
 mod system;
 mod teams;
 mod threads;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(teams::routes())
         .merge(channels::routes())
         .merge(posts::routes())
+        .merge(search::routes())
         .merge(reactions::routes())
         .merge(threads::routes())
         .merge(roles::routes())
