@@ -46,6 +46,7 @@ impl Engine {
         entries: &[(u64, Option<&Command>)],
         replication_meta: Option<&[u8]>,
     ) -> Result<Vec<Applied>> {
+        let _applying = self.apply_lock.lock();
         let mut applied_index = self.applied_index()?;
         let mut txn = Txn::new(self);
         let mut results = Vec::with_capacity(entries.len());

@@ -35,6 +35,9 @@ pub struct Engine {
     /// The block cache every family shares; memtables are charged to it too.
     cache: Cache,
     write_buffers: WriteBufferManager,
+    /// Held while a batch is applied, a snapshot imported or a search backfill step written:
+    /// a backfill step never interleaves with a change to the posts it reads.
+    pub(crate) apply_lock: parking_lot::Mutex<()>,
 }
 
 /// How much memory RocksDB may use. Memtables of every column family are charged to the block
@@ -77,6 +80,8 @@ pub struct EngineStats {
     pub write_batches: AtomicU64,
     pub commands_applied: AtomicU64,
     pub commands_refused: AtomicU64,
+    /// Records indexed by the one-time search backfill.
+    pub search_backfilled: AtomicU64,
 }
 
 impl Engine {
@@ -122,6 +127,7 @@ impl Engine {
             sessions_epoch: AtomicU64::new(0),
             cache,
             write_buffers,
+            apply_lock: parking_lot::Mutex::new(()),
         };
         if engine
             .db
@@ -131,6 +137,7 @@ impl Engine {
             tracing::warn!("an interrupted snapshot import left partial state; clearing it");
             engine.clear_state()?;
         }
+        engine.init_search_backfill()?;
         Ok(engine)
     }
 

@@ -4,6 +4,7 @@
 //! people and channels by name prefix ([`people`]). Text becomes terms in one place
 //! ([`tokenize`]), so what apply indexes and what a query asks for always agree.
 
+pub mod backfill;
 mod cursor;
 pub mod index;
 pub mod parse;
@@ -11,5 +12,6 @@ pub mod people;
 pub mod posts;
 pub mod tokenize;
 
+pub use backfill::BackfillStep;
 pub use parse::{parse, ParsedQuery, QueryError, Word};
 pub use posts::{PostSearch, SearchResults, DEFAULT_KEY_BUDGET};
