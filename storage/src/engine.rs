@@ -182,6 +182,28 @@ impl Engine {
         }
     }
 
+    /// Writes every memtable to disk (benchmarks measure sizes on disk after it).
+    pub fn flush(&self) -> Result<()> {
+        for cf in Cf::all() {
+            self.db.flush_cf(self.cf(cf)?)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes a family takes in its SST files (compressed), plus what its memtables hold.
+    pub fn family_size_bytes(&self, cf: Cf) -> Result<u64> {
+        let handle = self.cf(cf)?;
+        let sst = self
+            .db
+            .property_int_value_cf(handle, "rocksdb.total-sst-files-size")?
+            .unwrap_or(0);
+        let memtables = self
+            .db
+            .property_int_value_cf(handle, "rocksdb.cur-size-all-mem-tables")?
+            .unwrap_or(0);
+        Ok(sst + memtables)
+    }
+
     /// RocksDB's own statistics (reads, writes, bytes, stalls) as its text dump, for /metrics.
     pub fn rocksdb_property(&self, name: &str) -> Option<String> {
         self.db.property_value(name).ok().flatten()
