@@ -317,8 +317,8 @@ fn benches(c: &mut Criterion) {
     eprintln!("| shape | query | 1 searcher median / p99 | 8 searchers median / p99 |");
     eprintln!("|---|---|---|---|");
     for (name, terms) in &shapes {
-        let (m1, p1) = latencies(&data.engine, terms, 1, 400);
-        let (m8, p8) = latencies(&data.engine, terms, 8, 100);
+        let (m1, p1) = latencies(&data.engine, terms, 1, 200);
+        let (m8, p8) = latencies(&data.engine, terms, 8, 50);
         eprintln!("| {name} | `{terms}` | {m1:.2} / {p1:.2} ms | {m8:.2} / {p8:.2} ms |");
     }
     eprintln!(
@@ -329,7 +329,7 @@ fn benches(c: &mut Criterion) {
 
 criterion_group! {
     name = search_benches;
-    config = Criterion::default().sample_size(30);
+    config = Criterion::default().sample_size(10);
     targets = benches
 }
 criterion_main!(search_benches);

@@ -12,6 +12,9 @@ use crate::id::Id;
 use crate::keys::{prefix_end, KeyBuf};
 use crate::read::Reader;
 use rocksdb::DBRawIterator;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// `rev(create_at) · post_id`.
 pub(crate) type Pos = [u8; 24];
@@ -65,14 +68,38 @@ pub(crate) enum Cursor<'r> {
     Empty,
 }
 
+/// One iterator per term, shared by the cursors of every channel: creating a RocksDB iterator
+/// costs far more than a seek, and a search over 200 channels would otherwise create 200 per
+/// word.
+#[derive(Default)]
+pub(crate) struct TermIterators<'r> {
+    by_term: HashMap<String, Rc<RefCell<DBRawIterator<'r>>>>,
+}
+
+impl<'r> TermIterators<'r> {
+    fn get(&mut self, reader: &'r Reader, term: &str) -> Result<Rc<RefCell<DBRawIterator<'r>>>> {
+        if let Some(it) = self.by_term.get(term) {
+            return Ok(it.clone());
+        }
+        let lower = KeyBuf::new().str(term).byte(0).build();
+        let upper = KeyBuf::new().str(term).byte(1).build();
+        let it = reader.raw_iter(Cf::TermChannelidCreateatPostid, &lower, Some(&upper))?;
+        let it = Rc::new(RefCell::new(it));
+        self.by_term.insert(term.to_string(), it.clone());
+        Ok(it)
+    }
+}
+
 impl<'r> Cursor<'r> {
-    pub fn term(reader: &'r Reader, term: &str, channel: Id) -> Result<Cursor<'r>> {
-        let prefix = term_channel_prefix(term, channel);
-        let end = prefix_end(&prefix);
-        let it = reader.raw_iter(Cf::TermChannelidCreateatPostid, &prefix, end.as_deref())?;
+    pub fn term(
+        reader: &'r Reader,
+        iterators: &mut TermIterators<'r>,
+        term: &str,
+        channel: Id,
+    ) -> Result<Cursor<'r>> {
         Ok(Cursor::Term(TermCursor {
-            it,
-            prefix,
+            it: iterators.get(reader, term)?,
+            prefix: term_channel_prefix(term, channel),
             head: None,
             done: false,
         }))
@@ -126,7 +153,8 @@ impl<'r> Cursor<'r> {
 }
 
 pub(crate) struct TermCursor<'r> {
-    it: DBRawIterator<'r>,
+    it: Rc<RefCell<DBRawIterator<'r>>>,
+    /// `term · 0x00 · channel`.
     prefix: Vec<u8>,
     head: Option<Pos>,
     done: bool,
@@ -134,15 +162,15 @@ pub(crate) struct TermCursor<'r> {
 
 impl TermCursor<'_> {
     /// The position of the iterator's current key, if it is one of this cursor's keys.
-    fn current(&self) -> Result<Option<Pos>> {
-        match self.it.key() {
+    fn current(&self, it: &DBRawIterator) -> Result<Option<Pos>> {
+        match it.key() {
             Some(key) if key.len() == self.prefix.len() + 24 && key.starts_with(&self.prefix) => {
                 let mut p = [0u8; 24];
                 p.copy_from_slice(&key[self.prefix.len()..]);
                 Ok(Some(p))
             }
             _ => {
-                self.it.status()?;
+                it.status()?;
                 Ok(None)
             }
         }
@@ -152,31 +180,36 @@ impl TermCursor<'_> {
         if self.done {
             return Ok(None);
         }
+        let shared = self.it.clone();
+        let mut it = shared.borrow_mut();
         if let Some(head) = self.head {
             if head >= *target {
                 return Ok(Some(head));
             }
-            // Usually the next key is the one wanted: a step is cheaper than a seek.
-            self.it.next();
-            reader.count(1);
-            match self.current()? {
-                Some(p) if p >= *target => return self.stand(Some(p)),
-                Some(_) => {}
-                None => return self.stand(None),
+            // When the shared iterator still stands on this cursor's head, the next key is
+            // usually the one wanted: a step is cheaper than a seek.
+            if self.current(&it)? == Some(head) {
+                it.next();
+                reader.count(1);
+                match self.current(&it)? {
+                    Some(p) if p >= *target => return Ok(self.stand(Some(p))),
+                    Some(_) => {}
+                    None => return Ok(self.stand(None)),
+                }
             }
         }
         let mut key = self.prefix.clone();
         key.extend_from_slice(target);
-        self.it.seek(&key);
+        it.seek(&key);
         reader.count(1);
-        let found = self.current()?;
-        self.stand(found)
+        let found = self.current(&it)?;
+        Ok(self.stand(found))
     }
 
-    fn stand(&mut self, at: Option<Pos>) -> Result<Option<Pos>> {
+    fn stand(&mut self, at: Option<Pos>) -> Option<Pos> {
         self.head = at;
         self.done = at.is_none();
-        Ok(at)
+        at
     }
 }
 

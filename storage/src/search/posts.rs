@@ -3,7 +3,9 @@
 //! exclusions, authors, time) and kept until one page (plus one, for `has_next`) is full. The
 //! work is bounded by the page, by the channels searched, and by a budget of keys read.
 
-use super::cursor::{pos_at_or_before, pos_create_at, pos_post, successor, Cursor, Pos};
+use super::cursor::{
+    pos_at_or_before, pos_create_at, pos_post, successor, Cursor, Pos, TermIterators,
+};
 use super::index::{is_searchable, message_terms};
 use super::parse::{ParsedQuery, Word};
 use super::tokenize::{author_term, hashtags, tokens, MAX_TERM_BYTES};
@@ -186,8 +188,10 @@ impl Reader<'_> {
         }
         let channels = self.search_channels(search)?;
         let mut streams = Vec::with_capacity(channels.len());
+        let mut iterators = TermIterators::default();
         for channel in &channels {
-            let cursor = self.channel_cursor(channel.id, search, &from, &prefixes)?;
+            let cursor =
+                self.channel_cursor(&mut iterators, channel.id, search, &from, &prefixes)?;
             streams.push(Stream { cursor, oldest });
         }
         let first = pos_at_or_before(newest);
@@ -234,6 +238,7 @@ impl Reader<'_> {
     /// The cursor of one channel: every word's leaf, joined by AND (or OR), and the authors.
     fn channel_cursor<'r>(
         &'r self,
+        iterators: &mut TermIterators<'r>,
         channel: Id,
         search: &PostSearch,
         from: &[Id],
@@ -241,7 +246,7 @@ impl Reader<'_> {
     ) -> Result<Cursor<'r>> {
         let mut words = Vec::new();
         for word in &search.query.words {
-            words.push(self.word_cursor(channel, word, prefixes)?);
+            words.push(self.word_cursor(iterators, channel, word, prefixes)?);
         }
         let mut parts = Vec::new();
         match (search.is_or, words.len()) {
@@ -252,7 +257,7 @@ impl Reader<'_> {
         if !from.is_empty() {
             let mut authors = Vec::new();
             for user in from {
-                authors.push(Cursor::term(self, &author_term(*user), channel)?);
+                authors.push(Cursor::term(self, iterators, &author_term(*user), channel)?);
             }
             parts.push(Cursor::Or(authors));
         }
@@ -265,17 +270,18 @@ impl Reader<'_> {
 
     fn word_cursor<'r>(
         &'r self,
+        iterators: &mut TermIterators<'r>,
         channel: Id,
         word: &Word,
         prefixes: &[(String, Vec<String>)],
     ) -> Result<Cursor<'r>> {
         Ok(match word {
-            Word::Term(term) | Word::Hashtag(term) => Cursor::term(self, term, channel)?,
+            Word::Term(term) | Word::Hashtag(term) => Cursor::term(self, iterators, term, channel)?,
             Word::Phrase(terms) => {
                 let distinct: BTreeSet<&String> = terms.iter().collect();
                 let mut children = Vec::new();
                 for term in distinct {
-                    children.push(Cursor::term(self, term, channel)?);
+                    children.push(Cursor::term(self, iterators, term, channel)?);
                 }
                 Cursor::And(children)
             }
@@ -290,7 +296,7 @@ impl Reader<'_> {
                 } else {
                     let mut children = Vec::new();
                     for term in terms {
-                        children.push(Cursor::term(self, term, channel)?);
+                        children.push(Cursor::term(self, iterators, term, channel)?);
                     }
                     Cursor::Or(children)
                 }
