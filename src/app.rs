@@ -194,6 +194,18 @@ impl App {
                 "Commands refused by validation",
                 load(&stats.commands_refused),
             ),
+            (
+                "confab_search_backfilled_total".into(),
+                "Posts and users indexed by the one-time search backfill",
+                load(&stats.search_backfilled),
+            ),
+            (
+                "confab_search_backfill_pending".into(),
+                "1 while a data directory from before search is being indexed",
+                f64::from(u8::from(
+                    self.engine.search_backfill_pending().unwrap_or(false),
+                )),
+            ),
         ];
         gauges.extend(self.memory_gauges());
         for (property, name, help) in [

@@ -5,6 +5,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use confab_storage::search::QueryError;
 use confab_storage::{CommandError, PreferenceError, StorageError};
 use serde_json::json;
 
@@ -139,6 +140,15 @@ impl From<PreferenceError> for ApiError {
             PreferenceError::TooMany(_) => "api.context.invalid_body_param.app_error",
         };
         ApiError::bad_request(id, message)
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> ApiError {
+        ApiError::bad_request(
+            "api.post.search_posts.invalid_terms.app_error",
+            error.to_string(),
+        )
     }
 }
 

@@ -7,6 +7,7 @@ use crate::config::{ServeArgs, ServeConfig};
 use crate::ratelimit::LoginLimiter;
 use crate::ws::{Hub, HubConfig};
 use confab_raft::{AppliedEvent, NodeConfig, RaftNode, Tuning};
+use confab_storage::search::BackfillStep;
 use confab_storage::Engine;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -54,6 +55,40 @@ fn cluster_secret(config: &ServeConfig) -> Result<String, BoxError> {
     Ok(secret)
 }
 
+/// Indexes a data directory from before search, a step at a time, on its own thread: steps
+/// share the apply lock with the state machine, so they are small. Progress goes to the log and
+/// to `/metrics` (`confab_search_backfilled_total`, `confab_search_backfill_pending`). The thread
+/// keeps watching after it is done, because a snapshot installed later may carry a backfill that
+/// another node had not finished.
+fn spawn_search_backfill(engine: Arc<Engine>) {
+    const STEP: usize = 2_000;
+    let spawned = std::thread::Builder::new()
+        .name("search-backfill".into())
+        .spawn(move || {
+            let mut indexed = 0u64;
+            loop {
+                match engine.search_backfill_step(STEP) {
+                    Ok(BackfillStep::Indexed(n)) => {
+                        indexed += n;
+                        tracing::info!(indexed, "search backfill: indexed {n} more records");
+                        continue;
+                    }
+                    Ok(BackfillStep::Done) => {
+                        if indexed > 0 {
+                            tracing::info!(indexed, "search backfill complete");
+                            indexed = 0;
+                        }
+                    }
+                    Err(e) => tracing::warn!("search backfill step failed: {e}"),
+                }
+                std::thread::sleep(Duration::from_secs(5));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("search backfill thread not started: {e}");
+    }
+}
+
 /// A node that has never voted, logged or applied anything.
 fn is_fresh(engine: &Engine) -> Result<bool, BoxError> {
     Ok(engine.applied_index()? == 0
@@ -75,6 +110,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         let limits = config.limits.storage();
         Arc::new(tokio::task::spawn_blocking(move || Engine::open_with(dir, limits)).await??)
     };
+    spawn_search_backfill(engine.clone());
     let fresh = is_fresh(&engine)?;
     let mut tuning = Tuning::default();
     if let Some(every) = config.snapshot_every {

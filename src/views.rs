@@ -7,7 +7,7 @@ use confab_storage::{
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub fn id(id: Id) -> String {
     id.to_base32()
@@ -365,6 +365,9 @@ struct PostListView<'a> {
     prev_post_id: &'static str,
     has_next: bool,
     first_inaccessible_post_time: u64,
+    /// Search results only: post id → the words of its text that matched (for highlighting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matches: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// `{"<id>": post, …}` written in the page's order, without building a map.
@@ -378,6 +381,27 @@ impl Serialize for PostsById<'_> {
 
 /// A PostList as JSON bytes.
 pub fn post_list(page: &PostPage, facts: &PostFacts) -> Vec<u8> {
+    post_list_with_matches(page, None, facts)
+}
+
+/// A search's PostList: the page with its `matches`.
+pub fn search_post_list(
+    page: &PostPage,
+    matches: &[(Id, Vec<String>)],
+    facts: &PostFacts,
+) -> Vec<u8> {
+    let matches = matches
+        .iter()
+        .map(|(post, words)| (id(*post), words.clone()))
+        .collect();
+    post_list_with_matches(page, Some(matches), facts)
+}
+
+fn post_list_with_matches(
+    page: &PostPage,
+    matches: Option<BTreeMap<String, Vec<String>>>,
+    facts: &PostFacts,
+) -> Vec<u8> {
     let view = PostListView {
         order: page.order.iter().map(|i| id(*i)).collect(),
         posts: PostsById(page.posts.iter().map(|p| facts.view(p)).collect()),
@@ -385,6 +409,7 @@ pub fn post_list(page: &PostPage, facts: &PostFacts) -> Vec<u8> {
         prev_post_id: "",
         has_next: page.has_next,
         first_inaccessible_post_time: 0,
+        matches,
     };
     // Serializing these views into memory cannot fail: string keys, no I/O.
     serde_json::to_vec(&view).unwrap_or_else(|_| b"{}".to_vec())

@@ -81,6 +81,22 @@ async fn profile_patch_and_update_with_refusals_and_event() {
         admin.ok("GET", "/users/username/robert", None).await["id"],
         json!(bob.user_id)
     );
+    // People search follows the new names, and forgets the old ones.
+    let found = admin
+        .ok("POST", "/users/search", Some(json!({"term": "robe"})))
+        .await;
+    assert_eq!(found[0]["id"], json!(bob.user_id), "{found}");
+    let by_nickname = admin
+        .ok("POST", "/users/search", Some(json!({"term": "bobby"})))
+        .await;
+    assert_eq!(by_nickname[0]["id"], json!(bob.user_id), "{by_nickname}");
+    bob.ok("PUT", "/users/me/patch", Some(json!({"nickname": "rob"})))
+        .await;
+    // "bobby" was only the old nickname (the first name "Bob" is shorter than the term).
+    let old_name = admin
+        .ok("POST", "/users/search", Some(json!({"term": "bobby"})))
+        .await;
+    assert_eq!(old_name, json!([]), "{old_name}");
     assert_refused(
         &bob.call("PUT", "/users/me/patch", Some(json!({"username": "carol"})))
             .await,

@@ -13,6 +13,7 @@ mod posts;
 mod preferences;
 mod reactions;
 mod roles;
+mod search;
 mod system;
 mod teams;
 mod threads;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(teams::routes())
         .merge(channels::routes())
         .merge(posts::routes())
+        .merge(search::routes())
         .merge(reactions::routes())
         .merge(threads::routes())
         .merge(roles::routes())

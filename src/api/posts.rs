@@ -87,6 +87,20 @@ pub fn page_json(r: &Reader, page: &PostPage, user: Id) -> confab_storage::Resul
     Ok(views::post_list(page, &facts))
 }
 
+/// A search's page as JSON bytes, with `matches`.
+pub fn search_page_json(
+    r: &Reader,
+    results: &confab_storage::search::SearchResults,
+    user: Id,
+) -> confab_storage::Result<Vec<u8>> {
+    let facts = post_facts(r, &results.page.posts, user)?;
+    Ok(views::search_post_list(
+        &results.page,
+        &results.matches,
+        &facts,
+    ))
+}
+
 #[derive(Deserialize)]
 struct Priority {
     #[serde(default)]

@@ -9,13 +9,15 @@ use crate::id::Id;
 use crate::keys::{id2, id_key};
 use crate::model::{Session, User, UserProfile};
 use crate::outcome::Outcome;
+use crate::search;
 use crate::txn::Txn;
 use crate::validate;
 
 /// Longest profile text field (nickname, names, position), in characters, as Mattermost's.
 pub const MAX_PROFILE_FIELD_CHARS: usize = 64;
 
-/// Replaces the profile fields, keeping the username and email indexes unique.
+/// Replaces the profile fields, keeping the username and email indexes unique and the people
+/// search index current.
 pub(crate) fn update_profile(
     txn: &mut Txn,
     user_id: Id,
@@ -23,6 +25,7 @@ pub(crate) fn update_profile(
     profile: &UserProfile,
 ) -> Step<Outcome> {
     let mut user = load_user(txn, user_id)?;
+    let before = user.clone();
     let username = profile.username.to_lowercase();
     let email = profile.email.to_lowercase();
     validate::username(&username)?;
@@ -67,6 +70,7 @@ pub(crate) fn update_profile(
     if !profile.locale.is_empty() {
         user.locale = profile.locale.clone();
     }
+    search::people::replace_user(txn, &before, &user);
     save(txn, user, at, Vec::new())
 }
 

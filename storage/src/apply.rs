@@ -15,6 +15,7 @@ use crate::mentions;
 use crate::model::*;
 use crate::outcome::{Applied, MembershipView, Outcome, Posted};
 use crate::preferences;
+use crate::search;
 use crate::threads::{self, count_replies_after, Watermarks};
 use crate::txn::Txn;
 use crate::validate;
@@ -47,6 +48,7 @@ impl Engine {
         entries: &[(u64, Option<&Command>)],
         replication_meta: Option<&[u8]>,
     ) -> Result<Vec<Applied>> {
+        let _applying = self.apply_lock.lock();
         let mut applied_index = self.applied_index()?;
         let mut txn = Txn::new(self);
         let mut results = Vec::with_capacity(entries.len());
@@ -163,6 +165,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             txn.put(Cf::UseridUser, id_key(*id), &user)?;
             txn.put_raw(Cf::UsernameUserid, username.into_bytes(), id_key(*id));
             txn.put_raw(Cf::EmailUserid, email.into_bytes(), id_key(*id));
+            search::people::add_user(txn, &user);
             Ok(Outcome::UserCreated(user))
         }
         Command::CreateSession {
@@ -538,8 +541,9 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             if let Some(message) = message {
                 validate::message(message)?;
                 if *message != post.message {
-                    post.message = message.clone();
+                    let old = std::mem::replace(&mut post.message, message.clone());
                     post.edit_at = *at;
+                    search::index::replace(txn, &old, &post);
                 }
             }
             if let Some(is_pinned) = is_pinned {
@@ -890,6 +894,7 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         priority: new.priority.to_string(),
     };
     txn.put(Cf::PostidPost, id_key(post.id), &post)?;
+    search::index::add(txn, &post);
     dedup::record(txn, post.user_id, &post.pending_post_id, post.id, at)?;
     dedup::purge_expired(txn, new.at)?;
     let time_key = KeyBuf::new().id(channel.id).u64(at).id(post.id).build();
@@ -1188,6 +1193,7 @@ fn soft_delete(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
                 .build(),
         );
     }
+    search::index::remove(txn, post);
     post.delete_at = at;
     touch_post(txn, post, at)
 }

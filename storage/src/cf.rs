@@ -31,13 +31,15 @@ pub enum Cf {
     PostidUseridEmojiReaction,
     UseridPreference,
     UseridPendingpostidPostid,
+    TermChannelidCreateatPostid,
+    NametermUserid,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 27] = [
+    pub const STATE: [Cf; 29] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -66,6 +68,8 @@ impl Cf {
         // Appended: a snapshot names a family by its position here.
         Cf::UseridPreference,
         Cf::UseridPendingpostidPostid,
+        Cf::TermChannelidCreateatPostid,
+        Cf::NametermUserid,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -100,6 +104,8 @@ impl Cf {
             Cf::PostidUseridEmojiReaction => "postid_userid_emoji_reaction",
             Cf::UseridPreference => "userid_preference",
             Cf::UseridPendingpostidPostid => "userid_pendingpostid_postid",
+            Cf::TermChannelidCreateatPostid => "term_channelid_createat_postid",
+            Cf::NametermUserid => "nameterm_userid",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

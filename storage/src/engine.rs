@@ -35,6 +35,9 @@ pub struct Engine {
     /// The block cache every family shares; memtables are charged to it too.
     cache: Cache,
     write_buffers: WriteBufferManager,
+    /// Held while a batch is applied, a snapshot imported or a search backfill step written:
+    /// a backfill step never interleaves with a change to the posts it reads.
+    pub(crate) apply_lock: parking_lot::Mutex<()>,
 }
 
 /// How much memory RocksDB may use. Memtables of every column family are charged to the block
@@ -77,6 +80,8 @@ pub struct EngineStats {
     pub write_batches: AtomicU64,
     pub commands_applied: AtomicU64,
     pub commands_refused: AtomicU64,
+    /// Records indexed by the one-time search backfill.
+    pub search_backfilled: AtomicU64,
 }
 
 impl Engine {
@@ -122,6 +127,7 @@ impl Engine {
             sessions_epoch: AtomicU64::new(0),
             cache,
             write_buffers,
+            apply_lock: parking_lot::Mutex::new(()),
         };
         if engine
             .db
@@ -131,6 +137,7 @@ impl Engine {
             tracing::warn!("an interrupted snapshot import left partial state; clearing it");
             engine.clear_state()?;
         }
+        engine.init_search_backfill()?;
         Ok(engine)
     }
 
@@ -173,6 +180,28 @@ impl Engine {
             block_cache_pinned_bytes: self.cache.get_pinned_usage(),
             memtable_bytes: self.write_buffers.get_usage(),
         }
+    }
+
+    /// Writes every memtable to disk (benchmarks measure sizes on disk after it).
+    pub fn flush(&self) -> Result<()> {
+        for cf in Cf::all() {
+            self.db.flush_cf(self.cf(cf)?)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes a family takes in its SST files (compressed), plus what its memtables hold.
+    pub fn family_size_bytes(&self, cf: Cf) -> Result<u64> {
+        let handle = self.cf(cf)?;
+        let sst = self
+            .db
+            .property_int_value_cf(handle, "rocksdb.total-sst-files-size")?
+            .unwrap_or(0);
+        let memtables = self
+            .db
+            .property_int_value_cf(handle, "rocksdb.cur-size-all-mem-tables")?
+            .unwrap_or(0);
+        Ok(sst + memtables)
     }
 
     /// RocksDB's own statistics (reads, writes, bytes, stalls) as its text dump, for /metrics.

@@ -25,6 +25,16 @@ impl KeyBuf {
     pub fn rev_u64(self, value: u64) -> KeyBuf {
         self.u64(u64::MAX - value)
     }
+    /// Bytes taken as they are (a key part read back from a key).
+    pub fn raw(mut self, bytes: &[u8]) -> KeyBuf {
+        self.0.extend_from_slice(bytes);
+        self
+    }
+    /// A single separator byte (ends a variable-length part that cannot contain it).
+    pub fn byte(mut self, value: u8) -> KeyBuf {
+        self.0.push(value);
+        self
+    }
     pub fn str(mut self, text: &str) -> KeyBuf {
         self.0.extend_from_slice(text.as_bytes());
         self

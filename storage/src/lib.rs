@@ -46,6 +46,8 @@
 //! | `postid_userid_emoji_reaction` | post_id · user_id · emoji → [`Reaction`] |
 //! | `userid_preference` | user_id · len(category) as u8 · category · name → value as raw UTF-8 ([`preferences`]) |
 //! | `userid_pendingpostid_postid` | `0` · user_id · pending_post_id → post_id · t(create) — a post's retry answer ([`dedup`]) · `1` · t(create) · user_id · pending_post_id → () — its expiry queue |
+//! | `term_channelid_createat_postid` | term · `0x00` · channel_id · rev(t(create)) · post_id → () — post search index: each distinct term of a live, non-system post (stemmed words, CJK bigrams, `#tags`, `@`author) ([`search`]) |
+//! | `nameterm_userid` | folded name term · `0x00` · user_id → () — people search: the username and each word of first name, last name and nickname ([`search`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -75,6 +77,7 @@ mod outcome;
 pub mod preferences;
 mod query;
 mod read;
+pub mod search;
 pub mod snapshot;
 mod source;
 mod threads;

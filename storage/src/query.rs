@@ -397,7 +397,7 @@ impl Reader<'_> {
     }
 
     /// Turns ordered ids into a page, adding the roots of replies for context.
-    fn page_of(&self, order: Vec<Id>, has_next: bool) -> Result<PostPage> {
+    pub(crate) fn page_of(&self, order: Vec<Id>, has_next: bool) -> Result<PostPage> {
         let mut posts: BTreeMap<Id, Post> = BTreeMap::new();
         for id in &order {
             if let Some(post) = self.post(*id)? {

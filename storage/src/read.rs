@@ -5,7 +5,7 @@ use crate::cf::Cf;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::keys::prefix_end;
-use rocksdb::{Direction, IteratorMode, ReadOptions, Snapshot};
+use rocksdb::{DBRawIterator, Direction, IteratorMode, ReadOptions, Snapshot};
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
 
@@ -39,7 +39,7 @@ impl<'a> Reader<'a> {
         self.keys_read.get()
     }
 
-    fn count(&self, n: u64) {
+    pub(crate) fn count(&self, n: u64) {
         self.keys_read.set(self.keys_read.get() + n);
     }
 
@@ -100,6 +100,26 @@ impl<'a> Reader<'a> {
     ) -> Result<()> {
         let end = prefix_end(prefix);
         self.scan(cf, prefix, end.as_deref(), reverse, visit)
+    }
+
+    /// A seekable iterator over `[lower, upper)` on this reader's snapshot, for queries that
+    /// leapfrog (search). The caller counts what it reads with [`Reader::count`].
+    pub(crate) fn raw_iter(
+        &self,
+        cf: Cf,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+    ) -> Result<DBRawIterator<'_>> {
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(&self.snapshot);
+        opts.set_iterate_lower_bound(lower.to_vec());
+        if let Some(upper) = upper {
+            opts.set_iterate_upper_bound(upper.to_vec());
+        }
+        Ok(self
+            .engine
+            .db
+            .raw_iterator_cf_opt(self.engine.cf(cf)?, opts))
     }
 
     pub(crate) fn scan_all(&self, cf: Cf, visit: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {

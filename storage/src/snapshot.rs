@@ -141,6 +141,7 @@ impl Engine {
     /// and the live state is untouched. A crash during the second pass leaves a marker that
     /// makes the next open clear the half-imported state.
     pub fn import_snapshot<S: Read + Seek>(&self, mut source: S) -> Result<SnapshotSummary> {
+        let _applying = self.apply_lock.lock();
         let start = source.stream_position()?;
         let summary = verify_snapshot(&mut source)?;
         source.seek(SeekFrom::Start(start))?;

@@ -422,6 +422,66 @@ pub async fn metrics(base: &str) -> std::collections::HashMap<String, f64> {
         .collect()
 }
 
+/// Sets up alice (admin), bob and carol in team "t" with public channel "pub" (all three) and
+/// private channel "priv" (alice and bob).
+pub async fn team_fixture(base: &str) -> (Api, Api, Api, String, String, String) {
+    let alice = Api::signup(base, "alice").await;
+    let bob = Api::signup(base, "bob").await;
+    let carol = Api::signup(base, "carol").await;
+    let team = alice
+        .ok(
+            "POST",
+            "/teams",
+            Some(json!({"name": "tt", "display_name": "T", "type": "O"})),
+        )
+        .await;
+    let team_id = team["id"].as_str().unwrap().to_string();
+    for user in [&bob, &carol] {
+        alice
+            .ok(
+                "POST",
+                &format!("/teams/{team_id}/members"),
+                Some(json!({"team_id": team_id, "user_id": user.user_id})),
+            )
+            .await;
+    }
+    let public = alice
+        .ok(
+            "POST",
+            "/channels",
+            Some(json!({"team_id": team_id, "name": "pub", "display_name": "Pub", "type": "O"})),
+        )
+        .await;
+    let private = alice
+        .ok(
+            "POST",
+            "/channels",
+            Some(json!({"team_id": team_id, "name": "priv", "display_name": "Priv", "type": "P"})),
+        )
+        .await;
+    let (public, private) = (
+        public["id"].as_str().unwrap().to_string(),
+        private["id"].as_str().unwrap().to_string(),
+    );
+    for user in [&bob, &carol] {
+        alice
+            .ok(
+                "POST",
+                &format!("/channels/{public}/members"),
+                Some(json!({"user_id": user.user_id, "channel_id": public, "post_root_id": ""})),
+            )
+            .await;
+    }
+    alice
+        .ok(
+            "POST",
+            &format!("/channels/{private}/members"),
+            Some(json!({"user_id": bob.user_id})),
+        )
+        .await;
+    (alice, bob, carol, team_id, public, private)
+}
+
 /// Polls `check` until it returns Some, or panics after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where

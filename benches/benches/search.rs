@@ -1,0 +1,335 @@
+//! Post search benches (issue 16): a data set of posts whose words follow a Zipf-like draw over a
+//! few thousand words, with numbers and hashtags, in 200 channels that the searching user is a
+//! member of; the shapes of the issue — a rare word, a common word (in ≈ 8 % of posts), two
+//! common words ANDed that rarely meet, a phrase, a prefix, `from:` + a word — measured by
+//! criterion with one searcher, then median and p99 with 1 and 8 concurrent searchers.
+//!
+//! `CONFAB_SEARCH_POSTS` sets the number of posts (default 1,000,000; `CONFAB_BENCH_SMALL=1`
+//! makes it 200,000).
+
+use confab_bench::{id, Loader};
+use confab_storage::cf::Cf;
+use confab_storage::search::{parse, PostSearch, DEFAULT_KEY_BUDGET};
+use confab_storage::{ChannelType, Command, Engine, TeamType};
+use criterion::{criterion_group, criterion_main, Criterion};
+use hdrhistogram::Histogram;
+use rand::distr::Distribution;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::time::Instant;
+
+const TEAM: u64 = 1;
+const SEARCHER: u64 = 100;
+const WRITERS: u64 = 40;
+const CHANNELS: u64 = 200;
+const FIRST_CHANNEL: u64 = 1_000;
+const VOCABULARY: usize = 4_000;
+const SYLLABLES: [&str; 20] = [
+    "ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "da", "gu", "sho", "ber", "lin", "tor",
+    "fa", "zen", "qui", "mar", "dus",
+];
+
+/// Word `rank` of the vocabulary: distinct syllable strings, stable across runs.
+fn word(rank: usize) -> String {
+    let mut n = rank;
+    let mut out = String::new();
+    loop {
+        out.push_str(SYLLABLES[n % SYLLABLES.len()]);
+        n /= SYLLABLES.len();
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(["a", "o", "e", "um", "ix"][rank % 5]);
+    out
+}
+
+/// Cumulative Zipf weights (s = 1.0) over the vocabulary.
+struct Zipf(Vec<f64>);
+
+impl Zipf {
+    fn new(n: usize) -> Zipf {
+        let mut acc = 0.0;
+        Zipf(
+            (1..=n)
+                .map(|r| {
+                    acc += 1.0 / r as f64;
+                    acc
+                })
+                .collect(),
+        )
+    }
+    fn draw(&self, rng: &mut StdRng) -> usize {
+        let total = self.0.last().copied().unwrap_or(1.0);
+        let x = rng.random::<f64>() * total;
+        self.0.partition_point(|c| *c < x).min(self.0.len() - 1)
+    }
+}
+
+struct DataSet {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    posts: u64,
+    common: (String, String),
+    rare: String,
+    phrase: String,
+    prefix: String,
+    load_secs: f64,
+    index_bytes: u64,
+    post_bytes: u64,
+}
+
+fn setup_commands() -> Vec<Command> {
+    let user = |n: u64| Command::CreateUser {
+        id: id(n),
+        at: 1,
+        username: format!("user{n}"),
+        email: format!("user{n}@example.com"),
+        password_hash: "x".into(),
+        nickname: String::new(),
+        first_name: String::new(),
+        last_name: String::new(),
+        roles: String::new(),
+    };
+    let mut commands = vec![user(SEARCHER)];
+    commands.extend((1..=WRITERS).map(|w| user(SEARCHER + w)));
+    commands.push(Command::CreateTeam {
+        id: id(TEAM),
+        at: 2,
+        name: "bench".into(),
+        display_name: "Bench".into(),
+        team_type: TeamType::Open,
+        creator_id: id(SEARCHER),
+        town_square_id: id(TEAM + 1),
+        off_topic_id: id(TEAM + 2),
+    });
+    for w in 1..=WRITERS {
+        commands.push(Command::AddTeamMember {
+            team_id: id(TEAM),
+            user_id: id(SEARCHER + w),
+            at: 3,
+        });
+    }
+    for c in 0..CHANNELS {
+        commands.push(Command::CreateChannel {
+            id: id(FIRST_CHANNEL + c),
+            at: 4,
+            team_id: id(TEAM),
+            channel_type: ChannelType::Open,
+            name: format!("channel-{c}"),
+            display_name: format!("Channel {c}"),
+            purpose: String::new(),
+            header: String::new(),
+            creator_id: id(SEARCHER),
+        });
+        for w in 1..=WRITERS {
+            commands.push(Command::AddChannelMember {
+                channel_id: id(FIRST_CHANNEL + c),
+                user_id: id(SEARCHER + w),
+                at: 5,
+            });
+        }
+    }
+    commands
+}
+
+fn build(posts: u64) -> DataSet {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = Engine::open(dir.path()).expect("open");
+    let zipf = Zipf::new(VOCABULARY);
+    let mut rng = StdRng::seed_from_u64(16);
+    // The two "common" words: ranks whose share of posts is near 8 % with ~12 words a post.
+    let (a_rank, b_rank) = (9, 10);
+    let mut df: HashMap<usize, u64> = HashMap::new();
+    let started = Instant::now();
+    {
+        let mut loader = Loader::new(&engine);
+        for command in setup_commands() {
+            loader.push(command);
+        }
+        loader.flush();
+        let lengths = rand::distr::Uniform::new_inclusive(6usize, 18).expect("range");
+        for n in 0..posts {
+            let mut ranks: Vec<usize> = (0..lengths.sample(&mut rng))
+                .map(|_| zipf.draw(&mut rng))
+                .collect();
+            // The two common words rarely meet: one post in 500 that draws both keeps both.
+            if ranks.contains(&a_rank) && ranks.contains(&b_rank) && rng.random_range(0..500) != 0 {
+                ranks.retain(|r| *r != b_rank);
+            }
+            let mut words: Vec<String> = ranks.iter().map(|r| word(*r)).collect();
+            if rng.random_range(0..10) < 3 {
+                words.push(rng.random_range(0..100_000u32).to_string());
+            }
+            if rng.random_range(0..20) == 0 {
+                words.push(format!("#topic{}", rng.random_range(0..200u32)));
+            }
+            let mut seen = ranks.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            for r in seen {
+                *df.entry(r).or_default() += 1;
+            }
+            let channel = FIRST_CHANNEL + rng.random_range(0..CHANNELS);
+            let author = SEARCHER + 1 + rng.random_range(0..WRITERS);
+            loader.push(Command::CreatePost {
+                id: id(10_000_000 + n),
+                at: 1_000 + n * 10,
+                channel_id: id(channel),
+                user_id: id(author),
+                root_id: None,
+                message: words.join(" "),
+                post_type: String::new(),
+                props: "{}".into(),
+                pending_post_id: String::new(),
+                priority: String::new(),
+            });
+        }
+        loader.flush();
+    }
+    let load_secs = started.elapsed().as_secs_f64();
+    engine.flush().expect("flush");
+    let index_bytes = engine
+        .family_size_bytes(Cf::TermChannelidCreateatPostid)
+        .expect("size");
+    let post_bytes = engine.family_size_bytes(Cf::PostidPost).expect("size");
+    let share = |r: usize| df.get(&r).copied().unwrap_or(0) as f64 / posts as f64 * 100.0;
+    eprintln!(
+        "data set: {posts} posts in {load_secs:.1} s ({:.1} µs/post applied in batches of 256, search index included)",
+        load_secs * 1e6 / posts as f64
+    );
+    eprintln!(
+        "common words: {:?} in {:.1} % and {:?} in {:.1} % of posts",
+        word(a_rank),
+        share(a_rank),
+        word(b_rank),
+        share(b_rank)
+    );
+    eprintln!(
+        "index: {:.1} bytes/post on disk (posts themselves: {:.1} bytes/post)",
+        index_bytes as f64 / posts as f64,
+        post_bytes as f64 / posts as f64
+    );
+    // A rare word: in about 1 post in 10,000.
+    let rare_rank = (0..VOCABULARY)
+        .rev()
+        .find(|r| (1..=(posts / 5_000).max(2)).contains(df.get(r).unwrap_or(&0)))
+        .unwrap_or(VOCABULARY - 1);
+    eprintln!(
+        "rare word: {:?} in {} posts",
+        word(rare_rank),
+        df.get(&rare_rank).unwrap_or(&0)
+    );
+    DataSet {
+        _dir: dir,
+        engine,
+        posts,
+        common: (word(a_rank), word(b_rank)),
+        rare: word(rare_rank),
+        phrase: format!("\"{} {}\"", word(0), word(1)),
+        prefix: format!("{}*", &word(3)[..3]),
+        load_secs,
+        index_bytes,
+        post_bytes,
+    }
+}
+
+fn search(engine: &Engine, terms: &str) -> usize {
+    let query = parse(terms).expect("query");
+    let search = PostSearch {
+        user: id(SEARCHER),
+        team: Some(id(TEAM)),
+        query,
+        is_or: false,
+        time_zone_offset_secs: 0,
+        include_deleted_channels: false,
+        page: 0,
+        per_page: 20,
+        key_budget: DEFAULT_KEY_BUDGET,
+    };
+    let results = engine.reader().search_posts(&search).expect("search");
+    results.page.order.len()
+}
+
+/// Median and p99 in ms of `rounds` searches by each of `threads` concurrent searchers.
+fn latencies(engine: &Engine, terms: &str, threads: usize, rounds: usize) -> (f64, f64) {
+    let mut all = Histogram::<u64>::new(3).expect("histogram");
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut h = Histogram::<u64>::new(3).expect("histogram");
+                    for _ in 0..rounds {
+                        let t = Instant::now();
+                        std::hint::black_box(search(engine, terms));
+                        h.record(t.elapsed().as_micros() as u64).ok();
+                    }
+                    h
+                })
+            })
+            .collect();
+        for handle in handles {
+            if let Ok(h) = handle.join() {
+                all.add(h).ok();
+            }
+        }
+    });
+    (
+        all.value_at_quantile(0.5) as f64 / 1000.0,
+        all.value_at_quantile(0.99) as f64 / 1000.0,
+    )
+}
+
+fn benches(c: &mut Criterion) {
+    let posts = std::env::var("CONFAB_SEARCH_POSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if std::env::var("CONFAB_BENCH_SMALL").is_ok() {
+            200_000
+        } else {
+            1_000_000
+        });
+    let data = build(posts);
+    let shapes = [
+        ("rare word", data.rare.clone()),
+        ("common word", data.common.0.clone()),
+        (
+            "two common words ANDed",
+            format!("{} {}", data.common.0, data.common.1),
+        ),
+        ("phrase", data.phrase.clone()),
+        ("prefix", data.prefix.clone()),
+        (
+            "from: + word",
+            format!("from:user{} {}", SEARCHER + 7, data.common.0),
+        ),
+    ];
+    let mut group = c.benchmark_group(format!("search_{}k_posts", data.posts / 1000));
+    for (name, terms) in &shapes {
+        eprintln!(
+            "{name}: {terms:?} → {} results on the first page",
+            search(&data.engine, terms)
+        );
+        group.bench_function(*name, |b| b.iter(|| search(&data.engine, terms)));
+    }
+    group.finish();
+    eprintln!("| shape | query | 1 searcher median / p99 | 8 searchers median / p99 |");
+    eprintln!("|---|---|---|---|");
+    for (name, terms) in &shapes {
+        let (m1, p1) = latencies(&data.engine, terms, 1, 200);
+        let (m8, p8) = latencies(&data.engine, terms, 8, 50);
+        eprintln!("| {name} | `{terms}` | {m1:.2} / {p1:.2} ms | {m8:.2} / {p8:.2} ms |");
+    }
+    eprintln!(
+        "load {:.1} s; index {} bytes, posts {} bytes",
+        data.load_secs, data.index_bytes, data.post_bytes
+    );
+}
+
+criterion_group! {
+    name = search_benches;
+    config = Criterion::default().sample_size(10);
+    targets = benches
+}
+criterion_main!(search_benches);

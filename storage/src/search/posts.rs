@@ -1,0 +1,444 @@
+//! Post search: the caller's channels, a cursor per channel built from the query, merged newest
+//! first across channels with a heap, each candidate checked against its post (phrases,
+//! exclusions, authors, time) and kept until one page (plus one, for `has_next`) is full. The
+//! work is bounded by the page, by the channels searched, and by a budget of keys read.
+
+use super::cursor::{
+    pos_at_or_before, pos_create_at, pos_post, successor, Cursor, Pos, TermIterators,
+};
+use super::index::{is_searchable, message_terms};
+use super::parse::{ParsedQuery, Word};
+use super::tokenize::{author_term, hashtags, tokens, MAX_TERM_BYTES};
+use crate::cf::Cf;
+use crate::error::Result;
+use crate::id::Id;
+use crate::keys::{id2, prefix_end, KeyBuf};
+use crate::model::{Channel, ChannelType, Post};
+use crate::query::PostPage;
+use crate::read::Reader;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+/// At most this many index terms stand for one `prefix*` (the first ones in byte order).
+pub const MAX_PREFIX_TERMS: usize = 64;
+
+/// Keys a search may read before it answers with what it found (`truncated`).
+pub const DEFAULT_KEY_BUDGET: u64 = 200_000;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// What to search and for whom.
+#[derive(Debug, Clone)]
+pub struct PostSearch {
+    pub user: Id,
+    /// One team's channels (and the user's direct and group channels), or all of them.
+    pub team: Option<Id>,
+    pub query: ParsedQuery,
+    /// Any word matches instead of every word.
+    pub is_or: bool,
+    /// The caller's offset from UTC in seconds (dates are days of their calendar).
+    pub time_zone_offset_secs: i64,
+    pub include_deleted_channels: bool,
+    pub page: usize,
+    pub per_page: usize,
+    pub key_budget: u64,
+}
+
+/// A page of search results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchResults {
+    pub page: PostPage,
+    /// For each post of the page, the words of its text that matched (for highlighting).
+    pub matches: Vec<(Id, Vec<String>)>,
+    /// The key budget ran out: there may be matches this page does not show.
+    pub truncated: bool,
+}
+
+/// One channel's candidates.
+struct Stream<'r> {
+    cursor: Cursor<'r>,
+    /// Candidates older than this are out of the time window.
+    oldest: u64,
+}
+
+impl Reader<'_> {
+    /// The channels a search covers: the user's memberships, never another channel.
+    pub fn search_channels(&self, search: &PostSearch) -> Result<Vec<Channel>> {
+        let mut ids = Vec::new();
+        let prefixes = match search.team {
+            Some(team) => vec![id2(search.user, team), id2(search.user, Id::NONE)],
+            None => vec![search.user.as_bytes().to_vec()],
+        };
+        for prefix in prefixes {
+            self.scan_prefix(Cf::UseridTeamidChannelid, &prefix, false, |key, _| {
+                ids.extend(key.get(32..).and_then(Id::from_slice));
+                true
+            })?;
+        }
+        ids.sort();
+        ids.dedup();
+        let query = &search.query;
+        let mut channels = Vec::new();
+        for id in ids {
+            let Some(channel) = self.channel(id)? else {
+                continue;
+            };
+            if channel.delete_at != 0 && !search.include_deleted_channels {
+                continue;
+            }
+            if !query.in_channels.is_empty()
+                && !self.any_channel_spec(&channel, &query.in_channels, search.user)?
+            {
+                continue;
+            }
+            if self.any_channel_spec(&channel, &query.not_in, search.user)? {
+                continue;
+            }
+            channels.push(channel);
+        }
+        Ok(channels)
+    }
+
+    /// Whether `channel` is one of `specs`: a channel name, or `@user` for the direct channel
+    /// with that user.
+    fn any_channel_spec(&self, channel: &Channel, specs: &[String], me: Id) -> Result<bool> {
+        for spec in specs {
+            if let Some(username) = spec.strip_prefix('@') {
+                if channel.channel_type != ChannelType::Direct {
+                    continue;
+                }
+                let Some(other) = self.user_by_username(username)? else {
+                    continue;
+                };
+                let with_self = other.id == me;
+                let me_text = me.to_base32();
+                if with_self {
+                    if channel.name == format!("{me_text}__{me_text}") {
+                        return Ok(true);
+                    }
+                } else if self.channel_member(channel.id, other.id)?.is_some() {
+                    return Ok(true);
+                }
+            } else if channel.channel_type != ChannelType::Direct
+                && channel.channel_type != ChannelType::Group
+                && channel.name == *spec
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Up to [`MAX_PREFIX_TERMS`] index terms starting with `prefix`, one seek each.
+    fn expand_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut terms = Vec::new();
+        let lower = prefix.as_bytes().to_vec();
+        let upper = prefix_end(&lower);
+        let mut it = self.raw_iter(Cf::TermChannelidCreateatPostid, &lower, upper.as_deref())?;
+        it.seek(&lower);
+        while terms.len() < MAX_PREFIX_TERMS {
+            self.count(1);
+            let Some(key) = it.key() else {
+                it.status()?;
+                break;
+            };
+            let Some(end) = key.iter().position(|b| *b == 0) else {
+                break;
+            };
+            let Ok(term) = std::str::from_utf8(&key[..end]) else {
+                break;
+            };
+            terms.push(term.to_string());
+            // Past every key of this term: `term · 0x01` sorts after `term · 0x00 · …`.
+            let next = KeyBuf::new().str(term).byte(1).build();
+            it.seek(&next);
+        }
+        Ok(terms)
+    }
+
+    /// Searches posts: the newest matches first, one page.
+    pub fn search_posts(&self, search: &PostSearch) -> Result<SearchResults> {
+        let query = &search.query;
+        let start_keys = self.keys_read();
+        let (oldest, newest) = time_window(query, search.time_zone_offset_secs);
+        let mut results = SearchResults::default();
+        if oldest > newest || search.per_page == 0 {
+            return Ok(results);
+        }
+        let mut from = Vec::new();
+        for name in &query.from {
+            if let Some(user) = self.user_by_username(name)? {
+                from.push(user.id);
+            }
+        }
+        if !query.from.is_empty() && from.is_empty() {
+            return Ok(results);
+        }
+        let mut not_from = BTreeSet::new();
+        for name in &query.not_from {
+            if let Some(user) = self.user_by_username(name)? {
+                not_from.insert(user.id);
+            }
+        }
+        let mut prefixes = Vec::new();
+        for word in &query.words {
+            if let Word::Prefix(p) = word {
+                prefixes.push((p.clone(), self.expand_prefix(p)?));
+            }
+        }
+        let channels = self.search_channels(search)?;
+        let mut streams = Vec::with_capacity(channels.len());
+        let mut iterators = TermIterators::default();
+        for channel in &channels {
+            let cursor =
+                self.channel_cursor(&mut iterators, channel.id, search, &from, &prefixes)?;
+            streams.push(Stream { cursor, oldest });
+        }
+        let first = pos_at_or_before(newest);
+        let mut heap = BinaryHeap::new();
+        for (index, stream) in streams.iter_mut().enumerate() {
+            if let Some(p) = stream.cursor.seek(self, &first)? {
+                heap.push(Reverse((p, index)));
+            }
+        }
+        let skip = search.page.saturating_mul(search.per_page);
+        let mut accepted = 0usize;
+        let mut order = Vec::new();
+        let mut has_next = false;
+        while let Some(Reverse((p, index))) = heap.pop() {
+            if self.keys_read() - start_keys > search.key_budget {
+                results.truncated = true;
+                break;
+            }
+            let stream = &mut streams[index];
+            if pos_create_at(&p) < stream.oldest {
+                continue;
+            }
+            if let Some(matched) = self.check(&p, search, &from, &not_from)? {
+                if accepted >= skip {
+                    if order.len() == search.per_page {
+                        has_next = true;
+                        break;
+                    }
+                    order.push(pos_post(&p));
+                    results.matches.push((pos_post(&p), matched));
+                }
+                accepted += 1;
+            }
+            if let Some(next) = successor(&p) {
+                if let Some(q) = stream.cursor.seek(self, &next)? {
+                    heap.push(Reverse((q, index)));
+                }
+            }
+        }
+        results.page = self.page_of(order, has_next)?;
+        Ok(results)
+    }
+
+    /// The cursor of one channel: every word's leaf, joined by AND (or OR), and the authors.
+    fn channel_cursor<'r>(
+        &'r self,
+        iterators: &mut TermIterators<'r>,
+        channel: Id,
+        search: &PostSearch,
+        from: &[Id],
+        prefixes: &[(String, Vec<String>)],
+    ) -> Result<Cursor<'r>> {
+        let mut words = Vec::new();
+        for word in &search.query.words {
+            words.push(self.word_cursor(iterators, channel, word, prefixes)?);
+        }
+        let mut parts = Vec::new();
+        match (search.is_or, words.len()) {
+            (_, 0) => {}
+            (true, _) => parts.push(Cursor::Or(words)),
+            (false, _) => parts.extend(words),
+        }
+        if !from.is_empty() {
+            let mut authors = Vec::new();
+            for user in from {
+                authors.push(Cursor::term(self, iterators, &author_term(*user), channel)?);
+            }
+            parts.push(Cursor::Or(authors));
+        }
+        Ok(match parts.len() {
+            0 => Cursor::live(self, channel)?,
+            1 => parts.pop().unwrap_or(Cursor::Empty),
+            _ => Cursor::And(parts),
+        })
+    }
+
+    fn word_cursor<'r>(
+        &'r self,
+        iterators: &mut TermIterators<'r>,
+        channel: Id,
+        word: &Word,
+        prefixes: &[(String, Vec<String>)],
+    ) -> Result<Cursor<'r>> {
+        Ok(match word {
+            Word::Term(term) | Word::Hashtag(term) => Cursor::term(self, iterators, term, channel)?,
+            Word::Phrase(terms) => {
+                let distinct: BTreeSet<&String> = terms.iter().collect();
+                let mut children = Vec::new();
+                for term in distinct {
+                    children.push(Cursor::term(self, iterators, term, channel)?);
+                }
+                Cursor::And(children)
+            }
+            Word::Prefix(prefix) => {
+                let terms = prefixes
+                    .iter()
+                    .find(|(p, _)| p == prefix)
+                    .map(|(_, terms)| terms.as_slice())
+                    .unwrap_or_default();
+                if terms.is_empty() {
+                    Cursor::Empty
+                } else {
+                    let mut children = Vec::new();
+                    for term in terms {
+                        children.push(Cursor::term(self, iterators, term, channel)?);
+                    }
+                    Cursor::Or(children)
+                }
+            }
+        })
+    }
+
+    /// Checks a candidate against its post; the matched words when it is a result.
+    fn check(
+        &self,
+        p: &Pos,
+        search: &PostSearch,
+        from: &[Id],
+        not_from: &BTreeSet<Id>,
+    ) -> Result<Option<Vec<String>>> {
+        let Some(post) = self.post(pos_post(p))? else {
+            return Ok(None);
+        };
+        if !post_matches(&post, &search.query, search.is_or, from, not_from) {
+            return Ok(None);
+        }
+        Ok(Some(matched_words(&post, &search.query)))
+    }
+}
+
+/// The window of creation times `[oldest, newest]` the dates allow, in the caller's zone.
+pub fn time_window(query: &ParsedQuery, offset_secs: i64) -> (u64, u64) {
+    let offset_ms = offset_secs.saturating_mul(1000);
+    let start_of = |day: i64| day.saturating_mul(DAY_MS).saturating_sub(offset_ms);
+    let mut oldest = i64::MIN;
+    let mut newest = i64::MAX;
+    if let Some(day) = query.on {
+        oldest = oldest.max(start_of(day));
+        newest = newest.min(start_of(day.saturating_add(1)).saturating_sub(1));
+    }
+    if let Some(day) = query.after {
+        oldest = oldest.max(start_of(day.saturating_add(1)));
+    }
+    if let Some(day) = query.before {
+        newest = newest.min(start_of(day).saturating_sub(1));
+    }
+    let clamp = |t: i64| u64::try_from(t.max(0)).unwrap_or(0);
+    if newest < 0 {
+        return (1, 0);
+    }
+    (clamp(oldest), clamp(newest))
+}
+
+/// The terms of a post as the index holds them, and its term sequence (for phrases).
+fn post_terms(post: &Post) -> (BTreeSet<String>, Vec<String>) {
+    let terms = message_terms(&post.message, post.user_id);
+    let sequence = tokens(&post.message).into_iter().map(|t| t.term).collect();
+    (terms, sequence)
+}
+
+fn word_matches(word: &Word, terms: &BTreeSet<String>, sequence: &[String]) -> bool {
+    match word {
+        Word::Term(term) | Word::Hashtag(term) => terms.contains(term),
+        Word::Phrase(phrase) => {
+            !phrase.is_empty()
+                && sequence
+                    .windows(phrase.len())
+                    .any(|w| w == phrase.as_slice())
+        }
+        Word::Prefix(prefix) => terms
+            .range(prefix.clone()..)
+            .take_while(|t| t.starts_with(prefix.as_str()))
+            .next()
+            .is_some(),
+    }
+}
+
+/// Whether a post answers a query (everything but the channel and time): the one definition
+/// the index-driven search and a scan of every post agree on.
+pub fn post_matches(
+    post: &Post,
+    query: &ParsedQuery,
+    is_or: bool,
+    from: &[Id],
+    not_from: &BTreeSet<Id>,
+) -> bool {
+    if post.delete_at != 0 || !is_searchable(post) {
+        return false;
+    }
+    if !from.is_empty() && !from.contains(&post.user_id) {
+        return false;
+    }
+    if not_from.contains(&post.user_id) {
+        return false;
+    }
+    let (terms, sequence) = post_terms(post);
+    let mut words = query
+        .words
+        .iter()
+        .map(|w| word_matches(w, &terms, &sequence));
+    let words_ok = if query.words.is_empty() {
+        true
+    } else if is_or {
+        words.any(|m| m)
+    } else {
+        words.all(|m| m)
+    };
+    words_ok
+        && !query
+            .excluded
+            .iter()
+            .any(|w| word_matches(w, &terms, &sequence))
+}
+
+/// The words of a post's text that a query's words matched, in text order, once each.
+pub fn matched_words(post: &Post, query: &ParsedQuery) -> Vec<String> {
+    let mut wanted: BTreeSet<&str> = BTreeSet::new();
+    let mut prefixes: Vec<&str> = Vec::new();
+    for word in &query.words {
+        match word {
+            Word::Term(t) | Word::Hashtag(t) => {
+                wanted.insert(t);
+            }
+            Word::Phrase(terms) => wanted.extend(terms.iter().map(String::as_str)),
+            Word::Prefix(p) => prefixes.push(p),
+        }
+    }
+    let mut found: Vec<(usize, String)> = Vec::new();
+    let mut tokens_found = tokens(&post.message);
+    tokens_found.extend(hashtags(&post.message));
+    for token in tokens_found {
+        let hit = wanted.contains(token.term.as_str())
+            || prefixes.iter().any(|p| token.term.starts_with(p));
+        if hit {
+            if let Some(text) = post.message.get(token.start..token.end) {
+                found.push((token.start, text.to_string()));
+            }
+        }
+    }
+    found.sort();
+    let mut seen = BTreeSet::new();
+    found
+        .into_iter()
+        .filter(|(_, text)| seen.insert(text.clone()))
+        .map(|(_, text)| text)
+        .collect()
+}
+
+/// Terms are capped, so a query word can never need a longer key.
+const _: () = assert!(MAX_TERM_BYTES < 256);
