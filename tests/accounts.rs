@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{eventually, single_node, three_nodes, Answer, Api, Socket};
+use common::{eventually, single_node, team_with, three_nodes, Answer, Api, Socket};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -17,31 +17,13 @@ fn assert_refused(answer: &Answer, status: StatusCode, id: &str) {
     assert_eq!(answer.body["id"], id, "{}", answer.body);
 }
 
-async fn join_team(admin: &Api, name: &str, member: &Api) {
-    let team = admin
-        .ok(
-            "POST",
-            "/teams",
-            Some(json!({"name": name, "display_name": name, "type": "O"})),
-        )
-        .await;
-    let team_id = team["id"].as_str().expect("team id");
-    admin
-        .ok(
-            "POST",
-            &format!("/teams/{team_id}/members"),
-            Some(json!({"team_id": team_id, "user_id": member.user_id})),
-        )
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_patch_and_update_with_refusals_and_event() {
     let (_dir, node) = single_node().await;
     let admin = Api::signup(&node.api, "admin").await;
     let bob = Api::signup(&node.api, "bob").await;
     let carol = Api::signup(&node.api, "carol").await;
-    join_team(&admin, "people", &bob).await;
+    team_with(&admin, "people", &[&bob]).await;
     let mut watcher = Socket::connect(&node.api, admin.token.as_deref().expect("token")).await;
 
     let patched = bob

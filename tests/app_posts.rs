@@ -5,39 +5,12 @@
 
 mod common;
 
-use common::{single_node, Api};
+use common::{single_node, team_with, Api};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 fn text(value: &Value) -> String {
     value.as_str().expect("a string").to_string()
-}
-
-/// A team with `member` in it, and its town-square id.
-async fn team_with(admin: &Api, name: &str, member: &Api) -> (String, String) {
-    let team = admin
-        .ok(
-            "POST",
-            "/teams",
-            Some(json!({"name": name, "display_name": name, "type": "O"})),
-        )
-        .await;
-    let team_id = text(&team["id"]);
-    admin
-        .ok(
-            "POST",
-            &format!("/teams/{team_id}/members"),
-            Some(json!({"team_id": team_id, "user_id": member.user_id})),
-        )
-        .await;
-    let town = admin
-        .ok(
-            "GET",
-            &format!("/teams/{team_id}/channels/name/town-square"),
-            None,
-        )
-        .await;
-    (team_id, text(&town["id"]))
 }
 
 async fn post(api: &Api, channel: &str, message: &str, root: &str) -> Value {
@@ -63,7 +36,7 @@ async fn posts_carry_their_reactions_in_metadata() {
     let (_dir, node) = single_node().await;
     let alice = Api::signup(&node.api, "alice").await;
     let bob = Api::signup(&node.api, "bob").await;
-    let (team, town) = team_with(&alice, "meta", &bob).await;
+    let (team, town) = team_with(&alice, "meta", &[&bob]).await;
     let root = post(&alice, &town, "root", "").await;
     let root_id = text(&root["id"]);
     let plain = post(&alice, &town, "no reactions", "").await;
@@ -143,7 +116,7 @@ async fn posts_by_ids_returns_only_readable_live_posts_in_order() {
     let (_dir, node) = single_node().await;
     let alice = Api::signup(&node.api, "alice").await;
     let bob = Api::signup(&node.api, "bob").await;
-    let (team, town) = team_with(&alice, "ids", &bob).await;
+    let (team, town) = team_with(&alice, "ids", &[&bob]).await;
     let private = alice
         .ok(
             "POST",
@@ -204,7 +177,7 @@ async fn thread_pages_up_and_down_like_the_mobile_app_asks() {
     let (_dir, node) = single_node().await;
     let alice = Api::signup(&node.api, "alice").await;
     let bob = Api::signup(&node.api, "bob").await;
-    let (_team, town) = team_with(&alice, "paging", &bob).await;
+    let (_team, town) = team_with(&alice, "paging", &[&bob]).await;
     let root = text(&post(&alice, &town, "root", "").await["id"]);
     let mut replies = Vec::new();
     for n in 0..5 {

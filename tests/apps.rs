@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{inner, single_node, three_nodes, Answer, Api, Socket};
+use common::{inner, single_node, team_with, three_nodes, Answer, Api, Socket};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -45,35 +45,6 @@ fn assert_version_header(answer: &Answer, what: &str) {
 
 fn text(value: &Value) -> String {
     value.as_str().expect("a string").to_string()
-}
-
-/// A team with `members` added, and its town-square id.
-async fn team_with(admin: &Api, name: &str, members: &[&Api]) -> (String, String) {
-    let team = admin
-        .ok(
-            "POST",
-            "/teams",
-            Some(json!({"name": name, "display_name": name, "type": "O"})),
-        )
-        .await;
-    let team_id = text(&team["id"]);
-    for member in members {
-        admin
-            .ok(
-                "POST",
-                &format!("/teams/{team_id}/members"),
-                Some(json!({"team_id": team_id, "user_id": member.user_id})),
-            )
-            .await;
-    }
-    let town = admin
-        .ok(
-            "GET",
-            &format!("/teams/{team_id}/channels/name/town-square"),
-            None,
-        )
-        .await;
-    (team_id, text(&town["id"]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{single_node, Api, Socket};
+use common::{single_node, team_with, Api, Socket};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -21,23 +21,7 @@ async fn members_edit_channels_and_creators_restore_them() {
     let alice = Api::signup(&node.api, "alice").await;
     let bob = Api::signup(&node.api, "bob").await;
     let carol = Api::signup(&node.api, "carol").await;
-    let team = alice
-        .ok(
-            "POST",
-            "/teams",
-            Some(json!({"name": "edits", "display_name": "Edits", "type": "O"})),
-        )
-        .await;
-    let team_id = text(&team["id"]);
-    for member in [&bob, &carol] {
-        alice
-            .ok(
-                "POST",
-                &format!("/teams/{team_id}/members"),
-                Some(json!({"team_id": team_id, "user_id": member.user_id})),
-            )
-            .await;
-    }
+    let (team_id, _town) = team_with(&alice, "edits", &[&bob, &carol]).await;
     let channel = bob
         .ok(
             "POST",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{single_node, Api};
+use common::{single_node, team_with, Api};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -19,35 +19,6 @@ fn ids(list: &Value) -> BTreeSet<String> {
         .iter()
         .map(|v| text(&v["id"]))
         .collect()
-}
-
-/// A team with `members` added; its id and town-square id.
-async fn team_with(admin: &Api, name: &str, members: &[&Api]) -> (String, String) {
-    let team = admin
-        .ok(
-            "POST",
-            "/teams",
-            Some(json!({"name": name, "display_name": name, "type": "O"})),
-        )
-        .await;
-    let team_id = text(&team["id"]);
-    for member in members {
-        admin
-            .ok(
-                "POST",
-                &format!("/teams/{team_id}/members"),
-                Some(json!({"team_id": team_id, "user_id": member.user_id})),
-            )
-            .await;
-    }
-    let town = admin
-        .ok(
-            "GET",
-            &format!("/teams/{team_id}/channels/name/town-square"),
-            None,
-        )
-        .await;
-    (team_id, text(&town["id"]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

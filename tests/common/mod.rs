@@ -422,29 +422,44 @@ pub async fn metrics(base: &str) -> std::collections::HashMap<String, f64> {
         .collect()
 }
 
+/// An open team named `name` created by `admin` with `members` added: its id and its
+/// town-square's id.
+pub async fn team_with(admin: &Api, name: &str, members: &[&Api]) -> (String, String) {
+    let team = admin
+        .ok(
+            "POST",
+            "/teams",
+            Some(json!({"name": name, "display_name": name, "type": "O"})),
+        )
+        .await;
+    let team_id = team["id"].as_str().expect("team id").to_string();
+    for member in members {
+        admin
+            .ok(
+                "POST",
+                &format!("/teams/{team_id}/members"),
+                Some(json!({"team_id": team_id, "user_id": member.user_id})),
+            )
+            .await;
+    }
+    let town = admin
+        .ok(
+            "GET",
+            &format!("/teams/{team_id}/channels/name/town-square"),
+            None,
+        )
+        .await;
+    let town_id = town["id"].as_str().expect("town-square id").to_string();
+    (team_id, town_id)
+}
+
 /// Sets up alice (admin), bob and carol in team "t" with public channel "pub" (all three) and
 /// private channel "priv" (alice and bob).
 pub async fn team_fixture(base: &str) -> (Api, Api, Api, String, String, String) {
     let alice = Api::signup(base, "alice").await;
     let bob = Api::signup(base, "bob").await;
     let carol = Api::signup(base, "carol").await;
-    let team = alice
-        .ok(
-            "POST",
-            "/teams",
-            Some(json!({"name": "tt", "display_name": "T", "type": "O"})),
-        )
-        .await;
-    let team_id = team["id"].as_str().unwrap().to_string();
-    for user in [&bob, &carol] {
-        alice
-            .ok(
-                "POST",
-                &format!("/teams/{team_id}/members"),
-                Some(json!({"team_id": team_id, "user_id": user.user_id})),
-            )
-            .await;
-    }
+    let (team_id, _town) = team_with(&alice, "tt", &[&bob, &carol]).await;
     let public = alice
         .ok(
             "POST",
