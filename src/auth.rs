@@ -9,16 +9,36 @@ use std::collections::HashMap;
 
 /// The token a request carries, if any.
 pub fn token_from_parts(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    credentials_from_parts(headers, query).map(|(token, _)| token)
+}
+
+/// Where a request's token came from: a cookie-authenticated request that changes something
+/// must also prove it came from confab's own page (see [`csrf_ok`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Cookie,
+    HeaderOrQuery,
+}
+
+/// The token a request carries and where it came from.
+pub fn credentials_from_parts(
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Option<(String, TokenSource)> {
     for value in headers.get_all(http::header::COOKIE) {
         let Ok(text) = value.to_str() else { continue };
         for pair in text.split(';') {
             if let Some((name, token)) = pair.trim().split_once('=') {
                 if name == "MMAUTHTOKEN" && !token.is_empty() {
-                    return Some(token.to_string());
+                    return Some((token.to_string(), TokenSource::Cookie));
                 }
             }
         }
     }
+    header_or_query_token(headers, query).map(|token| (token, TokenSource::HeaderOrQuery))
+}
+
+fn header_or_query_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         if let Ok(text) = value.to_str() {
             if let Some((scheme, token)) = text.trim().split_once(' ') {
@@ -125,6 +145,46 @@ impl Sessions {
     pub fn len(&self) -> usize {
         self.entries.read().len()
     }
+}
+
+/// A value derived one way from a session token under `label`: every node derives the same one,
+/// and it never reveals the token.
+fn derived(label: &[u8], token: Id) -> Id {
+    use blake2::{Blake2b512, Digest};
+    let digest = Blake2b512::new()
+        .chain_update(label)
+        .chain_update(token.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Id::from_bytes(bytes)
+}
+
+/// A session's public id (session lists and revokes name sessions by it, never by token).
+pub fn session_id(token: Id) -> String {
+    derived(b"confab session id", token).to_base32()
+}
+
+/// The session's CSRF token, sent as the `MMCSRF` cookie at login.
+pub fn csrf_token(token: Id) -> String {
+    derived(b"confab csrf", token).to_base32()
+}
+
+/// Whether a cookie-authenticated request may change something, as Mattermost decides without
+/// strict CSRF enforcement: safe methods always; others with `X-CSRF-Token` equal to the
+/// session's CSRF token, or else with `X-Requested-With: XMLHttpRequest` (which a cross-site
+/// form cannot send).
+pub fn csrf_ok(method: &http::Method, headers: &HeaderMap, token: Id) -> bool {
+    if matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    ) {
+        return true;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let token_matches = header("x-csrf-token")
+        .is_some_and(|sent| constant_time_eq(sent.as_bytes(), csrf_token(token).as_bytes()));
+    token_matches || header("x-requested-with") == Some("XMLHttpRequest")
 }
 
 /// Compares secrets without leaking their common prefix length through timing.
@@ -244,5 +304,35 @@ mod tests {
             token_from_parts(&HeaderMap::new(), Some("access_token=")),
             None
         );
+    }
+
+    #[test]
+    fn csrf_needs_the_sessions_token_or_an_xhr_header_on_changes() {
+        let token = Id::from_bytes([3; 16]);
+        let mut headers = HeaderMap::new();
+        assert!(csrf_ok(&http::Method::GET, &headers, token));
+        assert!(!csrf_ok(&http::Method::POST, &headers, token));
+        headers.insert("x-csrf-token", HeaderValue::from_static("not-the-token"));
+        assert!(!csrf_ok(&http::Method::PUT, &headers, token));
+        headers.insert(
+            "x-csrf-token",
+            HeaderValue::from_str(&csrf_token(token)).expect("header"),
+        );
+        assert!(csrf_ok(&http::Method::DELETE, &headers, token));
+        assert!(!csrf_ok(
+            &http::Method::POST,
+            &headers,
+            Id::from_bytes([4; 16])
+        ));
+        let mut xhr = HeaderMap::new();
+        xhr.insert(
+            "x-requested-with",
+            HeaderValue::from_static("XMLHttpRequest"),
+        );
+        assert!(csrf_ok(&http::Method::POST, &xhr, token));
+        // Derived values are stable, distinct, and never the token itself.
+        assert_eq!(csrf_token(token), csrf_token(token));
+        assert_ne!(csrf_token(token), session_id(token));
+        assert_ne!(csrf_token(token), token.to_base32());
     }
 }

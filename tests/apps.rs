@@ -965,3 +965,152 @@ async fn default_sidebar_categories_follow_channels_and_favorites() {
         "app.channel.sidebar_categories.app_error",
     );
 }
+
+/// A cookie the server set, from a response's `Set-Cookie` headers.
+fn set_cookie(answer: &reqwest::Response, name: &str) -> Option<String> {
+    answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+            let (n, v) = pair.split_once('=')?;
+            (n == name).then(|| v.to_string())
+        })
+}
+
+/// The web app's way in: login sets `MMAUTHTOKEN` (HttpOnly), `MMUSERID` and `MMCSRF`; every
+/// later call carries only the cookies, and a call that changes something must carry the CSRF
+/// token (or `X-Requested-With: XMLHttpRequest`, as Mattermost accepts without strict CSRF).
+/// Bearer-authenticated calls (the mobile app, bots) need neither. The WebSocket authenticates
+/// by cookie alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_app_signs_in_with_cookies_and_csrf() {
+    let (_dir, nodes) = three_nodes().await;
+    let admin = Api::signup(&nodes[0].api, "admin").await;
+    let bob = Api::signup(&nodes[0].api, "bob").await;
+    let (_team, town) = team_with(&admin, "web", &[&bob]).await;
+    let http = reqwest::Client::new();
+    let api = |node: usize, path: &str| format!("{}/api/v4{path}", nodes[node].api);
+
+    let login = http
+        .post(api(1, "/users/login"))
+        .header("X-Requested-With", "XMLHttpRequest")
+        .json(&json!({"login_id": "bob", "password": "passw0rd!"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), StatusCode::OK);
+    let token = set_cookie(&login, "MMAUTHTOKEN").expect("MMAUTHTOKEN");
+    let user_id = set_cookie(&login, "MMUSERID").expect("MMUSERID");
+    let csrf = set_cookie(&login, "MMCSRF").expect("MMCSRF");
+    assert_eq!(user_id, bob.user_id);
+    assert_ne!(csrf, token, "the CSRF token is not the session token");
+    let httponly = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("MMAUTHTOKEN="))
+        .expect("auth cookie");
+    assert!(httponly.contains("HttpOnly"), "{httponly}");
+    let cookies = format!("MMAUTHTOKEN={token}; MMUSERID={user_id}; MMCSRF={csrf}");
+
+    // Reads with cookies alone, on any node.
+    for node in 0..3 {
+        let me = http
+            .get(api(node, "/users/me"))
+            .header("Cookie", &cookies)
+            .send()
+            .await
+            .expect("me");
+        assert_eq!(me.status(), StatusCode::OK, "node {node}");
+    }
+    let post = |csrf_header: Option<(&'static str, String)>, node: usize| {
+        let mut request = http
+            .post(api(node, "/posts"))
+            .header("Cookie", &cookies)
+            .json(&json!({"channel_id": town, "message": "from the browser"}));
+        if let Some((name, value)) = csrf_header {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    // A change with cookies but no proof of origin is refused, on every node.
+    for node in 0..3 {
+        let refused = post(None, node).await.expect("post");
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "node {node}");
+        let body: Value = refused.json().await.expect("error body");
+        assert_eq!(body["id"], "api.context.session_expired.app_error");
+        let wrong = post(Some(("X-CSRF-Token", "a".repeat(26))), node)
+            .await
+            .expect("post");
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "node {node}");
+    }
+    // The CSRF token from the cookie works on every node (it derives from the session).
+    for node in 0..3 {
+        let created = post(Some(("X-CSRF-Token", csrf.clone())), node)
+            .await
+            .expect("post");
+        assert_eq!(created.status(), StatusCode::CREATED, "node {node}");
+    }
+    let ajax = post(Some(("X-Requested-With", "XMLHttpRequest".into())), 2)
+        .await
+        .expect("post");
+    assert_eq!(ajax.status(), StatusCode::CREATED);
+    // Bearer calls need no CSRF token.
+    bob.on(&nodes[2].api)
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": town, "message": "from a bot"})),
+        )
+        .await;
+
+    // The WebSocket with the cookie alone says hello.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "{}/api/v4/websocket",
+        nodes[2].api.replacen("http", "ws", 1)
+    );
+    let mut request = url.into_client_request().expect("ws request");
+    request
+        .headers_mut()
+        .insert("Cookie", cookies.parse().expect("cookie header"));
+    let (mut stream, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("ws connect");
+    use futures_util::StreamExt;
+    let first = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("a frame in time")
+        .expect("a frame")
+        .expect("a message");
+    let hello: Value = serde_json::from_str(first.to_text().expect("text")).expect("JSON");
+    assert_eq!(hello["event"], "hello", "{hello}");
+
+    // Logout clears the cookies and ends the session everywhere.
+    let logout = http
+        .post(api(0, "/users/logout"))
+        .header("Cookie", &cookies)
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::OK);
+    assert_eq!(set_cookie(&logout, "MMAUTHTOKEN").as_deref(), Some(""));
+    for node in 0..3 {
+        let status = common::eventually(WAIT, "logged out everywhere", || async {
+            let me = http
+                .get(api(node, "/users/me"))
+                .header("Cookie", &cookies)
+                .send()
+                .await
+                .ok()?;
+            (me.status() == StatusCode::UNAUTHORIZED).then_some(me.status())
+        })
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}

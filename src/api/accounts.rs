@@ -11,8 +11,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
-use blake2::{Blake2b512, Digest};
-use confab_storage::{Command, Id, Outcome, Session, UserProfile};
+use confab_storage::{Command, Outcome, Session, UserProfile};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -249,21 +248,9 @@ async fn set_active(
     Ok(with_applied(status_ok(), index))
 }
 
-/// A session's public id: derived from its token one way, so listing sessions never shows a
-/// token that could be used, and a revoke names a session without knowing its token.
-pub fn session_id(token: Id) -> String {
-    let digest = Blake2b512::new()
-        .chain_update(b"confab session id")
-        .chain_update(token.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    Id::from_bytes(bytes).to_base32()
-}
-
 fn session_json(session: &Session) -> Value {
     json!({
-        "id": session_id(session.token),
+        "id": crate::auth::session_id(session.token),
         "token": "",
         "create_at": session.create_at,
         "expires_at": session.expires_at,
@@ -307,7 +294,7 @@ async fn revoke_session(
     let sessions = app.read(move |r| r.sessions_of(user_id)).await?;
     let Some(session) = sessions
         .iter()
-        .find(|s| session_id(s.token) == revoke.session_id)
+        .find(|s| crate::auth::session_id(s.token) == revoke.session_id)
     else {
         return Err(ApiError::bad_request(
             "api.session.revoke_session.app_error",

@@ -232,19 +232,32 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Caller, ApiError> {
-        let token = crate::auth::token_from_parts(&parts.headers, parts.uri.query())
-            .ok_or_else(ApiError::unauthorized)?;
+        let (token, source) =
+            crate::auth::credentials_from_parts(&parts.headers, parts.uri.query())
+                .ok_or_else(ApiError::unauthorized)?;
         let now = crate::clock::now_ms();
         let sessions = &state.hub.sessions;
-        if let Some((session, user)) = sessions.cached(&state.engine, &token, now) {
-            return Ok(Caller { session, user });
-        }
-        let app = state.clone();
-        let found =
-            tokio::task::spawn_blocking(move || app.hub.sessions.resolve(&app.engine, &token, now))
+        let (session, user) = match sessions.cached(&state.engine, &token, now) {
+            Some(found) => found,
+            None => {
+                let app = state.clone();
+                tokio::task::spawn_blocking(move || {
+                    app.hub.sessions.resolve(&app.engine, &token, now)
+                })
                 .await
-                .map_err(|_| ApiError::internal("auth task failed"))?;
-        let (session, user) = found.ok_or_else(ApiError::unauthorized)?;
+                .map_err(|_| ApiError::internal("auth task failed"))?
+                .ok_or_else(ApiError::unauthorized)?
+            }
+        };
+        if source == crate::auth::TokenSource::Cookie
+            && !crate::auth::csrf_ok(&parts.method, &parts.headers, session.token)
+        {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "api.context.session_expired.app_error",
+                "Invalid or expired session, please login again. (CSRF check failed)",
+            ));
+        }
         Ok(Caller { session, user })
     }
 }

@@ -218,7 +218,8 @@ async fn login(
         out.insert("token", value);
     }
     let max_age = app.settings.session_days * 86_400;
-    let csrf = Id::from_bytes(rand::random()).to_base32();
+    // Derived from the token, so every node checks it without storing it.
+    let csrf = crate::auth::csrf_token(session.token);
     for cookie in [
         format!("MMAUTHTOKEN={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"),
         format!(
