@@ -293,3 +293,56 @@ async fn member_picker_ids_since_and_group_channels() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_list_pages_after_privacy_with_a_total() {
+    let (_dir, node) = single_node().await;
+    let admin = Api::signup(&node.api, "admin").await;
+    let bob = Api::signup(&node.api, "bob").await;
+    for name in ["open-a", "open-b", "open-c"] {
+        team_with(&admin, name, &[]).await;
+    }
+    let hidden = admin
+        .ok(
+            "POST",
+            "/teams",
+            Some(json!({"name": "invite-only", "display_name": "Invite", "type": "I"})),
+        )
+        .await;
+    let hidden_id = text(&hidden["id"]);
+
+    // Bob sees the three open teams, two per page, and the total of what he may see.
+    let first = bob
+        .ok(
+            "GET",
+            "/teams?page=0&per_page=2&include_total_count=true",
+            None,
+        )
+        .await;
+    assert_eq!(first["total_count"], 3, "{first}");
+    assert_eq!(first["teams"].as_array().map(Vec::len), Some(2));
+    let second = bob
+        .ok(
+            "GET",
+            "/teams?page=1&per_page=2&include_total_count=true",
+            None,
+        )
+        .await;
+    assert_eq!(second["teams"].as_array().map(Vec::len), Some(1));
+    let mut seen = ids(&first["teams"]);
+    seen.extend(ids(&second["teams"]));
+    assert_eq!(seen.len(), 3);
+    assert!(!seen.contains(&hidden_id));
+    // Without the flag: a plain list. The admin sees the invite-only team too.
+    let plain = bob.ok("GET", "/teams", None).await;
+    assert_eq!(plain.as_array().map(Vec::len), Some(3));
+    let all = admin
+        .ok("GET", "/teams?include_total_count=true", None)
+        .await;
+    assert_eq!(all["total_count"], 4);
+    assert!(ids(&all["teams"]).contains(&hidden_id));
+    assert_eq!(
+        bob.call("GET", "/teams?page=-1", None).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}

@@ -91,6 +91,10 @@ async fn create_team(
     }
 }
 
+/// GET /teams: the teams the caller may see (all for an admin; open ones and their own for
+/// others), paged after that filter so no page comes back short. With
+/// `include_total_count=true` the answer is `{teams, total_count}` (the mobile app's "join a
+/// team" screen). Reads every team record: teams are few, unlike users or posts.
 async fn list_teams(
     State(app): State<AppState>,
     caller: Caller,
@@ -98,24 +102,36 @@ async fn list_teams(
 ) -> ApiResult<Response> {
     let params = Params::parse(query.as_deref());
     let (page, per_page) = params.paging()?;
+    let with_total = params.bool("include_total_count");
     let me = caller.id();
     let admin = caller.is_admin();
-    let teams = app
+    let (teams, total) = app
         .read(move |r| {
-            let all = r.teams(page, per_page)?;
             let mut visible = Vec::new();
-            for team in all {
-                if admin
-                    || team.team_type == TeamType::Open
-                    || r.team_member(team.id, me)?.is_some()
+            for team in r.teams(0, usize::MAX)? {
+                if team.delete_at == 0
+                    && (admin
+                        || team.team_type == TeamType::Open
+                        || r.team_member(team.id, me)?.is_some())
                 {
                     visible.push(team);
                 }
             }
-            Ok(visible)
+            let total = visible.len();
+            let page: Vec<Team> = visible
+                .into_iter()
+                .skip(page.saturating_mul(per_page))
+                .take(per_page)
+                .collect();
+            Ok::<_, confab_storage::StorageError>((page, total))
         })
         .await?;
-    Ok(ok(Value::Array(teams.iter().map(views::team).collect())))
+    let list = Value::Array(teams.iter().map(views::team).collect());
+    if with_total {
+        Ok(ok(serde_json::json!({"teams": list, "total_count": total})))
+    } else {
+        Ok(ok(list))
+    }
 }
 
 async fn visible_team(app: &AppState, caller: &Caller, team: Option<Team>) -> ApiResult<Team> {

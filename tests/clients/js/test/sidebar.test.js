@@ -1,4 +1,4 @@
-// A user's channels across teams through @mattermost/client: getMyTeamUnreads,
+// A user's channels across teams through @mattermost/client: getTeams with a total, getMyTeamUnreads,
 // getAllChannelsMembers, getProfilesNotInChannel, getProfilesByIds with `since` and
 // getProfilesInGroupChannels; the reader on another node of a 3-node cluster.
 'use strict';
@@ -44,6 +44,10 @@ async function sidebarFlow(urls) {
     const changed = await eventually('since', () => bob.getProfilesByIds([a.id, b.id, c.id], { since }),
         (users) => users.length === 1);
     assert.equal(changed[0].id, c.id);
+
+    const listed = await bob.getTeams(0, 60, true);
+    assert.ok(listed.total_count >= 1);
+    assert.ok(listed.teams.some((t) => t.id === team.id));
 
     const group = await bob.createGroupChannel([a.id, b.id, c.id]);
     const named = await bob.getProfilesInGroupChannels([group.id]);
