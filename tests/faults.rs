@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{eventually, inner, three_nodes, Api, Node, Socket};
+use common::{eventually, inner, team_with, three_nodes, Api, Node, Socket};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,31 +153,7 @@ async fn run(seed: u64, seconds: u64) {
     let bases: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
     let admin = Api::signup(&bases[0], "admin").await;
     let listener = Api::signup(&bases[1], "listener").await;
-    let team = admin
-        .ok(
-            "POST",
-            "/teams",
-            Some(json!({"name": "chaos", "display_name": "Chaos", "type": "O"})),
-        )
-        .await;
-    let team_id = team["id"].as_str().expect("team id").to_string();
-    admin
-        .ok(
-            "POST",
-            &format!("/teams/{team_id}/members"),
-            Some(json!({"team_id": team_id, "user_id": listener.user_id})),
-        )
-        .await;
-    let channel = admin
-        .ok(
-            "GET",
-            &format!("/teams/{team_id}/channels/name/town-square"),
-            None,
-        )
-        .await["id"]
-        .as_str()
-        .expect("channel id")
-        .to_string();
+    let (_team_id, channel) = team_with(&admin, "chaos", &[&listener]).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let history = Arc::new(parking_lot::Mutex::new(History::default()));

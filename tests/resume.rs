@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{eventually, inner, metrics, three_nodes_with, Api, Socket};
+use common::{eventually, inner, metrics, team_with, three_nodes_with, Api, Socket};
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -109,31 +109,7 @@ async fn a_stream_of_thousands_of_events_resumes_on_other_nodes_and_after_sigkil
     let bases: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
     let alice = Api::signup(&bases[0], "alice").await;
     let bob = Api::signup(&bases[1], "bob").await;
-    let team = alice
-        .ok(
-            "POST",
-            "/teams",
-            Some(json!({"name": "long", "display_name": "Long", "type": "O"})),
-        )
-        .await;
-    let team_id = team["id"].as_str().expect("team id").to_string();
-    alice
-        .ok(
-            "POST",
-            &format!("/teams/{team_id}/members"),
-            Some(json!({"team_id": team_id, "user_id": bob.user_id})),
-        )
-        .await;
-    let channel = alice
-        .ok(
-            "GET",
-            &format!("/teams/{team_id}/channels/name/town-square"),
-            None,
-        )
-        .await["id"]
-        .as_str()
-        .expect("channel id")
-        .to_string();
+    let (_team_id, channel) = team_with(&alice, "long", &[&bob]).await;
     let token = bob.token.clone().expect("token");
     let mut acknowledged: Vec<String> = Vec::new();
     let mut history: Vec<Value> = Vec::new();

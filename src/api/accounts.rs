@@ -1,7 +1,7 @@
 //! Changing an account after sign-up: profile patch and update, password, system roles,
 //! deactivation, and the user's sessions (list and revoke), as Mattermost's `/users/{id}/…`.
 
-use super::users::{checked_password_hash, user_view, verify_password};
+use super::users::{checked_password_hash, password_matches, user_view};
 use super::{ok, parse_body, status_ok, with_applied, AppState, Caller};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
@@ -88,11 +88,7 @@ async fn apply_profile(
         // Changing one's own email takes the password: a stolen session cannot take the account.
         if !caller.is_admin() {
             let given = patch.password.unwrap_or_default();
-            let hash = user.password_hash.clone();
-            let matches = tokio::task::spawn_blocking(move || verify_password(&given, &hash))
-                .await
-                .map_err(|_| ApiError::internal("password check failed"))?;
-            if !matches {
+            if !password_matches(&given, &user.password_hash).await? {
                 return Err(ApiError::bad_request(
                     "api.user.check_user_password.invalid.app_error",
                     "Login failed because of invalid password",
@@ -148,18 +144,13 @@ async fn update_password(
     let change: PasswordChange = parse_body(&body, "password")?;
     let user_id = caller.resolve(&user_id)?;
     caller.require_self_or_admin(user_id)?;
-    if user_id == caller.id() {
-        let given = change.current_password.clone();
-        let hash = caller.user.password_hash.clone();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&given, &hash))
-            .await
-            .map_err(|_| ApiError::internal("password check failed"))?;
-        if !matches {
-            return Err(ApiError::bad_request(
-                "api.user.update_password.incorrect.app_error",
-                "The \"Current Password\" you entered is incorrect. Please check that Caps Lock is off and try again.",
-            ));
-        }
+    if user_id == caller.id()
+        && !password_matches(&change.current_password, &caller.user.password_hash).await?
+    {
+        return Err(ApiError::bad_request(
+            "api.user.update_password.incorrect.app_error",
+            "The \"Current Password\" you entered is incorrect. Please check that Caps Lock is off and try again.",
+        ));
     }
     let password_hash = checked_password_hash(&app, &change.new_password).await?;
     let keep = (user_id == caller.id()).then_some(caller.session.token);

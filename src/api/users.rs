@@ -80,7 +80,16 @@ pub async fn checked_password_hash(app: &AppState, password: &str) -> ApiResult<
         .map_err(|_| ApiError::internal("hashing task failed"))?
 }
 
-pub fn verify_password(password: &str, hash: &str) -> bool {
+/// Whether `password` matches the stored `hash`, checked off the async runtime (argon2 is
+/// deliberately slow).
+pub async fn password_matches(password: &str, hash: &str) -> ApiResult<bool> {
+    let (password, hash) = (password.to_string(), hash.to_string());
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|_| ApiError::internal("password check failed"))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(hash)
         .map(|parsed| {
@@ -183,11 +192,7 @@ async fn login(
             "Login failed because your account has been deactivated.",
         ));
     }
-    let password = login.password.clone();
-    let hash = user.password_hash.clone();
-    let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|_| ApiError::internal("verify task failed"))?;
+    let verified = password_matches(&login.password, &user.password_hash).await?;
     if !verified {
         app.logins.failed(&limiter_keys);
         return Err(invalid_login());
