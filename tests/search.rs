@@ -33,7 +33,11 @@ async fn find(api: &Api, team: &str, terms: &str) -> Vec<String> {
     messages(&search(api, team, json!({ "terms": terms })).await)
 }
 
+/// Posts one message. Search answers newest first and breaks ties of
+/// `create_at` by post id, so each post waits for the next millisecond: the
+/// tests below can then name the exact order they expect.
 async fn say(api: &Api, channel: &str, message: &str) -> String {
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let post = api
         .ok(
             "POST",
