@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/confab-target
 CARGO ?= cargo
 
-.PHONY: run test build prereqs fmt clippy bench load check chaos client-tests client-tests-run client-tests-js client-tests-python
+.PHONY: run test build prereqs fmt clippy bench load check chaos client-tests client-tests-run client-tests-js client-tests-python test-venv
 
 prereqs:
 	@if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then \
@@ -19,7 +19,7 @@ build: prereqs
 run: prereqs
 	$(CARGO) run --release --bin confab -- serve
 
-test: prereqs
+test: prereqs test-venv
 	$(CARGO) test --release --workspace
 	$(MAKE) client-tests-run
 
@@ -37,10 +37,14 @@ client-tests-run: client-tests-js client-tests-python
 client-tests-js:
 	cd tests/clients/js && npm ci --no-audit --no-fund && npm test
 
+# The tests' Python: mattermostdriver and pytest for the client suite, aiosmtpd for the real
+# SMTP server the email tests start (tests/common/smtp_sink.py).
 PY_VENV := tests/clients/python/.venv
-client-tests-python:
+test-venv:
 	test -x $(PY_VENV)/bin/python || python3 -m venv $(PY_VENV)
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/clients/python/requirements.txt
+
+client-tests-python: test-venv
 	cd tests/clients/python && .venv/bin/python -m pytest -q
 
 # Seeded fault schedules (tests/faults.rs) against real 3-node clusters, checked as a history;

@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Memory bounds (`crate::limits`).
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+    /// SMTP and email notifications (`crate::mail::settings`).
+    #[command(flatten)]
+    pub email: crate::mail::EmailArgs,
     /// The server's name as the apps show it (default "confab").
     #[arg(long, env = "CONFAB_SITE_NAME")]
     pub site_name: Option<String>,
@@ -137,6 +140,9 @@ struct FileConfig {
     /// The `[limits]` table.
     #[serde(default)]
     limits: crate::limits::LimitArgs,
+    /// The `[email]` table.
+    #[serde(default)]
+    email: crate::mail::EmailArgs,
     site_name: Option<String>,
     site_url: Option<String>,
 }
@@ -157,6 +163,7 @@ pub struct ServeConfig {
     pub snapshot_every: Option<u64>,
     pub password_cost: crate::app::PasswordCost,
     pub limits: crate::limits::Limits,
+    pub email: crate::mail::EmailSettings,
     pub site_name: String,
     pub site_url: String,
 }
@@ -177,6 +184,8 @@ pub enum ConfigError {
     Members(String),
     #[error("the cluster secret file {0} is empty")]
     EmptySecret(PathBuf),
+    #[error("[email]: {0}")]
+    Email(#[from] crate::mail::settings::EmailSettingsError),
     #[error("password hash cost: {0} (memory at least 8 KiB, at least 1 pass)")]
     PasswordCost(String),
 }
@@ -275,6 +284,7 @@ impl ServeArgs {
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             password_cost,
             limits: self.limits.resolve(file.limits),
+            email: self.email.resolve(file.email)?,
             site_name: self
                 .site_name
                 .or(file.site_name)

@@ -9,6 +9,7 @@ mod cluster_cli;
 mod config;
 mod error;
 mod limits;
+mod mail;
 mod metrics;
 mod ratelimit;
 mod server;
