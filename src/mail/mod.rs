@@ -2,6 +2,7 @@
 //! what those emails say ([`render`]). Which posts become emails, to whom and when is decided by
 //! the notification dispatcher; this module only turns a decision into a sent message.
 
+pub mod batch;
 pub mod render;
 pub mod settings;
 

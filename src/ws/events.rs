@@ -652,7 +652,8 @@ impl EventBuilder {
             | Outcome::ChannelMemberAdded { existed: true, .. }
             | Outcome::ChannelCreated { existed: true, .. }
             | Outcome::PreferencesSaved { .. }
-            | Outcome::PreferencesDeleted { .. } => {}
+            | Outcome::PreferencesDeleted { .. }
+            | Outcome::EmailsSent { .. } => {}
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use crate::cf::Cf;
 use crate::channel_edits;
 use crate::command::Command;
 use crate::dedup;
+use crate::email_queue;
 use crate::engine::{meta_key, Engine};
 use crate::error::{CommandError, Result, StorageError};
 use crate::id::Id;
@@ -830,6 +831,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             preferences,
         } => preferences::save(txn, *user_id, preferences),
         Command::DeletePreferences { user_id, keys } => preferences::delete(txn, *user_id, keys),
+        Command::EmailsSent { entries } => email_queue::sent(txn, entries),
     }
 }
 

@@ -224,6 +224,11 @@ pub enum Command {
         user_id: Id,
         keys: Vec<(String, String)>,
     },
+    /// Removes batched notification emails that were sent or dropped (the leader's email
+    /// batching, `email_queue`).
+    EmailsSent {
+        entries: Vec<crate::email_queue::QueuedEmail>,
+    },
 }
 
 impl Command {

@@ -66,6 +66,7 @@ pub mod cf;
 mod channel_edits;
 mod command;
 pub mod dedup;
+pub mod email_queue;
 mod engine;
 mod error;
 mod id;

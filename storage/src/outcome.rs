@@ -165,6 +165,10 @@ pub enum Outcome {
         user_id: Id,
         preferences: Vec<Preference>,
     },
+    /// Batched emails removed from the queue.
+    EmailsSent {
+        removed: u64,
+    },
     /// The preferences that existed and were deleted, with the values they had.
     PreferencesDeleted {
         user_id: Id,
