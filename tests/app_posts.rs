@@ -1,7 +1,7 @@
 //! What the official apps read about posts, on a real node: reactions inside each post's
 //! `metadata` (the mobile app reads them only there), `POST /posts/ids` with its refusals and
 //! privacy, `GET /posts/{id}/thread` paged the way the mobile app pages it, and `is_following`
-//! on a user's thread.
+//! on a user's thread, and the channel stats and pinned list a channel header shows.
 
 mod common;
 
@@ -263,5 +263,77 @@ async fn thread_pages_up_and_down_like_the_mobile_app_asks() {
             "{query}: {}",
             answer.body
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_stats_and_pinned_list_follow_pins_unpins_and_deletes() {
+    let (_dir, node) = single_node().await;
+    let alice = Api::signup(&node.api, "alice").await;
+    let bob = Api::signup(&node.api, "bob").await;
+    let carol = Api::signup(&node.api, "carol").await;
+    let (team, town) = team_with(&alice, "pins", &[&bob, &carol]).await;
+    let first = text(&post(&alice, &town, "first", "").await["id"]);
+    let second = text(&post(&alice, &town, "second", "").await["id"]);
+    let third = text(&post(&alice, &town, "third", "").await["id"]);
+    let reply = text(&post(&bob, &town, "a reply", &first).await["id"]);
+    for id in [&first, &second, &third, &reply] {
+        alice.ok("POST", &format!("/posts/{id}/pin"), None).await;
+    }
+    alice
+        .ok("POST", &format!("/posts/{second}/unpin"), None)
+        .await;
+    alice.ok("DELETE", &format!("/posts/{third}"), None).await;
+
+    let stats = bob
+        .ok("GET", &format!("/channels/{town}/stats"), None)
+        .await;
+    assert_eq!(stats["channel_id"], json!(town));
+    assert_eq!(stats["member_count"], json!(3));
+    assert_eq!(
+        stats["pinnedpost_count"],
+        json!(2),
+        "unpinned and deleted drop out"
+    );
+    assert_eq!(stats["guest_count"], json!(0));
+    let pinned = bob
+        .ok("GET", &format!("/channels/{town}/pinned"), None)
+        .await;
+    assert_eq!(
+        order(&pinned),
+        [reply.clone(), first.clone()],
+        "newest first"
+    );
+    assert_eq!(pinned["posts"][&first]["is_pinned"], json!(true));
+
+    // Deleting a root deletes its pinned reply too.
+    alice.ok("DELETE", &format!("/posts/{first}"), None).await;
+    let stats = bob
+        .ok("GET", &format!("/channels/{town}/stats"), None)
+        .await;
+    assert_eq!(stats["pinnedpost_count"], json!(0));
+
+    // A private channel's stats are for its members only.
+    let private = alice
+        .ok(
+            "POST",
+            "/channels",
+            Some(json!({"team_id": team, "name": "secret", "display_name": "Secret", "type": "P"})),
+        )
+        .await;
+    let private = text(&private["id"]);
+    for path in ["stats", "pinned"] {
+        let refused = carol
+            .call("GET", &format!("/channels/{private}/{path}"), None)
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+        let missing = carol
+            .call("GET", &format!("/channels/{team}/{path}"), None)
+            .await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
+        let bad = carol
+            .call("GET", &format!("/channels/nope/{path}"), None)
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{path}");
     }
 }

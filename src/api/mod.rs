@@ -6,6 +6,7 @@ mod accounts;
 mod body_limit;
 mod categories;
 mod channel_edits;
+mod channel_stats;
 mod channels;
 mod client_config;
 pub mod cluster;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(user_channels::routes())
         .merge(teams::routes())
         .merge(channels::routes())
+        .merge(channel_stats::routes())
         .merge(posts::routes())
         .merge(search::routes())
         .merge(reactions::routes())

@@ -15,6 +15,7 @@ use crate::keys::{id2, id_key, KeyBuf};
 use crate::mentions;
 use crate::model::*;
 use crate::outcome::{Applied, MembershipView, Outcome, Posted};
+use crate::pinned;
 use crate::preferences;
 use crate::search;
 use crate::threads::{self, count_replies_after, Watermarks};
@@ -549,6 +550,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             }
             if let Some(is_pinned) = is_pinned {
                 post.is_pinned = *is_pinned;
+                pinned::set(txn, &post, *is_pinned);
             }
             if let Some(props) = props {
                 validate::text("props", props, 800_000)?;
@@ -1196,6 +1198,9 @@ fn soft_delete(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
         );
     }
     search::index::remove(txn, post);
+    if post.is_pinned {
+        pinned::set(txn, post, false);
+    }
     post.delete_at = at;
     touch_post(txn, post, at)
 }

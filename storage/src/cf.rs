@@ -34,13 +34,14 @@ pub enum Cf {
     TermChannelidCreateatPostid,
     NametermUserid,
     UseridCreateatPostidEmail,
+    ChannelidCreateatPostidPinned,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 30] = [
+    pub const STATE: [Cf; 31] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -72,6 +73,7 @@ impl Cf {
         Cf::TermChannelidCreateatPostid,
         Cf::NametermUserid,
         Cf::UseridCreateatPostidEmail,
+        Cf::ChannelidCreateatPostidPinned,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -109,6 +111,7 @@ impl Cf {
             Cf::TermChannelidCreateatPostid => "term_channelid_createat_postid",
             Cf::NametermUserid => "nameterm_userid",
             Cf::UseridCreateatPostidEmail => "userid_createat_postid_email",
+            Cf::ChannelidCreateatPostidPinned => "channelid_createat_postid_pinned",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

@@ -138,6 +138,7 @@ impl Engine {
             engine.clear_state()?;
         }
         engine.init_search_backfill()?;
+        engine.init_pinned_index()?;
         Ok(engine)
     }
 

@@ -49,6 +49,7 @@
 //! | `term_channelid_createat_postid` | term · `0x00` · channel_id · rev(t(create)) · post_id → () — post search index: each distinct term of a live, non-system post (stemmed words, CJK bigrams, `#tags`, `@`author) ([`search`]) |
 //! | `nameterm_userid` | folded name term · `0x00` · user_id → () — people search: the username and each word of first name, last name and nickname ([`search`]) |
 //! | `userid_createat_postid_email` | user_id · t(create) · post_id → channel_id — a notification email waiting in its user's batch ([`email_queue`]); `meta` `"email_queue_len"` counts them |
+//! | `channelid_createat_postid_pinned` | channel_id · t(create) · post_id → () — live pinned posts ([`pinned`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -76,6 +77,7 @@ pub mod log;
 pub mod mentions;
 pub mod model;
 mod outcome;
+pub mod pinned;
 pub mod preferences;
 mod query;
 mod read;

@@ -1,6 +1,6 @@
 // What the apps read about posts, through @mattermost/client: reactions inside each post's
 // metadata, getPostsByIds, getPaginatedPostThread paged both ways, and is_following on a
-// user's thread; on one node and with the reader on another node of a 3-node cluster.
+// user's thread, channel stats and pinned posts; on one node and with the reader on another node of a 3-node cluster.
 'use strict';
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -64,6 +64,15 @@ async function postsFlow(urls) {
     const mine = await alice.getUserThread(me.id, team.id, root.id);
     assert.equal(mine.is_following, true);
     assert.equal(mine.post.metadata.reactions[0].emoji_name, 'smile');
+
+    // The channel header: stats and the pinned list, read on bob's node.
+    await alice.pinPost(replies[1].id);
+    await alice.pinPost(root.id);
+    const stats = await eventually('pinned count', () => bob.getChannelStats(town.id, false),
+        (s) => s.pinnedpost_count === 2);
+    assert.equal(stats.member_count, 2);
+    const pinned = await bob.getPinnedPosts(town.id);
+    assert.deepEqual(pinned.order, [replies[1].id, root.id]);
 }
 
 test('single node', { timeout: 180000 }, async () => {
