@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Memory bounds (`crate::limits`).
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+    /// Push notifications (`crate::notify::settings`).
+    #[command(flatten)]
+    pub push: crate::notify::PushArgs,
     /// The server's name as the apps show it (default "confab").
     #[arg(long, env = "CONFAB_SITE_NAME")]
     pub site_name: Option<String>,
@@ -137,6 +140,9 @@ struct FileConfig {
     /// The `[limits]` table.
     #[serde(default)]
     limits: crate::limits::LimitArgs,
+    /// The `[push]` table.
+    #[serde(default)]
+    push: crate::notify::PushArgs,
     site_name: Option<String>,
     site_url: Option<String>,
 }
@@ -157,6 +163,7 @@ pub struct ServeConfig {
     pub snapshot_every: Option<u64>,
     pub password_cost: crate::app::PasswordCost,
     pub limits: crate::limits::Limits,
+    pub push: crate::notify::PushSettings,
     pub site_name: String,
     pub site_url: String,
 }
@@ -179,6 +186,8 @@ pub enum ConfigError {
     EmptySecret(PathBuf),
     #[error("password hash cost: {0} (memory at least 8 KiB, at least 1 pass)")]
     PasswordCost(String),
+    #[error("push settings: {0}")]
+    Push(String),
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -275,6 +284,7 @@ impl ServeArgs {
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             password_cost,
             limits: self.limits.resolve(file.limits),
+            push: self.push.resolve(file.push).map_err(ConfigError::Push)?,
             site_name: self
                 .site_name
                 .or(file.site_name)

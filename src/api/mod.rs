@@ -9,6 +9,7 @@ mod channel_edits;
 mod channels;
 mod client_config;
 pub mod cluster;
+mod notifications;
 mod posts;
 mod preferences;
 mod reactions;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(user_channels::routes())
         .merge(teams::routes())
         .merge(channels::routes())
+        .merge(notifications::routes())
         .merge(posts::routes())
         .merge(search::routes())
         .merge(reactions::routes())

@@ -4,7 +4,7 @@
 
 use crate::channel_edits::ChannelPatch;
 use crate::id::Id;
-use crate::model::{ChannelType, TeamType, UserProfile};
+use crate::model::{ChannelType, NotifyProps, TeamType, UserProfile};
 use serde::{Deserialize, Serialize};
 
 /// Longest message Mattermost accepts, in characters.
@@ -224,6 +224,26 @@ pub enum Command {
         user_id: Id,
         keys: Vec<(String, String)>,
     },
+    /// Attaches a mobile device (`<platform>:<token>`) to a session; the user's other sessions
+    /// with the same device id end.
+    AttachDevice {
+        token: Id,
+        device_id: String,
+    },
+    /// Merges notify props into a channel member's.
+    SetChannelNotifyProps {
+        channel_id: Id,
+        user_id: Id,
+        at: u64,
+        props: NotifyProps,
+    },
+    /// The leader's dispatcher handled every outbox entry up to log index `through`: the mark
+    /// advances (never back) and those entries are deleted. `detach` are `(session token,
+    /// device id)` the push proxy answered `REMOVE` for.
+    NotificationsDispatched {
+        through: u64,
+        detach: Vec<(Id, String)>,
+    },
 }
 
 impl Command {
@@ -234,6 +254,7 @@ impl Command {
             self,
             Command::RevokeSession { .. }
                 | Command::RevokeAllSessions { .. }
+                | Command::AttachDevice { .. }
                 | Command::UpdateUser { .. }
                 | Command::SetPassword { .. }
                 | Command::SetUserRoles { .. }

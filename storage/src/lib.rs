@@ -19,7 +19,7 @@
 //!
 //! | name | key → value |
 //! |---|---|
-//! | `meta` | `"applied_index"` → u64 · `"replication"` → raft's bytes · `"importing"` → marker |
+//! | `meta` | `"applied_index"` → u64 · `"replication"` → raft's bytes · `"importing"` → marker · `"notify_dispatched"`, `"notify_outbox_len"` → u64 ([`notify`]) |
 //! | `userid_user` | user_id → [`User`] |
 //! | `username_userid` | lowercase username → user_id |
 //! | `email_userid` | lowercase email → user_id |
@@ -48,6 +48,7 @@
 //! | `userid_pendingpostid_postid` | `0` · user_id · pending_post_id → post_id · t(create) — a post's retry answer ([`dedup`]) · `1` · t(create) · user_id · pending_post_id → () — its expiry queue |
 //! | `term_channelid_createat_postid` | term · `0x00` · channel_id · rev(t(create)) · post_id → () — post search index: each distinct term of a live, non-system post (stemmed words, CJK bigrams, `#tags`, `@`author) ([`search`]) |
 //! | `nameterm_userid` | folded name term · `0x00` · user_id → () — people search: the username and each word of first name, last name and nickname ([`search`]) |
+//! | `seq_notification` | u64 log index → [`notify::OutboxEntry`] — the notification outbox: who might be told of a post, or whose devices clear a channel/thread; deleted when the leader's dispatcher marks it done (`meta` `"notify_dispatched"`, `"notify_outbox_len"`) ([`notify`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -73,6 +74,7 @@ mod keys;
 pub mod log;
 pub mod mentions;
 pub mod model;
+pub mod notify;
 mod outcome;
 pub mod preferences;
 mod query;
