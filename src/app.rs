@@ -42,6 +42,9 @@ impl Default for PasswordCost {
 
 pub struct App {
     pub engine: Arc<Engine>,
+    /// Push settings, and the proxy client when push is on (the ack route uses both).
+    pub push: crate::notify::PushSettings,
+    pub push_proxy: Option<crate::notify::ProxyClient>,
     pub raft: RaftNode,
     pub hub: Arc<Hub>,
     pub logins: LoginLimiter,
@@ -193,6 +196,16 @@ impl App {
                 "confab_storage_commands_refused_total".into(),
                 "Commands refused by validation",
                 load(&stats.commands_refused),
+            ),
+            (
+                "confab_notify_outbox_backlog".into(),
+                "Notification outbox entries not yet dispatched",
+                self.engine.reader().notify_backlog().unwrap_or(0) as f64,
+            ),
+            (
+                "confab_notify_dispatched_index".into(),
+                "Log index through which notifications were dispatched",
+                self.engine.reader().notify_mark().unwrap_or(0) as f64,
             ),
             (
                 "confab_search_backfilled_total".into(),

@@ -80,6 +80,9 @@ pub struct ServeArgs {
     /// SMTP and email notifications (`crate::mail::settings`).
     #[command(flatten)]
     pub email: crate::mail::EmailArgs,
+    /// Push notifications (`crate::notify::settings`).
+    #[command(flatten)]
+    pub push: crate::notify::PushArgs,
     /// The server's name as the apps show it (default "confab").
     #[arg(long, env = "CONFAB_SITE_NAME")]
     pub site_name: Option<String>,
@@ -143,6 +146,9 @@ struct FileConfig {
     /// The `[email]` table.
     #[serde(default)]
     email: crate::mail::EmailArgs,
+    /// The `[push]` table.
+    #[serde(default)]
+    push: crate::notify::PushArgs,
     site_name: Option<String>,
     site_url: Option<String>,
 }
@@ -164,6 +170,7 @@ pub struct ServeConfig {
     pub password_cost: crate::app::PasswordCost,
     pub limits: crate::limits::Limits,
     pub email: crate::mail::EmailSettings,
+    pub push: crate::notify::PushSettings,
     pub site_name: String,
     pub site_url: String,
 }
@@ -188,6 +195,8 @@ pub enum ConfigError {
     Email(#[from] crate::mail::settings::EmailSettingsError),
     #[error("password hash cost: {0} (memory at least 8 KiB, at least 1 pass)")]
     PasswordCost(String),
+    #[error("push settings: {0}")]
+    Push(String),
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -285,6 +294,7 @@ impl ServeArgs {
             password_cost,
             limits: self.limits.resolve(file.limits),
             email: self.email.resolve(file.email)?,
+            push: self.push.resolve(file.push).map_err(ConfigError::Push)?,
             site_name: self
                 .site_name
                 .or(file.site_name)

@@ -11,6 +11,7 @@ mod error;
 mod limits;
 mod mail;
 mod metrics;
+mod notify;
 mod ratelimit;
 mod server;
 mod views;

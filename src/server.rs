@@ -163,8 +163,55 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     spawn_fanout(&raft, hub.clone());
     share_checkpoints(&raft, hub.clone())?;
 
+    let push_proxy = if config.push.enabled {
+        Some(crate::notify::ProxyClient::new(&config.push)?)
+    } else {
+        None
+    };
+    let cluster_id = hex::encode(&sha1::Sha1::digest(format!("confab-cluster-id:{secret}"))[..8]);
+    let mailer = if config.email.enabled {
+        Some(Arc::new(crate::mail::Mailer::new(
+            &config.email,
+            &config.site_name,
+        )?))
+    } else {
+        None
+    };
+    // Emails link to the public URL; without one, to the address this node listens on.
+    let site = crate::mail::Site {
+        name: config.site_name.clone(),
+        url: if config.site_url.is_empty() {
+            format!("http://{}", config.listen)
+        } else {
+            config.site_url.trim_end_matches('/').to_string()
+        },
+    };
+    crate::notify::Dispatcher {
+        raft: raft.clone(),
+        engine: engine.clone(),
+        settings: config.push.clone(),
+        status: Arc::new(crate::notify::LocalSockets::new(hub.clone())),
+        proxy: push_proxy.clone(),
+        server_id: cluster_id.clone(),
+        mailer: mailer.clone(),
+        email: config.email.clone(),
+        site: site.clone(),
+    }
+    .spawn();
+    if let (Some(mailer), true) = (&mailer, config.email.batching) {
+        crate::notify::email::Batcher {
+            raft: raft.clone(),
+            engine: engine.clone(),
+            settings: config.email.clone(),
+            mailer: mailer.clone(),
+            site,
+        }
+        .spawn();
+    }
     let state = Arc::new(App {
         engine: engine.clone(),
+        push: config.push.clone(),
+        push_proxy,
         raft: raft.clone(),
         hub: hub.clone(),
         logins: LoginLimiter::new(
@@ -177,9 +224,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
             password_cost: config.password_cost,
             min_password_len: 5,
             // Names the cluster without revealing the secret it is derived from.
-            cluster_id: hex::encode(
-                &sha1::Sha1::digest(format!("confab-cluster-id:{secret}"))[..8],
-            ),
+            cluster_id,
             site_name: config.site_name.clone(),
             site_url: config.site_url.clone(),
         },

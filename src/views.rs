@@ -1,6 +1,7 @@
 //! Mattermost's JSON shapes for confab's records. One place turns a stored record into what
 //! clients read, for REST answers and WebSocket events alike.
 
+use confab_storage::notify::{with_defaults, CHANNEL_DEFAULTS, USER_DEFAULTS};
 use confab_storage::{
     Channel, ChannelMember, ChannelUnread, Id, Post, PostPage, Preference, Reaction, Team,
     TeamMember, ThreadItem, ThreadList, User,
@@ -62,11 +63,7 @@ pub fn user(user: &User, sanitize: bool) -> Value {
         "position": user.position,
         "roles": user.roles,
         "props": {},
-        "notify_props": {
-            "channel": "true", "comments": "never", "desktop": "mention",
-            "desktop_sound": "true", "email": "true", "first_name": "false",
-            "mention_keys": "", "push": "mention", "push_status": "away"
-        },
+        "notify_props": with_defaults(&user.notify_props, &USER_DEFAULTS),
         "last_password_update": user.create_at,
         "locale": user.locale,
         "timezone": {"automaticTimezone": "", "manualTimezone": "", "useAutomaticTimezone": "true"},
@@ -145,10 +142,7 @@ pub fn channel_member(member: &ChannelMember) -> Value {
         "mention_count_root": member.mention_count_root,
         "urgent_mention_count": member.urgent_mention_count,
         "msg_count_root": member.msg_count_root,
-        "notify_props": {
-            "desktop": "default", "email": "default", "ignore_channel_mentions": "default",
-            "mark_unread": "all", "push": "default"
-        },
+        "notify_props": with_defaults(&member.notify_props, &CHANNEL_DEFAULTS),
         "last_update_at": member.last_update_at,
         "scheme_guest": false,
         "scheme_user": true,

@@ -41,6 +41,8 @@ struct ProfilePatch {
     last_name: Option<String>,
     position: Option<String>,
     locale: Option<String>,
+    /// Replaces the whole map, as Mattermost's patch does.
+    notify_props: Option<confab_storage::NotifyProps>,
     /// Needed to change one's own email (as in Mattermost).
     password: Option<String>,
 }
@@ -112,6 +114,9 @@ async fn apply_profile(
         if let Some(value) = value {
             *field = value;
         }
+    }
+    if let Some(props) = patch.notify_props {
+        profile.notify_props = props;
     }
     let (index, outcome) = app
         .write(Command::UpdateUser {

@@ -10,6 +10,7 @@ mod channel_stats;
 mod channels;
 mod client_config;
 pub mod cluster;
+mod notifications;
 mod posts;
 mod preferences;
 mod reactions;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(teams::routes())
         .merge(channels::routes())
         .merge(channel_stats::routes())
+        .merge(notifications::routes())
         .merge(posts::routes())
         .merge(search::routes())
         .merge(reactions::routes())

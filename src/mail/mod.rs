@@ -11,7 +11,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-pub use render::{ChannelKind, Envelope, MailPost, Site};
+pub use render::{Envelope, Site};
 pub use settings::{ConnectionSecurity, EmailArgs, EmailSettings};
 
 #[derive(Debug, thiserror::Error)]

@@ -609,6 +609,24 @@ impl EventBuilder {
                     ),
                 );
             }
+            Outcome::ChannelMemberUpdated { member, .. } => {
+                push(
+                    Audience::User(member.user_id),
+                    Event::new(
+                        "channel_member_updated",
+                        json!({"channelMember": views::channel_member(member).to_string()}),
+                        broadcast(Some(member.user_id), None, None, None),
+                        false,
+                    ),
+                );
+            }
+            Outcome::DeviceAttached { revoked, .. } => {
+                out.controls
+                    .extend(revoked.iter().map(|s| Control::SessionRevoked {
+                        user: s.user_id,
+                        token: s.token,
+                    }));
+            }
             Outcome::SessionRevoked(session) => out.controls.push(Control::SessionRevoked {
                 user: session.user_id,
                 token: session.token,
@@ -653,7 +671,8 @@ impl EventBuilder {
             | Outcome::ChannelCreated { existed: true, .. }
             | Outcome::PreferencesSaved { .. }
             | Outcome::PreferencesDeleted { .. }
-            | Outcome::EmailsSent { .. } => {}
+            | Outcome::EmailsSent { .. }
+            | Outcome::NotificationsDispatched { .. } => {}
         }
         Ok(())
     }

@@ -767,8 +767,7 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Connections of a user on this node (tests, diagnostics).
-    #[cfg(test)]
+    /// Connections of a user on this node (presence for push rules, tests).
     pub fn conns_of(&self, user: Id) -> usize {
         self.state
             .lock()

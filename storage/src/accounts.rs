@@ -70,6 +70,8 @@ pub(crate) fn update_profile(
     if !profile.locale.is_empty() {
         user.locale = profile.locale.clone();
     }
+    crate::notify::validate_user_props(&profile.notify_props)?;
+    user.notify_props = profile.notify_props.clone();
     search::people::replace_user(txn, &before, &user);
     save(txn, user, at, Vec::new())
 }

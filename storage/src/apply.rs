@@ -14,6 +14,7 @@ use crate::id::Id;
 use crate::keys::{id2, id_key, KeyBuf};
 use crate::mentions;
 use crate::model::*;
+use crate::notify::{self, ChannelWide, OutboxEntry};
 use crate::outcome::{Applied, MembershipView, Outcome, Posted};
 use crate::pinned;
 use crate::preferences;
@@ -163,6 +164,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 locale: "en".into(),
                 is_bot: false,
                 password_hash: password_hash.clone(),
+                notify_props: NotifyProps::new(),
             };
             txn.put(Cf::UseridUser, id_key(*id), &user)?;
             txn.put_raw(Cf::UsernameUserid, username.into_bytes(), id_key(*id));
@@ -633,6 +635,17 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
         } => {
             let channel = load_channel(txn, *channel_id)?;
             let mut member = require_channel_member(txn, &channel, *user_id)?;
+            if member.mention_count > 0 || member.msg_count < channel.total_msg_count {
+                // Something was unread: the user's devices may hold notifications to clear.
+                notify::record(
+                    txn,
+                    &OutboxEntry::Clear {
+                        user_id: *user_id,
+                        channel_id: channel.id,
+                        root_id: Id::NONE,
+                    },
+                )?;
+            }
             member.last_viewed_at = member.last_viewed_at.max(channel.last_post_at);
             member.msg_count = channel.total_msg_count;
             member.msg_count_root = channel.total_msg_count_root;
@@ -722,11 +735,28 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             let mut membership = membership_or_new(txn, &thread, *user_id, *at)?;
             let before = MembershipSnapshot::of(&membership, &thread);
             fold_watermarks(txn, &mut membership, &thread)?;
+            let had_unread = membership.read.unread_replies > 0
+                || membership
+                    .read
+                    .mention_times
+                    .iter()
+                    .any(|t| *t > membership.read.last_viewed);
             membership.read.last_viewed = *timestamp;
             membership.read.viewed_seq = txn.index;
             membership.read.unread_replies = count_replies_after(txn, thread.root_id, *timestamp)?;
             membership.read.mention_times.retain(|t| *t > *timestamp);
             membership.last_updated = *at;
+            if had_unread && membership.read.unread_replies == 0 {
+                // Read elsewhere: the user's devices clear the thread's notifications.
+                notify::record(
+                    txn,
+                    &OutboxEntry::Clear {
+                        user_id: *user_id,
+                        channel_id: thread.channel_id,
+                        root_id: thread.root_id,
+                    },
+                )?;
+            }
             let view = write_membership(txn, &membership, &thread, before)?;
             Ok(Outcome::ThreadReadChanged {
                 thread,
@@ -834,6 +864,25 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
         } => preferences::save(txn, *user_id, preferences),
         Command::DeletePreferences { user_id, keys } => preferences::delete(txn, *user_id, keys),
         Command::EmailsSent { entries } => email_queue::sent(txn, entries),
+        Command::AttachDevice { token, device_id } => notify::attach_device(txn, *token, device_id),
+        Command::SetChannelNotifyProps {
+            channel_id,
+            user_id,
+            at,
+            props,
+        } => notify::set_channel_props(txn, *channel_id, *user_id, *at, props),
+        Command::NotificationsDispatched {
+            through,
+            detach,
+            queue_emails,
+        } => {
+            // A deposed leader's late mark queues nothing: the entries it covers were (or
+            // will be) handled by the new leader.
+            if *through > notify::current_mark(txn)? {
+                email_queue::queue(txn, queue_emails)?;
+            }
+            notify::dispatched(txn, *through, detach)
+        }
     }
 }
 
@@ -958,6 +1007,9 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         }
         None => (None, None, Vec::new(), Vec::new()),
     };
+    if !post.post_type.starts_with("system_") {
+        record_notification(txn, &post, &channel, author.id, &followers)?;
+    }
     Ok(Outcome::Posted(Box::new(Posted {
         post,
         channel,
@@ -1232,6 +1284,46 @@ fn touch_post(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
     Ok(())
 }
 
+/// The post's outbox entry: who might be notified, as far as the replicated state says.
+fn record_notification(
+    txn: &mut Txn,
+    post: &Post,
+    channel: &Channel,
+    author: Id,
+    followers: &[Id],
+) -> Step<()> {
+    let found = mentions::parse(&post.message);
+    let mut mentioned = BTreeSet::new();
+    for name in &found.usernames {
+        let Some(user) = txn
+            .get_raw(Cf::UsernameUserid, name.as_bytes())?
+            .and_then(|raw| Id::from_slice(&raw))
+        else {
+            continue;
+        };
+        if user != author && txn.exists(Cf::ChannelidUseridMember, &id2(channel.id, user))? {
+            mentioned.insert(user);
+        }
+    }
+    let channel_wide = match (found.channel_wide, found.everyone) {
+        (false, _) => ChannelWide::None,
+        (true, true) => ChannelWide::All,
+        (true, false) => ChannelWide::Here,
+    };
+    notify::record(
+        txn,
+        &OutboxEntry::Post {
+            post_id: post.id,
+            channel_id: channel.id,
+            sender_id: author,
+            root_id: post.root_id,
+            mentioned: mentioned.into_iter().collect(),
+            channel_wide,
+            followers: followers.iter().copied().filter(|f| *f != author).collect(),
+        },
+    )
+}
+
 /// The channel members a message mentions, without its author.
 fn resolve_mentions(
     txn: &mut Txn,
@@ -1442,6 +1534,7 @@ fn put_new_channel_member(
         last_update_at: at,
         threads_viewed_at: 0,
         threads_viewed_seq: 0,
+        notify_props: NotifyProps::new(),
     };
     txn.put(Cf::ChannelidUseridMember, id2(channel.id, user), &member)?;
     txn.put_raw(

@@ -35,13 +35,14 @@ pub enum Cf {
     NametermUserid,
     UseridCreateatPostidEmail,
     ChannelidCreateatPostidPinned,
+    SeqNotification,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 31] = [
+    pub const STATE: [Cf; 32] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -74,6 +75,7 @@ impl Cf {
         Cf::NametermUserid,
         Cf::UseridCreateatPostidEmail,
         Cf::ChannelidCreateatPostidPinned,
+        Cf::SeqNotification,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -112,6 +114,7 @@ impl Cf {
             Cf::NametermUserid => "nameterm_userid",
             Cf::UseridCreateatPostidEmail => "userid_createat_postid_email",
             Cf::ChannelidCreateatPostidPinned => "channelid_createat_postid_pinned",
+            Cf::SeqNotification => "seq_notification",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

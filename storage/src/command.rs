@@ -4,7 +4,7 @@
 
 use crate::channel_edits::ChannelPatch;
 use crate::id::Id;
-use crate::model::{ChannelType, TeamType, UserProfile};
+use crate::model::{ChannelType, NotifyProps, TeamType, UserProfile};
 use serde::{Deserialize, Serialize};
 
 /// Longest message Mattermost accepts, in characters.
@@ -229,6 +229,30 @@ pub enum Command {
     EmailsSent {
         entries: Vec<crate::email_queue::QueuedEmail>,
     },
+    /// Attaches a mobile device (`<platform>:<token>`) to a session; the user's other sessions
+    /// with the same device id end.
+    AttachDevice {
+        token: Id,
+        device_id: String,
+    },
+    /// Merges notify props into a channel member's.
+    SetChannelNotifyProps {
+        channel_id: Id,
+        user_id: Id,
+        at: u64,
+        props: NotifyProps,
+    },
+    /// The leader's dispatcher handled every outbox entry up to log index `through`: the mark
+    /// advances (never back) and those entries are deleted. `detach` are `(session token,
+    /// device id)` the push proxy answered `REMOVE` for; `queue_emails` are the batch's emails
+    /// for users who get them in batches.
+    NotificationsDispatched {
+        through: u64,
+        detach: Vec<(Id, String)>,
+        /// Notification emails that wait in their users' batches (`email_queue`).
+        #[serde(default)]
+        queue_emails: Vec<crate::email_queue::QueuedEmail>,
+    },
 }
 
 impl Command {
@@ -239,6 +263,7 @@ impl Command {
             self,
             Command::RevokeSession { .. }
                 | Command::RevokeAllSessions { .. }
+                | Command::AttachDevice { .. }
                 | Command::UpdateUser { .. }
                 | Command::SetPassword { .. }
                 | Command::SetUserRoles { .. }

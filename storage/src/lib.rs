@@ -19,7 +19,7 @@
 //!
 //! | name | key → value |
 //! |---|---|
-//! | `meta` | `"applied_index"` → u64 · `"replication"` → raft's bytes · `"importing"` → marker |
+//! | `meta` | `"applied_index"` → u64 · `"replication"` → raft's bytes · `"importing"` → marker · `"notify_dispatched"`, `"notify_outbox_len"` → u64 ([`notify`]) |
 //! | `userid_user` | user_id → [`User`] |
 //! | `username_userid` | lowercase username → user_id |
 //! | `email_userid` | lowercase email → user_id |
@@ -50,6 +50,7 @@
 //! | `nameterm_userid` | folded name term · `0x00` · user_id → () — people search: the username and each word of first name, last name and nickname ([`search`]) |
 //! | `userid_createat_postid_email` | user_id · t(create) · post_id → channel_id — a notification email waiting in its user's batch ([`email_queue`]); `meta` `"email_queue_len"` counts them |
 //! | `channelid_createat_postid_pinned` | channel_id · t(create) · post_id → () — live pinned posts ([`pinned`]) |
+//! | `seq_notification` | u64 log index → [`notify::OutboxEntry`] — the notification outbox: who might be told of a post, or whose devices clear a channel/thread; deleted when the leader's dispatcher marks it done (`meta` `"notify_dispatched"`, `"notify_outbox_len"`) ([`notify`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -76,6 +77,7 @@ mod keys;
 pub mod log;
 pub mod mentions;
 pub mod model;
+pub mod notify;
 mod outcome;
 pub mod pinned;
 pub mod preferences;

@@ -8,6 +8,8 @@ pub struct Mentions {
     pub usernames: BTreeSet<String>,
     /// `@channel`, `@all` or `@here`.
     pub channel_wide: bool,
+    /// `@channel` or `@all` (everyone, not only those online as with `@here`).
+    pub everyone: bool,
 }
 
 fn is_name_char(c: char) -> bool {
@@ -35,7 +37,11 @@ pub fn parse(message: &str) -> Mentions {
                 .to_ascii_lowercase();
             match name.as_str() {
                 "" => {}
-                "channel" | "all" | "here" => mentions.channel_wide = true,
+                "channel" | "all" => {
+                    mentions.channel_wide = true;
+                    mentions.everyone = true;
+                }
+                "here" => mentions.channel_wide = true,
                 _ => {
                     mentions.usernames.insert(name);
                 }
@@ -55,7 +61,9 @@ mod tests {
     #[test]
     fn finds_names_and_channel_wide() {
         let m = parse("hi @Alice, @bob. see @all; mail x@carol.com @@dave");
-        assert!(m.channel_wide);
+        assert!(m.channel_wide && m.everyone);
+        let here = parse("@here look");
+        assert!(here.channel_wide && !here.everyone);
         let names: Vec<_> = m.usernames.iter().cloned().collect();
         assert_eq!(names, vec!["alice", "bob", "dave"]);
     }

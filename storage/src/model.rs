@@ -4,6 +4,12 @@
 
 use crate::id::Id;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Notification settings as Mattermost names them (`push`, `email`, `desktop`, `mark_unread`…),
+/// stored as given; what is absent takes Mattermost's default when read (see `crate::notify`).
+/// A `BTreeMap` so that the encoding is the same on every replica.
+pub type NotifyProps = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -23,6 +29,9 @@ pub struct User {
     pub is_bot: bool,
     /// An argon2id PHC string computed by the node that received the request.
     pub password_hash: String,
+    /// The user's notification settings (appended: older records decode with none set).
+    #[serde(default)]
+    pub notify_props: NotifyProps,
 }
 
 /// The fields of a user a profile update replaces.
@@ -36,6 +45,9 @@ pub struct UserProfile {
     pub position: String,
     /// Empty keeps the current locale.
     pub locale: String,
+    /// Replaces the user's notification settings (Mattermost's patch replaces the whole map).
+    #[serde(default)]
+    pub notify_props: NotifyProps,
 }
 
 impl UserProfile {
@@ -49,6 +61,7 @@ impl UserProfile {
             last_name: user.last_name.clone(),
             position: user.position.clone(),
             locale: user.locale.clone(),
+            notify_props: user.notify_props.clone(),
         }
     }
 }
@@ -167,6 +180,9 @@ pub struct ChannelMember {
     /// (see [`ThreadMembership::viewed_seq`]). One key per view instead of one per thread.
     pub threads_viewed_at: u64,
     pub threads_viewed_seq: u64,
+    /// The member's notification settings for this channel (appended; absent = `default`).
+    #[serde(default)]
+    pub notify_props: NotifyProps,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

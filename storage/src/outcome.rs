@@ -64,6 +64,22 @@ pub struct Posted {
 pub enum Outcome {
     /// The command's index was already applied: nothing happened (replay after a crash).
     AlreadyApplied,
+    /// A device was attached to `session`; `revoked` held the same device id.
+    DeviceAttached {
+        session: Session,
+        revoked: Vec<Session>,
+    },
+    /// A channel member's notify props changed.
+    ChannelMemberUpdated {
+        channel: Channel,
+        member: ChannelMember,
+    },
+    /// The outbox mark is at `through`; `removed` entries went; `detached` lost their device.
+    NotificationsDispatched {
+        through: u64,
+        removed: u64,
+        detached: Vec<Session>,
+    },
     UserCreated(User),
     SessionCreated(Session),
     SessionRevoked(Session),

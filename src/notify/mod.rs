@@ -1,0 +1,65 @@
+//! Push notifications, sent once from a cluster.
+//!
+//! ## The outbox
+//! Every node applies every post, but a notification must leave once. So nothing is sent while
+//! applying. `apply` (storage, `confab_storage::notify`) records, in the SAME write batch as the
+//! post, an outbox entry in the `seq_notification` family keyed by the post's log index: who
+//! MIGHT be notified — the `@`-mentioned members, whether `@channel`/`@all`/`@here` was used, the
+//! thread's followers. It is deterministic, so every replica holds the same outbox. A channel
+//! view or thread read that clears something records a `Clear` entry the same way.
+//!
+//! ## The dispatcher (`dispatcher.rs`)
+//! Every node runs one; only the current Raft leader works. On becoming leader it first applies
+//! everything committed (a read barrier), so it sees the previous leader's last mark. Then, in a
+//! loop: read up to `push_batch` entries after the replicated `notify_dispatched` mark; decide
+//! per candidate with CURRENT state (`plan.rs`: notify props, membership, mute, devices, badge;
+//! `rules.rs`: Mattermost's rules; [`StatusSource`]: presence); send (`proxy.rs`, at most
+//! `push_concurrency` requests in flight, transport errors and 5xx retried with doubling delays
+//! up to `push_retry_attempts` tries); then commit ONE `NotificationsDispatched { through,
+//! detach }` Raft write for the whole batch, which advances the mark, deletes the batch's
+//! entries, and detaches the devices the proxy answered `REMOVE` for.
+//!
+//! ## What can repeat, what can be lost
+//! - A push is sent before its batch's mark commits. If the leader dies (or is deposed) between
+//!   sending and committing, the next leader resends that batch: **at most one batch
+//!   (`push_batch` entries) per leader change is delivered twice**. Nothing else repeats: a mark
+//!   never moves back, so a deposed leader's late mark is harmless.
+//! - Nothing due is lost to a crash: an entry leaves the outbox only with a committed mark
+//!   written after its pushes were attempted. A push whose retries are exhausted is counted in
+//!   `confab_push_failed_total` and not retried later (Mattermost's hub does the same).
+//!
+//! ## Bounds and visibility
+//! Dispatching never runs on the posting or fan-out path: it is its own task, plans on a
+//! blocking thread, and sends with bounded concurrency. A slow or dead proxy only slows the
+//! dispatcher, so the outbox grows; past `push_max_backlog` entries (default 100,000) the oldest
+//! are marked done unsent and counted in `confab_push_dropped_total`. `/metrics` shows the
+//! backlog (`confab_notify_outbox_backlog`, an O(1) counter kept by apply), the mark, pushes
+//! sent, failed, retried, devices removed, entries dropped, and batches committed. With push off
+//! the dispatcher still drains the outbox (one write per batch) without sending.
+//!
+//! ## Another channel (email)
+//! A second delivery channel plugs in beside push at one place: [`plan::plan`] answers a batch's
+//! deliveries from an entry, and `Dispatcher::step` sends them before the one mark write. An
+//! email channel adds its own planner over the same entries (its rules: `email` props, away or
+//! offline status), hands due mails to its batching queue (Mattermost's intervals, persisted or
+//! not), and the same mark covers both, so both inherit the exactly-once-per-batch bound.
+//!
+//! ## Badge
+//! `badge` is the user's unread mentions summed over their channel members (`mention_count`, or
+//! `mention_count_root` with Collapsed Reply Threads): one range of the user's channel index
+//! and a point read per channel — O(channels of the user), computed once per recipient in a
+//! batch, never a scan of posts.
+
+pub mod dispatcher;
+pub mod email;
+pub mod payload;
+pub mod plan;
+pub mod proxy;
+pub mod rules;
+pub mod settings;
+pub mod status;
+
+pub use dispatcher::Dispatcher;
+pub use proxy::ProxyClient;
+pub use settings::{PushArgs, PushSettings};
+pub use status::LocalSockets;

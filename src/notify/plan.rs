@@ -1,0 +1,247 @@
+//! Turning one outbox entry into the pushes it is due, by reading the leader's replica: the
+//! post, its channel's members with their notify props, each candidate's devices, status and
+//! badge. Runs on a blocking thread of the dispatcher, never on the posting path.
+
+use super::email::{self, EmailContext, EmailDue};
+use super::payload::{self, MessageFacts, PushNotification};
+use super::rules::{self, Candidate, Decision, PostFacts, Send};
+use super::settings::{Contents, PushSettings};
+use super::status::StatusSource;
+use confab_storage::notify::{
+    with_defaults, ChannelWide, OutboxEntry, CHANNEL_DEFAULTS, USER_DEFAULTS,
+};
+use confab_storage::{ChannelType, Id, Reader, Session, StorageError, User};
+use std::collections::BTreeSet;
+
+/// One push to one session's device.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub user: Id,
+    pub token: Id,
+    pub device_id: String,
+    pub push: PushNotification,
+}
+
+/// Everything one outbox entry is due.
+#[derive(Debug, Default)]
+pub struct Planned {
+    pub pushes: Vec<Delivery>,
+    pub emails: Vec<EmailDue>,
+}
+
+/// What planning reads besides the replica.
+pub struct Context<'a> {
+    pub settings: &'a PushSettings,
+    /// Whether pushes are sent at all (a proxy is configured and push is on).
+    pub push: bool,
+    /// Email settings when email notifications are on.
+    pub email: Option<EmailContext<'a>>,
+    pub status: &'a dyn StatusSource,
+    pub server_id: &'a str,
+    pub now: u64,
+}
+
+/// The user's unexpired sessions that carry a device id.
+pub fn device_sessions(reader: &Reader, user: Id, now: u64) -> Result<Vec<Session>, StorageError> {
+    Ok(reader
+        .sessions_of(user)?
+        .into_iter()
+        .filter(|s| !s.device_id.is_empty() && s.expires_at > now)
+        .collect())
+}
+
+/// Collapsed Reply Threads for this user: the server's default is off (`CollapsedThreads:
+/// default_off`), so it is on only where the user turned it on.
+pub fn crt_enabled(reader: &Reader, user: Id) -> Result<bool, StorageError> {
+    Ok(reader
+        .preference(user, "display_settings", "collapsed_reply_threads")?
+        .is_some_and(|p| p.value == "on"))
+}
+
+/// The pushes and emails one entry is due.
+pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planned, StorageError> {
+    match entry {
+        OutboxEntry::Clear {
+            user_id,
+            channel_id,
+            root_id,
+        } => {
+            let sessions = device_sessions(reader, *user_id, cx.now)?;
+            if sessions.is_empty() || !cx.push {
+                return Ok(Planned::default());
+            }
+            let crt = crt_enabled(reader, *user_id)?;
+            let badge = reader.mention_badge(*user_id, crt)?;
+            let push = payload::clear(cx.server_id, *channel_id, *root_id, badge, crt);
+            Ok(Planned {
+                pushes: to_devices(*user_id, &sessions, &push),
+                emails: Vec::new(),
+            })
+        }
+        OutboxEntry::Post {
+            post_id,
+            channel_id,
+            sender_id,
+            root_id,
+            mentioned,
+            channel_wide,
+            followers,
+        } => {
+            let (Some(post), Some(channel), Some(sender)) = (
+                reader.post(*post_id)?,
+                reader.channel(*channel_id)?,
+                reader.user(*sender_id)?,
+            ) else {
+                return Ok(Planned::default());
+            };
+            if post.delete_at != 0 || channel.delete_at != 0 {
+                return Ok(Planned::default());
+            }
+            let members = reader.all_channel_members(channel.id)?;
+            let facts = PostFacts {
+                channel_id: channel.id,
+                channel_type: channel.channel_type,
+                sender: *sender_id,
+                is_reply: !root_id.is_none(),
+                is_system: post.post_type.starts_with("system_"),
+                channel_wide: *channel_wide,
+                member_count: members.len(),
+                cap: cx.settings.max_notifications_per_channel,
+            };
+            let mentioned: BTreeSet<Id> = mentioned.iter().copied().collect();
+            let followers: BTreeSet<Id> = followers.iter().copied().collect();
+            let mut planned = Planned::default();
+            let group = matches!(channel.channel_type, ChannelType::Direct | ChannelType::Group);
+            for member in &members {
+                if member.user_id == *sender_id {
+                    continue;
+                }
+                // Most members have no device and are not mentioned: those are the cheapest
+                // tests, so they go first.
+                let sessions = if cx.push {
+                    device_sessions(reader, member.user_id, cx.now)?
+                } else {
+                    Vec::new()
+                };
+                let email_candidate = cx.email.is_some()
+                    && (group
+                        || *channel_wide != ChannelWide::None
+                        || mentioned.contains(&member.user_id)
+                        || followers.contains(&member.user_id));
+                if sessions.is_empty() && !email_candidate {
+                    continue;
+                }
+                let Some(user) = reader.user(member.user_id)? else {
+                    continue;
+                };
+                if user.delete_at != 0 {
+                    continue;
+                }
+                let user_props = with_defaults(&user.notify_props, &USER_DEFAULTS);
+                let channel_props = with_defaults(&member.notify_props, &CHANNEL_DEFAULTS);
+                let crt = crt_enabled(reader, user.id)?;
+                let candidate = Candidate {
+                    user: user.id,
+                    user_props: &user_props,
+                    channel_props: &channel_props,
+                    status: cx.status.status(user.id),
+                    crt,
+                    explicit: mentioned.contains(&user.id),
+                    follower: followers.contains(&user.id),
+                };
+                if let Some(email) = &cx.email {
+                    if email_candidate && email::decide(&facts, &candidate, &user) {
+                        let due = email::schedule(reader, email, &post, &channel, &sender, &user)?;
+                        planned.emails.extend(due);
+                    }
+                }
+                if sessions.is_empty() {
+                    continue;
+                }
+                let Decision::Send(why) = rules::decide(&facts, &candidate, cx.now) else {
+                    continue;
+                };
+                let badge = reader.mention_badge(user.id, crt)?;
+                let push = message_for(cx, &post, &channel, &sender, &user, why, crt, badge);
+                planned
+                    .pushes
+                    .extend(to_devices(user.id, &sessions, &push));
+            }
+            Ok(planned)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn message_for(
+    cx: &Context,
+    post: &confab_storage::Post,
+    channel: &confab_storage::Channel,
+    sender: &User,
+    recipient: &User,
+    why: Send,
+    crt: bool,
+    badge: u64,
+) -> PushNotification {
+    payload::message(
+        cx.settings.contents,
+        cx.server_id,
+        &MessageFacts {
+            post,
+            channel,
+            sender,
+            recipient: recipient.id,
+            why,
+            crt,
+            badge,
+        },
+    )
+}
+
+/// The full notification an `id_loaded` ack asks for (`POST /notifications/ack`).
+pub fn full_for_ack(
+    reader: &Reader,
+    post_id: Id,
+    user: Id,
+    server_id: &str,
+) -> Result<Option<PushNotification>, StorageError> {
+    let Some(post) = reader.post(post_id)? else {
+        return Ok(None);
+    };
+    let (Some(channel), Some(sender)) =
+        (reader.channel(post.channel_id)?, reader.user(post.user_id)?)
+    else {
+        return Ok(None);
+    };
+    let crt = crt_enabled(reader, user)?;
+    let badge = reader.mention_badge(user, crt)?;
+    Ok(Some(payload::message(
+        Contents::Full,
+        server_id,
+        &MessageFacts {
+            post: &post,
+            channel: &channel,
+            sender: &sender,
+            recipient: user,
+            why: Send {
+                explicit: false,
+                channel_wide: false,
+                crt_reply: crt && !post.is_root(),
+            },
+            crt,
+            badge,
+        },
+    )))
+}
+
+fn to_devices(user: Id, sessions: &[Session], push: &PushNotification) -> Vec<Delivery> {
+    sessions
+        .iter()
+        .map(|s| Delivery {
+            user,
+            token: s.token,
+            device_id: s.device_id.clone(),
+            push: payload::for_device(push.clone(), &s.device_id),
+        })
+        .collect()
+}
