@@ -306,13 +306,16 @@ fn write_summary(o: &mut String, r: &Report) -> std::fmt::Result {
 }
 
 /// Counters shown per step besides the rates: the ones that make a step fail.
-const STEP_FAILURE_COUNTERS: [&str; 6] = [
+const STEP_FAILURE_COUNTERS: [&str; 9] = [
     "errors",
     "error_rate",
     "missing",
     "duplicated",
     "posts_failed",
     "unexpected",
+    "push_missing",
+    "push_duplicated",
+    "push_unexpected",
 ];
 
 /// One row per step: load, passed, mean/p99 of each latency key, rates and failure counts.
