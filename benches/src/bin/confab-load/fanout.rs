@@ -103,7 +103,7 @@ impl FanoutOpts {
     fn mentions(&self, post_no: u64) -> bool {
         match self.channel_mention_every.unwrap_or(1) {
             0 => false,
-            every => post_no % every as u64 == 0,
+            every => post_no.is_multiple_of(every as u64),
         }
     }
 

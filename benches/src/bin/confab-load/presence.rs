@@ -106,6 +106,9 @@ fn phase_counters(p: &Phase, users: u64) -> BTreeMap<String, f64> {
     if let Some(min) = scrape::min(&p.after, USERS_ONLINE) {
         c.insert("presence_users_online_min".into(), min);
     }
+    for u in &p.servers {
+        c.insert(format!("server_cpu_percent {}", u.name), u.cpu_percent);
+    }
     let cpu: Vec<f64> = p.servers.iter().map(|u| u.cpu_percent).collect();
     c.insert("server_cpu_percent".into(), cpu.iter().sum());
     c.insert(
@@ -117,17 +120,6 @@ fn phase_counters(p: &Phase, users: u64) -> BTreeMap<String, f64> {
         p.load.iter().map(|u| u.cpu_percent).sum(),
     );
     c
-}
-
-/// Usages renamed with the phase, so both phases sit in one process table.
-fn labelled(usages: &[ProcessUsage], phase: &str) -> Vec<ProcessUsage> {
-    usages
-        .iter()
-        .map(|u| ProcessUsage {
-            name: format!("{} ({phase})", u.name),
-            ..u.clone()
-        })
-        .collect()
 }
 
 /// Holds every user's socket, measures steady state, then a mass reconnect.
@@ -308,14 +300,9 @@ pub async fn run(
         reconnect_counters["presence_messages_sent_per_s"],
         reconnect_counters["server_cpu_percent"],
     ));
-    report.servers = labelled(&steady.servers, "steady");
-    report
-        .servers
-        .extend(labelled(&reconnect.servers, "reconnect"));
-    report.load_processes = labelled(&steady.load, "steady");
-    report
-        .load_processes
-        .extend(labelled(&reconnect.load, "reconnect"));
+    // The process table shows the steady window; each phase's CPU per node is in its step.
+    report.servers = steady.servers.clone();
+    report.load_processes = steady.load.clone();
     report.duration_s = steady.seconds + reconnect.seconds;
     for (name, counters, seconds) in [
         ("steady", steady_counters, steady.seconds),
@@ -349,15 +336,16 @@ mod tests {
             scrape::parse("confab_presence_bytes_sent_total 1100\nconfab_presence_messages_sent_total 11\nconfab_presence_users_online 10\n"),
             scrape::parse("confab_presence_bytes_sent_total 1000\nconfab_presence_users_online 9\n"),
         ];
-        let usage = |cpu| ProcessUsage {
+        let usage = |name: &str, cpu| ProcessUsage {
+            name: name.to_string(),
             cpu_percent: cpu,
             ..ProcessUsage::default()
         };
         let phase = Phase {
             before,
             after,
-            servers: vec![usage(20.0), usage(30.0)],
-            load: vec![usage(5.0)],
+            servers: vec![usage("confab-1", 20.0), usage("confab-2", 30.0)],
+            load: vec![usage("worker-0", 5.0)],
             seconds: 10.0,
         };
         let c = phase_counters(&phase, 10);
@@ -367,6 +355,7 @@ mod tests {
         assert_eq!(c["presence_bytes_sent_per_user_per_s"], 20.0);
         assert_eq!(c["presence_users_online_min"], 9.0);
         assert_eq!(c["server_cpu_percent"], 50.0);
+        assert_eq!(c["server_cpu_percent confab-2"], 30.0);
         assert_eq!(c["server_cpu_percent_max"], 30.0);
         assert_eq!(c["load_cpu_percent"], 5.0);
     }

@@ -324,7 +324,11 @@ fn write_steps(o: &mut String, steps: &[Step]) -> std::fmt::Result {
     let counters: BTreeSet<&String> = steps
         .iter()
         .flat_map(|s| s.counters.keys())
-        .filter(|k| k.ends_with("_per_s") || STEP_FAILURE_COUNTERS.contains(&k.as_str()))
+        .filter(|k| {
+            k.ends_with("_per_s")
+                || k.starts_with("server_cpu_percent")
+                || STEP_FAILURE_COUNTERS.contains(&k.as_str())
+        })
         .collect();
     writeln!(o, "\nsteps (latencies: mean/p99 ms)")?;
     let mut header = cells(&["load", "passed"]);
