@@ -883,3 +883,29 @@ pub async fn run(
         ],
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_members_hold_no_socket_and_expect_no_delivery() {
+        let layout = Layout {
+            users: 10,
+            channel_size: 5,
+            channels_per_user: 1,
+        };
+        let offline = offline_users(&layout, 2);
+        assert_eq!(offline, [0, 1, 5, 6].into_iter().collect::<HashSet<u32>>());
+        let addrs = ["a:1".to_string(), "b:2".to_string()];
+        let conns = sockets(&layout, &addrs, None, &offline);
+        let users: Vec<u32> = conns.iter().map(|c| c.user).collect();
+        assert_eq!(users, vec![2, 3, 4, 7, 8, 9]);
+        assert_eq!(conns[0].addr, "a:1");
+        assert_eq!(conns[1].addr, "b:2");
+        // User 3's socket failed: channel 0 expects users 2 and 4, channel 1 users 7, 8, 9.
+        assert_eq!(expected_per_channel(&layout, &[3], &offline), vec![2, 3]);
+        assert!(offline_users(&layout, 0).is_empty());
+        assert_eq!(offline_users(&layout, 99).len(), 10);
+    }
+}

@@ -122,6 +122,48 @@ fn phase_counters(p: &Phase, users: u64) -> BTreeMap<String, f64> {
     c
 }
 
+/// Users whose status the clients' own route is asked for at the end of each window.
+const STATUS_SAMPLE: usize = 1_000;
+
+/// `POST /api/v4/users/status/ids` on every node for the first `STATUS_SAMPLE` connected
+/// users, as a client reads presence: (users asked, fewest any node says are online). `None`
+/// when a node does not answer (a confab without the route).
+async fn online_by_api(
+    api: &crate::api::Api,
+    addrs: &[String],
+    population: &Population,
+    failed: &HashSet<u32>,
+) -> Option<(usize, usize)> {
+    let sample: Vec<usize> = (0..population.users.len())
+        .filter(|u| !failed.contains(&(*u as u32)))
+        .take(STATUS_SAMPLE)
+        .collect();
+    let ids: Vec<&str> = sample
+        .iter()
+        .map(|&u| population.users[u].id.as_str())
+        .collect();
+    let token = &population.users.get(*sample.first()?)?.token;
+    let mut fewest = usize::MAX;
+    for addr in addrs {
+        let answer = api
+            .post(
+                addr,
+                "/users/status/ids",
+                Some(token),
+                &serde_json::json!(ids),
+            )
+            .await
+            .ok()?;
+        let online = answer
+            .as_array()?
+            .iter()
+            .filter(|s| s["status"] == "online")
+            .count();
+        fewest = fewest.min(online);
+    }
+    Some((ids.len(), fewest))
+}
+
 /// Holds every user's socket, measures steady state, then a mass reconnect.
 pub async fn run(
     opts: &PresenceOpts,
@@ -188,6 +230,8 @@ pub async fn run(
             )
             .collect();
     let users = opened.opened;
+    let failed: HashSet<u32> = opened.failed_users.iter().copied().collect();
+    let api = crate::api::Api::new(None)?;
 
     // Steady state.
     let before = scrape::all(&client, &addrs).await;
@@ -202,7 +246,12 @@ pub async fn run(
         before,
         seconds: began.elapsed().as_secs_f64(),
     };
-    let steady_counters = phase_counters(&steady, users);
+    let mut steady_counters = phase_counters(&steady, users);
+    let steady_status = online_by_api(&api, &addrs, &population, &failed).await;
+    if let Some((asked, online)) = steady_status {
+        steady_counters.insert("status_sampled".into(), asked as f64);
+        steady_counters.insert("status_online_min".into(), online as f64);
+    }
     eprintln!(
         "presence steady: {:.0} B/s, {:.1} messages/s between nodes, servers {:.1} % CPU",
         steady_counters["presence_bytes_sent_per_s"],
@@ -239,6 +288,10 @@ pub async fn run(
     };
     let reopened = counter.reconnects().saturating_sub(reconnects_before);
     let mut reconnect_counters = phase_counters(&reconnect, users);
+    if let Some((asked, online)) = online_by_api(&api, &addrs, &population, &failed).await {
+        reconnect_counters.insert("status_sampled".into(), asked as f64);
+        reconnect_counters.insert("status_online_min".into(), online as f64);
+    }
     reconnect_counters.insert("sockets_reopened".into(), reopened as f64);
     if let Some(s) = reopened_after {
         reconnect_counters.insert("all_reopened_s".into(), s);
@@ -284,6 +337,16 @@ pub async fn run(
                 .get("presence_users_online_min")
                 .map_or("?".into(), |n| format!("{n:.0}"))
         ),
+    ));
+    report.goals.push(crate::writes::goal_line(
+        "POST /users/status/ids on every node says the connected users are online (steady state)",
+        steady_status.is_some_and(|(asked, online)| asked > 0 && online == asked),
+        match steady_status {
+            Some((asked, online)) => {
+                format!("{online} of {asked} sampled on the node that says fewest")
+            }
+            None => "a node did not answer".into(),
+        },
     ));
     report.goals.push(crate::writes::goal_line(
         "every socket reopened after the mass reconnect",
