@@ -69,6 +69,10 @@ struct Common {
     /// Wipe --data-dir first.
     #[arg(long)]
     fresh: bool,
+    /// One more argument for every node this tool starts, repeatable, after the tool's own
+    /// (e.g. `--node-arg=--push-concurrency --node-arg=64`).
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    node_args: Vec<String>,
     /// Node i serves HTTP on base_port+i and Raft on base_port+100+i.
     #[arg(long, default_value_t = 18065)]
     base_port: u16,
@@ -214,6 +218,7 @@ async fn confab_servers(
     );
     let mut flags = node_flags();
     flags.extend(extra.iter().cloned());
+    flags.extend(common.node_args.iter().cloned());
     let servers =
         cluster::start_confab(&binary, nodes, &data_dir, common.base_port, &flags).await?;
     Ok((servers, data_dir))
