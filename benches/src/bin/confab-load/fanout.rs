@@ -12,7 +12,7 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,24 @@ pub struct FanoutOpts {
     /// Run `baseline` with the same receivers first and print the ratio confab/baseline.
     #[arg(long)]
     pub compare_baseline: bool,
+    /// Push: the first N members of each channel hold no WebSocket but a session with a push
+    /// device (unique per user); the tool runs the push proxy the nodes notify and measures
+    /// commit → push. 0: no push measurement.
+    #[arg(long)]
+    pub offline_devices: Option<u32>,
+    /// Push: every K-th post says `@channel` (1: every post; 0: none).
+    #[arg(long)]
+    pub channel_mention_every: Option<u32>,
+    /// Push: the nodes' `--max-notifications-per-channel` (channel-wide mentions are ignored
+    /// in channels with at least this many members); default: the channel size + 1,000.
+    #[arg(long)]
+    pub max_notifications_per_channel: Option<u64>,
+    /// Push: where the tool's push proxy listens (port 0: any; the nodes are told).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub push_listen: std::net::SocketAddr,
+    /// Push: the commit → last push p99 goal.
+    #[arg(long, default_value_t = 1000.0)]
+    pub push_p99_goal_ms: f64,
 }
 
 impl FanoutOpts {
@@ -66,6 +84,26 @@ impl FanoutOpts {
             users: self.users.unwrap_or(10_000),
             channel_size: self.channel_size.unwrap_or(2_000),
             channels_per_user: self.channels_per_user.unwrap_or(1),
+        }
+    }
+
+    /// Offline members with devices per channel (0: push not measured).
+    pub fn offline_per_channel(&self) -> u32 {
+        self.offline_devices.unwrap_or(0)
+    }
+
+    /// The cap the nodes get: above every channel's member count (the channels' creator, the
+    /// tool's admin, is a member too), unless given.
+    pub fn notification_cap(&self) -> u64 {
+        self.max_notifications_per_channel
+            .unwrap_or(self.layout().channel_size() as u64 + 1_000)
+    }
+
+    /// Whether post `post_no` says `@channel`.
+    fn mentions(&self, post_no: u64) -> bool {
+        match self.channel_mention_every.unwrap_or(1) {
+            0 => false,
+            every => post_no.is_multiple_of(every as u64),
         }
     }
 
@@ -100,6 +138,18 @@ pub enum Poster {
 
 impl Poster {
     pub async fn post(&self, channel: u32, poster: u32, message: String) -> Result<(), String> {
+        self.post_with_id(channel, poster, message)
+            .await
+            .map(|_| ())
+    }
+
+    /// Posts; the new post's id when the server gave one.
+    pub async fn post_with_id(
+        &self,
+        channel: u32,
+        poster: u32,
+        message: String,
+    ) -> Result<Option<String>, String> {
         match self {
             Poster::Confab {
                 api,
@@ -118,7 +168,7 @@ impl Poster {
                     &body,
                 )
                 .await
-                .map(|_| ())
+                .map(|answer| answer["id"].as_str().map(str::to_string))
                 .map_err(|e| e.to_string())
             }
             Poster::Baseline { client, addr } => {
@@ -129,7 +179,7 @@ impl Poster {
                     .send()
                     .await
                 {
-                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) if r.status().is_success() => Ok(None),
                     Ok(r) => Err(format!("baseline answered {}", r.status())),
                     Err(e) => Err(e.to_string()),
                 }
@@ -138,13 +188,24 @@ impl Poster {
     }
 }
 
-/// The sockets of a run: user u on node u mod n.
+/// The users without a socket but with a push device: the first `per_channel` members of
+/// every channel.
+pub fn offline_users(layout: &Layout, per_channel: u32) -> HashSet<u32> {
+    let n = per_channel.min(layout.channel_size());
+    (0..layout.channels())
+        .flat_map(|c| (0..n).map(move |i| layout.member(c, i)))
+        .collect()
+}
+
+/// The sockets of a run: user u on node u mod n, except the offline users.
 pub fn sockets(
     layout: &Layout,
     addrs: &[String],
     population: Option<&Population>,
+    offline: &HashSet<u32>,
 ) -> Vec<ConnSpec> {
     (0..layout.users)
+        .filter(|u| !offline.contains(u))
         .map(|u| ConnSpec {
             user: u,
             addr: addrs[u as usize % addrs.len()].clone(),
@@ -155,10 +216,17 @@ pub fn sockets(
 }
 
 /// One post as the coordinator saw it.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Sent {
     channel: u32,
     ok: bool,
+    /// Its author (a user index).
+    poster: u32,
+    /// Said `@channel`.
+    mention: bool,
+    /// The server's id of the post, and when its POST was answered (the commit).
+    post_id: Option<String>,
+    committed: Instant,
 }
 
 /// Posts at `rate` for `seconds`; returns the post numbers used and what happened to them.
@@ -171,6 +239,7 @@ async fn post_for(
     rate: f64,
     seconds: f64,
     message_bytes: usize,
+    mentions: &(dyn Fn(u64) -> bool + Sync),
     post_hist: &Arc<Mutex<Histogram<u64>>>,
     errors: &Arc<Mutex<Vec<String>>>,
 ) -> (u64, HashMap<u64, Sent>) {
@@ -185,12 +254,16 @@ async fn post_for(
         tokio::time::sleep_until((start + offset).into()).await;
         let post_no = first_post + k;
         let (channel, poster_user) = layout.random_post(&mut rng);
-        let message = proto::post_message(
+        let mut message = proto::post_message(
             run,
             post_no,
             start_ns + offset.as_nanos() as u64,
             message_bytes,
         );
+        let mention = mentions(post_no);
+        if mention {
+            message.insert_str(0, "@channel ");
+        }
         let scheduled = start + offset;
         let (poster, sent, post_hist, errors) = (
             poster.clone(),
@@ -199,23 +272,37 @@ async fn post_for(
             errors.clone(),
         );
         tasks.spawn(async move {
-            let result = poster.post(channel, poster_user, message).await;
+            let result = poster.post_with_id(channel, poster_user, message).await;
+            let committed = Instant::now();
             let micros = scheduled.elapsed().as_micros() as u64;
             let ok = result.is_ok();
-            if let Err(e) = result {
-                let mut errors = errors.lock().unwrap_or_else(|e| e.into_inner());
-                if errors.len() < 5 {
-                    errors.push(e);
+            let post_id = match result {
+                Err(e) => {
+                    let mut errors = errors.lock().unwrap_or_else(|e| e.into_inner());
+                    if errors.len() < 5 {
+                        errors.push(e);
+                    }
+                    None
                 }
-            } else {
-                report::record(
-                    &mut post_hist.lock().unwrap_or_else(|e| e.into_inner()),
-                    micros,
-                );
-            }
-            sent.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(post_no, Sent { channel, ok });
+                Ok(id) => {
+                    report::record(
+                        &mut post_hist.lock().unwrap_or_else(|e| e.into_inner()),
+                        micros,
+                    );
+                    id
+                }
+            };
+            sent.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                post_no,
+                Sent {
+                    channel,
+                    ok,
+                    poster: poster_user,
+                    mention,
+                    post_id,
+                    committed,
+                },
+            );
         });
         while tasks.try_join_next().is_some() {}
     }
@@ -225,10 +312,15 @@ async fn post_for(
 }
 
 /// Deliveries expected for each channel: its members whose socket is open.
-fn expected_per_channel(layout: &Layout, failed: &[u32]) -> Vec<u64> {
-    let failed: std::collections::HashSet<u32> = failed.iter().copied().collect();
+fn expected_per_channel(layout: &Layout, failed: &[u32], offline: &HashSet<u32>) -> Vec<u64> {
+    let failed: HashSet<u32> = failed.iter().copied().collect();
     (0..layout.channels())
-        .map(|c| layout.members(c).filter(|u| !failed.contains(u)).count() as u64)
+        .map(|c| {
+            layout
+                .members(c)
+                .filter(|u| !failed.contains(u) && !offline.contains(u))
+                .count() as u64
+        })
         .collect()
 }
 
@@ -288,6 +380,72 @@ fn tally(
     Ok(t)
 }
 
+/// Waits until `want` pushes arrived since `before`, or none arrived for 5 s, or 60 s passed
+/// (a dispatcher behind by more than that has failed the goal anyway).
+async fn drain_pushes(sink: &crate::push::Sink, before: u64, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = sink.messages();
+    let mut still = Instant::now();
+    while Instant::now() < deadline && sink.messages().saturating_sub(before) < want {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = sink.messages();
+        if now != last {
+            last = now;
+            still = Instant::now();
+        } else if still.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+}
+
+/// A window's push counters: the tool's accounting and the servers' own counters.
+fn push_counters(
+    counters: &mut BTreeMap<String, f64>,
+    t: &crate::push::PushTally,
+    before: &[crate::scrape::Metrics],
+    after: &[crate::scrape::Metrics],
+    elapsed: f64,
+) {
+    for (name, value) in [
+        ("push_expected", t.expected),
+        ("push_received", t.received),
+        ("push_missing", t.missing),
+        ("push_duplicated", t.duplicated),
+        ("push_unexpected", t.unexpected),
+        ("push_before_answer", t.before_answer),
+        ("push_posts", t.posts),
+        ("push_posts_incomplete", t.posts_incomplete),
+        ("push_late", t.late),
+        ("push_unknown", t.unknown),
+    ] {
+        counters.insert(name.into(), value as f64);
+    }
+    counters.insert("pushes_per_s".into(), t.received as f64 / elapsed);
+    for name in [
+        "confab_push_sent_total",
+        "confab_push_failed_total",
+        "confab_push_retried_total",
+        "confab_push_dropped_total",
+        "confab_notify_batches_total",
+    ] {
+        if crate::scrape::present(after, name) {
+            let key = name
+                .trim_start_matches("confab_")
+                .trim_end_matches("_total");
+            counters.insert(
+                format!("server_{key}"),
+                crate::scrape::delta(before, after, name),
+            );
+        }
+    }
+    if crate::scrape::present(after, "confab_notify_outbox_backlog") {
+        counters.insert(
+            "server_outbox_backlog_max".into(),
+            crate::scrape::max(after, "confab_notify_outbox_backlog"),
+        );
+    }
+}
+
 fn progress_bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
@@ -304,9 +462,16 @@ pub async fn run(
     target: Target,
     servers: &crate::cluster::Servers,
     population: Option<Arc<Population>>,
+    push: Option<Arc<crate::push::Sink>>,
     profile: &str,
 ) -> anyhow::Result<(Report, Vec<(String, Histogram<u64>)>)> {
     let layout = opts.layout();
+    let offline = offline_users(&layout, opts.offline_per_channel());
+    // Per channel, its offline members: the devices an @channel post there should reach.
+    let offline_members: Vec<HashSet<u32>> = (0..layout.channels())
+        .map(|c| layout.members(c).filter(|u| offline.contains(u)).collect())
+        .collect();
+    let mentions = |post_no: u64| opts.mentions(post_no);
     let mode = match target {
         Target::Confab => "fanout",
         Target::Baseline => "baseline",
@@ -322,7 +487,7 @@ pub async fn run(
         .push(crate::procstat::memory_reading("after setup", &server_pids));
 
     // Sockets.
-    let conns = sockets(&layout, &addrs, population.as_deref());
+    let conns = sockets(&layout, &addrs, population.as_deref(), &offline);
     let total = conns.len() as u64;
     let bar = progress_bar(total);
     bar.set_message("opening sockets");
@@ -370,7 +535,17 @@ pub async fn run(
             addr: addrs[0].clone(),
         },
     });
-    let expected = expected_per_channel(&layout, &opened.failed_users);
+    let expected = expected_per_channel(&layout, &opened.failed_users, &offline);
+    if !offline.is_empty() {
+        report
+            .counters
+            .insert("offline_with_device".into(), offline.len() as f64);
+    }
+    let metrics_client = reqwest::Client::new();
+    // Post ids of earlier windows: their pushes arriving later count as late, not unknown.
+    let mut earlier_posts: HashSet<String> = HashSet::new();
+    let mut push_each = report::new_histogram();
+    let mut push_last = report::new_histogram();
     let mut next_post: u64 = 0;
     let post_errors = Arc::new(Mutex::new(Vec::new()));
 
@@ -378,7 +553,7 @@ pub async fn run(
     let rates = opts.rates();
     if opts.warmup > 0.0 {
         let hist = Arc::new(Mutex::new(report::new_histogram()));
-        let (n, _) = post_for(
+        let (n, warm) = post_for(
             &poster,
             &layout,
             run,
@@ -386,13 +561,18 @@ pub async fn run(
             rates[0],
             opts.warmup,
             opts.message_bytes,
+            &mentions,
             &hist,
             &post_errors,
         )
         .await;
         next_post += n;
+        earlier_posts.extend(warm.into_values().filter_map(|s| s.post_id));
         tokio::time::sleep(Duration::from_secs(2)).await;
         pool.collect().await?;
+        if let Some(sink) = &push {
+            sink.take();
+        }
     }
 
     let mut best: Option<(f64, f64)> = None;
@@ -439,6 +619,11 @@ pub async fn run(
         let delivered_before = counter.deliveries();
         let post_hist = Arc::new(Mutex::new(report::new_histogram()));
         let began = Instant::now();
+        let metrics_before = match push {
+            Some(_) => crate::scrape::all(&metrics_client, &addrs).await,
+            None => Vec::new(),
+        };
+        let pushes_before = push.as_ref().map_or(0, |s| s.messages());
         let (n, sent) = post_for(
             &poster,
             &layout,
@@ -447,6 +632,7 @@ pub async fn run(
             rate,
             opts.seconds,
             opts.message_bytes,
+            &mentions,
             &post_hist,
             &post_errors,
         )
@@ -479,6 +665,40 @@ pub async fn run(
         bar.finish_and_clear();
         let finals = pool.collect().await?;
         let t = tally(&finals, &sent, &expected)?;
+        // Pushes: expected per post, drained like the deliveries, then matched by post id.
+        let push_figures = match &push {
+            Some(sink) => {
+                let devices: Vec<(&Sent, HashSet<u32>)> = sent
+                    .values()
+                    .filter(|s| s.ok && s.post_id.is_some())
+                    .map(|s| {
+                        let mut want = HashSet::new();
+                        if s.mention {
+                            want = offline_members[s.channel as usize].clone();
+                            want.remove(&s.poster);
+                        }
+                        (s, want)
+                    })
+                    .collect();
+                let want: u64 = devices.iter().map(|(_, d)| d.len() as u64).sum();
+                drain_pushes(sink, pushes_before, want).await;
+                let expectations: Vec<crate::push::Expectation<'_>> = devices
+                    .iter()
+                    .filter_map(|(s, d)| {
+                        Some(crate::push::Expectation {
+                            post_id: s.post_id.as_deref()?,
+                            committed: s.committed,
+                            devices: d,
+                        })
+                    })
+                    .collect();
+                let pt = crate::push::tally(sink.take(), &expectations, &earlier_posts);
+                let metrics_after = crate::scrape::all(&metrics_client, &addrs).await;
+                Some((pt, metrics_before, metrics_after))
+            }
+            None => None,
+        };
+        earlier_posts.extend(sent.values().filter_map(|s| s.post_id.clone()));
         let post_hist = std::mem::replace(
             &mut *post_hist.lock().unwrap_or_else(|e| e.into_inner()),
             report::new_histogram(),
@@ -509,8 +729,29 @@ pub async fn run(
         counters.insert("missing".into(), t.missing as f64);
         counters.insert("duplicated".into(), t.duplicates as f64);
         counters.insert("unexpected".into(), t.unexpected as f64);
+        let mut push_latencies = BTreeMap::new();
+        if let Some((pt, before, after)) = &push_figures {
+            push_counters(&mut counters, pt, before, after, elapsed);
+            let each = LatencySummary::from_histogram(&pt.each);
+            let last = LatencySummary::from_histogram(&pt.last);
+            eprintln!(
+                "{mode} {rate:>7.1} posts/s: pushes {}/{} expected, commit→push p99 {:.1} ms, commit→last push p99 {:.1} ms, missing {}, duplicated {}, unexpected {}, incomplete posts {}",
+                pt.received,
+                pt.expected,
+                each.p99_ms,
+                last.p99_ms,
+                pt.missing,
+                pt.duplicated,
+                pt.unexpected,
+                pt.posts_incomplete
+            );
+            push_latencies.insert("commit_to_push".to_string(), each);
+            push_latencies.insert("commit_to_last_push".to_string(), last);
+            push_each.add(&pt.each)?;
+            push_last.add(&pt.last)?;
+        }
         for (k, v) in &counters {
-            if !k.ends_with("_per_s") {
+            if !k.ends_with("_per_s") && !k.ends_with("_max") {
                 *totals.entry(k.clone()).or_insert(0.0) += v;
             }
         }
@@ -521,6 +762,7 @@ pub async fn run(
             "post_request".to_string(),
             LatencySummary::from_histogram(&post_hist),
         );
+        latencies.extend(push_latencies);
         report.steps.push(Step {
             load: rate,
             load_unit: "posts/s".into(),
@@ -588,6 +830,31 @@ pub async fn run(
         "post_request".into(),
         LatencySummary::from_histogram(&all_post),
     );
+    if push.is_some() {
+        let each = LatencySummary::from_histogram(&push_each);
+        let last = LatencySummary::from_histogram(&push_last);
+        let counter = |k: &str| report.counters.get(k).copied().unwrap_or(0.0);
+        let complete = counter("push_missing") == 0.0 && counter("push_expected") > 0.0;
+        report.goals.push(crate::writes::goal_line(
+            &format!(
+                "commit → last push p99 < {} ms with every expected push received",
+                opts.push_p99_goal_ms
+            ),
+            complete && last.count > 0 && last.p99_ms < opts.push_p99_goal_ms,
+            format!(
+                "p99 {:.1} ms over {} posts; {} of {} pushes, {} missing, {} duplicated, {} unexpected",
+                last.p99_ms,
+                last.count,
+                counter("push_received"),
+                counter("push_expected"),
+                counter("push_missing"),
+                counter("push_duplicated"),
+                counter("push_unexpected")
+            ),
+        ));
+        report.latencies.insert("commit_to_push".into(), each);
+        report.latencies.insert("commit_to_last_push".into(), last);
+    }
     match best {
         Some((rate, deliveries)) => {
             report
@@ -615,4 +882,30 @@ pub async fn run(
             ("POST".to_string(), all_post),
         ],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_members_hold_no_socket_and_expect_no_delivery() {
+        let layout = Layout {
+            users: 10,
+            channel_size: 5,
+            channels_per_user: 1,
+        };
+        let offline = offline_users(&layout, 2);
+        assert_eq!(offline, [0, 1, 5, 6].into_iter().collect::<HashSet<u32>>());
+        let addrs = ["a:1".to_string(), "b:2".to_string()];
+        let conns = sockets(&layout, &addrs, None, &offline);
+        let users: Vec<u32> = conns.iter().map(|c| c.user).collect();
+        assert_eq!(users, vec![2, 3, 4, 7, 8, 9]);
+        assert_eq!(conns[0].addr, "a:1");
+        assert_eq!(conns[1].addr, "b:2");
+        // User 3's socket failed: channel 0 expects users 2 and 4, channel 1 users 7, 8, 9.
+        assert_eq!(expected_per_channel(&layout, &[3], &offline), vec![2, 3]);
+        assert!(offline_users(&layout, 0).is_empty());
+        assert_eq!(offline_users(&layout, 99).len(), 10);
+    }
 }

@@ -13,9 +13,12 @@ mod mix;
 mod mix_run;
 mod pool;
 mod population;
+mod presence;
 mod procstat;
 mod proto;
+mod push;
 mod report;
+mod scrape;
 mod worker;
 mod writes;
 mod wsclient;
@@ -25,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 use fanout::FanoutOpts;
 use hdrhistogram::Histogram;
 use mix_run::MixOpts;
+use presence::PresenceOpts;
 use proto::Target;
 use report::Report;
 use std::net::SocketAddr;
@@ -41,8 +45,10 @@ struct Cli {
 
 #[derive(Args, Debug, Clone, serde::Serialize)]
 struct Common {
-    /// Named defaults: seed-extreme (fanout: 2,000-member channels), connections (fanout:
-    /// 100k sockets on 6 nodes), loadtest-ng (mix), writes.
+    /// Named defaults: seed-extreme (fanout: 2,000-member channels), push-extreme (fanout:
+    /// seed-extreme with 1,500 offline members with devices per channel, every post
+    /// @channel), connections (fanout or presence: 100k sockets on 6 nodes), loadtest-ng
+    /// (mix), writes.
     #[arg(long, default_value = "custom")]
     profile: String,
     /// Nodes of the confab cluster this tool starts.
@@ -63,6 +69,10 @@ struct Common {
     /// Wipe --data-dir first.
     #[arg(long)]
     fresh: bool,
+    /// One more argument for every node this tool starts, repeatable, after the tool's own
+    /// (e.g. `--node-arg=--push-concurrency --node-arg=64`).
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    node_args: Vec<String>,
     /// Node i serves HTTP on base_port+i and Raft on base_port+100+i.
     #[arg(long, default_value_t = 18065)]
     base_port: u16,
@@ -100,6 +110,14 @@ enum Mode {
         #[command(flatten)]
         opts: WritesOpts,
     },
+    /// Presence gossip between nodes: bytes/s, messages/s and CPU with N sockets held, at
+    /// steady state and during a mass reconnect.
+    Presence {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        opts: PresenceOpts,
+    },
     /// Mattermost's load-test-ng user behaviour against its thresholds.
     Mix {
         #[command(flatten)]
@@ -127,7 +145,7 @@ enum Mode {
 /// Profile defaults for fields the command line left unset.
 fn apply_fanout_profile(profile: &str, opts: &mut FanoutOpts, common: &mut Common) {
     let (users, size, rate, step, nodes) = match profile {
-        "seed-extreme" => (10_000, 2_000, 20.0, 5.0, 3),
+        "seed-extreme" | "push-extreme" => (10_000, 2_000, 20.0, 5.0, 3),
         "connections" => (100_000, 1_000, 10.0, 10.0, 6),
         _ => (2_000, 200, 20.0, 20.0, 3),
     };
@@ -137,6 +155,12 @@ fn apply_fanout_profile(profile: &str, opts: &mut FanoutOpts, common: &mut Commo
     opts.rate.get_or_insert(rate);
     opts.rate_step.get_or_insert(step);
     common.nodes.get_or_insert(nodes);
+    if profile == "push-extreme" {
+        // 1,500 of each 2,000-member channel offline with a device: 7,500 sessions with
+        // devices and 2,500 sockets; every post @channel, so 1,500 pushes per post.
+        opts.offline_devices.get_or_insert(1_500);
+        opts.channel_mention_every.get_or_insert(1);
+    }
 }
 
 fn apply_mix_profile(profile: &str, opts: &mut MixOpts, common: &mut Common) {
@@ -164,7 +188,10 @@ fn node_flags() -> Vec<String> {
     .collect()
 }
 
-async fn confab_servers(common: &Common) -> anyhow::Result<(cluster::Servers, PathBuf)> {
+async fn confab_servers(
+    common: &Common,
+    extra: &[String],
+) -> anyhow::Result<(cluster::Servers, PathBuf)> {
     let nodes = common.nodes.unwrap_or(3);
     let data_dir = common.data_dir.clone().unwrap_or_else(|| {
         let home = std::env::var_os("HOME")
@@ -189,8 +216,11 @@ async fn confab_servers(common: &Common) -> anyhow::Result<(cluster::Servers, Pa
         binary.display(),
         data_dir.display()
     );
+    let mut flags = node_flags();
+    flags.extend(extra.iter().cloned());
+    flags.extend(common.node_args.iter().cloned());
     let servers =
-        cluster::start_confab(&binary, nodes, &data_dir, common.base_port, &node_flags()).await?;
+        cluster::start_confab(&binary, nodes, &data_dir, common.base_port, &flags).await?;
     Ok((servers, data_dir))
 }
 
@@ -218,7 +248,15 @@ async fn run_baseline(
     opts: &FanoutOpts,
 ) -> anyhow::Result<(Report, Vec<(String, Histogram<u64>)>)> {
     let servers = cluster::start_baseline(common.base_port + 50, opts.layout())?;
-    fanout::run(opts, Target::Baseline, &servers, None, &common.profile).await
+    fanout::run(
+        opts,
+        Target::Baseline,
+        &servers,
+        None,
+        None,
+        &common.profile,
+    )
+    .await
 }
 
 async fn main_async(mode: Mode) -> anyhow::Result<()> {
@@ -246,7 +284,34 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let (servers, data_dir) = confab_servers(&common).await?;
+            // Push: the tool's proxy first, so the nodes can be pointed at it.
+            let push_proxy = if opts.offline_per_channel() > 0 {
+                let proxy = push::start(opts.push_listen).await?;
+                eprintln!("push proxy listening on {}", proxy.addr);
+                if !common.servers.is_empty() {
+                    eprintln!(
+                        "--servers: the nodes must already send pushes to http://{} with --max-notifications-per-channel above the channel size",
+                        proxy.addr
+                    );
+                }
+                Some(proxy)
+            } else {
+                None
+            };
+            let push_flags: Vec<String> = match &push_proxy {
+                Some(proxy) => vec![
+                    "--send-push-notifications".into(),
+                    "true".into(),
+                    "--push-notification-server".into(),
+                    format!("http://{}", proxy.addr),
+                    "--push-notification-contents".into(),
+                    "full".into(),
+                    "--max-notifications-per-channel".into(),
+                    opts.notification_cap().to_string(),
+                ],
+                None => Vec::new(),
+            };
+            let (servers, data_dir) = confab_servers(&common, &push_flags).await?;
             let api = api::Api::new(None)?;
             let population = Arc::new(
                 population::ensure(
@@ -258,14 +323,39 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
                 )
                 .await?,
             );
+            if push_proxy.is_some() {
+                let mut offline: Vec<u32> =
+                    fanout::offline_users(&opts.layout(), opts.offline_per_channel())
+                        .into_iter()
+                        .collect();
+                offline.sort_unstable();
+                population::attach_devices(
+                    &api,
+                    &servers.addrs(),
+                    &population,
+                    &offline,
+                    common.setup_concurrency,
+                )
+                .await?;
+            }
             let (mut report, mut series) = fanout::run(
                 &opts,
                 Target::Confab,
                 &servers,
                 Some(population),
+                push_proxy.as_ref().map(|p| p.sink.clone()),
                 &common.profile,
             )
             .await?;
+            if let Some(proxy) = &push_proxy {
+                for (name, value) in [
+                    ("push_other_kinds", proxy.sink.other()),
+                    ("push_unreadable", proxy.sink.unreadable()),
+                    ("push_acks", proxy.sink.acks()),
+                ] {
+                    report.counters.insert(name.into(), value as f64);
+                }
+            }
             if let Some((base, base_series)) = baseline {
                 let key = if opts.find_max {
                     "max_deliveries_per_s"
@@ -352,7 +442,7 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
         }
         Mode::Writes { mut common, opts } => {
             common.nodes.get_or_insert(3);
-            let (servers, data_dir) = confab_servers(&common).await?;
+            let (servers, data_dir) = confab_servers(&common, &[]).await?;
             let api = api::Api::new(None)?;
             let layout = proto::Layout {
                 users: opts.users,
@@ -388,7 +478,7 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
             mut opts,
         } => {
             apply_mix_profile(&common.profile.clone(), &mut opts, &mut common);
-            let (servers, data_dir) = confab_servers(&common).await?;
+            let (servers, data_dir) = confab_servers(&common, &[]).await?;
             let api = api::Api::new(None)?;
             let population = Arc::new(
                 population::ensure(
@@ -411,6 +501,26 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
                     ("p99 limit".into(), mix_run::P99_LIMIT_MS),
                 ],
             )
+        }
+        Mode::Presence {
+            mut common,
+            mut opts,
+        } => {
+            presence::apply_profile(&common.profile.clone(), &mut opts, &mut common.nodes);
+            let (servers, data_dir) = confab_servers(&common, &[]).await?;
+            let api = api::Api::new(None)?;
+            let population = Arc::new(
+                population::ensure(
+                    &api,
+                    &servers.addrs(),
+                    &data_dir,
+                    opts.layout(),
+                    common.setup_concurrency,
+                )
+                .await?,
+            );
+            let report = presence::run(&opts, &servers, population, &common.profile).await?;
+            output(&common, &report, &[], &[])
         }
         Mode::Worker => worker::run().await,
         Mode::BaselineServer {

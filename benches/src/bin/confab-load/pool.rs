@@ -248,6 +248,18 @@ impl Pool {
         Ok(out)
     }
 
+    /// Every socket closes and reopens, each within `spread_ms` (no answer to wait for: the
+    /// reopened sockets show in [`Counter::reconnects`]).
+    pub async fn reconnect_all(&mut self, spread_ms: u64) -> anyhow::Result<()> {
+        let mut line = serde_json::to_string(&Command::Reconnect { spread_ms })?;
+        line.push('\n');
+        for worker in &mut self.workers {
+            worker.stdin.write_all(line.as_bytes()).await?;
+            worker.stdin.flush().await?;
+        }
+        Ok(())
+    }
+
     /// Every worker's window since the previous collect.
     pub async fn collect(&mut self) -> anyhow::Result<Vec<FinalReport>> {
         self.ask(Command::Collect).await

@@ -238,6 +238,47 @@ pub async fn ensure(
     })
 }
 
+/// Gives each of `users` a push device on its session (`PUT /users/sessions/device`, device
+/// id `android_rn-v2:confab-load-u<index>`: unique per user, and the same every run, so
+/// attaching again changes nothing).
+pub async fn attach_devices(
+    api: &Api,
+    nodes: &[String],
+    population: &Population,
+    users: &[u32],
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let progress = bar(users.len() as u64, "push devices");
+    stream::iter(users.iter().copied())
+        .map(|u| {
+            let (api, node, progress) = (
+                api.clone(),
+                nodes[u as usize % nodes.len()].clone(),
+                progress.clone(),
+            );
+            let token = population.users[u as usize].token.clone();
+            async move {
+                let body = serde_json::json!({ "device_id": crate::push::device_id(u) });
+                api.call(
+                    &node,
+                    reqwest::Method::PUT,
+                    "/users/sessions/device",
+                    Some(&token),
+                    Some(&body),
+                )
+                .await
+                .map_err(|e| anyhow!("device of user {u}: {e}"))?;
+                progress.inc(1);
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    progress.finish_and_clear();
+    Ok(())
+}
+
 fn tracing_note(text: &str) {
     eprintln!("{text}");
 }

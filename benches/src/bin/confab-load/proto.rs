@@ -139,6 +139,9 @@ pub enum Command {
     Collect,
     /// Send the totals of the last window and exit.
     Stop,
+    /// Close every socket and reopen it (resuming its stream), each after a random delay of
+    /// up to `spread_ms`: a mass reconnect. No answer; reopened sockets show in `reconnects`.
+    Reconnect { spread_ms: u64 },
 }
 
 /// Lines on the worker's stdout.

@@ -306,13 +306,16 @@ fn write_summary(o: &mut String, r: &Report) -> std::fmt::Result {
 }
 
 /// Counters shown per step besides the rates: the ones that make a step fail.
-const STEP_FAILURE_COUNTERS: [&str; 6] = [
+const STEP_FAILURE_COUNTERS: [&str; 9] = [
     "errors",
     "error_rate",
     "missing",
     "duplicated",
     "posts_failed",
     "unexpected",
+    "push_missing",
+    "push_duplicated",
+    "push_unexpected",
 ];
 
 /// One row per step: load, passed, mean/p99 of each latency key, rates and failure counts.
@@ -321,7 +324,11 @@ fn write_steps(o: &mut String, steps: &[Step]) -> std::fmt::Result {
     let counters: BTreeSet<&String> = steps
         .iter()
         .flat_map(|s| s.counters.keys())
-        .filter(|k| k.ends_with("_per_s") || STEP_FAILURE_COUNTERS.contains(&k.as_str()))
+        .filter(|k| {
+            k.ends_with("_per_s")
+                || k.starts_with("server_cpu_percent")
+                || STEP_FAILURE_COUNTERS.contains(&k.as_str())
+        })
         .collect();
     writeln!(o, "\nsteps (latencies: mean/p99 ms)")?;
     let mut header = cells(&["load", "passed"]);

@@ -305,6 +305,7 @@ pub async fn run() -> anyhow::Result<()> {
         first_error,
     });
 
+    let all_controls = controls.clone();
     let mix_stats = match &spec.mix {
         Some(mix) => Some(crate::mix::start(
             mix.clone(),
@@ -349,6 +350,16 @@ pub async fn run() -> anyhow::Result<()> {
                 &shared,
                 mix_stats.as_deref(),
             )))),
+            Command::Reconnect { spread_ms } => {
+                for control in &all_controls {
+                    let control = control.clone();
+                    let delay = rand::random_range(0..=spread_ms);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                        control.reconnect.notify_one();
+                    });
+                }
+            }
             Command::Stop => {
                 shared.stopping.store(true, Ordering::Relaxed);
                 emit(&Report::Final(Box::new(final_report(
