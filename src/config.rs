@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Memory bounds (`crate::limits`).
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+    /// Presence timings (`crate::presence`).
+    #[command(flatten)]
+    pub presence: crate::presence::PresenceArgs,
     /// The server's name as the apps show it (default "confab").
     #[arg(long, env = "CONFAB_SITE_NAME")]
     pub site_name: Option<String>,
@@ -137,6 +140,9 @@ struct FileConfig {
     /// The `[limits]` table.
     #[serde(default)]
     limits: crate::limits::LimitArgs,
+    /// The `[presence]` table.
+    #[serde(default)]
+    presence: crate::presence::PresenceArgs,
     site_name: Option<String>,
     site_url: Option<String>,
 }
@@ -157,6 +163,7 @@ pub struct ServeConfig {
     pub snapshot_every: Option<u64>,
     pub password_cost: crate::app::PasswordCost,
     pub limits: crate::limits::Limits,
+    pub presence: crate::presence::PresenceConfig,
     pub site_name: String,
     pub site_url: String,
 }
@@ -275,6 +282,7 @@ impl ServeArgs {
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             password_cost,
             limits: self.limits.resolve(file.limits),
+            presence: self.presence.resolve(file.presence),
             site_name: self
                 .site_name
                 .or(file.site_name)
@@ -333,5 +341,18 @@ mod tests {
         assert_eq!(config.node_id, 7);
         assert_eq!(config.listen, "127.0.0.1:2");
         assert_eq!(config.raft_listen, "127.0.0.1:9065");
+    }
+
+    #[test]
+    fn the_presence_table_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.toml");
+        std::fs::write(&path, "[presence]\naway_timeout_secs = 3\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.presence.away_timeout.as_secs(), 3);
     }
 }

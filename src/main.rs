@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod limits;
 mod metrics;
+mod presence;
 mod ratelimit;
 mod server;
 mod views;

@@ -162,11 +162,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     );
     spawn_fanout(&raft, hub.clone());
     share_checkpoints(&raft, hub.clone())?;
+    let presence = crate::presence::Presence::new(engine.clone(), config.presence);
+    let _ = hub.presence.set(presence.clone());
+    crate::presence::start(&presence, &raft)?;
 
     let state = Arc::new(App {
         engine: engine.clone(),
         raft: raft.clone(),
         hub: hub.clone(),
+        presence,
         logins: LoginLimiter::new(
             Duration::from_secs(60),
             20,

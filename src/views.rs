@@ -61,7 +61,7 @@ pub fn user(user: &User, sanitize: bool) -> Value {
         "last_name": user.last_name,
         "position": user.position,
         "roles": user.roles,
-        "props": {},
+        "props": user_props(user),
         "notify_props": {
             "channel": "true", "comments": "never", "desktop": "mention",
             "desktop_sound": "true", "email": "true", "first_name": "false",
@@ -73,6 +73,15 @@ pub fn user(user: &User, sanitize: bool) -> Value {
         "is_bot": user.is_bot,
         "disable_welcome_email": false,
     })
+}
+
+/// `user.props`: Mattermost keeps the custom status there, as a JSON string.
+fn user_props(user: &User) -> Value {
+    if user.custom_status.is_empty() {
+        json!({})
+    } else {
+        json!({"customStatus": user.custom_status})
+    }
 }
 
 pub fn team(team: &Team) -> Value {

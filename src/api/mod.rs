@@ -14,6 +14,7 @@ mod preferences;
 mod reactions;
 mod roles;
 mod search;
+mod status;
 mod system;
 mod teams;
 mod threads;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(channels::routes())
         .merge(posts::routes())
         .merge(search::routes())
+        .merge(status::routes())
         .merge(reactions::routes())
         .merge(threads::routes())
         .merge(roles::routes())

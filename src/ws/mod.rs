@@ -130,6 +130,7 @@ mod events;
 mod frame_bound;
 mod hub;
 mod socket;
+mod status_actions;
 #[cfg(test)]
 mod tests;
 

@@ -16,6 +16,7 @@ use crate::model::*;
 use crate::outcome::{Applied, MembershipView, Outcome, Posted};
 use crate::preferences;
 use crate::search;
+use crate::status;
 use crate::threads::{self, count_replies_after, Watermarks};
 use crate::txn::Txn;
 use crate::validate;
@@ -161,6 +162,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 locale: "en".into(),
                 is_bot: false,
                 password_hash: password_hash.clone(),
+                custom_status: String::new(),
             };
             txn.put(Cf::UseridUser, id_key(*id), &user)?;
             txn.put_raw(Cf::UsernameUserid, username.into_bytes(), id_key(*id));
@@ -830,6 +832,11 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             preferences,
         } => preferences::save(txn, *user_id, preferences),
         Command::DeletePreferences { user_id, keys } => preferences::delete(txn, *user_id, keys),
+        command @ (Command::SetStatus { .. }
+        | Command::ExpireDnd { .. }
+        | Command::StatusNotice { .. }
+        | Command::SetCustomStatus { .. }
+        | Command::RemoveRecentCustomStatus { .. }) => status::apply(txn, command),
     }
 }
 

@@ -33,13 +33,14 @@ pub enum Cf {
     UseridPendingpostidPostid,
     TermChannelidCreateatPostid,
     NametermUserid,
+    UseridStatus,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 29] = [
+    pub const STATE: [Cf; 30] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -70,6 +71,7 @@ impl Cf {
         Cf::UseridPendingpostidPostid,
         Cf::TermChannelidCreateatPostid,
         Cf::NametermUserid,
+        Cf::UseridStatus,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -106,6 +108,7 @@ impl Cf {
             Cf::UseridPendingpostidPostid => "userid_pendingpostid_postid",
             Cf::TermChannelidCreateatPostid => "term_channelid_createat_postid",
             Cf::NametermUserid => "nameterm_userid",
+            Cf::UseridStatus => "userid_status",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

@@ -48,6 +48,7 @@
 //! | `userid_pendingpostid_postid` | `0` · user_id · pending_post_id → post_id · t(create) — a post's retry answer ([`dedup`]) · `1` · t(create) · user_id · pending_post_id → () — its expiry queue |
 //! | `term_channelid_createat_postid` | term · `0x00` · channel_id · rev(t(create)) · post_id → () — post search index: each distinct term of a live, non-system post (stemmed words, CJK bigrams, `#tags`, `@`author) ([`search`]) |
 //! | `nameterm_userid` | folded name term · `0x00` · user_id → () — people search: the username and each word of first name, last name and nickname ([`search`]) |
+//! | `userid_status` | `0` · user_id → [`ManualStatus`] — a status set by hand (away, offline, dnd, ooo) · `1` · u64(dnd end, s) · user_id → () — timed DND queue ([`status`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -80,6 +81,7 @@ mod read;
 pub mod search;
 pub mod snapshot;
 mod source;
+pub mod status;
 mod threads;
 mod txn;
 pub mod validate;
@@ -98,4 +100,5 @@ pub use query::{
 };
 pub use read::Reader;
 pub use snapshot::{verify_snapshot, SnapshotSummary};
+pub use status::{CustomStatus, ManualStatus};
 pub use threads::ThreadReadView;

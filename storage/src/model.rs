@@ -23,6 +23,10 @@ pub struct User {
     pub is_bot: bool,
     /// An argon2id PHC string computed by the node that received the request.
     pub password_hash: String,
+    /// Mattermost's `props.customStatus`: a [`CustomStatus`](crate::status::CustomStatus) as
+    /// JSON, empty for none. Appended with a default, so records written before it decode.
+    #[serde(default)]
+    pub custom_status: String,
 }
 
 /// The fields of a user a profile update replaces.
