@@ -139,7 +139,7 @@ pub struct UserStatus {
 
 impl UserStatus {
     /// `{"user_id","status","manual","last_activity_at","dnd_end_time","active_channel"?}`.
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(self) -> Value {
         let mut value = json!({
             "user_id": self.user_id.to_base32(),
             "status": self.status.as_str(),

@@ -206,10 +206,10 @@ mod tests {
     fn record(n: u64) -> Record {
         Record {
             user: Id::from_bytes([(n % 251) as u8; 16]),
-            connected: n % 2 == 0,
-            gone: n % 5 == 0,
+            connected: n.is_multiple_of(2),
+            gone: n.is_multiple_of(5),
             last_activity: n * 1000,
-            active_channel: (n % 3 == 0).then(|| Id::from_bytes([7; 16])),
+            active_channel: n.is_multiple_of(3).then(|| Id::from_bytes([7; 16])),
         }
     }
 

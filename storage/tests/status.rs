@@ -56,7 +56,11 @@ fn manual_statuses_and_timed_dnd() {
     assert_eq!(changed(db.ok(set(1, "dnd", 100))), "dnd");
     let dnd = db.engine.reader().manual_status(id(1)).unwrap().unwrap();
     assert_eq!(
-        (dnd.status.as_str(), dnd.dnd_end_time, dnd.prev_status.as_str()),
+        (
+            dnd.status.as_str(),
+            dnd.dnd_end_time,
+            dnd.prev_status.as_str()
+        ),
         ("dnd", 100, "away")
     );
     assert!(dnd.in_force(99_999) && !dnd.in_force(100_000));
@@ -72,7 +76,12 @@ fn manual_statuses_and_timed_dnd() {
     assert_eq!(changed(db.ok(expire(1, 100_000))), "away");
     let back = db.engine.reader().manual_status(id(1)).unwrap().unwrap();
     assert_eq!((back.status.as_str(), back.dnd_end_time), ("away", 0));
-    assert!(db.engine.reader().due_dnd(u64::MAX / 2, 10).unwrap().is_empty());
+    assert!(db
+        .engine
+        .reader()
+        .due_dnd(u64::MAX / 2, 10)
+        .unwrap()
+        .is_empty());
     // A second end is a no-op.
     assert!(matches!(
         db.ok(expire(1, 200_000)),
@@ -152,10 +161,7 @@ fn custom_statuses_live_on_the_user_with_a_recent_list() {
         user_id: id(1),
         custom_status: custom("s4"),
     });
-    assert!(matches!(
-        refused.result,
-        Err(CommandError::Invalid(_))
-    ));
+    assert!(matches!(refused.result, Err(CommandError::Invalid(_))));
     let empty = db.apply(Command::SetCustomStatus {
         user_id: id(1),
         at: 99,
