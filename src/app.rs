@@ -47,6 +47,8 @@ pub struct App {
     pub push_proxy: Option<crate::notify::ProxyClient>,
     pub raft: RaftNode,
     pub hub: Arc<Hub>,
+    /// Cluster-wide presence: `app.presence.status(user)`.
+    pub presence: Arc<crate::presence::Presence>,
     pub logins: LoginLimiter,
     pub settings: Settings,
     pub cluster_secret: String,
@@ -171,6 +173,11 @@ impl App {
                 "confab_ws_connections_open".into(),
                 "Open WebSocket connections on this node",
                 self.hub.connection_count() as f64,
+            ),
+            (
+                "confab_presence_users_online".into(),
+                "Users with a WebSocket on some node of the cluster, as this node sees it",
+                self.presence.online_count() as f64,
             ),
             (
                 "confab_storage_keys_read_total".into(),

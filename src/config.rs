@@ -83,6 +83,9 @@ pub struct ServeArgs {
     /// Push notifications (`crate::notify::settings`).
     #[command(flatten)]
     pub push: crate::notify::PushArgs,
+    /// Presence timings (`crate::presence`).
+    #[command(flatten)]
+    pub presence: crate::presence::PresenceArgs,
     /// The server's name as the apps show it (default "confab").
     #[arg(long, env = "CONFAB_SITE_NAME")]
     pub site_name: Option<String>,
@@ -149,6 +152,9 @@ struct FileConfig {
     /// The `[push]` table.
     #[serde(default)]
     push: crate::notify::PushArgs,
+    /// The `[presence]` table.
+    #[serde(default)]
+    presence: crate::presence::PresenceArgs,
     site_name: Option<String>,
     site_url: Option<String>,
 }
@@ -171,6 +177,7 @@ pub struct ServeConfig {
     pub limits: crate::limits::Limits,
     pub email: crate::mail::EmailSettings,
     pub push: crate::notify::PushSettings,
+    pub presence: crate::presence::PresenceConfig,
     pub site_name: String,
     pub site_url: String,
 }
@@ -295,6 +302,7 @@ impl ServeArgs {
             limits: self.limits.resolve(file.limits),
             email: self.email.resolve(file.email)?,
             push: self.push.resolve(file.push).map_err(ConfigError::Push)?,
+            presence: self.presence.resolve(file.presence),
             site_name: self
                 .site_name
                 .or(file.site_name)
@@ -353,5 +361,18 @@ mod tests {
         assert_eq!(config.node_id, 7);
         assert_eq!(config.listen, "127.0.0.1:2");
         assert_eq!(config.raft_listen, "127.0.0.1:9065");
+    }
+
+    #[test]
+    fn the_presence_table_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.toml");
+        std::fs::write(&path, "[presence]\naway_timeout_secs = 3\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.presence.away_timeout.as_secs(), 3);
     }
 }

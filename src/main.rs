@@ -12,6 +12,7 @@ mod limits;
 mod mail;
 mod metrics;
 mod notify;
+mod presence;
 mod ratelimit;
 mod server;
 mod views;

@@ -162,6 +162,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     );
     spawn_fanout(&raft, hub.clone());
     share_checkpoints(&raft, hub.clone())?;
+    let presence = crate::presence::Presence::new(engine.clone(), config.presence);
+    let _ = hub.presence.set(presence.clone());
+    crate::presence::start(&presence, &raft)?;
 
     let push_proxy = if config.push.enabled {
         Some(crate::notify::ProxyClient::new(&config.push)?)
@@ -190,7 +193,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         raft: raft.clone(),
         engine: engine.clone(),
         settings: config.push.clone(),
-        status: Arc::new(crate::notify::LocalSockets::new(hub.clone())),
+        status: presence.clone(),
         proxy: push_proxy.clone(),
         server_id: cluster_id.clone(),
         mailer: mailer.clone(),
@@ -214,6 +217,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         push_proxy,
         raft: raft.clone(),
         hub: hub.clone(),
+        presence,
         logins: LoginLimiter::new(
             Duration::from_secs(60),
             20,

@@ -62,7 +62,7 @@ pub fn user(user: &User, sanitize: bool) -> Value {
         "last_name": user.last_name,
         "position": user.position,
         "roles": user.roles,
-        "props": {},
+        "props": user_props(user),
         "notify_props": with_defaults(&user.notify_props, &USER_DEFAULTS),
         "last_password_update": user.create_at,
         "locale": user.locale,
@@ -70,6 +70,15 @@ pub fn user(user: &User, sanitize: bool) -> Value {
         "is_bot": user.is_bot,
         "disable_welcome_email": false,
     })
+}
+
+/// `user.props`: Mattermost keeps the custom status there, as a JSON string.
+fn user_props(user: &User) -> Value {
+    if user.custom_status.is_empty() {
+        json!({})
+    } else {
+        json!({"customStatus": user.custom_status})
+    }
 }
 
 pub fn team(team: &Team) -> Value {

@@ -496,6 +496,8 @@ async fn view_channel(
     let Outcome::ChannelViewed { member, .. } = outcome else {
         return Err(ApiError::internal("unexpected outcome"));
     };
+    // Mattermost's SetActiveChannel: activity, and the channel the user looks at.
+    app.presence.activity(user, Some(channel_id));
     let mut times = Map::new();
     times.insert(channel_id.to_base32(), json!(member.last_viewed_at));
     Ok(with_applied(

@@ -134,7 +134,7 @@ pub fn client_config(app: &AppState, headers: &HeaderMap, no_accounts: bool) -> 
         ("EnableSVGs", "false"),
         ("EnableLatex", "false"),
         ("EnableInlineLatex", "false"),
-        ("EnableCustomUserStatuses", "false"),
+        ("EnableCustomUserStatuses", "true"),
         ("EnableLastActiveTime", "false"),
         ("EnablePreviewFeatures", "false"),
         ("EnableTutorial", "false"),

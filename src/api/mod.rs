@@ -16,6 +16,7 @@ mod preferences;
 mod reactions;
 mod roles;
 mod search;
+mod status;
 mod system;
 mod teams;
 mod threads;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::routes())
         .merge(posts::routes())
         .merge(search::routes())
+        .merge(status::routes())
         .merge(reactions::routes())
         .merge(threads::routes())
         .merge(roles::routes())

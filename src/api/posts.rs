@@ -169,6 +169,8 @@ async fn create_post(
         .filter(|p| p == "urgent" || p == "important")
         .unwrap_or_default();
     let me = caller.id();
+    // Posting is activity (Mattermost's `set_online`).
+    app.presence.activity(me, None);
     let (index, outcome) = app
         .write(Command::CreatePost {
             id: Id::from_bytes(rand::random()),

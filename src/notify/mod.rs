@@ -62,4 +62,3 @@ pub mod status;
 pub use dispatcher::Dispatcher;
 pub use proxy::ProxyClient;
 pub use settings::{PushArgs, PushSettings};
-pub use status::LocalSockets;

@@ -196,9 +196,11 @@ mod tests {
 
     fn offline() -> UserStatus {
         UserStatus {
+            user_id: id(1),
             status: StatusKind::Offline,
             manual: false,
             last_activity_at: 0,
+            dnd_end_time: 0,
             active_channel: None,
         }
     }
@@ -331,9 +333,11 @@ mod tests {
     fn status_rules() {
         let post = facts(ChannelType::Open, ChannelWide::None);
         let online = UserStatus {
+            user_id: id(1),
             status: StatusKind::Online,
             manual: false,
             last_activity_at: 1_000_000,
+            dnd_end_time: 0,
             active_channel: Some(id(9)),
         };
         // Default push_status "away": an online user gets nothing.

@@ -659,9 +659,20 @@ impl EventBuilder {
                     push(Audience::User(user.id), user_updated_event(user));
                 }
             }
+            // Mattermost tells only the user's own connections; others poll the statuses.
+            Outcome::StatusChanged { user_id, status } => push(
+                Audience::User(*user_id),
+                Event::new(
+                    "status_change",
+                    json!({"status": status, "user_id": views::id(*user_id)}),
+                    broadcast(Some(*user_id), None, None, None),
+                    false,
+                ),
+            ),
             // A create-post retry changed nothing: its post's `posted` event went out when the
             // first attempt applied, and a second one would show the message twice.
             Outcome::AlreadyApplied
+            | Outcome::StatusUnchanged { .. }
             | Outcome::PostExisted { .. }
             | Outcome::UserCreated(_)
             | Outcome::SessionCreated(_)

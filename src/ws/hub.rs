@@ -31,6 +31,8 @@ pub struct Hub {
     pub(crate) sockets: AtomicUsize,
     /// Live sessions by token, for the handshake here and for the HTTP API.
     pub sessions: crate::auth::Sessions,
+    /// Told of every registered connection opening and closing (set once at startup).
+    pub presence: std::sync::OnceLock<Arc<crate::presence::Presence>>,
 }
 
 /// A user's recent events, for resuming on any node.
@@ -322,6 +324,7 @@ impl Hub {
             nonce: AtomicU64::new(seed),
             sockets: AtomicUsize::new(0),
             sessions,
+            presence: std::sync::OnceLock::new(),
         })
     }
 
@@ -531,6 +534,9 @@ impl Hub {
     /// happens under the state lock, so no published event falls between the replay and the
     /// live stream.
     pub fn register(&self, conn: &Arc<Conn>, resume: Option<Resume>) -> Registered {
+        if let Some(presence) = self.presence.get() {
+            presence.connected(conn.user());
+        }
         let mut state = self.state.lock();
         let user = conn.user();
         let published = state.published;
@@ -714,6 +720,9 @@ impl Hub {
         if !conn.is_registered() {
             return;
         }
+        if let Some(presence) = self.presence.get() {
+            presence.disconnected(conn.user());
+        }
         let mut state = self.state.lock();
         let user = conn.user();
         let mut was_live = false;
@@ -767,7 +776,8 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Connections of a user on this node (presence for push rules, tests).
+    /// Connections of a user on this node (tests, diagnostics).
+    #[cfg(test)]
     pub fn conns_of(&self, user: Id) -> usize {
         self.state
             .lock()

@@ -32,6 +32,14 @@
 //!   with a `seq` always gets a reply (`FAIL` with a Mattermost error object when unknown).
 //!   `user_typing` goes to the log through the [`Proposer`] (at most once a second per channel
 //!   per connection) and comes back as `typing` from `publish` on every node.
+//! - Status (`status_actions`): `get_statuses`, `get_statuses_by_ids` and
+//!   `user_update_active_status` are answered from the cluster's presence view with replies
+//!   (`seq_reply`, no `seq`). `status_change` is NOT sent node-locally: an event outside the log
+//!   would take a seq on this node's connection only, so the stream's numbering would differ
+//!   from every other node's and a resume elsewhere would skip a real event. Manual changes are
+//!   commands, and derived ones (online ↔ away) a state-free `StatusNotice` entry the leader
+//!   proposes, like typing; they come back from `publish` with canonical seqs
+//!   (`crate::presence` has the design).
 //!
 //! # Sequence numbers and resume on ANY node
 //! Every event derives from the replicated log, so a user's event stream is the same on every
@@ -130,6 +138,7 @@ mod events;
 mod frame_bound;
 mod hub;
 mod socket;
+mod status_actions;
 #[cfg(test)]
 mod tests;
 

@@ -1,5 +1,6 @@
 //! The HTTP side: `GET /api/v4/websocket` upgraded by fastwebsockets through hyper, the auth
-//! handshake, and the client's actions (`authentication_challenge`, `ping`, `user_typing`).
+//! handshake, and the client's actions (`authentication_challenge`, `ping`, `user_typing`; the
+//! status actions are in [`super::status_actions`]).
 
 use super::conn::{self, Closing, Conn, Identity, Out};
 use super::frame_bound::FrameBound;
@@ -431,6 +432,9 @@ impl Reader {
                 })),
             )),
             "user_typing" => Some(self.typing(seq, data)),
+            "get_statuses" | "get_statuses_by_ids" | "user_update_active_status" => Some(
+                super::status_actions::handle(&self.hub, &self.conn, action, seq, data),
+            ),
             _ => Some(fail_reply(
                 seq,
                 "api.web_socket_router.bad_action.app_error",

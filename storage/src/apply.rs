@@ -19,6 +19,7 @@ use crate::outcome::{Applied, MembershipView, Outcome, Posted};
 use crate::pinned;
 use crate::preferences;
 use crate::search;
+use crate::status;
 use crate::threads::{self, count_replies_after, Watermarks};
 use crate::txn::Txn;
 use crate::validate;
@@ -165,6 +166,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 is_bot: false,
                 password_hash: password_hash.clone(),
                 notify_props: NotifyProps::new(),
+                custom_status: String::new(),
             };
             txn.put(Cf::UseridUser, id_key(*id), &user)?;
             txn.put_raw(Cf::UsernameUserid, username.into_bytes(), id_key(*id));
@@ -883,6 +885,11 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             }
             notify::dispatched(txn, *through, detach)
         }
+        command @ (Command::SetStatus { .. }
+        | Command::ExpireDnd { .. }
+        | Command::StatusNotice { .. }
+        | Command::SetCustomStatus { .. }
+        | Command::RemoveRecentCustomStatus { .. }) => status::apply(txn, command),
     }
 }
 

@@ -36,13 +36,14 @@ pub enum Cf {
     UseridCreateatPostidEmail,
     ChannelidCreateatPostidPinned,
     SeqNotification,
+    UseridStatus,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 32] = [
+    pub const STATE: [Cf; 33] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -76,6 +77,7 @@ impl Cf {
         Cf::UseridCreateatPostidEmail,
         Cf::ChannelidCreateatPostidPinned,
         Cf::SeqNotification,
+        Cf::UseridStatus,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -115,6 +117,7 @@ impl Cf {
             Cf::UseridCreateatPostidEmail => "userid_createat_postid_email",
             Cf::ChannelidCreateatPostidPinned => "channelid_createat_postid_pinned",
             Cf::SeqNotification => "seq_notification",
+            Cf::UseridStatus => "userid_status",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

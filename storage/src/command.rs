@@ -5,6 +5,7 @@
 use crate::channel_edits::ChannelPatch;
 use crate::id::Id;
 use crate::model::{ChannelType, NotifyProps, TeamType, UserProfile};
+use crate::status::CustomStatus;
 use serde::{Deserialize, Serialize};
 
 /// Longest message Mattermost accepts, in characters.
@@ -252,6 +253,40 @@ pub enum Command {
         /// Notification emails that wait in their users' batches (`email_queue`).
         #[serde(default)]
         queue_emails: Vec<crate::email_queue::QueuedEmail>,
+    },
+    /// Sets a user's status by hand (`status::SETTABLE`); `online` clears the manual status.
+    /// `dnd_end_time` (seconds, 0 = none) only for `dnd`.
+    SetStatus {
+        user_id: Id,
+        at: u64,
+        status: String,
+        dnd_end_time: u64,
+    },
+    /// Ends a user's timed DND if it is due at `at` (the leader commits it when due);
+    /// `derived` is the leader's live status of the user, announced when no manual status
+    /// comes back.
+    ExpireDnd {
+        user_id: Id,
+        at: u64,
+        derived: String,
+    },
+    /// A change of a user's derived status (online ↔ away) to announce to the user's own
+    /// connections. Changes no state: like typing, it goes through the log so that every event a
+    /// socket sees derives from the log.
+    StatusNotice {
+        user_id: Id,
+        status: String,
+    },
+    /// Sets (`Some`) or clears a user's custom status.
+    SetCustomStatus {
+        user_id: Id,
+        at: u64,
+        custom_status: Option<CustomStatus>,
+    },
+    /// Removes an entry from the user's recent custom statuses.
+    RemoveRecentCustomStatus {
+        user_id: Id,
+        custom_status: CustomStatus,
     },
 }
 

@@ -51,6 +51,7 @@
 //! | `userid_createat_postid_email` | user_id · t(create) · post_id → channel_id — a notification email waiting in its user's batch ([`email_queue`]); `meta` `"email_queue_len"` counts them |
 //! | `channelid_createat_postid_pinned` | channel_id · t(create) · post_id → () — live pinned posts ([`pinned`]) |
 //! | `seq_notification` | u64 log index → [`notify::OutboxEntry`] — the notification outbox: who might be told of a post, or whose devices clear a channel/thread; deleted when the leader's dispatcher marks it done (`meta` `"notify_dispatched"`, `"notify_outbox_len"`) ([`notify`]) |
+//! | `userid_status` | `0` · user_id → [`ManualStatus`] — a status set by hand (away, offline, dnd, ooo) · `1` · u64(dnd end, s) · user_id → () — timed DND queue ([`status`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -86,6 +87,7 @@ mod read;
 pub mod search;
 pub mod snapshot;
 mod source;
+pub mod status;
 mod threads;
 mod txn;
 pub mod validate;
@@ -104,4 +106,5 @@ pub use query::{
 };
 pub use read::Reader;
 pub use snapshot::{verify_snapshot, SnapshotSummary};
+pub use status::{CustomStatus, ManualStatus};
 pub use threads::ThreadReadView;

@@ -32,6 +32,10 @@ pub struct User {
     /// The user's notification settings (appended: older records decode with none set).
     #[serde(default)]
     pub notify_props: NotifyProps,
+    /// Mattermost's `props.customStatus`: a [`CustomStatus`](crate::status::CustomStatus) as
+    /// JSON, empty for none. Appended with a default, so records written before it decode.
+    #[serde(default)]
+    pub custom_status: String,
 }
 
 /// The fields of a user a profile update replaces.

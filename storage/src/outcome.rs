@@ -190,4 +190,13 @@ pub enum Outcome {
         user_id: Id,
         preferences: Vec<Preference>,
     },
+    /// A user's status changed (set by hand, a timed DND ended, or a derived change announced).
+    StatusChanged {
+        user_id: Id,
+        status: String,
+    },
+    /// A status command that found nothing to change (a DND end already applied).
+    StatusUnchanged {
+        user_id: Id,
+    },
 }

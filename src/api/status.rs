@@ -1,0 +1,381 @@
+//! User statuses (Mattermost's `api4/status.go`): read a status or many, set one by hand, and
+//! custom statuses with their recent list. Statuses come from `app.presence` (live view +
+//! replicated manual status); writes go through the log.
+
+use super::{ok, parse_body, status_ok, with_applied, AppState, Caller};
+use crate::clock::now_ms;
+use crate::error::{ApiError, ApiResult};
+use crate::presence::StatusKind;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use confab_storage::status::MAX_CUSTOM_TEXT_CHARS;
+use confab_storage::{Command, CustomStatus, Id};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Ids `POST /users/status/ids` takes at most.
+const MAX_IDS: usize = 1_000;
+/// Mattermost's custom status durations.
+const DURATIONS: [&str; 6] = [
+    "thirty_minutes",
+    "one_hour",
+    "four_hours",
+    "today",
+    "this_week",
+    "date_and_time",
+];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users/status/ids", post(statuses_by_ids))
+        .route(
+            "/users/{user_id}/status",
+            get(get_status).put(update_status),
+        )
+        .route(
+            "/users/{user_id}/status/custom",
+            put(set_custom).delete(clear_custom),
+        )
+        .route(
+            "/users/{user_id}/status/custom/recent",
+            axum::routing::delete(remove_recent),
+        )
+        .route(
+            "/users/{user_id}/status/custom/recent/delete",
+            post(remove_recent),
+        )
+}
+
+/// `GET /users/{id}/status`: anyone signed in may read anyone's status.
+async fn get_status(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> ApiResult<Response> {
+    let user = caller.resolve(&user_id)?;
+    Ok(ok(app.presence.status(user).to_json()))
+}
+
+/// `POST /users/status/ids`: a JSON array of 26-character ids; unknown users are offline.
+async fn statuses_by_ids(
+    State(app): State<AppState>,
+    _caller: Caller,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ids: Vec<String> = parse_body(&body, "user ids")?;
+    if ids.is_empty() || ids.len() > MAX_IDS {
+        return Err(ApiError::invalid_param("user_ids"));
+    }
+    let mut users = Vec::with_capacity(ids.len());
+    for text in &ids {
+        users.push(Id::parse(text).map_err(|_| ApiError::invalid_param("user_ids"))?);
+    }
+    Ok(ok(Value::Array(
+        users
+            .into_iter()
+            .map(|user| app.presence.status(user).to_json())
+            .collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    dnd_end_time: i64,
+}
+
+/// `PUT /users/{id}/status`: online, away, offline or dnd (with `dnd_end_time` in seconds,
+/// 0 = until changed). Editing another user needs a system admin.
+async fn update_status(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let user = caller.resolve(&user_id)?;
+    let wanted: StatusBody = parse_body(&body, "status")?;
+    if wanted.user_id != user.to_base32() {
+        return Err(ApiError::invalid_param("user_id"));
+    }
+    caller.require_self_or_admin(user)?;
+    let kind = match StatusKind::parse(&wanted.status) {
+        Some(kind @ (StatusKind::Online | StatusKind::Away | StatusKind::Offline)) => kind,
+        Some(StatusKind::Dnd) => StatusKind::Dnd,
+        _ => return Err(ApiError::invalid_param("status")),
+    };
+    let now = now_ms();
+    let dnd_end_time = if kind == StatusKind::Dnd {
+        match u64::try_from(wanted.dnd_end_time) {
+            Ok(0) => 0,
+            Ok(end) if end > now / 1000 => end,
+            _ => return Err(ApiError::invalid_param("dnd_end_time")),
+        }
+    } else {
+        0
+    };
+    let (index, _) = app
+        .write(Command::SetStatus {
+            user_id: user,
+            at: now,
+            status: kind.as_str().to_string(),
+            dnd_end_time,
+        })
+        .await?;
+    Ok(with_applied(ok(app.presence.status(user).to_json()), index))
+}
+
+/// Mattermost's `CustomStatus` body; `expires_at` is RFC 3339.
+#[derive(Deserialize)]
+struct CustomBody {
+    #[serde(default)]
+    emoji: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    duration: String,
+    #[serde(default)]
+    expires_at: String,
+}
+
+impl CustomBody {
+    /// Mattermost's `AreDurationAndExpirationTimeValid`: no duration and no expiry (or one in
+    /// the future), or a known duration with an expiry in the future.
+    fn check(&self, now: u64) -> ApiResult<()> {
+        let expires = match self.expires_at.as_str() {
+            "" => None,
+            text => match parse_rfc3339_ms(text) {
+                Some(ms) => ms,
+                None => return Err(ApiError::invalid_param("custom_status")),
+            },
+        };
+        let future = expires.is_some_and(|ms| ms >= now);
+        let valid = if self.duration.is_empty() {
+            expires.is_none() || future
+        } else {
+            DURATIONS.contains(&self.duration.as_str()) && future
+        };
+        if valid && self.emoji.len() <= 64 {
+            Ok(())
+        } else {
+            Err(ApiError::invalid_param("custom_status"))
+        }
+    }
+
+    /// Mattermost's `PreSave`: the text cut to 100 characters.
+    fn into_status(self) -> CustomStatus {
+        CustomStatus {
+            emoji: self.emoji,
+            text: self.text.chars().take(MAX_CUSTOM_TEXT_CHARS).collect(),
+            duration: self.duration,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// `PUT /users/{id}/status/custom`.
+async fn set_custom(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let user = caller.resolve(&user_id)?;
+    caller.require_self_or_admin(user)?;
+    let custom: CustomBody = parse_body(&body, "custom_status")?;
+    custom.check(now_ms())?;
+    if custom.emoji.is_empty() && custom.text.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "api.custom_status.set_custom_statuses.update.app_error",
+            "Failed to update the custom status: it has neither emoji nor text.",
+        ));
+    }
+    let (index, _) = app
+        .write(Command::SetCustomStatus {
+            user_id: user,
+            at: now_ms(),
+            custom_status: Some(custom.into_status()),
+        })
+        .await?;
+    Ok(with_applied(status_ok(), index))
+}
+
+/// `DELETE /users/{id}/status/custom`.
+async fn clear_custom(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> ApiResult<Response> {
+    let user = caller.resolve(&user_id)?;
+    caller.require_self_or_admin(user)?;
+    let (index, _) = app
+        .write(Command::SetCustomStatus {
+            user_id: user,
+            at: now_ms(),
+            custom_status: None,
+        })
+        .await?;
+    Ok(with_applied(status_ok(), index))
+}
+
+/// `DELETE /users/{id}/status/custom/recent` and `POST …/recent/delete`, the status in the
+/// body: 400 when it is not among the recent ones.
+async fn remove_recent(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let user = caller.resolve(&user_id)?;
+    caller.require_self_or_admin(user)?;
+    let custom: CustomBody = parse_body(&body, "custom_status")?;
+    if !custom.duration.is_empty() && !DURATIONS.contains(&custom.duration.as_str()) {
+        return Err(ApiError::invalid_param("custom_status"));
+    }
+    let (index, _) = app
+        .write(Command::RemoveRecentCustomStatus {
+            user_id: user,
+            custom_status: custom.into_status(),
+        })
+        .await?;
+    Ok(with_applied(status_ok(), index))
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time (`2026-12-01T20:30:00Z`, fractions and
+/// `±hh:mm` offsets allowed). Go's zero time (year 1) is "no time": `Some(None)`.
+fn parse_rfc3339_ms(text: &str) -> Option<Option<u64>> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' {
+        return None;
+    }
+    if !matches!(bytes[10], b'T' | b't' | b' ') || bytes[16] != b':' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = text.get(range)?;
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    if second > 60 {
+        return None;
+    }
+    let mut rest = text.get(19..)?;
+    let mut millis = 0i64;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let kept: String = fraction[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
+        millis = kept.parse().ok()?;
+        rest = &fraction[digits..];
+    }
+    let offset_minutes = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let zone = rest.get(1..)?;
+            if zone.len() != 5 || zone.as_bytes()[2] != b':' {
+                return None;
+            }
+            let h: i64 = zone.get(0..2)?.parse().ok()?;
+            let m: i64 = zone.get(3..5)?.parse().ok()?;
+            sign * (h * 60 + m)
+        }
+    };
+    if year == 1 {
+        return Some(None);
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    let ms = seconds.checked_mul(1000)?.checked_add(millis)?;
+    Some(u64::try_from(ms).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times_parse_to_epoch_ms() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(Some(0)));
+        assert_eq!(
+            parse_rfc3339_ms("2026-12-01T20:30:00.25Z"),
+            Some(Some(1_796_157_000_250))
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-12-01T22:30:00+02:00"),
+            Some(Some(1_796_157_000_000))
+        );
+        assert_eq!(parse_rfc3339_ms("0001-01-01T00:00:00Z"), Some(None));
+        for bad in [
+            "",
+            "tomorrow",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T00:00:00",
+            "2026-12-01T00:00:00+0200",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_and_expiry_follow_mattermost() {
+        let body = |duration: &str, expires_at: &str| CustomBody {
+            emoji: "calendar".into(),
+            text: "x".into(),
+            duration: duration.into(),
+            expires_at: expires_at.into(),
+        };
+        let now = 1_796_157_000_000;
+        assert!(body("", "").check(now).is_ok());
+        assert!(body("one_hour", "2026-12-01T21:30:00Z").check(now).is_ok());
+        assert!(
+            body("one_hour", "").check(now).is_err(),
+            "a duration needs an expiry"
+        );
+        assert!(
+            body("one_hour", "2026-12-01T19:30:00Z").check(now).is_err(),
+            "in the past"
+        );
+        assert!(body("fortnight", "2026-12-01T21:30:00Z")
+            .check(now)
+            .is_err());
+        let long = CustomBody {
+            text: "é".repeat(150),
+            ..body("", "")
+        };
+        assert_eq!(long.into_status().text.chars().count(), 100);
+    }
+}
