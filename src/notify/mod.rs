@@ -61,4 +61,4 @@ pub mod status;
 pub use dispatcher::Dispatcher;
 pub use proxy::ProxyClient;
 pub use settings::{PushArgs, PushSettings};
-pub use status::{LocalSockets, StatusSource};
+pub use status::LocalSockets;
