@@ -58,7 +58,10 @@ async fn update_channel_notify_props(
     Path((channel_id, user_id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let props: NotifyProps = parse_body(&body, "notify_props")?;
+    let mut props: NotifyProps = parse_body(&body, "notify_props")?;
+    // Clients send the member's ids along (Client4's `updateChannelNotifyProps`): not props.
+    props.remove("channel_id");
+    props.remove("user_id");
     let channel_id = path_id(&channel_id, "channel_id")?;
     let user_id = caller.resolve(&user_id)?;
     caller.require_self_or_admin(user_id)?;

@@ -22,7 +22,7 @@ pub struct PushArgs {
     /// (`MaxNotificationsPerChannel`; default 1000).
     #[arg(long, env = "CONFAB_MAX_NOTIFICATIONS_PER_CHANNEL")]
     pub max_notifications_per_channel: Option<usize>,
-    /// Outbox entries the dispatcher handles per replicated mark (default 256).
+    /// Outbox entries the dispatcher handles per replicated mark (default 256, at most 4096).
     #[arg(long, env = "CONFAB_PUSH_BATCH")]
     pub push_batch: Option<usize>,
     /// Push requests in flight at once (default 32).
@@ -139,11 +139,12 @@ impl PushArgs {
                 .max_notifications_per_channel
                 .or(file.max_notifications_per_channel)
                 .unwrap_or(d.max_notifications_per_channel),
+            // A mark deletes at most MAX_MARK_SPAN entries, so a batch is never larger.
             batch: self
                 .push_batch
                 .or(file.push_batch)
                 .unwrap_or(d.batch)
-                .max(1),
+                .clamp(1, confab_storage::notify::MAX_MARK_SPAN),
             concurrency: self
                 .push_concurrency
                 .or(file.push_concurrency)

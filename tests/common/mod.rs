@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod smtp;
+pub mod push_proxy;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -176,6 +177,31 @@ pub async fn single_node() -> (tempfile::TempDir, Node) {
         }
     }
     panic!("single node did not start: {failures:?}");
+}
+
+/// A single node in a temp dir, started with `extra` flags.
+pub async fn single_node_with(extra: &[&str]) -> (tempfile::TempDir, Node) {
+    let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+    let mut failures = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut node = Node::start(1, dir.path().to_path_buf(), &extra);
+        match node.try_ready().await {
+            Ok(()) => return (dir, node),
+            Err(why) => failures.push(why),
+        }
+    }
+    panic!("single node did not start: {failures:?}");
+}
+
+/// The log index a write's answer says it was applied at.
+pub fn applied_index(answer: &Answer) -> u64 {
+    answer
+        .headers
+        .get("x-confab-applied")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("x-confab-applied header")
 }
 
 /// A fixed 3-node cluster.

@@ -59,13 +59,14 @@ async function waitReady(url, child, timeoutMs = 60000) {
     throw new Error(`confab at ${url} did not come up`);
 }
 
-// Starts `count` nodes (1 = single node, 3 = a fixed cluster). Returns {urls, stop}. A node
-// that exits before it is ready (its port was taken after all) is retried on fresh ports.
-async function startServers(count) {
+// Starts `count` nodes (1 = single node, 3 = a fixed cluster), each with `extraArgs` flags too.
+// Returns {urls, stop}. A node that exits before it is ready (its port was taken after all) is
+// retried on fresh ports.
+async function startServers(count, extraArgs = []) {
     const failures = [];
     for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
         try {
-            return await startOnce(count);
+            return await startOnce(count, extraArgs);
         } catch (e) {
             if (!e.exitedEarly) {
                 throw e;
@@ -76,7 +77,7 @@ async function startServers(count) {
     throw new Error(`confab did not start: ${failures.join('; ')}`);
 }
 
-async function startOnce(count) {
+async function startOnce(count, extraArgs) {
     if (!fs.existsSync(BINARY)) {
         throw new Error(`confab binary not found at ${BINARY}; build it with cargo build --release --bin confab`);
     }
@@ -107,6 +108,7 @@ async function startOnce(count) {
             if (count > 1) {
                 args.push('--initial-members', members);
             }
+            args.push(...extraArgs);
             const child = spawn(BINARY, args, {
                 cwd: nodeDir,
                 env: { ...process.env, CONFAB_CLUSTER_SECRET: SECRET, CONFAB_LOG: 'warn' },

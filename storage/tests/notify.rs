@@ -1,0 +1,198 @@
+//! The notification outbox as apply keeps it: a post records one entry with who might be
+//! notified, in its own write batch; a view that clears something records a clear; the
+//! dispatched mark deletes what it covers, never moves back, and detaches devices; channel
+//! notify props merge and are checked.
+
+mod common;
+
+use common::*;
+use confab_storage::notify::{ChannelWide, OutboxEntry};
+use confab_storage::{Command, Id, NotifyProps, Outcome};
+
+const TOWN: u64 = 101;
+
+fn team_of_three() -> TestDb {
+    let mut db = TestDb::new();
+    for (n, name) in [(1, "alice"), (2, "bob"), (3, "carol")] {
+        db.ok(create_user(n, name, 1));
+    }
+    db.ok(create_team(100, "team", 1, 2));
+    for user in [2, 3] {
+        db.ok(Command::AddTeamMember {
+            team_id: id(100),
+            user_id: id(user),
+            at: 3,
+        });
+    }
+    db
+}
+
+fn props(pairs: &[(&str, &str)]) -> NotifyProps {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn posts_and_views_fill_the_outbox_and_the_mark_empties_it() {
+    let mut db = team_of_three();
+    let posted = db.apply(post(
+        50,
+        TOWN,
+        1,
+        None,
+        "hi @bob @carol @alice @all @nobody",
+        10,
+    ));
+    assert!(matches!(posted.result, Ok(Outcome::Posted(_))));
+    let reader = db.engine.reader();
+    assert_eq!(reader.notify_backlog().unwrap(), 1);
+    let entries = reader.outbox_after(0, 10).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].0, posted.index);
+    let mut mentioned = vec![id(2), id(3)];
+    mentioned.sort();
+    assert_eq!(
+        entries[0].1,
+        Some(OutboxEntry::Post {
+            post_id: id(50),
+            channel_id: id(TOWN),
+            sender_id: id(1),
+            root_id: Id::NONE,
+            mentioned,
+            channel_wide: ChannelWide::All,
+            followers: Vec::new(),
+        }),
+        "the author is never a candidate"
+    );
+    drop(reader);
+
+    // bob had a mention there: his view records a clear; a second view has nothing to clear.
+    db.ok(Command::ViewChannel {
+        user_id: id(2),
+        channel_id: id(TOWN),
+        at: 20,
+        collapsed_threads_supported: true,
+    });
+    let entries = db.engine.reader().outbox_after(posted.index, 10).unwrap();
+    assert_eq!(
+        entries[0].1,
+        Some(OutboxEntry::Clear {
+            user_id: id(2),
+            channel_id: id(TOWN),
+            root_id: Id::NONE,
+        })
+    );
+    db.ok(Command::ViewChannel {
+        user_id: id(2),
+        channel_id: id(TOWN),
+        at: 21,
+        collapsed_threads_supported: true,
+    });
+    assert_eq!(db.engine.reader().notify_backlog().unwrap(), 2);
+
+    // A session with a device; the mark covers the post's entry and detaches the device.
+    db.ok(Command::CreateSession {
+        token: id(90),
+        user_id: id(2),
+        at: 1,
+        expires_at: u64::MAX,
+        device_id: String::new(),
+    });
+    db.ok(Command::AttachDevice {
+        token: id(90),
+        device_id: "apple:t".into(),
+    });
+    let session = db.engine.reader().session(id(90)).unwrap().unwrap();
+    assert_eq!(session.device_id, "apple:t");
+    let marked = db.ok(Command::NotificationsDispatched {
+        through: posted.index,
+        detach: vec![(id(90), "apple:t".into())],
+    });
+    let Outcome::NotificationsDispatched {
+        through,
+        removed,
+        detached,
+    } = marked
+    else {
+        panic!("unexpected {marked:?}");
+    };
+    assert_eq!((through, removed, detached.len()), (posted.index, 1, 1));
+    let reader = db.engine.reader();
+    assert_eq!(reader.notify_mark().unwrap(), posted.index);
+    assert_eq!(reader.notify_backlog().unwrap(), 1);
+    assert_eq!(reader.session(id(90)).unwrap().unwrap().device_id, "");
+    drop(reader);
+    // A late mark from a deposed leader does not move it back.
+    db.ok(Command::NotificationsDispatched {
+        through: 1,
+        detach: Vec::new(),
+    });
+    assert_eq!(db.engine.reader().notify_mark().unwrap(), posted.index);
+    // System messages record nothing.
+    let mut system = post(51, TOWN, 1, None, "@bob joined", 30);
+    if let Command::CreatePost { post_type, .. } = &mut system {
+        *post_type = "system_join_channel".into();
+    }
+    db.ok(system);
+    assert_eq!(db.engine.reader().notify_backlog().unwrap(), 1);
+}
+
+#[test]
+fn attaching_a_device_ends_the_other_session_with_it() {
+    let mut db = team_of_three();
+    for token in [90, 91] {
+        db.ok(Command::CreateSession {
+            token: id(token),
+            user_id: id(2),
+            at: 1,
+            expires_at: u64::MAX,
+            device_id: String::new(),
+        });
+        db.ok(Command::AttachDevice {
+            token: id(token),
+            device_id: "android:same".into(),
+        });
+    }
+    let reader = db.engine.reader();
+    assert!(reader.session(id(90)).unwrap().is_none());
+    assert_eq!(
+        reader.session(id(91)).unwrap().unwrap().device_id,
+        "android:same"
+    );
+}
+
+#[test]
+fn channel_notify_props_merge_and_are_checked() {
+    let mut db = team_of_three();
+    db.ok(Command::SetChannelNotifyProps {
+        channel_id: id(TOWN),
+        user_id: id(2),
+        at: 5,
+        props: props(&[("push", "all")]),
+    });
+    db.ok(Command::SetChannelNotifyProps {
+        channel_id: id(TOWN),
+        user_id: id(2),
+        at: 6,
+        props: props(&[("mark_unread", "mention")]),
+    });
+    let member = db
+        .engine
+        .reader()
+        .channel_member(id(TOWN), id(2))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        member.notify_props,
+        props(&[("mark_unread", "mention"), ("push", "all")])
+    );
+    let refused = db.apply(Command::SetChannelNotifyProps {
+        channel_id: id(TOWN),
+        user_id: id(2),
+        at: 7,
+        props: props(&[("push", "loudly")]),
+    });
+    assert!(refused.result.is_err());
+}
