@@ -2,11 +2,12 @@
 //! field by field in each contents mode, Mattermost's rules (DM, @mention, @channel and its
 //! cap, mute, push=none/all, the author, push_status, CRT followers), REMOVE detaching the
 //! device, clear on view, the device and ack routes; and on 3 nodes, exactly once with a leader
-//! killed mid-dispatch.
+//! killed mid-dispatch (pushes, and the emails that share their batches).
 
 mod common;
 
 use common::push_proxy::PushProxy;
+use common::smtp::SmtpSink;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -459,6 +460,9 @@ async fn exactly_once_across_a_leader_crash() {
     const BATCH: usize = 50;
     const MENTIONS: usize = 500;
     let proxy = PushProxy::start().await;
+    // Email rides the same batches and mark: every mention of offline bob is also a mail.
+    let sink = SmtpSink::start();
+    let smtp_port = sink.port.to_string();
     let batch = BATCH.to_string();
     let (_dir, mut nodes) = three_nodes_with(&[
         "--send-push-notifications",
@@ -469,6 +473,12 @@ async fn exactly_once_across_a_leader_crash() {
         &batch,
         "--push-concurrency",
         "4",
+        "--send-email-notifications",
+        "true",
+        "--smtp-server",
+        "127.0.0.1",
+        "--smtp-port",
+        &smtp_port,
     ])
     .await;
     let alice = Api::signup(&nodes[0].api, "alice").await;
@@ -483,6 +493,11 @@ async fn exactly_once_across_a_leader_crash() {
     let pushes = proxy.pushes();
     assert_eq!(pushes.len(), 1, "{pushes:?}");
     assert_eq!(pushes[0]["post_id"], json!(first));
+    // Its mail left before the mark that settled it.
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].rcpt_tos, ["bob@example.com"]);
+    assert_eq!(mails[0].message_id, format!("<{first}@127.0.0.1>"));
 
     // Hold each push so the batches are in flight when the leader dies.
     proxy.set_delay(Duration::from_millis(15));
@@ -523,6 +538,30 @@ async fn exactly_once_across_a_leader_crash() {
     assert!(
         duplicates <= BATCH,
         "{duplicates} duplicates, more than one batch of {BATCH}"
+    );
+    // Every due email too, each post's at most twice and no more duplicates than one batch.
+    let mut expected_mails: std::collections::HashSet<String> = posted
+        .iter()
+        .map(|id| format!("<{id}@127.0.0.1>"))
+        .collect();
+    expected_mails.insert(format!("<{first}@127.0.0.1>"));
+    let mails = eventually(Duration::from_secs(120), "every due email", || async {
+        let mails = sink.mails();
+        let seen: std::collections::HashSet<String> =
+            mails.iter().map(|m| m.message_id.clone()).collect();
+        expected_mails.is_subset(&seen).then_some(mails)
+    })
+    .await;
+    let mail_duplicates = mails.len() - expected_mails.len();
+    println!(
+        "emails received: {}, distinct posts: {}, duplicates: {mail_duplicates}",
+        mails.len(),
+        expected_mails.len()
+    );
+    assert!(mails.iter().all(|m| m.rcpt_tos == ["bob@example.com"]));
+    assert!(
+        mail_duplicates <= BATCH,
+        "{mail_duplicates} duplicate emails, more than one batch of {BATCH}"
     );
     // The outbox drains on the new leader.
     eventually(WAIT, "an empty outbox", || async {

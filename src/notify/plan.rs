@@ -111,7 +111,10 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
             let mentioned: BTreeSet<Id> = mentioned.iter().copied().collect();
             let followers: BTreeSet<Id> = followers.iter().copied().collect();
             let mut planned = Planned::default();
-            let group = matches!(channel.channel_type, ChannelType::Direct | ChannelType::Group);
+            let group = matches!(
+                channel.channel_type,
+                ChannelType::Direct | ChannelType::Group
+            );
             for member in &members {
                 if member.user_id == *sender_id {
                     continue;
@@ -163,9 +166,7 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
                 };
                 let badge = reader.mention_badge(user.id, crt)?;
                 let push = message_for(cx, &post, &channel, &sender, &user, why, crt, badge);
-                planned
-                    .pushes
-                    .extend(to_devices(user.id, &sessions, &push));
+                planned.pushes.extend(to_devices(user.id, &sessions, &push));
             }
             Ok(planned)
         }

@@ -1,8 +1,8 @@
 //! Test harness: real `confab` processes on loopback with temp data dirs, and a small client.
 #![allow(dead_code)]
 
-pub mod smtp;
 pub mod push_proxy;
+pub mod smtp;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
