@@ -215,6 +215,11 @@ impl App {
                 self.engine.reader().notify_mark().unwrap_or(0) as f64,
             ),
             (
+                "confab_email_queue_len".into(),
+                "Notification emails waiting in their users' batches",
+                self.engine.reader().email_queue_len().unwrap_or(0) as f64,
+            ),
+            (
                 "confab_search_backfilled_total".into(),
                 "Posts and users indexed by the one-time search backfill",
                 load(&stats.search_backfilled),

@@ -42,6 +42,8 @@ async fn posts_carry_their_reactions_in_metadata() {
     let plain = post(&alice, &town, "no reactions", "").await;
     let reply = post(&bob, &town, "reply", &root_id).await;
     for (who, emoji) in [(&alice, "smile"), (&bob, "tada")] {
+        // Reactions list oldest first; distinct milliseconds make that order the only answer.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         who.ok(
             "POST",
             "/reactions",

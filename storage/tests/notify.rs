@@ -1,11 +1,12 @@
 //! The notification outbox as apply keeps it: a post records one entry with who might be
 //! notified, in its own write batch; a view that clears something records a clear; the
 //! dispatched mark deletes what it covers, never moves back, and detaches devices; channel
-//! notify props merge and are checked.
+//! notify props merge and are checked; batched emails queue with the mark.
 
 mod common;
 
 use common::*;
+use confab_storage::email_queue::QueuedEmail;
 use confab_storage::notify::{ChannelWide, OutboxEntry};
 use confab_storage::{Command, Id, NotifyProps, Outcome};
 
@@ -109,6 +110,7 @@ fn posts_and_views_fill_the_outbox_and_the_mark_empties_it() {
     let marked = db.ok(Command::NotificationsDispatched {
         through: posted.index,
         detach: vec![(id(90), "apple:t".into())],
+        queue_emails: Vec::new(),
     });
     let Outcome::NotificationsDispatched {
         through,
@@ -128,6 +130,7 @@ fn posts_and_views_fill_the_outbox_and_the_mark_empties_it() {
     db.ok(Command::NotificationsDispatched {
         through: 1,
         detach: Vec::new(),
+        queue_emails: Vec::new(),
     });
     assert_eq!(db.engine.reader().notify_mark().unwrap(), posted.index);
     // System messages record nothing.
@@ -195,4 +198,57 @@ fn channel_notify_props_merge_and_are_checked() {
         props: props(&[("push", "loudly")]),
     });
     assert!(refused.result.is_err());
+}
+
+#[test]
+fn batched_emails_queue_with_the_mark_once_and_leave_when_sent() {
+    let mut db = team_of_three();
+    let posted = db.apply(post(60, TOWN, 1, None, "@bob hi", 20));
+    assert!(posted.result.is_ok());
+    let entry = |user: u64, at: u64, post: u64| QueuedEmail {
+        user_id: id(user),
+        create_at: at,
+        post_id: id(post),
+        channel_id: id(TOWN),
+    };
+    let queue = vec![entry(2, 20, 60), entry(3, 20, 60), entry(2, 20, 60)];
+    db.ok(Command::NotificationsDispatched {
+        through: posted.index,
+        detach: Vec::new(),
+        queue_emails: queue,
+    });
+    let reader = db.engine.reader();
+    assert_eq!(
+        reader.email_queue_len().unwrap(),
+        2,
+        "an entry queued twice is stored once"
+    );
+    let queued = reader.queued_emails(None, 10).unwrap();
+    assert_eq!(queued, vec![entry(2, 20, 60), entry(3, 20, 60)]);
+    assert_eq!(
+        reader.queued_emails(Some(&queued[0]), 10).unwrap(),
+        vec![entry(3, 20, 60)],
+        "pages start after the last entry"
+    );
+    drop(reader);
+    // A deposed leader's late mark queues nothing.
+    db.ok(Command::NotificationsDispatched {
+        through: 1,
+        detach: Vec::new(),
+        queue_emails: vec![entry(1, 20, 60)],
+    });
+    assert_eq!(db.engine.reader().email_queue_len().unwrap(), 2);
+    let sent = db.ok(Command::EmailsSent {
+        entries: vec![entry(2, 20, 60), entry(1, 99, 99)],
+    });
+    assert!(
+        matches!(sent, Outcome::EmailsSent { removed: 1 }),
+        "{sent:?}"
+    );
+    let reader = db.engine.reader();
+    assert_eq!(reader.email_queue_len().unwrap(), 1);
+    assert_eq!(
+        reader.queued_emails(None, 10).unwrap(),
+        vec![entry(3, 20, 60)]
+    );
 }
