@@ -1,4 +1,4 @@
-//! Push notifications, sent once from a cluster.
+//! Push and email notifications, sent once from a cluster.
 //!
 //! ## The outbox
 //! Every node applies every post, but a notification must leave once. So nothing is sent while
@@ -15,9 +15,10 @@
 //! per candidate with CURRENT state (`plan.rs`: notify props, membership, mute, devices, badge;
 //! `rules.rs`: Mattermost's rules; [`StatusSource`]: presence); send (`proxy.rs`, at most
 //! `push_concurrency` requests in flight, transport errors and 5xx retried with doubling delays
-//! up to `push_retry_attempts` tries); then commit ONE `NotificationsDispatched { through,
-//! detach }` Raft write for the whole batch, which advances the mark, deletes the batch's
-//! entries, and detaches the devices the proxy answered `REMOVE` for.
+//! up to `push_retry_attempts` tries) and mail (`email.rs`); then commit ONE
+//! `NotificationsDispatched { through, detach, queue_emails }` Raft write for the whole batch,
+//! which advances the mark, deletes the batch's entries, detaches the devices the proxy
+//! answered `REMOVE` for, and queues the batch's batched emails.
 //!
 //! ## What can repeat, what can be lost
 //! - A push is sent before its batch's mark commits. If the leader dies (or is deposed) between
@@ -37,12 +38,12 @@
 //! sent, failed, retried, devices removed, entries dropped, and batches committed. With push off
 //! the dispatcher still drains the outbox (one write per batch) without sending.
 //!
-//! ## Another channel (email)
-//! A second delivery channel plugs in beside push at one place: [`plan::plan`] answers a batch's
-//! deliveries from an entry, and `Dispatcher::step` sends them before the one mark write. An
-//! email channel adds its own planner over the same entries (its rules: `email` props, away or
-//! offline status), hands due mails to its batching queue (Mattermost's intervals, persisted or
-//! not), and the same mark covers both, so both inherit the exactly-once-per-batch bound.
+//! ## Email, the second channel (`email.rs`)
+//! [`plan::plan`] answers both a batch's pushes and its emails from the same entries, in the
+//! same pass over the channel's members (email has its own rules: `email` props, away or
+//! offline status). Immediate emails are sent with the batch's pushes before the one mark
+//! write, so they share its bound; batched ones are queued by that mark write (only when it
+//! advances the mark) and mailed as digests by the leader's `email::Batcher`.
 //!
 //! ## Badge
 //! `badge` is the user's unread mentions summed over their channel members (`mention_count`, or
