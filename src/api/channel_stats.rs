@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use confab_storage::PostPage;
+use confab_storage::{Channel, PostPage, Reader};
 use serde_json::json;
 
 /// Most pinned posts one answer lists (Mattermost lists them all; a channel rarely pins many).
@@ -21,6 +21,25 @@ pub fn routes() -> Router<AppState> {
         .route("/channels/{channel_id}/pinned", get(pinned))
 }
 
+/// The channel in the path if the caller may read it (400 / 404 / 403 otherwise), then `answer`.
+async fn with_readable_channel<T, F>(
+    app: &AppState,
+    caller: &Caller,
+    channel_id: &str,
+    answer: F,
+) -> ApiResult<T>
+where
+    F: FnOnce(&Reader, Channel) -> confab_storage::Result<T>,
+{
+    let id = path_id(channel_id, "channel_id")?;
+    let (me, admin) = (caller.id(), caller.is_admin());
+    app.read(move |r| match readable_channel(r, id, me, admin)? {
+        Ok(channel) => answer(r, channel).map(Ok),
+        Err(refused) => Ok(Err(refused)),
+    })
+    .await?
+}
+
 /// `{channel_id, member_count, guest_count, pinnedpost_count, files_count}`. confab has no
 /// guest accounts and no file attachments yet, so those two are 0.
 async fn stats(
@@ -28,23 +47,16 @@ async fn stats(
     caller: Caller,
     Path(channel_id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = path_id(&channel_id, "channel_id")?;
-    let (me, admin) = (caller.id(), caller.is_admin());
-    let body = app
-        .read(move |r| {
-            let channel = match readable_channel(r, id, me, admin)? {
-                Ok(channel) => channel,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            Ok(Ok(json!({
-                "channel_id": channel.id.to_base32(),
-                "member_count": r.channel_member_count(channel.id)?,
-                "guest_count": 0,
-                "pinnedpost_count": r.pinned_count(channel.id)?,
-                "files_count": 0,
-            })))
-        })
-        .await??;
+    let body = with_readable_channel(&app, &caller, &channel_id, |r, channel| {
+        Ok(json!({
+            "channel_id": channel.id.to_base32(),
+            "member_count": r.channel_member_count(channel.id)?,
+            "guest_count": 0,
+            "pinnedpost_count": r.pinned_count(channel.id)?,
+            "files_count": 0,
+        }))
+    })
+    .await?;
     Ok(ok(body))
 }
 
@@ -54,22 +66,16 @@ async fn pinned(
     caller: Caller,
     Path(channel_id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = path_id(&channel_id, "channel_id")?;
-    let (me, admin) = (caller.id(), caller.is_admin());
-    let body = app
-        .read(move |r| {
-            let channel = match readable_channel(r, id, me, admin)? {
-                Ok(channel) => channel,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            let posts = r.pinned_posts(channel.id, MAX_PINNED)?;
-            let list = PostPage {
-                order: posts.iter().map(|p| p.id).collect(),
-                posts,
-                has_next: false,
-            };
-            page_json(r, &list, me).map(Ok)
-        })
-        .await??;
+    let me = caller.id();
+    let body = with_readable_channel(&app, &caller, &channel_id, move |r, channel| {
+        let posts = r.pinned_posts(channel.id, MAX_PINNED)?;
+        let list = PostPage {
+            order: posts.iter().map(|p| p.id).collect(),
+            posts,
+            has_next: false,
+        };
+        page_json(r, &list, me)
+    })
+    .await?;
     Ok(ok_bytes(body))
 }

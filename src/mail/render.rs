@@ -128,18 +128,12 @@ pub fn permalink(site: &Site, post: &MailPost, landing: bool) -> String {
     format!("{}/{landing}{}/pl/{}", site.url, post.team, post.post_id)
 }
 
+/// `text` with HTML's special characters escaped (pulldown-cmark's escaper, also for quotes in
+/// attributes).
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    // Writing into a String cannot fail.
+    let _ = pulldown_cmark_escape::escape_html(&mut out, text);
     out
 }
 

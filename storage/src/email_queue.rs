@@ -64,10 +64,7 @@ impl QueuedEmail {
 }
 
 fn len(txn: &mut Txn) -> Step<u64> {
-    Ok(txn
-        .get_raw(Cf::Meta, LEN_KEY)?
-        .and_then(|raw| raw.try_into().ok().map(u64::from_be_bytes))
-        .unwrap_or(0))
+    crate::notify::meta_u64(txn, LEN_KEY)
 }
 
 fn set_len(txn: &mut Txn, len: u64) {
@@ -147,9 +144,6 @@ impl Reader<'_> {
 
     /// How many entries are queued (O(1)).
     pub fn email_queue_len(&self) -> Result<u64> {
-        Ok(self
-            .get_raw(Cf::Meta, LEN_KEY)?
-            .and_then(|raw| raw.try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0))
+        self.meta_u64(LEN_KEY)
     }
 }

@@ -84,7 +84,8 @@ pub(crate) fn current_mark(txn: &mut Txn) -> Step<u64> {
     meta_u64(txn, MARK_KEY)
 }
 
-fn meta_u64(txn: &mut Txn, key: &[u8]) -> Step<u64> {
+/// A big-endian u64 counter of `meta` (0 when absent), as the command being applied sees it.
+pub(crate) fn meta_u64(txn: &mut Txn, key: &[u8]) -> Step<u64> {
     Ok(txn
         .get_raw(Cf::Meta, key)?
         .and_then(|raw| raw.try_into().ok().map(u64::from_be_bytes))
@@ -262,7 +263,7 @@ impl Reader<'_> {
         self.meta_u64(LEN_KEY)
     }
 
-    fn meta_u64(&self, key: &[u8]) -> Result<u64> {
+    pub(crate) fn meta_u64(&self, key: &[u8]) -> Result<u64> {
         Ok(self
             .get_raw(Cf::Meta, key)?
             .and_then(|raw| raw.try_into().ok().map(u64::from_be_bytes))
