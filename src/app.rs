@@ -52,6 +52,8 @@ pub struct App {
     pub logins: LoginLimiter,
     pub settings: Settings,
     pub cluster_secret: String,
+    /// Upload slots and file settings (`crate::files`).
+    pub files: Arc<crate::files::Files>,
 }
 
 impl App {
@@ -230,6 +232,16 @@ impl App {
                 f64::from(u8::from(
                     self.engine.search_backfill_pending().unwrap_or(false),
                 )),
+            ),
+            (
+                "confab_files_staged_uploads".into(),
+                "Uploads whose chunks are in the log but not committed yet",
+                self.engine.reader().staged_uploads().unwrap_or(0) as f64,
+            ),
+            (
+                "confab_files_blobs".into(),
+                "Distinct file contents stored (the same bytes uploaded twice count once)",
+                self.engine.reader().blob_count().unwrap_or(0) as f64,
             ),
         ];
         gauges.extend(self.memory_gauges());

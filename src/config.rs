@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// Presence timings (`crate::presence`).
     #[command(flatten)]
     pub presence: crate::presence::PresenceArgs,
+    /// File uploads (`crate::files::config`).
+    #[command(flatten)]
+    pub files: crate::files::FileArgs,
     /// The server's name as the apps show it (default "confab").
     #[arg(long, env = "CONFAB_SITE_NAME")]
     pub site_name: Option<String>,
@@ -155,6 +158,9 @@ struct FileConfig {
     /// The `[presence]` table.
     #[serde(default)]
     presence: crate::presence::PresenceArgs,
+    /// The `[files]` table.
+    #[serde(default)]
+    files: crate::files::FileArgs,
     site_name: Option<String>,
     site_url: Option<String>,
 }
@@ -178,6 +184,7 @@ pub struct ServeConfig {
     pub email: crate::mail::EmailSettings,
     pub push: crate::notify::PushSettings,
     pub presence: crate::presence::PresenceConfig,
+    pub files: crate::files::FileSettings,
     pub site_name: String,
     pub site_url: String,
 }
@@ -303,6 +310,7 @@ impl ServeArgs {
             email: self.email.resolve(file.email)?,
             push: self.push.resolve(file.push).map_err(ConfigError::Push)?,
             presence: self.presence.resolve(file.presence),
+            files: self.files.resolve(file.files),
             site_name: self
                 .site_name
                 .or(file.site_name)

@@ -233,7 +233,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
             site_url: config.site_url.clone(),
         },
         cluster_secret: secret.clone(),
+        files: crate::files::Files::new(config.files.clone(), &config.data_dir, &secret),
     });
+    crate::files::spawn_reaper(raft.clone(), engine.clone(), config.files.abandon_after);
     let router = api::router(state.clone()).merge(hub.router());
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let local = listener.local_addr()?;

@@ -2,7 +2,7 @@
 //! clients read, for REST answers and WebSocket events alike.
 
 use confab_storage::notify::{with_defaults, CHANNEL_DEFAULTS, USER_DEFAULTS};
-use confab_storage::{
+use confab_storage::{FileInfo, 
     Channel, ChannelMember, ChannelUnread, Id, Post, PostPage, Preference, Reaction, Team,
     TeamMember, ThreadItem, ThreadList, User,
 };
@@ -202,7 +202,7 @@ pub struct PostView<'a> {
     post_type: &'a str,
     props: Value,
     hashtags: &'static str,
-    file_ids: [&'static str; 0],
+    file_ids: Vec<String>,
     pending_post_id: &'a str,
     reply_count: u64,
     last_reply_at: u64,
@@ -229,6 +229,8 @@ struct PostMetadata<'a> {
     priority: Option<PriorityView<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     reactions: Vec<ReactionView>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    files: Vec<Value>,
 }
 
 #[derive(Serialize)]
@@ -248,6 +250,8 @@ pub struct PostFacts {
     pub threads: HashMap<Id, PostThreadInfo>,
     /// By post id, oldest first; only posts with `has_reactions`.
     pub reactions: HashMap<Id, Vec<Reaction>>,
+    /// By post id: the live files of posts that have any.
+    pub files: HashMap<Id, Vec<FileInfo>>,
 }
 
 impl PostFacts {
@@ -264,8 +268,17 @@ impl PostFacts {
         self.reactions.get(&post.id).map_or(&[], Vec::as_slice)
     }
 
+    pub fn files_of(&self, post: &Post) -> &[FileInfo] {
+        self.files.get(&post.id).map_or(&[], Vec::as_slice)
+    }
+
     fn view<'a>(&self, post: &'a Post) -> PostView<'a> {
-        post_view(post, self.thread_of(post), self.reactions_of(post))
+        post_view(
+            post,
+            self.thread_of(post),
+            self.reactions_of(post),
+            self.files_of(post),
+        )
     }
 }
 
@@ -273,6 +286,7 @@ pub fn post_view<'a>(
     post: &'a Post,
     thread: Option<&PostThreadInfo>,
     reactions: &[Reaction],
+    files: &[FileInfo],
 ) -> PostView<'a> {
     let (reply_count, last_reply_at, participants, is_following) = match thread {
         Some(info) => (
@@ -298,7 +312,7 @@ pub fn post_view<'a>(
         post_type: &post.post_type,
         props: props(&post.props),
         hashtags: "",
-        file_ids: [],
+        file_ids: post.file_ids.iter().map(|f| id(*f)).collect(),
         pending_post_id: &post.pending_post_id,
         reply_count,
         last_reply_at,
@@ -315,18 +329,67 @@ pub fn post_view<'a>(
                 priority: &post.priority,
             }),
             reactions: reactions.iter().map(reaction_view).collect(),
+            files: files.iter().map(file_info).collect(),
         },
     }
 }
 
 /// A post as a JSON value, for answers that embed it in a larger `Value`.
-pub fn post(post: &Post, thread: Option<&PostThreadInfo>, reactions: &[Reaction]) -> Value {
-    serde_json::to_value(post_view(post, thread, reactions)).unwrap_or(Value::Null)
+pub fn post(
+    post: &Post,
+    thread: Option<&PostThreadInfo>,
+    reactions: &[Reaction],
+    files: &[FileInfo],
+) -> Value {
+    serde_json::to_value(post_view(post, thread, reactions, files)).unwrap_or(Value::Null)
 }
 
 /// A post as JSON text (WebSocket events carry posts as strings).
-pub fn post_text(post: &Post, thread: Option<&PostThreadInfo>, reactions: &[Reaction]) -> String {
-    serde_json::to_string(&post_view(post, thread, reactions)).unwrap_or_default()
+pub fn post_text(
+    post: &Post,
+    thread: Option<&PostThreadInfo>,
+    reactions: &[Reaction],
+    files: &[FileInfo],
+) -> String {
+    serde_json::to_string(&post_view(post, thread, reactions, files)).unwrap_or_default()
+}
+
+/// Mattermost's FileInfo JSON (`post_id`, `width`, `height`, `has_preview_image` omitted when
+/// empty, `mini_preview` base64 or null).
+pub fn file_info(info: &FileInfo) -> Value {
+    use base64::Engine as _;
+    let mut value = json!({
+        "id": id(info.id),
+        "user_id": id(info.user_id),
+        "channel_id": id(info.channel_id),
+        "create_at": info.create_at,
+        "update_at": info.update_at,
+        "delete_at": info.delete_at,
+        "name": info.name,
+        "extension": info.extension,
+        "size": info.size,
+        "mime_type": info.mime_type,
+        "mini_preview": if info.mini_preview.is_empty() {
+            Value::Null
+        } else {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(&info.mini_preview))
+        },
+        "remote_id": "",
+        "archived": false,
+    });
+    if !info.post_id.is_none() {
+        value["post_id"] = Value::String(id(info.post_id));
+    }
+    if info.width > 0 {
+        value["width"] = info.width.into();
+    }
+    if info.height > 0 {
+        value["height"] = info.height.into();
+    }
+    if info.has_preview_image {
+        value["has_preview_image"] = true.into();
+    }
+    value
 }
 
 /// A reaction in Mattermost's shape, as `/reactions` answers it and `metadata.reactions` lists it.
@@ -480,6 +543,7 @@ mod tests {
             props: r#"{"from_bot":"true"}"#.into(),
             pending_post_id: "pending".into(),
             has_reactions: false,
+            file_ids: Vec::new(),
             priority: String::new(),
         }
     }
@@ -521,7 +585,7 @@ mod tests {
         );
         assert_eq!(value["props"], json!({}));
         // The text form carried by WebSocket events is the same post.
-        let text: Value = serde_json::from_str(&post_text(&reply, Some(&info), &[])).expect("JSON");
+        let text: Value = serde_json::from_str(&post_text(&reply, Some(&info), &[], &[])).expect("JSON");
         assert_eq!(text, value);
     }
 

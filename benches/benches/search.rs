@@ -174,6 +174,7 @@ fn build(posts: u64) -> DataSet {
             let channel = FIRST_CHANNEL + rng.random_range(0..CHANNELS);
             let author = SEARCHER + 1 + rng.random_range(0..WRITERS);
             loader.push(Command::CreatePost {
+                file_ids: Vec::new(),
                 id: id(10_000_000 + n),
                 at: 1_000 + n * 10,
                 channel_id: id(channel),

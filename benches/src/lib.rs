@@ -80,6 +80,7 @@ pub fn user(n: u64, at: u64) -> Command {
 
 pub fn post(n: u64, channel: u64, user: u64, root: Option<u64>, at: u64) -> Command {
     Command::CreatePost {
+        file_ids: Vec::new(),
         id: id(n),
         at,
         channel_id: id(channel),

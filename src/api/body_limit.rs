@@ -18,6 +18,9 @@ use bytes::BytesMut;
 use http_body_util::BodyExt;
 use std::time::Duration;
 
+/// The route whose bodies are not read here: uploads stream.
+const UPLOAD_PATH: &str = "/api/v4/files";
+
 /// The most an oversized body is read (and discarded) to answer it cleanly.
 pub const DRAIN_LIMIT_BYTES: u64 = 64 << 20;
 /// How long reading an oversized body's excess may take.
@@ -82,7 +85,7 @@ async fn read(body: Body) -> Read {
 }
 
 /// Reads and drops the rest of a body; true when it ended within the limits.
-async fn drain(mut body: Body, mut seen: u64) -> bool {
+pub(crate) async fn drain(mut body: Body, mut seen: u64) -> bool {
     let discard = async {
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { return false };
@@ -101,6 +104,10 @@ async fn drain(mut body: Body, mut seen: u64) -> bool {
 }
 
 pub async fn limit_body(request: Request, next: Next) -> Response {
+    // File uploads stream their bodies under their own limit (`MaxFileSize`, `files`).
+    if request.method() == axum::http::Method::POST && request.uri().path() == UPLOAD_PATH {
+        return next.run(request).await;
+    }
     let declared = declared_length(&request);
     if declared == Some(0) {
         return next.run(request).await;

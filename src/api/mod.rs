@@ -10,6 +10,7 @@ mod channel_stats;
 mod channels;
 mod client_config;
 pub mod cluster;
+mod files;
 mod notifications;
 mod posts;
 mod preferences;
@@ -62,11 +63,13 @@ pub fn router(state: AppState) -> Router {
         .merge(roles::routes())
         .merge(preferences::routes())
         .merge(categories::routes())
-        .merge(cluster::routes());
+        .merge(cluster::routes())
+        .merge(files::routes());
     Router::new()
         .nest("/api/v4", api)
         .route("/", axum::routing::get(system::root))
         .route("/metrics", axum::routing::get(system::metrics))
+        .merge(files::public_routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -47,6 +47,9 @@ pub fn post_facts(r: &Reader, posts: &[Post], user: Id) -> confab_storage::Resul
         if post.has_reactions {
             facts.reactions.insert(post.id, r.reactions(post.id)?);
         }
+        if !post.file_ids.is_empty() {
+            facts.files.insert(post.id, r.post_files(post)?);
+        }
         let root = if post.is_root() {
             post.id
         } else {
@@ -78,6 +81,7 @@ pub fn post_json(r: &Reader, post: &Post, user: Id) -> confab_storage::Result<Va
         post,
         facts.thread_of(post),
         facts.reactions_of(post),
+        facts.files_of(post),
     ))
 }
 
@@ -128,6 +132,23 @@ struct NewPost {
     post_type: String,
     #[serde(default)]
     metadata: Option<Metadata>,
+    #[serde(default)]
+    file_ids: Option<Vec<String>>,
+}
+
+/// `file_ids` of a post body: ids, at most `MAX_FILES_PER_POST` (Mattermost's model check).
+fn parse_file_ids(ids: Option<Vec<String>>) -> ApiResult<Option<Vec<Id>>> {
+    let Some(ids) = ids else { return Ok(None) };
+    if ids.len() > confab_storage::files::MAX_FILES_PER_POST {
+        return Err(ApiError::bad_request(
+            "model.post.is_valid.file_ids.app_error",
+            "Invalid file ids.",
+        ));
+    }
+    ids.iter()
+        .map(|id| path_id(id, "file_ids"))
+        .collect::<ApiResult<Vec<Id>>>()
+        .map(Some)
 }
 
 fn check_message(message: &str) -> ApiResult<()> {
@@ -168,6 +189,7 @@ async fn create_post(
         .map(|p| p.priority)
         .filter(|p| p == "urgent" || p == "important")
         .unwrap_or_default();
+    let file_ids = parse_file_ids(new.file_ids)?.unwrap_or_default();
     let me = caller.id();
     // Posting is activity (Mattermost's `set_online`).
     app.presence.activity(me, None);
@@ -183,13 +205,18 @@ async fn create_post(
             props: props_text(new.props)?,
             pending_post_id: new.pending_post_id,
             priority,
+            file_ids,
         })
         .await?;
     // A retry (same author and pending_post_id) is answered like the first attempt: 201 with the
     // original post, as Mattermost does; apply decided which one came first, in log order.
-    let (post, thread) = match outcome {
-        Outcome::Posted(posted) => (posted.post, posted.thread),
-        Outcome::PostExisted { post, thread } => (post, thread),
+    let (post, thread, files) = match outcome {
+        Outcome::Posted(posted) => (posted.post, posted.thread, posted.files),
+        Outcome::PostExisted { post, thread } => {
+            let read = post.clone();
+            let files = app.read(move |r| r.post_files(&read)).await?;
+            (post, thread, files)
+        }
         _ => return Err(ApiError::internal("unexpected outcome")),
     };
     let info = thread.as_ref().map(|t| PostThreadInfo {
@@ -199,7 +226,7 @@ async fn create_post(
         is_following: Some(true),
     });
     Ok(with_applied(
-        created(views::post(&post, info.as_ref(), &[])),
+        created(views::post(&post, info.as_ref(), &[], &files)),
         index,
     ))
 }
@@ -215,7 +242,7 @@ fn check_pending_post_id(pending_post_id: &str) -> ApiResult<()> {
 }
 
 /// Loads a post the caller may read (its channel is readable); deleted posts are 404.
-async fn readable_post(app: &AppState, caller: &Caller, post_id: Id) -> ApiResult<Post> {
+pub(crate) async fn readable_post(app: &AppState, caller: &Caller, post_id: Id) -> ApiResult<Post> {
     let (me, admin) = (caller.id(), caller.is_admin());
     app.read(move |r| {
         let Some(post) = r.post(post_id)? else {
@@ -249,6 +276,8 @@ struct Patch {
     is_pinned: Option<bool>,
     #[serde(default)]
     props: Option<Value>,
+    #[serde(default)]
+    file_ids: Option<Vec<String>>,
 }
 
 /// Applies a patch and answers the post as it now is, with the applied index.
@@ -277,6 +306,7 @@ async fn apply_patch(
             message: patch.message,
             is_pinned: patch.is_pinned,
             props,
+            file_ids: parse_file_ids(patch.file_ids)?,
         })
         .await?;
     let Outcome::PostEdited { post, .. } = outcome else {
@@ -328,6 +358,7 @@ async fn set_pinned(
         message: None,
         is_pinned: Some(pinned),
         props: None,
+        file_ids: None,
     };
     let (index, _) = apply_patch(&app, &caller, post_id, patch, false).await?;
     Ok(with_applied(status_ok(), index))
@@ -418,7 +449,7 @@ async fn posts_by_ids(
             Ok::<_, confab_storage::StorageError>(Value::Array(
                 posts
                     .iter()
-                    .map(|p| views::post(p, facts.thread_of(p), facts.reactions_of(p)))
+                    .map(|p| views::post(p, facts.thread_of(p), facts.reactions_of(p), facts.files_of(p)))
                     .collect(),
             ))
         })

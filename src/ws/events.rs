@@ -315,14 +315,19 @@ impl EventBuilder {
                 } else {
                     Vec::new()
                 };
+                let files = if post.file_ids.is_empty() {
+                    Vec::new()
+                } else {
+                    engine.reader().post_files(post)?
+                };
                 push(
                     audience,
-                    post_event("post_edited", post, &reactions, channel),
+                    post_event("post_edited", post, &reactions, &files, channel),
                 );
             }
             Outcome::PostDeleted { post, channel, .. } => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
-                push(audience, post_event("post_deleted", post, &[], channel));
+                push(audience, post_event("post_deleted", post, &[], &[], channel));
             }
             Outcome::ReactionAdded {
                 reaction, channel, ..
@@ -718,6 +723,7 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
     let post = posted.post.clone();
     let channel = posted.channel.clone();
     let info = thread_info(posted);
+    let files = posted.files.clone();
     let mentions = posted.mentions.clone();
     let followers = if post.is_root() {
         Vec::new()
@@ -735,7 +741,7 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
             "channel_display_name": channel.display_name,
             "channel_name": channel.name,
             "channel_type": channel.channel_type.as_str(),
-            "post": views::post_text(&post, Some(&info), &[]),
+            "post": views::post_text(&post, Some(&info), &[], &files),
             "sender_name": sender_name,
             "set_online": true,
             "team_id": views::opt_id(channel.team_id),
@@ -760,10 +766,16 @@ fn user_updated_event(user: &confab_storage::User) -> Event {
     )
 }
 
-fn post_event(name: &'static str, post: &Post, reactions: &[Reaction], channel: &Channel) -> Event {
+fn post_event(
+    name: &'static str,
+    post: &Post,
+    reactions: &[Reaction],
+    files: &[confab_storage::FileInfo],
+    channel: &Channel,
+) -> Event {
     Event::new(
         name,
-        json!({"post": views::post_text(post, None, reactions)}),
+        json!({"post": views::post_text(post, None, reactions, files)}),
         broadcast(None, Some(channel.id), None, None),
         false,
     )

@@ -153,6 +153,7 @@ impl Fixture {
 
     fn post(&self, post: u64, channel: u64, user: u64, root: Option<u64>, message: &str, at: u64) {
         self.apply(Command::CreatePost {
+            file_ids: Vec::new(),
             id: id(post),
             at,
             channel_id: id(channel),
@@ -473,6 +474,7 @@ fn a_cold_cache_sees_membership_as_of_each_entry_of_a_batch() {
     // The replica applies a private post and THEN adds Carol, before the hub sees either.
     let mut next = fx.next.lock();
     let post = Command::CreatePost {
+        file_ids: Vec::new(),
         id: id(1_200),
         at: 120_000,
         channel_id: id(PRIVATE),
@@ -517,6 +519,7 @@ fn lag_closes_connections_and_refuses_to_resume_across_the_gap() {
         let mut next = fx.next.lock();
         *next += 1;
         let missed = Command::CreatePost {
+            file_ids: Vec::new(),
             id: id(1_299),
             at: 129_000,
             channel_id: id(TOWN),

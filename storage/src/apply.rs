@@ -8,6 +8,7 @@ use crate::channel_edits;
 use crate::command::Command;
 use crate::dedup;
 use crate::email_queue;
+use crate::files;
 use crate::engine::{meta_key, Engine};
 use crate::error::{CommandError, Result, StorageError};
 use crate::id::Id;
@@ -520,9 +521,11 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             props,
             pending_post_id,
             priority,
+            file_ids,
         } => create_post(
             txn,
             NewPost {
+                file_ids,
                 id: *id,
                 at: *at,
                 channel_id: *channel_id,
@@ -541,9 +544,20 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             message,
             is_pinned,
             props,
+            file_ids,
         } => {
             let mut post = load_live_post(txn, *post_id)?;
             let channel = load_channel(txn, post.channel_id)?;
+            if let Some(wanted) = file_ids {
+                let kept = post.file_ids.clone();
+                let attached = files::attach(txn, &post, &channel, wanted, &kept, *at)?;
+                post.file_ids = attached.iter().map(|f| f.id).collect();
+                let removed: Vec<Id> = kept
+                    .into_iter()
+                    .filter(|id| !post.file_ids.contains(id))
+                    .collect();
+                files::detach(txn, &removed, *at)?;
+            }
             if let Some(message) = message {
                 validate::message(message)?;
                 if *message != post.message {
@@ -885,6 +899,29 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             }
             notify::dispatched(txn, *through, detach)
         }
+        Command::FileChunk {
+            upload_id,
+            at,
+            index,
+            bytes,
+        } => files::chunk(txn, *upload_id, *at, *index, bytes),
+        Command::FileCommit {
+            upload_id,
+            chunks,
+            info,
+            thumbnail,
+            preview,
+        } => files::commit(
+            txn,
+            files::Commit {
+                upload: *upload_id,
+                chunks: *chunks,
+                info,
+                thumbnail: thumbnail.as_deref().map(|b| &b[..]),
+                preview: preview.as_deref().map(|b| &b[..]),
+            },
+        ),
+        Command::AbortUploads { before } => files::abort(txn, *before),
         command @ (Command::SetStatus { .. }
         | Command::ExpireDnd { .. }
         | Command::StatusNotice { .. }
@@ -904,6 +941,7 @@ struct NewPost<'a> {
     props: &'a str,
     pending_post_id: &'a str,
     priority: &'a str,
+    file_ids: &'a [Id],
 }
 
 fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
@@ -936,7 +974,7 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
     // Post times are unique and increasing within a channel, so "from this post on" (unread
     // cursors, since, before/after) never ties with a neighbour created in the same millisecond.
     let at = new.at.max(channel.last_post_at.saturating_add(1));
-    let post = Post {
+    let mut post = Post {
         id: new.id,
         create_at: at,
         update_at: at,
@@ -952,7 +990,10 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         pending_post_id: new.pending_post_id.to_string(),
         has_reactions: false,
         priority: new.priority.to_string(),
+        file_ids: Vec::new(),
     };
+    let attached = files::attach(txn, &post, &channel, new.file_ids, &[], at)?;
+    post.file_ids = attached.iter().map(|f| f.id).collect();
     txn.put(Cf::PostidPost, id_key(post.id), &post)?;
     search::index::add(txn, &post);
     dedup::record(txn, post.user_id, &post.pending_post_id, post.id, at)?;
@@ -1026,6 +1067,7 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         followers,
         memberships,
         channel_members,
+        files: attached,
     })))
 }
 
@@ -1238,6 +1280,7 @@ fn mark_followers_deleted(txn: &mut Txn, thread: &Thread) -> Step<()> {
 
 /// Removes a post from the time indexes and marks it deleted.
 fn soft_delete(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
+    files::delete_with_post(txn, post, at)?;
     let time_key = KeyBuf::new()
         .id(post.channel_id)
         .u64(post.create_at)

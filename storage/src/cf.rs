@@ -37,13 +37,19 @@ pub enum Cf {
     ChannelidCreateatPostidPinned,
     SeqNotification,
     UseridStatus,
+    // Files (`files`).
+    FileidFileinfo,
+    Sha256Blob,
+    UploadidChunknoBytes,
+    UploadidUpload,
+    FileidKindPreview,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 33] = [
+    pub const STATE: [Cf; 38] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -78,6 +84,12 @@ impl Cf {
         Cf::ChannelidCreateatPostidPinned,
         Cf::SeqNotification,
         Cf::UseridStatus,
+        // Files.
+        Cf::FileidFileinfo,
+        Cf::Sha256Blob,
+        Cf::UploadidChunknoBytes,
+        Cf::UploadidUpload,
+        Cf::FileidKindPreview,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -118,6 +130,11 @@ impl Cf {
             Cf::ChannelidCreateatPostidPinned => "channelid_createat_postid_pinned",
             Cf::SeqNotification => "seq_notification",
             Cf::UseridStatus => "userid_status",
+            Cf::FileidFileinfo => "fileid_fileinfo",
+            Cf::Sha256Blob => "sha256_blob",
+            Cf::UploadidChunknoBytes => "uploadid_chunkno_bytes",
+            Cf::UploadidUpload => "uploadid_upload",
+            Cf::FileidKindPreview => "fileid_kind_preview",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

@@ -3,6 +3,7 @@
 //! applies the same sequence reaches byte-identical state.
 
 use crate::channel_edits::ChannelPatch;
+use crate::files::FileInfo;
 use crate::id::Id;
 use crate::model::{ChannelType, NotifyProps, TeamType, UserProfile};
 use crate::status::CustomStatus;
@@ -141,6 +142,9 @@ pub enum Command {
         props: String,
         pending_post_id: String,
         priority: String,
+        /// Files to attach (`files::attach`'s rules; the ones that do not attach are dropped).
+        #[serde(default)]
+        file_ids: Vec<Id>,
     },
     PatchPost {
         post_id: Id,
@@ -148,6 +152,10 @@ pub enum Command {
         message: Option<String>,
         is_pinned: Option<bool>,
         props: Option<String>,
+        /// The post's new file list: kept ids stay, new ones attach by the rules, dropped ones
+        /// are deleted.
+        #[serde(default)]
+        file_ids: Option<Vec<Id>>,
     },
     DeletePost {
         post_id: Id,
@@ -288,6 +296,29 @@ pub enum Command {
         user_id: Id,
         custom_status: CustomStatus,
     },
+    /// Chunk `index` of an upload (at most `files::MAX_CHUNK_BYTES`); chunk 0 starts the upload
+    /// at `at`, the others must follow in order.
+    FileChunk {
+        upload_id: Id,
+        at: u64,
+        index: u32,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Ends an upload of `chunks` chunks: records `info` and makes the chunks its blob, or drops
+    /// them for the blob that already has `info.sha256`.
+    FileCommit {
+        upload_id: Id,
+        chunks: u32,
+        info: FileInfo,
+        thumbnail: Option<serde_bytes::ByteBuf>,
+        preview: Option<serde_bytes::ByteBuf>,
+    },
+    /// Deletes the chunks of uploads started before `before` that never committed (the leader
+    /// proposes it; the time is in the command so every replica deletes the same ones).
+    AbortUploads {
+        before: u64,
+    },
 }
 
 impl Command {
@@ -304,6 +335,20 @@ impl Command {
                 | Command::SetUserRoles { .. }
                 | Command::SetUserActive { .. }
         )
+    }
+
+    /// Bytes of file content the command carries: the replication layer bounds the file bytes
+    /// of one append request by it.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Command::FileChunk { bytes, .. } => bytes.len(),
+            Command::FileCommit {
+                thumbnail, preview, ..
+            } => {
+                thumbnail.as_ref().map_or(0, |b| b.len()) + preview.as_ref().map_or(0, |b| b.len())
+            }
+            _ => 0,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -270,6 +270,18 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
             opts.set_compression_type(DBCompressionType::Lz4);
             opts.set_bottommost_compression_type(DBCompressionType::Zstd);
         }
+        // File bytes: values past 4 KiB go to blob files (BlobDB), so compaction rewrites keys
+        // and small pointers, never megabytes. Uploads are mostly compressed already (images,
+        // archives), so the blobs are stored as they are; garbage collection reclaims the
+        // blob files of deleted chunks.
+        Cf::UploadidChunknoBytes | Cf::FileidKindPreview => {
+            opts.set_compression_type(DBCompressionType::Lz4);
+            opts.set_enable_blob_files(true);
+            opts.set_min_blob_size(4096);
+            opts.set_blob_file_size(256 << 20);
+            opts.set_blob_compression_type(DBCompressionType::None);
+            opts.set_enable_blob_gc(true);
+        }
         _ => opts.set_compression_type(DBCompressionType::Lz4),
     }
     let mut table = BlockBasedOptions::default();

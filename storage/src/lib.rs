@@ -52,6 +52,11 @@
 //! | `channelid_createat_postid_pinned` | channel_id · t(create) · post_id → () — live pinned posts ([`pinned`]) |
 //! | `seq_notification` | u64 log index → [`notify::OutboxEntry`] — the notification outbox: who might be told of a post, or whose devices clear a channel/thread; deleted when the leader's dispatcher marks it done (`meta` `"notify_dispatched"`, `"notify_outbox_len"`) ([`notify`]) |
 //! | `userid_status` | `0` · user_id → [`ManualStatus`] — a status set by hand (away, offline, dnd, ooo) · `1` · u64(dnd end, s) · user_id → () — timed DND queue ([`status`]) |
+//! | `fileid_fileinfo` | file_id → [`FileInfo`] ([`files`]) |
+//! | `sha256_blob` | sha-256 (32 bytes) → [`Blob`] — refcount, size, chunk count and the upload whose chunks hold the bytes (stored once per content) |
+//! | `uploadid_chunkno_bytes` | upload_id · u32 chunk → raw bytes (≤ 1 MiB; BlobDB: values past 4 KiB in blob files) — staged chunks, and committed ones of a blob |
+//! | `uploadid_upload` | `0` · upload_id → [`files::StagedUpload`] — an upload in progress · `1` · t(started) · upload_id → () — the reaper's queue |
+//! | `fileid_kind_preview` | file_id · `t`/`p` → thumbnail / preview JPEG (BlobDB) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -73,6 +78,7 @@ pub mod dedup;
 pub mod email_queue;
 mod engine;
 mod error;
+pub mod files;
 mod id;
 mod keys;
 pub mod log;
@@ -95,6 +101,7 @@ pub mod validate;
 pub use channel_edits::ChannelPatch;
 pub use command::{Command, MAX_MESSAGE_CHARS};
 pub use engine::{Engine, EngineStats, MemoryLimits, MemoryUsage};
+pub use files::{Blob, FileInfo, PreviewKind};
 pub use error::{CommandError, Result, StorageError};
 pub use id::{Id, InvalidId};
 pub use log::LogWriter;

@@ -209,6 +209,9 @@ pub struct Post {
     pub has_reactions: bool,
     /// `urgent`/`important` from the post's priority metadata, empty when none.
     pub priority: String,
+    /// Attached files, in order (`files`); absent in posts stored before files existed.
+    #[serde(default)]
+    pub file_ids: Vec<Id>,
 }
 
 impl Post {

@@ -2,6 +2,7 @@
 //! and HTTP answers without reading the database again.
 
 use crate::error::CommandError;
+use crate::files::FileInfo;
 use crate::id::Id;
 use crate::model::{
     Channel, ChannelMember, Post, Reaction, Session, Team, TeamMember, Thread, ThreadMembership,
@@ -58,12 +59,23 @@ pub struct Posted {
     pub memberships: Vec<MembershipView>,
     /// Channel members whose read state changed (the author, the mentioned).
     pub channel_members: Vec<ChannelMember>,
+    /// The files attached to the post (`metadata.files`).
+    pub files: Vec<FileInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     /// The command's index was already applied: nothing happened (replay after a crash).
     AlreadyApplied,
+    /// A chunk of an upload is stored.
+    FileChunkStored { upload_id: Id, index: u32 },
+    /// A file is recorded; `deduplicated` when its bytes were stored already.
+    FileCommitted {
+        info: Box<FileInfo>,
+        deduplicated: bool,
+    },
+    /// Uploads reclaimed by `AbortUploads`.
+    UploadsAborted(Vec<Id>),
     /// A device was attached to `session`; `revoked` held the same device id.
     DeviceAttached {
         session: Session,

@@ -532,6 +532,7 @@ impl Harness {
                 }
                 (
                     Command::PatchPost {
+                        file_ids: None,
                         post_id: id(pid),
                         at,
                         message: Some(text),

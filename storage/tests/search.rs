@@ -204,6 +204,7 @@ fn edits_and_deletes_keep_the_index_in_step() {
     db.ok(say(3, PUBLIC, 2, "a reply", 30));
     db.ok(post(4, PUBLIC, 2, Some(1), "threaded answer", 40));
     db.ok(Command::PatchPost {
+        file_ids: None,
         post_id: id(1),
         at: 50,
         message: Some("edited text".into()),
@@ -682,6 +683,7 @@ proptest! {
                 Op::Edit { post, words } => {
                     let Some(target) = posts.get(post) else { continue };
                     let command = Command::PatchPost {
+                        file_ids: None,
                         post_id: target.id, at, message: Some(message(&words)), is_pinned: None, props: None,
                     };
                     if db.apply(command).result.is_ok() {

@@ -14,11 +14,28 @@ use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, OptionalSend};
+use openraft::{BasicNode, EntryPayload, OptionalSend};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
 use std::time::Duration;
+
+/// File content one append request carries at most (a single larger entry still goes alone).
+pub(crate) const APPEND_FILE_BYTES: usize = 16 << 20;
+
+/// How many leading entries fit in `budget` bytes of file content (at least one).
+fn entries_within_budget(entries: &[crate::types::Entry], budget: usize) -> usize {
+    let mut total = 0usize;
+    for (n, entry) in entries.iter().enumerate() {
+        if let EntryPayload::Normal(proposal) = &entry.payload {
+            total = total.saturating_add(proposal.command.payload_bytes());
+        }
+        if total > budget && n > 0 {
+            return n;
+        }
+    }
+    entries.len()
+}
 
 #[derive(Clone)]
 pub(crate) struct NetworkFactory {
@@ -138,12 +155,27 @@ impl PeerClient {
 impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = SnapshotFile;
 
+    /// Sends at most [`APPEND_FILE_BYTES`] of file content per request: openraft bounds an
+    /// append by entry count only, and 1024 entries of 1 MiB file chunks would be a gigabyte
+    /// in one body (past the receiver's limit, and in memory twice). A cut request answers
+    /// `PartialSuccess` up to its last entry, and openraft sends the rest next.
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.rpc(wire::APPEND, &rpc, &option).await
+        let keep = entries_within_budget(&rpc.entries, APPEND_FILE_BYTES);
+        if keep == rpc.entries.len() {
+            return self.rpc(wire::APPEND, &rpc, &option).await;
+        }
+        rpc.entries.truncate(keep);
+        let last = rpc.entries.last().map(|entry| entry.log_id.clone());
+        let answer: AppendEntriesResponse<TypeConfig> =
+            self.rpc(wire::APPEND, &rpc, &option).await?;
+        Ok(match answer {
+            AppendEntriesResponse::Success => AppendEntriesResponse::PartialSuccess(last),
+            other => other,
+        })
     }
 
     async fn vote(

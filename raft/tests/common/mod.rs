@@ -50,6 +50,7 @@ pub fn create_team(n: u64, name: &str, creator: u64) -> Command {
 
 pub fn post(n: u64, channel: u64, user: u64, message: &str) -> Command {
     Command::CreatePost {
+        file_ids: Vec::new(),
         id: id(n),
         at: 1_700_000_000_000 + n,
         channel_id: id(channel),

@@ -177,6 +177,7 @@ mod tests {
             });
             for n in 0..25u8 {
                 apply(Command::CreatePost {
+                    file_ids: Vec::new(),
                     id: id(100 + n),
                     at: 10 + u64::from(n),
                     channel_id: id(3),

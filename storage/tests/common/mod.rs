@@ -108,6 +108,7 @@ pub fn create_channel(
 
 pub fn post(n: u64, channel: u64, user: u64, root: Option<u64>, message: &str, at: u64) -> Command {
     Command::CreatePost {
+        file_ids: Vec::new(),
         id: id(n),
         at,
         channel_id: id(channel),

@@ -1,0 +1,608 @@
+//! Files over HTTP against real processes: the three upload shapes, every read route with Range
+//! and download headers, attach rules and permissions, 413, a decompression bomb, a 50 MiB file
+//! through a follower of a 3-node cluster, a node killed mid-upload, and a node added later that
+//! catches up by snapshot.
+
+mod common;
+
+use common::{eventually, metrics, team_fixture, three_nodes_with, Api, Node, Socket};
+use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const MIB: usize = 1 << 20;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+fn bearer(api: &Api) -> String {
+    format!("Bearer {}", api.token.as_deref().expect("logged in"))
+}
+
+/// Deterministic pseudo-random bytes (incompressible enough, cheap to make).
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+/// A PNG of `w`×`h` solid pixels.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 120, 200]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("png");
+    out.into_inner()
+}
+
+/// A decompression bomb: a valid 1-bit PNG of 20000×20000 zero pixels, about 50 KB on disk and
+/// 400 million pixels decoded.
+fn bomb_png() -> Vec<u8> {
+    use std::io::Write;
+    let (w, h) = (20_000u32, 20_000u32);
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[1, 0, 0, 0, 0]); // 1-bit grayscale
+    chunk(&mut out, b"IHDR", &ihdr);
+    let row = vec![0u8; 1 + (w as usize).div_ceil(8)];
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..h {
+        z.write_all(&row).expect("deflate");
+    }
+    chunk(&mut out, b"IDAT", &z.finish().expect("deflate"));
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// `POST /files` as streamed multipart: `channel_id`, `client_ids`, then the files.
+async fn upload_multipart(
+    api: &Api,
+    channel: &str,
+    files: &[(&str, Vec<u8>)],
+    client_ids: &[&str],
+) -> (StatusCode, Value) {
+    let mut form = Form::new().text("channel_id", channel.to_string());
+    for id in client_ids {
+        form = form.text("client_ids", id.to_string());
+    }
+    for (name, bytes) in files {
+        form = form.part("files", Part::bytes(bytes.clone()).file_name(name.to_string()));
+    }
+    let answer = client()
+        .post(format!("{}/api/v4/files", api.base))
+        .header("Authorization", bearer(api))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    let status = answer.status();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+/// `POST /files?channel_id=&filename=` with the raw bytes as the body.
+async fn upload_raw(api: &Api, channel: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+    let answer = client()
+        .post(format!(
+            "{}/api/v4/files?channel_id={channel}&filename={name}&client_id=raw1",
+            api.base
+        ))
+        .header("Authorization", bearer(api))
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload");
+    let status = answer.status();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+fn file_id(answer: &Value, n: usize) -> String {
+    answer["file_infos"][n]["id"]
+        .as_str()
+        .expect("file id")
+        .to_string()
+}
+
+struct Download {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+async fn get(api: &Api, path: &str, headers: &[(&str, &str)]) -> Download {
+    let mut request = client()
+        .get(format!("{}/api/v4{path}", api.base))
+        .header("Authorization", bearer(api));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let answer = request.send().await.expect("download");
+    Download {
+        status: answer.status(),
+        headers: answer.headers().clone(),
+        body: answer.bytes().await.expect("body").to_vec(),
+    }
+}
+
+fn header<'a>(download: &'a Download, name: &str) -> &'a str {
+    download
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_in_every_shape_and_every_read_route() {
+    let (_dir, node) = common::single_node().await;
+    let base = node.api.clone();
+    let (alice, bob, carol, _team, public, private) = team_fixture(&base).await;
+    let text = b"hello files, 0123456789".to_vec();
+    let picture = png(300, 200);
+
+    // Streamed multipart, with client ids.
+    let (status, answer) = upload_multipart(
+        &alice,
+        &private,
+        &[("notes.txt", text.clone()), ("pic.PNG", picture.clone())],
+        &["c1", "c2"],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["client_ids"], json!(["c1", "c2"]));
+    let (text_id, pic_id) = (file_id(&answer, 0), file_id(&answer, 1));
+    let info = &answer["file_infos"][0];
+    assert_eq!(info["name"], "notes.txt");
+    assert_eq!(info["extension"], "txt");
+    assert_eq!(info["size"], text.len());
+    assert_eq!(info["mime_type"], "text/plain");
+    assert_eq!(info["channel_id"], private.as_str());
+    assert_eq!(info["user_id"], alice.user_id.as_str());
+    assert!(info.get("post_id").is_none() && info.get("width").is_none());
+    assert!(info["mini_preview"].is_null());
+    let pic = &answer["file_infos"][1];
+    assert_eq!((pic["width"].as_u64(), pic["height"].as_u64()), (Some(300), Some(200)));
+    assert_eq!(pic["extension"], "png");
+    assert_eq!(pic["mime_type"], "image/png");
+    assert_eq!(pic["has_preview_image"], true);
+    assert!(pic["mini_preview"].as_str().is_some_and(|s| !s.is_empty()));
+
+    // Legacy multipart: the file part comes before channel_id.
+    let form = Form::new()
+        .part("files", Part::bytes(b"legacy".to_vec()).file_name("legacy.txt"))
+        .text("channel_id", private.clone());
+    let legacy = client()
+        .post(format!("{base}/api/v4/files"))
+        .header("Authorization", bearer(&alice))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(legacy.status(), StatusCode::CREATED);
+    let legacy: Value = legacy.json().await.unwrap();
+    assert_eq!(legacy["file_infos"][0]["name"], "legacy.txt");
+    assert_eq!(legacy["client_ids"], json!([]));
+
+    // Raw body.
+    let raw_bytes = random_bytes(3 * MIB + 17, 1);
+    let (status, raw) = upload_raw(&alice, &private, "data.bin", raw_bytes.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{raw}");
+    assert_eq!(raw["client_ids"], json!(["raw1"]));
+    let raw_id = file_id(&raw, 0);
+
+    // Bad uploads: no channel, a channel the caller is not in, a mismatched client id count.
+    let form = Form::new().part("files", Part::bytes(b"x".to_vec()).file_name("x.txt"));
+    let answer = client()
+        .post(format!("{base}/api/v4/files"))
+        .header("Authorization", bearer(&alice))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = upload_multipart(&carol, &private, &[("x.txt", b"x".to_vec())], &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) =
+        upload_multipart(&alice, &private, &[("x.txt", b"x".to_vec())], &["a", "b"]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The original, whole: headers as Mattermost sends them.
+    let whole = get(&alice, &format!("/files/{raw_id}"), &[]).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(sha256(&whole.body), sha256(&raw_bytes));
+    assert_eq!(header(&whole, "content-length"), raw_bytes.len().to_string());
+    assert_eq!(header(&whole, "content-type"), "application/octet-stream");
+    assert!(header(&whole, "content-disposition").starts_with("attachment;filename=\"data.bin\""));
+    assert_eq!(header(&whole, "accept-ranges"), "bytes");
+    // Ranges, across a chunk boundary, open-ended, suffix, unsatisfiable.
+    let start = MIB - 3;
+    let range = get(
+        &alice,
+        &format!("/files/{raw_id}"),
+        &[("Range", &format!("bytes={start}-{}", start + 9))],
+    )
+    .await;
+    assert_eq!(range.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(range.body, raw_bytes[start..start + 10]);
+    assert_eq!(
+        header(&range, "content-range"),
+        format!("bytes {start}-{}/{}", start + 9, raw_bytes.len())
+    );
+    assert_eq!(header(&range, "content-length"), "10");
+    let tail = get(&alice, &format!("/files/{raw_id}"), &[("Range", "bytes=-5")]).await;
+    assert_eq!(tail.body, raw_bytes[raw_bytes.len() - 5..]);
+    let open = get(
+        &alice,
+        &format!("/files/{raw_id}"),
+        &[("Range", &format!("bytes={}-", 2 * MIB))],
+    )
+    .await;
+    assert_eq!(open.body, raw_bytes[2 * MIB..]);
+    let past = get(
+        &alice,
+        &format!("/files/{raw_id}"),
+        &[("Range", &format!("bytes={}-", raw_bytes.len()))],
+    )
+    .await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    // An image is inline unless downloaded.
+    let shown = get(&alice, &format!("/files/{pic_id}"), &[]).await;
+    assert_eq!(shown.body, picture);
+    assert_eq!(header(&shown, "content-type"), "image/png");
+    assert!(header(&shown, "content-disposition").starts_with("inline;"));
+    let downloaded = get(&alice, &format!("/files/{pic_id}?download=1"), &[]).await;
+    assert!(header(&downloaded, "content-disposition").starts_with("attachment;"));
+
+    // Thumbnail 150×100 (a 3:2 image is 100 high), preview at its size, both JPEG.
+    let thumb = get(&alice, &format!("/files/{pic_id}/thumbnail"), &[]).await;
+    assert_eq!(thumb.status, StatusCode::OK);
+    assert_eq!(header(&thumb, "content-type"), "image/jpeg");
+    let decoded = image::load_from_memory(&thumb.body).expect("thumbnail is an image");
+    assert_eq!((decoded.width(), decoded.height()), (150, 100));
+    let preview = get(&alice, &format!("/files/{pic_id}/preview"), &[]).await;
+    let decoded = image::load_from_memory(&preview.body).expect("preview is an image");
+    assert_eq!((decoded.width(), decoded.height()), (300, 200));
+    let none = get(&alice, &format!("/files/{text_id}/thumbnail"), &[]).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    let info = get(&alice, &format!("/files/{text_id}/info"), &[]).await;
+    assert_eq!(info.status, StatusCode::OK);
+    assert_eq!(header(&info, "cache-control"), "max-age=2592000, private");
+    let info: Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(info["id"], text_id.as_str());
+    // Public links are off by default.
+    assert_eq!(
+        get(&alice, &format!("/files/{text_id}/link"), &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Before it is attached, only the uploader reads a file.
+    for path in ["", "/info", "/thumbnail", "/preview"] {
+        let seen = get(&bob, &format!("/files/{pic_id}{path}"), &[]).await;
+        assert_eq!(seen.status, StatusCode::FORBIDDEN, "bob reads {path}");
+    }
+    // A guessed id is not found.
+    let guessed = get(&bob, "/files/aaaaaaaaaaaaaaaaaaaaaaaaaa", &[]).await;
+    assert_eq!(guessed.status, StatusCode::NOT_FOUND);
+
+    // Bob's upload in the same channel cannot be attached by alice; an unknown id is dropped.
+    let (_, bobs) = upload_multipart(&bob, &private, &[("bob.txt", b"bob".to_vec())], &[]).await;
+    let bobs_id = file_id(&bobs, 0);
+    let mut socket = Socket::connect(&base, bob.token.as_deref().unwrap()).await;
+    let post = alice
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({
+                "channel_id": private,
+                "message": "with files",
+                "file_ids": [text_id, pic_id, bobs_id, "aaaaaaaaaaaaaaaaaaaaaaaaaa"],
+            })),
+        )
+        .await;
+    assert_eq!(post["file_ids"], json!([text_id, pic_id]));
+    let files = post["metadata"]["files"].as_array().expect("metadata.files");
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[1]["id"], pic_id.as_str());
+    let post_id = post["id"].as_str().unwrap().to_string();
+    assert_eq!(files[0]["post_id"], post_id.as_str());
+    let posted = socket.wait_event("posted", Duration::from_secs(10)).await;
+    let event_post: Value =
+        serde_json::from_str(posted["data"]["post"].as_str().expect("post text")).unwrap();
+    assert_eq!(event_post["file_ids"], json!([text_id, pic_id]));
+    // A file attaches once.
+    let again = alice
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": private, "message": "again", "file_ids": [text_id]})),
+        )
+        .await;
+    assert_eq!(again["file_ids"], json!([]));
+    // Members of the post's channel now read it; others (carol) still cannot.
+    let seen = get(&bob, &format!("/files/{pic_id}"), &[]).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert_eq!(seen.body, picture);
+    for path in ["", "/info", "/thumbnail", "/preview"] {
+        let seen = get(&carol, &format!("/files/{pic_id}{path}"), &[]).await;
+        assert_eq!(seen.status, StatusCode::FORBIDDEN, "carol reads {path}");
+    }
+    let listed = bob
+        .ok("GET", &format!("/posts/{post_id}/files/info"), None)
+        .await;
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![text_id.as_str(), pic_id.as_str()]);
+    assert_eq!(
+        carol
+            .call("GET", &format!("/posts/{post_id}/files/info"), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // The post read back carries its files too.
+    let read = bob.ok("GET", &format!("/posts/{post_id}"), None).await;
+    assert_eq!(read["metadata"]["files"].as_array().map(Vec::len), Some(2));
+
+    // The same bytes uploaded again are stored once.
+    let blobs_before = metrics(&base).await["confab_files_blobs"];
+    let (status, _) = upload_raw(&bob, &public, "copy.bin", raw_bytes.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(metrics(&base).await["confab_files_blobs"], blobs_before);
+    assert_eq!(metrics(&base).await["confab_files_staged_uploads"], 0.0);
+}
+
+/// The node's resident memory, in bytes.
+fn rss_bytes(node: &Node) -> u64 {
+    let pid = node.child.as_ref().expect("running").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_limit_is_413_and_a_bomb_uploads_without_preview() {
+    let (_dir, node) = common::single_node_with(&["--max-file-size", "2000000"]).await;
+    let base = node.api.clone();
+    let (alice, _bob, _carol, _team, public, _private) = team_fixture(&base).await;
+    let answer = client()
+        .post(format!(
+            "{base}/api/v4/files?channel_id={public}&filename=big.bin"
+        ))
+        .header("Authorization", bearer(&alice))
+        .body(vec![7u8; 2_000_001])
+        .send()
+        .await
+        .expect("an answer, not a broken connection");
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let error: Value = answer.json().await.unwrap();
+    assert_eq!(error["id"], "api.file.upload_file.too_large_detailed.app_error");
+    assert_eq!(error["status_code"], 413);
+    // At the limit is fine.
+    let (status, _) = upload_raw(&alice, &public, "edge.bin", vec![7u8; 2_000_000]).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let bomb = bomb_png();
+    assert!(bomb.len() < 200_000, "the bomb is small: {} bytes", bomb.len());
+    let before = rss_bytes(&node);
+    let (status, answer) = upload_multipart(&alice, &public, &[("bomb.png", bomb.clone())], &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let info = &answer["file_infos"][0];
+    assert!(info.get("has_preview_image").is_none(), "{info}");
+    assert!(info["mini_preview"].is_null());
+    let after = rss_bytes(&node);
+    // 400 million pixels would take 400 MB decoded; the node did not decode them.
+    assert!(
+        after < before + (100 << 20),
+        "RSS grew from {before} to {after} bytes"
+    );
+    let id = file_id(&answer, 0);
+    let stored = get(&alice, &format!("/files/{id}"), &[]).await;
+    assert_eq!(stored.body, bomb);
+    assert_eq!(
+        get(&alice, &format!("/files/{id}/preview"), &[]).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_mib_file_through_a_follower_reads_identically_from_every_node() {
+    // Memtables bounded to 16 MiB, so what the RSS shows beyond them is the upload's own.
+    let (_dir, nodes) = three_nodes_with(&["--write-buffer-mib", "16"]).await;
+    let (alice, _bob, _carol, _team, public, _private) = team_fixture(&nodes[0].api).await;
+    // Upload through a node that is not the leader.
+    let status = alice.ok("GET", "/cluster/status", None).await;
+    let leader = status["leader"].as_u64().expect("a leader");
+    let follower = nodes.iter().find(|n| n.id != leader).expect("a follower");
+    let uploader = alice.on(&follower.api);
+    let bytes = random_bytes(50 * MIB, 7);
+    let digest = sha256(&bytes);
+    let before = rss_bytes(follower);
+    let (status, answer) = upload_raw(&uploader, &public, "fifty.bin", bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let after = rss_bytes(follower);
+    assert_eq!(answer["file_infos"][0]["size"], 50 * MIB);
+    let id = file_id(&answer, 0);
+    for node in &nodes {
+        let api = alice.on(&node.api);
+        let download = eventually(Duration::from_secs(30), "the file on every node", || {
+            let api = api.clone();
+            let id = id.clone();
+            async move {
+                let got = get(&api, &format!("/files/{id}"), &[]).await;
+                (got.status == StatusCode::OK).then_some(got)
+            }
+        })
+        .await;
+        assert_eq!(download.body.len(), 50 * MIB, "node {}", node.id);
+        assert_eq!(sha256(&download.body), digest, "node {}", node.id);
+    }
+    // The upload streamed: the node did not hold the file (50 MiB) in memory on top of its
+    // baseline, let alone several copies of it.
+    assert!(
+        after < before + (48 << 20),
+        "uploader RSS grew from {before} to {after}"
+    );
+}
+
+/// A raw upload whose body trickles out over time, so a node can be killed mid-way.
+async fn slow_upload(api: Api, channel: String, total: usize) -> Result<StatusCode, String> {
+    let pieces = total / (256 << 10);
+    let stream = futures_util::stream::unfold(0usize, move |n| async move {
+        if n == pieces {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let piece = bytes::Bytes::from(random_bytes(256 << 10, n as u64));
+        Some((Ok::<_, std::io::Error>(piece), n + 1))
+    });
+    client()
+        .post(format!(
+            "{}/api/v4/files?channel_id={channel}&filename=slow.bin",
+            api.base
+        ))
+        .header("Authorization", bearer(&api))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .map(|answer| answer.status())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaimed() {
+    let (_dir, mut nodes) = three_nodes_with(&["--upload-abandon-secs", "2"]).await;
+    let (alice, _bob, _carol, _team, public, _private) = team_fixture(&nodes[0].api).await;
+    let uploader = alice.on(&nodes[1].api);
+    let upload = tokio::spawn(slow_upload(uploader, public.clone(), 16 * MIB));
+    // Wait until chunks of it are in the log, then kill the node taking it.
+    let watched = nodes[0].api.clone();
+    eventually(Duration::from_secs(30), "an upload in progress", || {
+        let base = watched.clone();
+        async move { (metrics(&base).await["confab_files_staged_uploads"] >= 1.0).then_some(()) }
+    })
+    .await;
+    nodes[1].kill();
+    let outcome = upload.await.expect("upload task");
+    assert!(
+        !matches!(outcome, Ok(StatusCode::CREATED)),
+        "an upload cut short does not succeed: {outcome:?}"
+    );
+    nodes[1].restart();
+    nodes[1].wait_ready().await;
+    // The staged chunks are reclaimed on every node (the reaper runs on the leader).
+    for node in &nodes {
+        let base = node.api.clone();
+        eventually(Duration::from_secs(90), "staged chunks reclaimed", || {
+            let base = base.clone();
+            async move {
+                (metrics(&base).await["confab_files_staged_uploads"] == 0.0).then_some(())
+            }
+        })
+        .await;
+    }
+    // Nothing of it is attached or listed: a post with no files is all alice can make.
+    let post = alice
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": public, "message": "after the crash"})),
+        )
+        .await;
+    assert_eq!(post["file_ids"], json!([]));
+    // And the cluster still takes uploads through the restarted node.
+    let (status, _) = upload_raw(&alice.on(&nodes[1].api), &public, "after.txt", b"ok".to_vec()).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_after_uploads_catches_up_by_snapshot_and_serves_them() {
+    let (dir, nodes) = three_nodes_with(&["--snapshot-every", "20"]).await;
+    let (alice, _bob, _carol, _team, public, _private) = team_fixture(&nodes[0].api).await;
+    let mut uploaded = Vec::new();
+    for n in 0..3u64 {
+        let bytes = random_bytes(2 * MIB + n as usize * 1000, 100 + n);
+        let (status, answer) =
+            upload_raw(&alice, &public, &format!("f{n}.bin"), bytes.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        uploaded.push((file_id(&answer, 0), sha256(&bytes)));
+    }
+    // Enough further entries that the log holding the chunks is purged behind a snapshot.
+    for n in 0..40 {
+        alice
+            .ok(
+                "POST",
+                "/posts",
+                Some(json!({"channel_id": public, "message": format!("filler {n}")})),
+            )
+            .await;
+    }
+    let node_dir = dir.path().join("n4");
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let mut fourth = Node::start(
+        4,
+        node_dir,
+        &[
+            "--join".to_string(),
+            nodes[1].api.clone(),
+            "--snapshot-every".to_string(),
+            "20".to_string(),
+        ],
+    );
+    fourth.wait_ready().await;
+    eventually(Duration::from_secs(90), "node 4 to become a voter", || {
+        let alice = alice.clone();
+        async move {
+            let status = alice.ok("GET", "/cluster/status", None).await;
+            status["members"]
+                .as_array()?
+                .iter()
+                .any(|m| m["id"] == 4 && m["role"] == "voter")
+                .then_some(())
+        }
+    })
+    .await;
+    let on_fourth = alice.on(&fourth.api);
+    for (id, digest) in &uploaded {
+        let download = eventually(Duration::from_secs(30), "the file on node 4", || {
+            let api = on_fourth.clone();
+            let id = id.clone();
+            async move {
+                let got = get(&api, &format!("/files/{id}"), &[]).await;
+                (got.status == StatusCode::OK).then_some(got)
+            }
+        })
+        .await;
+        assert_eq!(&sha256(&download.body), digest);
+    }
+}
