@@ -2,9 +2,9 @@
 //! clients read, for REST answers and WebSocket events alike.
 
 use confab_storage::notify::{with_defaults, CHANNEL_DEFAULTS, USER_DEFAULTS};
-use confab_storage::{FileInfo, 
-    Channel, ChannelMember, ChannelUnread, Id, Post, PostPage, Preference, Reaction, Team,
-    TeamMember, ThreadItem, ThreadList, User,
+use confab_storage::{
+    Channel, ChannelMember, ChannelUnread, FileInfo, Id, Post, PostPage, Preference, Reaction,
+    Team, TeamMember, ThreadItem, ThreadList, User,
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -496,7 +496,7 @@ pub fn thread(item: &ThreadItem, participants: Vec<Value>, root_reactions: &[Rea
         "last_reply_at": item.thread.last_reply_at,
         "last_viewed_at": item.read.last_viewed,
         "participants": participants,
-        "post": post(&item.root, Some(&info), root_reactions),
+        "post": post(&item.root, Some(&info), root_reactions, &[]),
         "is_following": item.following,
         "unread_replies": item.read.unread_replies,
         "unread_mentions": item.read.unread_mentions,
@@ -585,7 +585,8 @@ mod tests {
         );
         assert_eq!(value["props"], json!({}));
         // The text form carried by WebSocket events is the same post.
-        let text: Value = serde_json::from_str(&post_text(&reply, Some(&info), &[], &[])).expect("JSON");
+        let text: Value =
+            serde_json::from_str(&post_text(&reply, Some(&info), &[], &[])).expect("JSON");
         assert_eq!(text, value);
     }
 

@@ -44,7 +44,8 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 fn png(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 120, 200]));
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("png");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
     out.into_inner()
 }
 
@@ -90,7 +91,10 @@ async fn upload_multipart(
         form = form.text("client_ids", id.to_string());
     }
     for (name, bytes) in files {
-        form = form.part("files", Part::bytes(bytes.clone()).file_name(name.to_string()));
+        form = form.part(
+            "files",
+            Part::bytes(bytes.clone()).file_name(name.to_string()),
+        );
     }
     let answer = client()
         .post(format!("{}/api/v4/files", api.base))
@@ -184,7 +188,10 @@ async fn uploads_in_every_shape_and_every_read_route() {
     assert!(info.get("post_id").is_none() && info.get("width").is_none());
     assert!(info["mini_preview"].is_null());
     let pic = &answer["file_infos"][1];
-    assert_eq!((pic["width"].as_u64(), pic["height"].as_u64()), (Some(300), Some(200)));
+    assert_eq!(
+        (pic["width"].as_u64(), pic["height"].as_u64()),
+        (Some(300), Some(200))
+    );
     assert_eq!(pic["extension"], "png");
     assert_eq!(pic["mime_type"], "image/png");
     assert_eq!(pic["has_preview_image"], true);
@@ -192,7 +199,10 @@ async fn uploads_in_every_shape_and_every_read_route() {
 
     // Legacy multipart: the file part comes before channel_id.
     let form = Form::new()
-        .part("files", Part::bytes(b"legacy".to_vec()).file_name("legacy.txt"))
+        .part(
+            "files",
+            Part::bytes(b"legacy".to_vec()).file_name("legacy.txt"),
+        )
         .text("channel_id", private.clone());
     let legacy = client()
         .post(format!("{base}/api/v4/files"))
@@ -233,7 +243,10 @@ async fn uploads_in_every_shape_and_every_read_route() {
     let whole = get(&alice, &format!("/files/{raw_id}"), &[]).await;
     assert_eq!(whole.status, StatusCode::OK);
     assert_eq!(sha256(&whole.body), sha256(&raw_bytes));
-    assert_eq!(header(&whole, "content-length"), raw_bytes.len().to_string());
+    assert_eq!(
+        header(&whole, "content-length"),
+        raw_bytes.len().to_string()
+    );
     assert_eq!(header(&whole, "content-type"), "application/octet-stream");
     assert!(header(&whole, "content-disposition").starts_with("attachment;filename=\"data.bin\""));
     assert_eq!(header(&whole, "accept-ranges"), "bytes");
@@ -252,7 +265,12 @@ async fn uploads_in_every_shape_and_every_read_route() {
         format!("bytes {start}-{}/{}", start + 9, raw_bytes.len())
     );
     assert_eq!(header(&range, "content-length"), "10");
-    let tail = get(&alice, &format!("/files/{raw_id}"), &[("Range", "bytes=-5")]).await;
+    let tail = get(
+        &alice,
+        &format!("/files/{raw_id}"),
+        &[("Range", "bytes=-5")],
+    )
+    .await;
     assert_eq!(tail.body, raw_bytes[raw_bytes.len() - 5..]);
     let open = get(
         &alice,
@@ -294,7 +312,9 @@ async fn uploads_in_every_shape_and_every_read_route() {
     assert_eq!(info["id"], text_id.as_str());
     // Public links are off by default.
     assert_eq!(
-        get(&alice, &format!("/files/{text_id}/link"), &[]).await.status,
+        get(&alice, &format!("/files/{text_id}/link"), &[])
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
 
@@ -323,7 +343,9 @@ async fn uploads_in_every_shape_and_every_read_route() {
         )
         .await;
     assert_eq!(post["file_ids"], json!([text_id, pic_id]));
-    let files = post["metadata"]["files"].as_array().expect("metadata.files");
+    let files = post["metadata"]["files"]
+        .as_array()
+        .expect("metadata.files");
     assert_eq!(files.len(), 2);
     assert_eq!(files[1]["id"], pic_id.as_str());
     let post_id = post["id"].as_str().unwrap().to_string();
@@ -406,16 +428,24 @@ async fn over_the_limit_is_413_and_a_bomb_uploads_without_preview() {
         .expect("an answer, not a broken connection");
     assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let error: Value = answer.json().await.unwrap();
-    assert_eq!(error["id"], "api.file.upload_file.too_large_detailed.app_error");
+    assert_eq!(
+        error["id"],
+        "api.file.upload_file.too_large_detailed.app_error"
+    );
     assert_eq!(error["status_code"], 413);
     // At the limit is fine.
     let (status, _) = upload_raw(&alice, &public, "edge.bin", vec![7u8; 2_000_000]).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let bomb = bomb_png();
-    assert!(bomb.len() < 200_000, "the bomb is small: {} bytes", bomb.len());
+    assert!(
+        bomb.len() < 200_000,
+        "the bomb is small: {} bytes",
+        bomb.len()
+    );
     let before = rss_bytes(&node);
-    let (status, answer) = upload_multipart(&alice, &public, &[("bomb.png", bomb.clone())], &[]).await;
+    let (status, answer) =
+        upload_multipart(&alice, &public, &[("bomb.png", bomb.clone())], &[]).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let info = &answer["file_infos"][0];
     assert!(info.get("has_preview_image").is_none(), "{info}");
@@ -430,7 +460,9 @@ async fn over_the_limit_is_413_and_a_bomb_uploads_without_preview() {
     let stored = get(&alice, &format!("/files/{id}"), &[]).await;
     assert_eq!(stored.body, bomb);
     assert_eq!(
-        get(&alice, &format!("/files/{id}/preview"), &[]).await.status,
+        get(&alice, &format!("/files/{id}/preview"), &[])
+            .await
+            .status,
         StatusCode::BAD_REQUEST
     );
 }
@@ -541,7 +573,13 @@ async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaim
         .await;
     assert_eq!(post["file_ids"], json!([]));
     // And the cluster still takes uploads through the restarted node.
-    let (status, _) = upload_raw(&alice.on(&nodes[1].api), &public, "after.txt", b"ok".to_vec()).await;
+    let (status, _) = upload_raw(
+        &alice.on(&nodes[1].api),
+        &public,
+        "after.txt",
+        b"ok".to_vec(),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
 }
 

@@ -120,7 +120,11 @@ async fn upload_files(
             .get("filename")
             .ok_or_else(|| ApiError::invalid_param("filename"))?
             .to_string();
-        let client_ids: Vec<String> = params.get("client_id").map(str::to_string).into_iter().collect();
+        let client_ids: Vec<String> = params
+            .get("client_id")
+            .map(str::to_string)
+            .into_iter()
+            .collect();
         let mut ingest = Ingest::new(&app, &filename);
         let mut body = request.into_body();
         while let Some(frame) = body.frame().await {
@@ -144,11 +148,7 @@ async fn upload_files(
 /// A short form value, refused past [`MAX_FORM_VALUE`].
 async fn form_value(field: &mut axum::extract::multipart::Field<'_>) -> ApiResult<String> {
     let mut value = Vec::new();
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| bad_upload(e.body_text()))?
-    {
+    while let Some(chunk) = field.chunk().await.map_err(|e| bad_upload(e.body_text()))? {
         value.extend_from_slice(&chunk);
         if value.len() > MAX_FORM_VALUE {
             return Err(bad_upload("A form value is longer than 10 KB."));
@@ -177,11 +177,7 @@ async fn read_multipart(
     {
         if let Some(name) = field.file_name().map(str::to_string) {
             let mut ingest = Ingest::new(app, &name);
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| bad_upload(e.body_text()))?
-            {
+            while let Some(chunk) = field.chunk().await.map_err(|e| bad_upload(e.body_text()))? {
                 ingest.push(&chunk).await?;
             }
             staged.push(ingest.finish().await?);
@@ -313,7 +309,9 @@ fn parse_range(header: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u
         let end: u64 = if end.is_empty() {
             size.saturating_sub(1)
         } else {
-            end.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))
+            end.parse::<u64>()
+                .map_err(|_| ())?
+                .min(size.saturating_sub(1))
         };
         (start, end)
     };
@@ -328,39 +326,35 @@ fn parse_range(header: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u
 fn blob_stream(app: AppState, blob: Blob, start: u64, end: u64) -> Body {
     let chunk = MAX_CHUNK_BYTES as u64;
     let first = (start / chunk) as u32;
-    let stream = futures_util::stream::unfold(
-        (first, start, end),
-        move |(index, offset, end)| {
-            let app = app.clone();
-            let blob = blob.clone();
-            async move {
-                if offset > end || index >= blob.chunks {
-                    return None;
-                }
-                let read = tokio::task::spawn_blocking(move || {
-                    app.engine.reader().blob_chunk(&blob, index)
-                })
-                .await;
-                let bytes = match read {
-                    Ok(Ok(Some(bytes))) => bytes,
-                    Ok(Ok(None)) => {
-                        return Some((Err(std::io::Error::other("missing chunk")), (index, 1, 0)))
-                    }
-                    Ok(Err(e)) => return Some((Err(std::io::Error::other(e)), (index, 1, 0))),
-                    Err(e) => return Some((Err(std::io::Error::other(e)), (index, 1, 0))),
-                };
-                let chunk_start = index as u64 * chunk;
-                let from = (offset - chunk_start) as usize;
-                let to = ((end - chunk_start + 1) as usize).min(bytes.len());
-                if from >= to {
-                    return None;
-                }
-                let piece = Bytes::from(bytes).slice(from..to);
-                let next = chunk_start + to as u64;
-                Some((Ok::<_, std::io::Error>(piece), (index + 1, next, end)))
+    let stream = futures_util::stream::unfold((first, start, end), move |(index, offset, end)| {
+        let app = app.clone();
+        let blob = blob.clone();
+        async move {
+            if offset > end || index >= blob.chunks {
+                return None;
             }
-        },
-    );
+            let read =
+                tokio::task::spawn_blocking(move || app.engine.reader().blob_chunk(&blob, index))
+                    .await;
+            let bytes = match read {
+                Ok(Ok(Some(bytes))) => bytes,
+                Ok(Ok(None)) => {
+                    return Some((Err(std::io::Error::other("missing chunk")), (index, 1, 0)))
+                }
+                Ok(Err(e)) => return Some((Err(std::io::Error::other(e)), (index, 1, 0))),
+                Err(e) => return Some((Err(std::io::Error::other(e)), (index, 1, 0))),
+            };
+            let chunk_start = index as u64 * chunk;
+            let from = (offset - chunk_start) as usize;
+            let to = ((end - chunk_start + 1) as usize).min(bytes.len());
+            if from >= to {
+                return None;
+            }
+            let piece = Bytes::from(bytes).slice(from..to);
+            let next = chunk_start + to as u64;
+            Some((Ok::<_, std::io::Error>(piece), (index + 1, next, end)))
+        }
+    });
     Body::from_stream(stream.boxed())
 }
 
@@ -543,7 +537,9 @@ async fn get_link(
     let id = views::id(info.id);
     let hash = app.files.public_link_hash(&id);
     let site = site_url(&app, &headers);
-    Ok(ok(json!({"link": format!("{site}/files/{id}/public?h={hash}")})))
+    Ok(ok(
+        json!({"link": format!("{site}/files/{id}/public?h={hash}")}),
+    ))
 }
 
 async fn get_public(

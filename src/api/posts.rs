@@ -449,7 +449,14 @@ async fn posts_by_ids(
             Ok::<_, confab_storage::StorageError>(Value::Array(
                 posts
                     .iter()
-                    .map(|p| views::post(p, facts.thread_of(p), facts.reactions_of(p), facts.files_of(p)))
+                    .map(|p| {
+                        views::post(
+                            p,
+                            facts.thread_of(p),
+                            facts.reactions_of(p),
+                            facts.files_of(p),
+                        )
+                    })
                     .collect(),
             ))
         })

@@ -33,10 +33,7 @@ pub struct Derived {
 
 /// Extensions whose files are decoded for previews.
 pub fn is_image_extension(extension: &str) -> bool {
-    matches!(
-        extension,
-        "png" | "jpg" | "jpeg" | "gif" | "webp" | "bmp"
-    )
+    matches!(extension, "png" | "jpg" | "jpeg" | "gif" | "webp" | "bmp")
 }
 
 /// Whether the first bytes of a file look like an image this server decodes.
@@ -93,11 +90,8 @@ fn try_derive(path: &Path, max_pixels: u64) -> Result<Option<Derived>, image::Im
     };
     let preview = jpeg(&preview_img)?;
     drop(preview_img);
-    let mini = jpeg(&img.resize_to_fill(
-        MINI_PREVIEW_SIZE,
-        MINI_PREVIEW_SIZE,
-        FilterType::Triangle,
-    ))?;
+    let mini =
+        jpeg(&img.resize_to_fill(MINI_PREVIEW_SIZE, MINI_PREVIEW_SIZE, FilterType::Triangle))?;
     Ok(Some(Derived {
         width,
         height,

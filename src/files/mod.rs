@@ -32,8 +32,8 @@ pub mod config;
 pub mod images;
 pub mod ingest;
 
-pub use config::{FileArgs, FileSettings};
 pub use confab_storage::files::MAX_CHUNK_BYTES;
+pub use config::{FileArgs, FileSettings};
 
 use crate::clock::now_ms;
 use confab_raft::RaftNode;

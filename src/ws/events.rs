@@ -327,7 +327,10 @@ impl EventBuilder {
             }
             Outcome::PostDeleted { post, channel, .. } => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
-                push(audience, post_event("post_deleted", post, &[], &[], channel));
+                push(
+                    audience,
+                    post_event("post_deleted", post, &[], &[], channel),
+                );
             }
             Outcome::ReactionAdded {
                 reaction, channel, ..
@@ -688,7 +691,11 @@ impl EventBuilder {
             | Outcome::PreferencesSaved { .. }
             | Outcome::PreferencesDeleted { .. }
             | Outcome::EmailsSent { .. }
-            | Outcome::NotificationsDispatched { .. } => {}
+            | Outcome::NotificationsDispatched { .. }
+            // File uploads are announced by the post they are attached to.
+            | Outcome::FileChunkStored { .. }
+            | Outcome::FileCommitted { .. }
+            | Outcome::UploadsAborted(_) => {}
         }
         Ok(())
     }

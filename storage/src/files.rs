@@ -164,8 +164,15 @@ pub(crate) fn chunk(txn: &mut Txn, upload: Id, at: u64, index: u32, bytes: &[u8]
         }
     };
     txn.put(Cf::UploadidUpload, key, &staged)?;
-    txn.put_raw(Cf::UploadidChunknoBytes, chunk_key(upload, index), bytes.to_vec());
-    Ok(Outcome::FileChunkStored { upload_id: upload, index })
+    txn.put_raw(
+        Cf::UploadidChunknoBytes,
+        chunk_key(upload, index),
+        bytes.to_vec(),
+    );
+    Ok(Outcome::FileChunkStored {
+        upload_id: upload,
+        index,
+    })
 }
 
 /// What `FileCommit` carries besides the ids.
@@ -236,7 +243,11 @@ pub(crate) fn commit(txn: &mut Txn, commit: Commit) -> Step<Outcome> {
                 Some(raw) => crate::engine::decode_u64(&raw)?,
                 None => 0,
             };
-            txn.put_raw(Cf::Meta, BLOBS_KEY.to_vec(), (blobs + 1).to_be_bytes().to_vec());
+            txn.put_raw(
+                Cf::Meta,
+                BLOBS_KEY.to_vec(),
+                (blobs + 1).to_be_bytes().to_vec(),
+            );
             false
         }
     };
@@ -254,7 +265,11 @@ pub(crate) fn commit(txn: &mut Txn, commit: Commit) -> Step<Outcome> {
         (PreviewKind::Preview, commit.preview),
     ] {
         if let Some(bytes) = bytes {
-            txn.put_raw(Cf::FileidKindPreview, preview_key(info.id, kind), bytes.to_vec());
+            txn.put_raw(
+                Cf::FileidKindPreview,
+                preview_key(info.id, kind),
+                bytes.to_vec(),
+            );
         }
     }
     txn.put(Cf::FileidFileinfo, id_key(info.id), &info)?;
@@ -383,10 +398,16 @@ impl Reader<'_> {
         let lower = KeyBuf::new().byte(QUEUE).build();
         let upper = queue_key(before, Id::NONE);
         let mut found = false;
-        self.scan(Cf::UploadidUpload, &lower, Some(upper.as_slice()), false, |_, _| {
-            found = true;
-            false
-        })?;
+        self.scan(
+            Cf::UploadidUpload,
+            &lower,
+            Some(upper.as_slice()),
+            false,
+            |_, _| {
+                found = true;
+                false
+            },
+        )?;
         Ok(found)
     }
 

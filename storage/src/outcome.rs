@@ -68,7 +68,10 @@ pub enum Outcome {
     /// The command's index was already applied: nothing happened (replay after a crash).
     AlreadyApplied,
     /// A chunk of an upload is stored.
-    FileChunkStored { upload_id: Id, index: u32 },
+    FileChunkStored {
+        upload_id: Id,
+        index: u32,
+    },
     /// A file is recorded; `deduplicated` when its bytes were stored already.
     FileCommitted {
         info: Box<FileInfo>,

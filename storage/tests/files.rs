@@ -23,7 +23,14 @@ fn setup() -> TestDb {
         user_id: id(BOB),
         at: 4,
     });
-    db.ok(create_channel(OTHER, TEAM, "other", ChannelType::Open, ALICE, 5));
+    db.ok(create_channel(
+        OTHER,
+        TEAM,
+        "other",
+        ChannelType::Open,
+        ALICE,
+        5,
+    ));
     db
 }
 
@@ -89,9 +96,21 @@ fn commit(upload: u64, chunks: u32, info: FileInfo) -> Command {
 }
 
 /// Upload and commit in one go; true when the bytes were already stored.
-fn upload(db: &mut TestDb, upload: u64, file: u64, user: u64, channel: u64, bytes: &[u8], seed: u8) -> bool {
+fn upload(
+    db: &mut TestDb,
+    upload: u64,
+    file: u64,
+    user: u64,
+    channel: u64,
+    bytes: &[u8],
+    seed: u8,
+) -> bool {
     let chunks = stage(db, upload, bytes, 100);
-    match db.ok(commit(upload, chunks, info(file, user, channel, bytes.len(), seed))) {
+    match db.ok(commit(
+        upload,
+        chunks,
+        info(file, user, channel, bytes.len(), seed),
+    )) {
         Outcome::FileCommitted { deduplicated, .. } => deduplicated,
         other => panic!("unexpected {other:?}"),
     }
@@ -116,7 +135,12 @@ fn staged_chunks_become_the_files_bytes_on_commit() {
     assert_eq!(chunks, 3);
     assert_eq!(db.engine.reader().staged_uploads().unwrap(), 1);
     assert!(db.engine.reader().file_info(id(600)).unwrap().is_none());
-    assert!(!upload_commit(&mut db, 500, chunks, info(600, ALICE, TOWN, bytes.len(), 1)));
+    assert!(!upload_commit(
+        &mut db,
+        500,
+        chunks,
+        info(600, ALICE, TOWN, bytes.len(), 1)
+    ));
     assert_eq!(read_back(&db, 600), bytes);
     let r = db.engine.reader();
     assert_eq!(r.staged_uploads().unwrap(), 0);
@@ -141,7 +165,11 @@ fn the_same_bytes_twice_are_stored_once_with_a_refcount() {
     assert!(upload(&mut db, 501, 601, BOB, TOWN, &bytes, 2));
     let r = db.engine.reader();
     assert_eq!(r.blob_count().unwrap(), 1);
-    assert_eq!(r.stored_chunks().unwrap(), 2, "the second upload's chunks are dropped");
+    assert_eq!(
+        r.stored_chunks().unwrap(),
+        2,
+        "the second upload's chunks are dropped"
+    );
     assert_eq!(r.blob(&sha256_of(2)).unwrap().unwrap().refcount, 2);
     drop(r);
     assert_eq!(read_back(&db, 600), bytes);
@@ -190,7 +218,10 @@ fn chunks_out_of_order_and_commits_that_do_not_match_are_refused() {
         index: 1,
         bytes: vec![1, 2, 3],
     };
-    assert!(db.apply(first).result.is_err(), "an upload starts at chunk 0");
+    assert!(
+        db.apply(first).result.is_err(),
+        "an upload starts at chunk 0"
+    );
     stage(&mut db, 500, &[1, 2, 3], 1);
     let repeated = Command::FileChunk {
         upload_id: id(500),
@@ -207,11 +238,27 @@ fn chunks_out_of_order_and_commits_that_do_not_match_are_refused() {
     };
     assert!(db.apply(too_big).result.is_err());
     // Size or chunk count different from what was staged.
-    assert!(db.apply(commit(500, 1, info(600, ALICE, TOWN, 4, 5))).result.is_err());
-    assert!(db.apply(commit(500, 2, info(600, ALICE, TOWN, 3, 5))).result.is_err());
+    assert!(db
+        .apply(commit(500, 1, info(600, ALICE, TOWN, 4, 5)))
+        .result
+        .is_err());
+    assert!(db
+        .apply(commit(500, 2, info(600, ALICE, TOWN, 3, 5)))
+        .result
+        .is_err());
     // A user outside the channel cannot commit into it.
-    db.ok(create_channel(30, TEAM, "private", ChannelType::Private, ALICE, 6));
-    assert!(db.apply(commit(500, 1, info(600, BOB, 30, 3, 5))).result.is_err());
+    db.ok(create_channel(
+        30,
+        TEAM,
+        "private",
+        ChannelType::Private,
+        ALICE,
+        6,
+    ));
+    assert!(db
+        .apply(commit(500, 1, info(600, BOB, 30, 3, 5)))
+        .result
+        .is_err());
     assert!(upload_commit(&mut db, 500, 1, info(600, ALICE, TOWN, 3, 5)) == false);
 }
 
@@ -269,7 +316,12 @@ fn files_attach_only_to_their_uploaders_posts_in_their_channel_once() {
         at: 400,
     });
     assert_eq!(
-        db.engine.reader().file_info(id(601)).unwrap().unwrap().delete_at,
+        db.engine
+            .reader()
+            .file_info(id(601))
+            .unwrap()
+            .unwrap()
+            .delete_at,
         400
     );
 }
