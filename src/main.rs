@@ -16,6 +16,7 @@ mod presence;
 mod ratelimit;
 mod server;
 mod views;
+mod web;
 mod ws;
 
 use clap::Parser;

@@ -65,7 +65,6 @@ pub fn router(state: AppState) -> Router {
         .merge(cluster::routes());
     Router::new()
         .nest("/api/v4", api)
-        .route("/", axum::routing::get(system::root))
         .route("/metrics", axum::routing::get(system::metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -78,7 +77,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// Outside `/api/` a GET is the web client's (a bundled file or a client route); anything else
+/// is Mattermost's 404.
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    if !uri.path().starts_with("/api/") {
+        if let Some(page) = crate::web::serve(&method, &uri, &headers) {
+            return page;
+        }
+    }
+    api_not_found().into_response()
+}
+
+fn api_not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "api.context.404.app_error",

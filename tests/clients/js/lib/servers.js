@@ -60,7 +60,7 @@ async function waitReady(url, child, timeoutMs = 60000) {
 }
 
 // Starts `count` nodes (1 = single node, 3 = a fixed cluster), each with `extraArgs` flags too.
-// Returns {urls, stop}. A node that exits before it is ready (its port was taken after all) is
+// Returns {urls, stop, kill}. A node that exits before it is ready (its port was taken after all) is
 // retried on fresh ports.
 async function startServers(count, extraArgs = []) {
     const failures = [];
@@ -120,7 +120,17 @@ async function startOnce(count, extraArgs) {
         });
         const urls = ports.map(([api]) => `http://127.0.0.1:${api}`);
         await Promise.all(urls.map((u, i) => waitReady(u, children[i])));
-        return { urls, stop };
+        // Kills node `i` (0-based) with SIGKILL, as a crash would.
+        const kill = (i) => new Promise((resolve) => {
+            const c = children[i];
+            if (c.exitCode !== null || c.signalCode !== null) {
+                resolve();
+                return;
+            }
+            c.once('exit', () => resolve());
+            c.kill('SIGKILL');
+        });
+        return { urls, stop, kill };
     } catch (e) {
         await stop();
         throw e;
