@@ -169,6 +169,7 @@ export function dmPartner(c: ServerChannel): string | undefined {
 /// without a request (one bound to fail would be a console error).
 export async function boot(route: Route, signedIn: boolean) {
     set({ route });
+    requested = route;
     if (!signedIn) {
         set({ booted: true, route: route.kind === 'signup' ? route : { kind: 'login' } });
         return;
@@ -201,6 +202,8 @@ export async function logout() {
 }
 
 let socketStarted = false;
+/// Where the page was opened: shown once the user has signed in.
+let requested: Route = { kind: 'home' };
 
 async function afterLogin(me: UserProfile) {
     set({ me, users: { ...state.users, [me.id]: me } });
@@ -216,7 +219,8 @@ async function afterLogin(me: UserProfile) {
         ws.initialize(websocketUrl());
     }
     set({ booted: true });
-    await routeChanged(state.route);
+    const target = state.route.kind === 'login' || state.route.kind === 'signup' ? requested : state.route;
+    await routeChanged(target.kind === 'login' || target.kind === 'signup' ? { kind: 'home' } : target);
 }
 
 async function loadTeams() {
@@ -502,15 +506,16 @@ export async function jumpToRecent(channelId: string) {
     }
 }
 
-export async function sendPost(channelId: string, message: string, rootId = '') {
+export async function sendPost(channelId: string, message: string, rootId = '', fileIds: string[] = []) {
     const me = state.me;
-    if (!me || !message.trim()) {
+    if (!me || (!message.trim() && fileIds.length === 0)) {
         return;
     }
     const post = await client.createPost({
         channel_id: channelId,
         message,
         root_id: rootId,
+        file_ids: fileIds,
         pending_post_id: `${me.id}:${Date.now()}`,
     } as Post);
     receivePost(post, [], true);

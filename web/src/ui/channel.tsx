@@ -10,6 +10,7 @@ import {
 } from '../store';
 import { renderMarkdown } from '../markdown';
 import { EMOJI, emojiChar } from '../emoji';
+import { Attachments, Pending, upload } from '../files';
 import { useStore } from './app';
 import { StatusDot, Time } from './common';
 
@@ -144,6 +145,7 @@ export function PostItem({ post, inThread = false }: { post: Post | undefined; i
             ) : (
                 <div class="message" dangerouslySetInnerHTML={{ __html: renderMarkdown(post.message) }} />
             )}
+            <Attachments post={post} />
             {picker && <EmojiPicker pick={(name) => { setPicker(false); toggleReaction(post.id, name).catch(showError); }} close={() => setPicker(false)} />}
             {reactions.length > 0 && (
                 <div class="reactions">
@@ -237,7 +239,21 @@ const TYPING_EVERY_MS = 2000;
 /// The message box: Enter sends, Shift+Enter is a new line, `@` opens the people list.
 export function Composer({ channelId, rootId, placeholder }: { channelId: string; rootId: string; placeholder: string }) {
     const [text, setText] = useState('');
+    const [files, setFiles] = useState<Pending[]>([]);
+    const [dragging, setDragging] = useState(false);
     const [suggest, setSuggest] = useState<UserProfile[]>([]);
+    const picker = useRef<HTMLInputElement>(null);
+    const addFiles = (list: FileList | File[]) => {
+        for (const file of Array.from(list)) {
+            const clientId = `${Date.now()}-${Math.random().toString(36).slice(2, 10)}`;
+            const localPreview = file.type.startsWith('image/') ? URL.createObjectURL(file) : undefined;
+            setFiles((cur) => [...cur, { clientId, name: file.name, localPreview }]);
+            upload(channelId, file, clientId).then(
+                (info) => setFiles((cur) => cur.map((p) => (p.clientId === clientId ? { ...p, info } : p))),
+                (e) => setFiles((cur) => cur.map((p) => (p.clientId === clientId ? { ...p, error: String(e?.message ?? e) } : p))),
+            );
+        }
+    };
     const [selected, setSelected] = useState(0);
     const lastTyping = useRef(0);
     const box = useRef<HTMLTextAreaElement>(null);
@@ -259,18 +275,67 @@ export function Composer({ channelId, rootId, placeholder }: { channelId: string
     };
     const send = () => {
         const message = text;
-        if (!message.trim()) {
+        const ready = files.filter((f) => f.info);
+        if (files.some((f) => !f.info && !f.error)) {
+            return; // still uploading
+        }
+        if (!message.trim() && ready.length === 0) {
             return;
         }
         setText('');
         setSuggest([]);
-        sendPost(channelId, message, rootId).catch((e) => {
+        setFiles([]);
+        sendPost(channelId, message, rootId, ready.map((f) => f.info?.id ?? '')).catch((e) => {
             setText(message);
+            setFiles(ready);
             showError(e);
         });
     };
     return (
-        <div class="composer">
+        <div
+            class={`composer${dragging ? ' dragging' : ''}`}
+            onDragOver={(e) => {
+                if (e.dataTransfer?.types.includes('Files')) {
+                    e.preventDefault();
+                    setDragging(true);
+                }
+            }}
+            onDragLeave={() => setDragging(false)}
+            onDrop={(e) => {
+                setDragging(false);
+                if (e.dataTransfer?.files.length) {
+                    e.preventDefault();
+                    addFiles(e.dataTransfer.files);
+                }
+            }}
+        >
+            {files.length > 0 && (
+                <ul class="pending-files" aria-label="Attachments">
+                    {files.map((f) => (
+                        <li key={f.clientId} class={f.error ? 'failed' : f.info ? 'done' : 'uploading'} data-file-name={f.name}>
+                            {f.localPreview ? <img src={f.localPreview} alt="" width={48} height={48} /> : '📄'}
+                            <span>{f.name}</span>
+                            <span class="muted">{f.error ? f.error : f.info ? '' : 'uploading…'}</span>
+                            <button class="link" aria-label={`Remove ${f.name}`} onClick={() => setFiles(files.filter((p) => p.clientId !== f.clientId))}>×</button>
+                        </li>
+                    ))}
+                </ul>
+            )}
+            <input
+                ref={picker}
+                type="file"
+                multiple
+                hidden
+                aria-label="Attach files"
+                onChange={(e) => {
+                    const el = e.target as HTMLInputElement;
+                    if (el.files) {
+                        addFiles(el.files);
+                    }
+                    el.value = '';
+                }}
+            />
+            <button class="icon attach" aria-label="Attach files" title="Attach files" onClick={() => picker.current?.click()}>📎</button>
             {suggest.length > 0 && (
                 <ul class="suggest" role="listbox" aria-label="People">
                     {suggest.map((u, i) => (
@@ -286,6 +351,13 @@ export function Composer({ channelId, rootId, placeholder }: { channelId: string
                 aria-label={placeholder}
                 placeholder={placeholder}
                 value={text}
+                onPaste={(e) => {
+                    const pasted = e.clipboardData?.files;
+                    if (pasted && pasted.length > 0) {
+                        e.preventDefault();
+                        addFiles(pasted);
+                    }
+                }}
                 onInput={(e) => {
                     const el = e.target as HTMLTextAreaElement;
                     setText(el.value);
