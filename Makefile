@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/confab-target
 CARGO ?= cargo
 
-.PHONY: run test build prereqs web chromium fmt clippy bench load check chaos client-tests client-tests-run client-tests-js client-tests-python client-tests-browser test-venv
+.PHONY: run test build prereqs web chromium fmt clippy bench load check chaos client-tests client-tests-run client-tests-js client-tests-python client-tests-browser bench-web test-venv
 
 prereqs:
 	@if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then \
@@ -53,6 +53,13 @@ client-tests-js:
 # main screens land in tests/browser/output/.
 client-tests-browser:
 	cd tests/browser && npm ci --no-audit --no-fund && npm test
+
+# The web client's channel switch on a big database (tests/browser/bench/channel-switch.js):
+# fills one node with POSTS posts over the API, then times switches in Chromium.
+POSTS ?= 1000000
+bench-web: prereqs web chromium
+	$(CARGO) build --release --bin confab
+	cd tests/browser && npm ci --no-audit --no-fund && POSTS=$(POSTS) node bench/channel-switch.js
 
 # The tests' Python: mattermostdriver and pytest for the client suite, aiosmtpd for the real
 # SMTP server the email tests start (tests/common/smtp_sink.py).

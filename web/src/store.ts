@@ -202,6 +202,7 @@ export async function logout() {
 }
 
 let socketStarted = false;
+const loadedTeams = new Set<string>();
 /// Where the page was opened: shown once the user has signed in.
 let requested: Route = { kind: 'home' };
 
@@ -268,7 +269,12 @@ export async function routeChanged(route: Route) {
         return;
     }
     try {
-        await loadTeamChannels(team.id);
+        // A team's channels are loaded once; events keep them current after that (and a stream
+        // that could not be resumed loads them again).
+        if (!loadedTeams.has(team.id)) {
+            await loadTeamChannels(team.id);
+            loadedTeams.add(team.id);
+        }
         if (!state.threads[team.id]) {
             await loadThreads(team.id);
         }
@@ -1073,6 +1079,7 @@ async function refreshChannels() {
 /// may have been missed, so everything on screen is loaded again.
 async function resync() {
     set({ channelPosts: {}, connected: true });
+    loadedTeams.clear();
     const team = currentTeam();
     if (team) {
         await loadTeamChannels(team.id).catch(() => undefined);

@@ -1,6 +1,8 @@
 // A TCP load balancer on loopback, standing in for the one in front of a real cluster: each new
 // connection goes to the first backend, in this balancer's order of preference, that accepts
 // it. When a node dies its connections break and the browser's next ones reach another node.
+// While no backend accepts (a one-node deployment restarting) a new connection waits, retried
+// every 100 ms for up to 15 s, as a proxy with retries would hold it.
 'use strict';
 const net = require('node:net');
 
@@ -27,7 +29,8 @@ function startBalancer(backends) {
         client.once('close', () => sockets.delete(client));
         client.pause();
         client.on('error', () => client.destroy());
-        connectFirst(backends, 0, (upstream) => {
+        const deadline = Date.now() + 15000;
+        const attempt = () => connectFirst(backends, 0, (upstream) => {
             sockets.add(upstream);
             upstream.once('close', () => {
                 sockets.delete(upstream);
@@ -38,7 +41,14 @@ function startBalancer(backends) {
             client.pipe(upstream);
             upstream.pipe(client);
             client.resume();
-        }, () => client.destroy());
+        }, () => {
+            if (Date.now() < deadline && !client.destroyed) {
+                setTimeout(attempt, 100);
+            } else {
+                client.destroy();
+            }
+        });
+        attempt();
     });
     return new Promise((resolve, reject) => {
         server.once('error', reject);

@@ -184,6 +184,20 @@ async function conversation(t, { nodes }) {
             await screenshot(alice, suite, '08-alice-after-failover');
         });
     } else {
+        await t.test('after the node restarts the page loads what it missed, once', async () => {
+            await cluster.restart(0);
+            await post(bob, '.channel-view', 'sent right after the restart');
+            await waitForPost(bob, '.channel-view', 'sent right after the restart');
+            await waitForPost(alice, '.channel-view', 'sent right after the restart');
+            await alice.waitForFunction(() => !document.querySelector('.conn.down'), { timeout: 30000 });
+            await post(alice, '.channel-view', 'alice after the restart');
+            await waitForPost(bob, '.channel-view', 'alice after the restart');
+            await new Promise((r) => setTimeout(r, 1500));
+            assert.equal(await countPosts(alice, '.channel-view', 'sent right after the restart'), 1);
+            assert.equal(await countPosts(bob, '.channel-view', 'sent right after the restart'), 1);
+            assert.equal(await countPosts(bob, '.channel-view', 'alice after the restart'), 1);
+        });
+
         await t.test('a phone-sized screen opens the sidebar from the menu button', async () => {
             await bob.setViewport({ width: 390, height: 844 });
             assert.equal(await bob.$eval('.sidebar', (e) => getComputedStyle(e).display), 'none');
