@@ -79,7 +79,11 @@ pub fn router(state: AppState) -> Router {
 
 /// Outside `/api/` a GET is the web client's (a bundled file or a client route); anything else
 /// is Mattermost's 404.
-async fn not_found(method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+async fn not_found(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
     if !uri.path().starts_with("/api/") {
         if let Some(page) = crate::web::serve(&method, &uri, &headers) {
             return page;
