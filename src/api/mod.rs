@@ -4,24 +4,29 @@
 
 mod accounts;
 mod body_limit;
+mod bots;
 mod categories;
 mod channel_edits;
 mod channel_stats;
 mod channels;
 mod client_config;
 pub mod cluster;
+mod commands;
 mod notifications;
 mod posts;
 mod preferences;
 mod reactions;
 mod roles;
 mod search;
+mod slash_builtins;
 mod status;
 mod system;
 mod teams;
 mod threads;
+mod tokens;
 mod user_channels;
 mod users;
+mod webhooks;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
@@ -62,11 +67,17 @@ pub fn router(state: AppState) -> Router {
         .merge(roles::routes())
         .merge(preferences::routes())
         .merge(categories::routes())
-        .merge(cluster::routes());
+        .merge(cluster::routes())
+        .merge(tokens::routes())
+        .merge(bots::routes())
+        .merge(webhooks::routes())
+        .merge(commands::routes());
     Router::new()
         .nest("/api/v4", api)
         .route("/", axum::routing::get(system::root))
         .route("/metrics", axum::routing::get(system::metrics))
+        .merge(webhooks::root_routes())
+        .merge(commands::root_routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -187,6 +198,7 @@ pub fn path_id(text: &str, name: &str) -> ApiResult<Id> {
 }
 
 /// The authenticated caller.
+#[derive(Clone)]
 pub struct Caller {
     pub session: Session,
     pub user: User,
