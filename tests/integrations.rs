@@ -73,7 +73,7 @@ async fn disabled_integrations_are_refused_as_mattermost_does() {
         "false",
     ])
     .await;
-    let (alice, _bob, _carol, team, public, _private) = team_fixture(&node.base).await;
+    let (alice, _bob, _carol, team, public, _private) = team_fixture(&node.api).await;
     // Tokens are off by default: 501; bot creation is off by default: 403.
     let answer = alice
         .call("POST", "/users/me/tokens", Some(json!({"description": "ci"})))
@@ -104,7 +104,7 @@ async fn disabled_integrations_are_refused_as_mattermost_does() {
         .await;
     refused(&answer, StatusCode::NOT_IMPLEMENTED, None);
     let (status, _, text) = root_post(
-        &node.base,
+        &node.api,
         "/hooks/aaaaaaaaaaaaaaaaaaaaaaaaaa",
         "application/json",
         br#"{"text":"x"}"#.to_vec(),
@@ -132,7 +132,7 @@ async fn access_tokens_authenticate_four_ways_and_end_on_disable_and_revoke() {
         "true",
     ])
     .await;
-    let (alice, bob, _carol, _team, public, _private) = team_fixture(&node.base).await;
+    let (alice, bob, _carol, _team, public, _private) = team_fixture(&node.api).await;
     let refused_body = alice.call("POST", "/users/me/tokens", Some(json!({}))).await;
     refused(&refused_body, StatusCode::BAD_REQUEST, None);
     // Bob holds no `create_user_access_token` (a system admin's by default).
@@ -158,7 +158,7 @@ async fn access_tokens_authenticate_four_ways_and_end_on_disable_and_revoke() {
     assert_eq!(created["user_id"], alice.user_id.as_str());
 
     let http = reqwest::Client::new();
-    let me = format!("{}/api/v4/users/me", node.base);
+    let me = format!("{}/api/v4/users/me", node.api);
     let ways = [
         http.get(&me).header("Authorization", format!("Bearer {secret}")),
         http.get(&me).header("Authorization", format!("Token {secret}")),
@@ -171,10 +171,8 @@ async fn access_tokens_authenticate_four_ways_and_end_on_disable_and_revoke() {
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["id"], alice.user_id.as_str());
     }
-    let pat = Api {
-        token: Some(secret.clone()),
-        ..alice.clone()
-    };
+    let mut pat = alice.clone();
+    pat.token = Some(secret.clone());
     // Listing never shows the secret again.
     let listed = alice.ok("GET", "/users/me/tokens", None).await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
@@ -248,10 +246,8 @@ async fn access_tokens_authenticate_four_ways_and_end_on_disable_and_revoke() {
     let bot_token = alice
         .ok("POST", &format!("/users/{bot_id}/tokens"), Some(json!({"description": "bot"})))
         .await;
-    let bot_api = Api {
-        token: Some(bot_token["token"].as_str().unwrap().to_string()),
-        ..alice.clone()
-    };
+    let mut bot_api = alice.clone();
+    bot_api.token = Some(bot_token["token"].as_str().unwrap().to_string());
     let me = bot_api.ok("GET", "/users/me", None).await;
     assert_eq!((me["id"].as_str(), me["is_bot"].as_bool()), (Some(bot_id.as_str()), Some(true)));
     let disabled = alice.ok("POST", &format!("/bots/{bot_id}/disable"), None).await;
@@ -277,7 +273,7 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
         "true",
     ])
     .await;
-    let (alice, bob, _carol, team, public, private) = team_fixture(&node.base).await;
+    let (alice, bob, _carol, team, public, private) = team_fixture(&node.api).await;
     // Only team and system admins manage hooks.
     let answer = bob
         .call("POST", "/hooks/incoming", Some(json!({"channel_id": public})))
@@ -299,7 +295,7 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
 
     // JSON.
     let (status, kind, text) = root_post(
-        &node.base,
+        &node.api,
         &path,
         "application/json",
         json!({"text": "build <https://ci.example/1|#1> passed", "icon_url": "https://ci.example/i.png"})
@@ -324,7 +320,7 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
             .collect::<String>()
     );
     let (status, _, text) =
-        root_post(&node.base, &path, "application/x-www-form-urlencoded", form.into_bytes()).await;
+        root_post(&node.api, &path, "application/x-www-form-urlencoded", form.into_bytes()).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "ok"));
     let post = last_post(&alice, &public).await;
     assert_eq!(post["message"], "line one\nline two");
@@ -335,7 +331,7 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
         .text("text", "from multipart")
         .text("channel", "town-square");
     let response = reqwest::Client::new()
-        .post(format!("{}{path}", node.base))
+        .post(format!("{}{path}", node.api))
         .multipart(form)
         .send()
         .await
@@ -352,8 +348,8 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
         .args([
             "-s",
             "-d",
-            r#"payload={"text": "from curl", "channel": "#priv"}"#,
-            &format!("{}{path}", node.base),
+            r##"payload={"text": "from curl", "channel": "#priv"}"##,
+            &format!("{}{path}", node.api),
         ])
         .output()
         .expect("curl runs");
@@ -363,7 +359,7 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
     // Slack attachments become a `slack_attachment` post.
     let attachments = json!([{"fallback": "deploy", "color": "#36a64f", "title": "Deployed", "text": "v1.2"}]);
     let (status, _, _) = root_post(
-        &node.base,
+        &node.api,
         &path,
         "application/json",
         json!({"attachments": attachments}).to_string().into_bytes(),
@@ -376,7 +372,7 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
 
     // `@user` is a direct channel between the hook's owner and that user.
     let (status, _, text) = root_post(
-        &node.base,
+        &node.api,
         &path,
         "application/json",
         json!({"text": "psst", "channel": "@bob"}).to_string().into_bytes(),
@@ -395,11 +391,11 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
         (json!({"text": "x", "channel": "#missing"}).to_string(), StatusCode::NOT_FOUND, "web.incoming_webhook.channel.app_error"),
         (json!({"text": "x", "type": "system_join_channel"}).to_string(), StatusCode::BAD_REQUEST, "api.context.invalid_param.app_error"),
     ] {
-        let (got, _, text) = root_post(&node.base, &path, "application/json", body.into_bytes()).await;
+        let (got, _, text) = root_post(&node.api, &path, "application/json", body.into_bytes()).await;
         refused(&as_api_error(got, &text), status, Some(id));
     }
     let (got, _, text) = root_post(
-        &node.base,
+        &node.api,
         "/hooks/aaaaaaaaaaaaaaaaaaaaaaaaaa",
         "application/json",
         br#"{"text":"x"}"#.to_vec(),
@@ -417,7 +413,7 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
         .await;
     assert_eq!(updated["channel_locked"], true);
     let (got, _, text) = root_post(
-        &node.base,
+        &node.api,
         &path,
         "application/json",
         json!({"text": "x", "channel": "town-square"}).to_string().into_bytes(),
@@ -431,14 +427,14 @@ async fn incoming_webhooks_take_json_form_multipart_and_curl() {
     alice.ok("GET", &format!("/hooks/incoming/{hook_id}"), None).await;
     alice.ok("DELETE", &format!("/hooks/incoming/{hook_id}"), None).await;
     refused(&alice.call("GET", &format!("/hooks/incoming/{hook_id}"), None).await, StatusCode::NOT_FOUND, None);
-    let (got, _, _) = root_post(&node.base, &path, "application/json", br#"{"text":"x"}"#.to_vec()).await;
+    let (got, _, _) = root_post(&node.api, &path, "application/json", br#"{"text":"x"}"#.to_vec()).await;
     assert_eq!(got, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn slash_commands_call_their_url_and_answer_where_they_should() {
     let (_dir, node) = single_node_with(&["--allowed-untrusted-internal-connections", "127.0.0.1"]).await;
-    let (alice, bob, _carol, team, public, _private) = team_fixture(&node.base).await;
+    let (alice, bob, _carol, team, public, _private) = team_fixture(&node.api).await;
     let receiver = HookReceiver::start().await;
     let url = format!("{}/deploy", receiver.url);
     let answer = bob
@@ -488,13 +484,13 @@ async fn slash_commands_call_their_url_and_answer_where_they_should() {
         assert_eq!(request.field(field), value, "{field}");
     }
     let response_url = request.field("response_url");
-    assert!(response_url.starts_with(&format!("{}/hooks/commands/", node.base)), "{response_url}");
+    assert!(response_url.starts_with(&format!("{}/hooks/commands/", node.api)), "{response_url}");
     let post = last_post(&alice, &public).await;
     assert_eq!((post["message"].as_str(), post["user_id"].as_str()), (Some("deploying v2"), Some(bob.user_id.as_str())));
 
     // An ephemeral answer reaches the caller's sockets only.
-    let mut bob_socket = Socket::connect(&node.base, bob.token.as_deref().unwrap()).await;
-    let mut alice_socket = Socket::connect(&node.base, alice.token.as_deref().unwrap()).await;
+    let mut bob_socket = Socket::connect(&node.api, bob.token.as_deref().unwrap()).await;
+    let mut alice_socket = Socket::connect(&node.api, alice.token.as_deref().unwrap()).await;
     receiver.reply_text("only you can see this");
     bob.ok("POST", "/commands/execute", Some(json!({"channel_id": public, "command": "/deploy"})))
         .await;
@@ -507,8 +503,8 @@ async fn slash_commands_call_their_url_and_answer_where_they_should() {
 
     // The response_url takes later answers.
     let (status, _, text) = root_post(
-        &node.base,
-        response_url.trim_start_matches(&node.base),
+        &node.api,
+        response_url.trim_start_matches(&node.api),
         "application/json",
         json!({"response_type": "in_channel", "text": "deployed"}).to_string().into_bytes(),
     )
@@ -573,7 +569,7 @@ async fn slash_commands_call_their_url_and_answer_where_they_should() {
 #[tokio::test]
 async fn built_in_commands_do_what_their_routes_do() {
     let (_dir, node) = single_node().await;
-    let (alice, bob, carol, team, public, private) = team_fixture(&node.base).await;
+    let (_alice, bob, carol, team, public, private) = team_fixture(&node.api).await;
     let run = |api: &Api, channel: &str, command: &str| {
         let (api, body) = (api.clone(), json!({"channel_id": channel, "team_id": team, "command": command}));
         async move { api.ok("POST", "/commands/execute", Some(body)).await }
@@ -626,13 +622,12 @@ async fn built_in_commands_do_what_their_routes_do() {
     // Refusals come back as ephemeral text, as Mattermost's built-ins answer.
     let answer = run(&bob, &public, "/join ~nowhere").await;
     assert_eq!(answer["response_type"], "ephemeral");
-    let _ = alice;
 }
 
 #[tokio::test]
 async fn outgoing_webhooks_fire_once_per_trigger_from_three_nodes() {
     let (_dir, nodes) = three_nodes_with(&["--allowed-untrusted-internal-connections", "127.0.0.1"]).await;
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    let bases: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
     let (alice, bob, _carol, team, public, _private) = team_fixture(&bases[0]).await;
     let receiver = HookReceiver::start().await;
     receiver.reply_json(json!({"text": "pong", "response_type": "comment"}));
@@ -750,15 +745,13 @@ async fn outgoing_webhooks_fire_once_per_trigger_from_three_nodes() {
 #[tokio::test]
 async fn a_token_revoked_on_node_one_is_refused_on_node_three() {
     let (_dir, nodes) = three_nodes_with(&["--enable-user-access-tokens", "true"]).await;
-    let alice = Api::signup(&nodes[0].base, "alice").await;
+    let alice = Api::signup(&nodes[0].api, "alice").await;
     let created = alice
         .call("POST", "/users/me/tokens", Some(json!({"description": "ci"})))
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let on_three = Api {
-        token: Some(created.body["token"].as_str().unwrap().to_string()),
-        ..alice.on(&nodes[2].base)
-    };
+    let mut on_three = alice.on(&nodes[2].api);
+    on_three.token = Some(created.body["token"].as_str().unwrap().to_string());
     // Read-your-writes: node 3 answers once it applied the write the index names.
     let at = applied_index(&created).to_string();
     let me = on_three
