@@ -514,7 +514,7 @@ async fn slash_commands_call_their_url_and_answer_where_they_should() {
 
     // A GET command gets its fields in the query; a failing URL is a 500.
     alice
-        .ok("PUT", &format!("/commands/{command_id}"), Some(json!({"team_id": team, "trigger": "deploy", "url": url, "method": "G"})))
+        .ok("PUT", &format!("/commands/{command_id}"), Some(json!({"team_id": team, "trigger": "deploy", "url": url, "method": "G", "auto_complete": true})))
         .await;
     receiver.reply_json(json!({"text": "queued"}));
     bob.ok("POST", "/commands/execute", Some(json!({"channel_id": public, "command": "/deploy later"})))
@@ -570,6 +570,8 @@ async fn slash_commands_call_their_url_and_answer_where_they_should() {
 async fn built_in_commands_do_what_their_routes_do() {
     let (_dir, node) = single_node().await;
     let (_alice, bob, carol, team, public, private) = team_fixture(&node.api).await;
+    // Connected, so that a cleared manual status derives to online.
+    let _socket = Socket::connect(&node.api, bob.token.as_deref().unwrap()).await;
     let run = |api: &Api, channel: &str, command: &str| {
         let (api, body) = (api.clone(), json!({"channel_id": channel, "team_id": team, "command": command}));
         async move { api.ok("POST", "/commands/execute", Some(body)).await }
