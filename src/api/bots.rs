@@ -212,7 +212,12 @@ async fn patch_bot(
     Ok(with_applied(ok(bot_json(&bot, &user)), index))
 }
 
-async fn set_active(app: AppState, caller: Caller, bot_id: String, active: bool) -> ApiResult<Response> {
+async fn set_active(
+    app: AppState,
+    caller: Caller,
+    bot_id: String,
+    active: bool,
+) -> ApiResult<Response> {
     let id = path_id(&bot_id, "bot_user_id")?;
     let (bot, _) = readable_bot(&app, &caller, id).await?;
     let (index, _) = app

@@ -238,7 +238,9 @@ pub async fn open_direct_or_group(
 /// The direct channel of two users (created if needed).
 pub async fn direct_channel(app: &AppState, a: Id, b: Id) -> ApiResult<Channel> {
     let users = if a == b { vec![a] } else { vec![a, b] };
-    Ok(open_direct_or_group(app, a, users, ChannelType::Direct).await?.1)
+    Ok(open_direct_or_group(app, a, users, ChannelType::Direct)
+        .await?
+        .1)
 }
 
 async fn create_direct(

@@ -123,7 +123,8 @@ fn invalid_command(field: &str) -> ApiError {
 fn check_command(body: &mut CommandBody) -> ApiResult<()> {
     body.trigger = body.trigger.trim_start_matches('/').to_lowercase();
     let trigger = &body.trigger;
-    if trigger.is_empty() || trigger.chars().count() > 128 || trigger.contains(char::is_whitespace) {
+    if trigger.is_empty() || trigger.chars().count() > 128 || trigger.contains(char::is_whitespace)
+    {
         return Err(invalid_command("trigger"));
     }
     if BUILTINS.iter().any(|b| b.0 == trigger) {
@@ -224,7 +225,10 @@ async fn create_command(
         })
         .await
         .map_err(map_put_error)?;
-    Ok(with_applied(super::created(command_json(&command, true)), index))
+    Ok(with_applied(
+        super::created(command_json(&command, true)),
+        index,
+    ))
 }
 
 /// `GET /commands?team_id&custom_only`: the team's custom commands (for those who manage
@@ -242,7 +246,9 @@ async fn list_commands(
     let caller_ref = &caller;
     let (member, manager, custom) = app
         .read(move |r| {
-            let member = caller_ref.is_admin() || r.team_member(team, caller_ref.id())?.is_some_and(|m| m.delete_at == 0);
+            let member = caller_ref.is_admin()
+                || r.team_member(team, caller_ref.id())?
+                    .is_some_and(|m| m.delete_at == 0);
             let manager = may_manage_integrations(r, team, caller_ref)?;
             let custom: Vec<SlashCommand> = r
                 .slash_commands()?
@@ -273,7 +279,11 @@ async fn list_commands(
     Ok(ok(Value::Array(out)))
 }
 
-async fn managed_command(app: &AppState, caller: &Caller, command_id: &str) -> ApiResult<SlashCommand> {
+async fn managed_command(
+    app: &AppState,
+    caller: &Caller,
+    command_id: &str,
+) -> ApiResult<SlashCommand> {
     if !app.integrations.enable_commands {
         return Err(commands_disabled());
     }
@@ -463,8 +473,7 @@ async fn execute(
         let command = if app.integrations.enable_commands && !team_id.is_none() {
             let wanted = trigger.clone();
             app.read(move |r| {
-                Ok(r
-                    .slash_commands()?
+                Ok(r.slash_commands()?
                     .into_iter()
                     .find(|c| c.team_id == team_id && c.trigger == wanted))
             })
@@ -531,10 +540,16 @@ async fn call_custom(
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "api.command.execute_command.failed.app_error",
-            format!("Command with a trigger of '/{}' failed: {detail}", command.trigger),
+            format!(
+                "Command with a trigger of '/{}' failed: {detail}",
+                command.trigger
+            ),
         )
     };
-    let url = app.outbound.url(&command.url).map_err(|e| failed(e.to_string()))?;
+    let url = app
+        .outbound
+        .url(&command.url)
+        .map_err(|e| failed(e.to_string()))?;
     let client = app.outbound.client();
     let request = if command.method == "G" {
         client.get(url).query(&fields)
@@ -542,7 +557,10 @@ async fn call_custom(
         client.post(url).form(&fields)
     }
     .header("Accept", "application/json")
-    .header("Authorization", format!("Token {}", views::id(command.token)));
+    .header(
+        "Authorization",
+        format!("Token {}", views::id(command.token)),
+    );
     let answer = app
         .outbound
         .send(request)
@@ -563,7 +581,10 @@ async fn call_custom(
 
 /// A command's answer: JSON when its type says so, otherwise the body is the text.
 fn command_answer(content_type: &str, body: &[u8]) -> Result<Message, serde_json::Error> {
-    if content_type.to_ascii_lowercase().starts_with("application/json") {
+    if content_type
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Message::default());
         }
@@ -578,7 +599,11 @@ fn command_answer(content_type: &str, body: &[u8]) -> Result<Message, serde_json
 
 /// Posts a command's answer: `in_channel` as a post by the caller, otherwise (with content) an
 /// ephemeral post to the caller; then its `extra_responses`. Answers the last applied index.
-async fn handle_response(cx: &Context, command: Option<&SlashCommand>, response: &Message) -> ApiResult<u64> {
+async fn handle_response(
+    cx: &Context,
+    command: Option<&SlashCommand>,
+    response: &Message,
+) -> ApiResult<u64> {
     let mut index = 0;
     // One level of extra responses, as Mattermost handles them.
     for msg in std::iter::once(response).chain(response.extra_responses.iter()) {
@@ -616,7 +641,15 @@ async fn handle_response(cx: &Context, command: Option<&SlashCommand>, response:
             } else {
                 message::slack_to_markdown(&msg.text)
             };
-            post::ephemeral(&cx.app, cx.caller.id(), channel_id, cx.root_id, &text, props).await?;
+            post::ephemeral(
+                &cx.app,
+                cx.caller.id(),
+                channel_id,
+                cx.root_id,
+                &text,
+                props,
+            )
+            .await?;
         }
     }
     Ok(index)
@@ -646,12 +679,8 @@ async fn command_hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let invalid = || {
-        ApiError::bad_request(
-            "web.command_webhook.invalid.app_error",
-            "Invalid webhook.",
-        )
-    };
+    let invalid =
+        || ApiError::bad_request("web.command_webhook.invalid.app_error", "Invalid webhook.");
     let id = Id::parse(&hook_id).map_err(|_| invalid())?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -663,14 +692,23 @@ async fn command_hook(
             format!("Unable to parse the incoming data: {e}"),
         )
     })?;
-    let hook = match app.write(Command::UseCommandHook { id, at: now_ms() }).await {
+    let hook = match app
+        .write(Command::UseCommandHook { id, at: now_ms() })
+        .await
+    {
         Ok((_, confab_storage::Outcome::CommandHookUsed(hook))) => hook,
         Ok(_) => return Err(ApiError::internal("unexpected outcome")),
         Err(_) => return Err(invalid()),
     };
     let (user_id, channel_id, command_id) = (hook.user_id, hook.channel_id, hook.command_id);
     let (user, channel, command) = app
-        .read(move |r| Ok((r.user(user_id)?, r.channel(channel_id)?, r.slash_command(command_id)?)))
+        .read(move |r| {
+            Ok((
+                r.user(user_id)?,
+                r.channel(channel_id)?,
+                r.slash_command(command_id)?,
+            ))
+        })
         .await?;
     let (Some(user), Some(channel)) = (user, channel) else {
         return Err(invalid());
@@ -700,7 +738,11 @@ async fn command_hook(
 
 // ---- autocomplete ----
 
-async fn team_commands(app: &AppState, caller: &Caller, team_id: &str) -> ApiResult<Vec<(String, String, String)>> {
+async fn team_commands(
+    app: &AppState,
+    caller: &Caller,
+    team_id: &str,
+) -> ApiResult<Vec<(String, String, String)>> {
     let team = path_id(team_id, "team_id")?;
     let (me, admin) = (caller.id(), caller.is_admin());
     let custom = app

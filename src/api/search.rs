@@ -393,7 +393,12 @@ async fn autocomplete_channels(
 
 /// The search the `/search` command runs for `terms`: the same validation and scope as
 /// `POST /teams/{team_id}/posts/search`.
-pub fn terms_search(terms: &str, user: Id, team: Option<Id>, per_page: i64) -> ApiResult<PostSearch> {
+pub fn terms_search(
+    terms: &str,
+    user: Id,
+    team: Option<Id>,
+    per_page: i64,
+) -> ApiResult<PostSearch> {
     post_search(
         SearchBody {
             terms: Some(terms.to_string()),

@@ -88,7 +88,9 @@ async fn run_inner(cx: &Context, trigger: &str, text: &str) -> ApiResult<Message
         "echo" => {
             let message = unquote(text);
             if message.is_empty() {
-                return Ok(ephemeral("A message must be provided with the /echo command."));
+                return Ok(ephemeral(
+                    "A message must be provided with the /echo command.",
+                ));
             }
             Ok(in_channel(message, ""))
         }
@@ -181,7 +183,10 @@ async fn join(cx: &Context, text: &str) -> ApiResult<Message> {
 }
 
 async fn leave(cx: &Context) -> ApiResult<Message> {
-    if !matches!(cx.channel.channel_type, ChannelType::Open | ChannelType::Private) {
+    if !matches!(
+        cx.channel.channel_type,
+        ChannelType::Open | ChannelType::Private
+    ) {
         return Ok(ephemeral("You can't leave a direct message channel."));
     }
     super::channels::remove_member(
@@ -318,7 +323,10 @@ async fn search(cx: &Context, text: &str) -> ApiResult<Message> {
         .filter_map(|id| found.page.posts.iter().find(|p| p.id == *id))
         .collect();
     if shown.is_empty() {
-        return Ok(ephemeral(format!("No results found for \"{}\".", text.trim())));
+        return Ok(ephemeral(format!(
+            "No results found for \"{}\".",
+            text.trim()
+        )));
     }
     let mut lines = vec![format!("Search results for \"{}\":", text.trim())];
     lines.extend(shown.iter().map(|p| {

@@ -231,7 +231,10 @@ async fn search_tokens(
         .read(move |r| {
             let mut found = Vec::new();
             for token in r.access_tokens()? {
-                let username = r.user(token.user_id)?.map(|u| u.username).unwrap_or_default();
+                let username = r
+                    .user(token.user_id)?
+                    .map(|u| u.username)
+                    .unwrap_or_default();
                 if views::id(token.id) == term
                     || views::id(token.user_id) == term
                     || username.starts_with(&term)
@@ -252,7 +255,12 @@ struct TokenId {
     token_id: String,
 }
 
-async fn change(app: AppState, caller: Caller, body: Bytes, make: fn(Id) -> Command) -> ApiResult<Response> {
+async fn change(
+    app: AppState,
+    caller: Caller,
+    body: Bytes,
+    make: fn(Id) -> Command,
+) -> ApiResult<Response> {
     let body: TokenId = parse_body(&body, "token_id")?;
     let id = path_id(&body.token_id, "token_id")?;
     managed_token(&app, &caller, id).await?;

@@ -21,17 +21,30 @@ use serde_json::{json, Value};
 /// The management routes (under `/api/v4`).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/hooks/incoming", post_route(create_incoming).get(list_incoming))
+        .route(
+            "/hooks/incoming",
+            post_route(create_incoming).get(list_incoming),
+        )
         .route(
             "/hooks/incoming/{hook_id}",
-            get(get_incoming).put(update_incoming).delete(delete_incoming),
+            get(get_incoming)
+                .put(update_incoming)
+                .delete(delete_incoming),
         )
-        .route("/hooks/outgoing", post_route(create_outgoing).get(list_outgoing))
+        .route(
+            "/hooks/outgoing",
+            post_route(create_outgoing).get(list_outgoing),
+        )
         .route(
             "/hooks/outgoing/{hook_id}",
-            get(get_outgoing).put(update_outgoing).delete(delete_outgoing),
+            get(get_outgoing)
+                .put(update_outgoing)
+                .delete(delete_outgoing),
         )
-        .route("/hooks/outgoing/{hook_id}/regen_token", post_route(regen_outgoing))
+        .route(
+            "/hooks/outgoing/{hook_id}/regen_token",
+            post_route(regen_outgoing),
+        )
 }
 
 /// `POST /hooks/{id}`, served from the site root.
@@ -139,7 +152,11 @@ async fn read_payload(request: Request, state: &AppState) -> ApiResult<Message> 
             .await
             .map_err(|e| bad_payload(e.body_text()))?;
         let mut fields = serde_json::Map::new();
-        while let Some(field) = form.next_field().await.map_err(|e| bad_payload(e.body_text()))? {
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| bad_payload(e.body_text()))?
+        {
             let name = field.name().unwrap_or("").to_string();
             let value = field.text().await.map_err(|e| bad_payload(e.body_text()))?;
             if name == "payload" {
@@ -163,12 +180,8 @@ async fn incoming(
     if !app.integrations.enable_incoming_webhooks {
         return Err(incoming_disabled());
     }
-    let invalid_hook = || {
-        ApiError::bad_request(
-            "web.incoming_webhook.invalid.app_error",
-            "Invalid webhook.",
-        )
-    };
+    let invalid_hook =
+        || ApiError::bad_request("web.incoming_webhook.invalid.app_error", "Invalid webhook.");
     let id = Id::parse(&hook_id).map_err(|_| invalid_hook())?;
     let hook = app
         .read(move |r| r.incoming_hook(id))
@@ -249,7 +262,9 @@ async fn hook_channel(app: &AppState, hook: &IncomingHook, asked: &str) -> ApiRe
     }
     if channel.channel_type != ChannelType::Open {
         let channel_id = channel.id;
-        let member = app.read(move |r| r.channel_member(channel_id, owner)).await?;
+        let member = app
+            .read(move |r| r.channel_member(channel_id, owner))
+            .await?;
         if member.is_none() {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -281,7 +296,12 @@ struct IncomingBody {
     channel_locked: bool,
 }
 
-fn check_hook_texts(display_name: &str, description: &str, username: &str, icon_url: &str) -> ApiResult<()> {
+fn check_hook_texts(
+    display_name: &str,
+    description: &str,
+    username: &str,
+    icon_url: &str,
+) -> ApiResult<()> {
     let bad = |field: &str| {
         ApiError::bad_request(
             "model.incoming_hook.is_valid.app_error",
@@ -294,7 +314,9 @@ fn check_hook_texts(display_name: &str, description: &str, username: &str, icon_
     if description.chars().count() > 500 {
         return Err(bad("description"));
     }
-    if !username.is_empty() && (username.chars().count() > 64 || confab_storage::validate::username(username).is_err()) {
+    if !username.is_empty()
+        && (username.chars().count() > 64 || confab_storage::validate::username(username).is_err())
+    {
         return Err(bad("username"));
     }
     if icon_url.chars().count() > 1024 {
@@ -305,7 +327,11 @@ fn check_hook_texts(display_name: &str, description: &str, username: &str, icon_
 
 /// A channel the caller may attach a hook to: readable, in a team, and the caller manages
 /// integrations there.
-async fn hook_target(app: &AppState, caller: &Caller, channel_id: Id) -> ApiResult<confab_storage::Channel> {
+async fn hook_target(
+    app: &AppState,
+    caller: &Caller,
+    channel_id: Id,
+) -> ApiResult<confab_storage::Channel> {
     let (me, admin) = (caller.id(), caller.is_admin());
     app.read(move |r| {
         let channel = match super::channels::readable_channel(r, channel_id, me, admin)? {
@@ -315,7 +341,10 @@ async fn hook_target(app: &AppState, caller: &Caller, channel_id: Id) -> ApiResu
         if channel.team_id.is_none() {
             return Ok(Err(ApiError::invalid_param("channel_id")));
         }
-        if channel.channel_type != ChannelType::Open && !admin && r.channel_member(channel_id, me)?.is_none() {
+        if channel.channel_type != ChannelType::Open
+            && !admin
+            && r.channel_member(channel_id, me)?.is_none()
+        {
             return Ok(Err(ApiError::forbidden()));
         }
         if !may_manage_integrations(r, channel.team_id, caller)? {
@@ -336,7 +365,12 @@ async fn create_incoming(
     }
     let body: IncomingBody = parse_body(&body, "webhook")?;
     let channel_id = path_id(&body.channel_id, "channel_id")?;
-    check_hook_texts(&body.display_name, &body.description, &body.username, &body.icon_url)?;
+    check_hook_texts(
+        &body.display_name,
+        &body.description,
+        &body.username,
+        &body.icon_url,
+    )?;
     let channel = hook_target(&app, &caller, channel_id).await?;
     // An admin may create a hook on another user's behalf (Mattermost's `user_id`).
     let user_id = match body.user_id.as_str() {
@@ -363,7 +397,9 @@ async fn create_incoming(
         icon_url: body.icon_url,
         channel_locked: body.channel_locked,
     };
-    let (index, _) = app.write(Command::PutIncomingHook { hook: hook.clone() }).await?;
+    let (index, _) = app
+        .write(Command::PutIncomingHook { hook: hook.clone() })
+        .await?;
     Ok(with_applied(super::created(incoming_json(&hook)), index))
 }
 
@@ -402,7 +438,11 @@ async fn list_incoming(
     Ok(ok(Value::Array(hooks)))
 }
 
-async fn managed_incoming(app: &AppState, caller: &Caller, hook_id: &str) -> ApiResult<IncomingHook> {
+async fn managed_incoming(
+    app: &AppState,
+    caller: &Caller,
+    hook_id: &str,
+) -> ApiResult<IncomingHook> {
     if !app.integrations.enable_incoming_webhooks {
         return Err(incoming_disabled());
     }
@@ -437,7 +477,12 @@ async fn update_incoming(
 ) -> ApiResult<Response> {
     let mut hook = managed_incoming(&app, &caller, &hook_id).await?;
     let body: IncomingBody = parse_body(&body, "webhook")?;
-    check_hook_texts(&body.display_name, &body.description, &body.username, &body.icon_url)?;
+    check_hook_texts(
+        &body.display_name,
+        &body.description,
+        &body.username,
+        &body.icon_url,
+    )?;
     if !body.channel_id.is_empty() {
         let channel_id = path_id(&body.channel_id, "channel_id")?;
         if channel_id != hook.channel_id {
@@ -457,7 +502,9 @@ async fn update_incoming(
     hook.icon_url = body.icon_url;
     hook.channel_locked = body.channel_locked;
     hook.update_at = now_ms().max(hook.update_at);
-    let (index, _) = app.write(Command::PutIncomingHook { hook: hook.clone() }).await?;
+    let (index, _) = app
+        .write(Command::PutIncomingHook { hook: hook.clone() })
+        .await?;
     Ok(with_applied(ok(incoming_json(&hook)), index))
 }
 
@@ -467,7 +514,9 @@ async fn delete_incoming(
     Path(hook_id): Path<String>,
 ) -> ApiResult<Response> {
     let hook = managed_incoming(&app, &caller, &hook_id).await?;
-    let (index, _) = app.write(Command::DeleteIncomingHook { id: hook.id }).await?;
+    let (index, _) = app
+        .write(Command::DeleteIncomingHook { id: hook.id })
+        .await?;
     Ok(with_applied(status_ok(), index))
 }
 
@@ -505,8 +554,17 @@ fn invalid_outgoing(field: &str) -> ApiError {
 }
 
 /// Checks a body and answers the hook's team and channel (NONE for team-wide).
-async fn outgoing_target(app: &AppState, caller: &Caller, body: &OutgoingBody) -> ApiResult<(Id, Id)> {
-    check_hook_texts(&body.display_name, &body.description, &body.username, &body.icon_url)?;
+async fn outgoing_target(
+    app: &AppState,
+    caller: &Caller,
+    body: &OutgoingBody,
+) -> ApiResult<(Id, Id)> {
+    check_hook_texts(
+        &body.display_name,
+        &body.description,
+        &body.username,
+        &body.icon_url,
+    )?;
     if body.callback_urls.is_empty()
         || body.callback_urls.len() > 16
         || body.callback_urls.iter().any(|u| {
@@ -519,7 +577,12 @@ async fn outgoing_target(app: &AppState, caller: &Caller, body: &OutgoingBody) -
     if body.trigger_when > 1 {
         return Err(invalid_outgoing("trigger_when"));
     }
-    if body.trigger_words.iter().any(|w| w.is_empty() || w.len() > 64) || body.trigger_words.len() > 64 {
+    if body
+        .trigger_words
+        .iter()
+        .any(|w| w.is_empty() || w.len() > 64)
+        || body.trigger_words.len() > 64
+    {
         return Err(invalid_outgoing("trigger_words"));
     }
     if !body.content_type.is_empty()
@@ -590,7 +653,9 @@ async fn create_outgoing(
         username: body.username,
         icon_url: body.icon_url,
     };
-    let (index, _) = app.write(Command::PutOutgoingHook { hook: hook.clone() }).await?;
+    let (index, _) = app
+        .write(Command::PutOutgoingHook { hook: hook.clone() })
+        .await?;
     Ok(with_applied(super::created(outgoing_json(&hook)), index))
 }
 
@@ -637,7 +702,11 @@ async fn list_outgoing(
     Ok(ok(Value::Array(hooks)))
 }
 
-async fn managed_outgoing(app: &AppState, caller: &Caller, hook_id: &str) -> ApiResult<OutgoingHook> {
+async fn managed_outgoing(
+    app: &AppState,
+    caller: &Caller,
+    hook_id: &str,
+) -> ApiResult<OutgoingHook> {
     if !app.integrations.enable_outgoing_webhooks {
         return Err(outgoing_disabled());
     }
@@ -699,7 +768,9 @@ async fn update_outgoing(
         update_at: now_ms().max(old.update_at),
         ..old
     };
-    let (index, _) = app.write(Command::PutOutgoingHook { hook: hook.clone() }).await?;
+    let (index, _) = app
+        .write(Command::PutOutgoingHook { hook: hook.clone() })
+        .await?;
     Ok(with_applied(ok(outgoing_json(&hook)), index))
 }
 
@@ -709,7 +780,9 @@ async fn delete_outgoing(
     Path(hook_id): Path<String>,
 ) -> ApiResult<Response> {
     let hook = managed_outgoing(&app, &caller, &hook_id).await?;
-    let (index, _) = app.write(Command::DeleteOutgoingHook { id: hook.id }).await?;
+    let (index, _) = app
+        .write(Command::DeleteOutgoingHook { id: hook.id })
+        .await?;
     Ok(with_applied(status_ok(), index))
 }
 
@@ -721,6 +794,8 @@ async fn regen_outgoing(
     let mut hook = managed_outgoing(&app, &caller, &hook_id).await?;
     hook.token = Id::from_bytes(rand::random());
     hook.update_at = now_ms().max(hook.update_at);
-    let (index, _) = app.write(Command::PutOutgoingHook { hook: hook.clone() }).await?;
+    let (index, _) = app
+        .write(Command::PutOutgoingHook { hook: hook.clone() })
+        .await?;
     Ok(with_applied(ok(outgoing_json(&hook)), index))
 }

@@ -71,7 +71,11 @@ impl HookDispatcher {
                 // leader's.
                 match raft.linearizable_read_barrier().await {
                     Ok(index) => {
-                        if raft.wait_applied(index, Duration::from_secs(10)).await.is_err() {
+                        if raft
+                            .wait_applied(index, Duration::from_secs(10))
+                            .await
+                            .is_err()
+                        {
                             continue;
                         }
                         caught_up = true;

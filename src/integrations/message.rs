@@ -177,7 +177,10 @@ mod tests {
             "see [X](https://x.io) and https://y.io @channel"
         );
         let parts = split_message(&"a".repeat(25), 10);
-        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![10, 10, 5]);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            vec![10, 10, 5]
+        );
         let m = parse_json(br#"{"text":"x","priority":{"priority":"urgent"}}"#).unwrap();
         assert_eq!(m.priority(), Ok("urgent".into()));
         let m = parse_json(br#"{"text":"x","priority":{}}"#).unwrap();

@@ -27,7 +27,11 @@ pub struct Poster<'a> {
 }
 
 /// The post type and props an integration message becomes.
-pub fn post_shape(app: &App, who: &Poster<'_>, msg: &Message) -> ApiResult<(String, Map<String, Value>)> {
+pub fn post_shape(
+    app: &App,
+    who: &Poster<'_>,
+    msg: &Message,
+) -> ApiResult<(String, Map<String, Value>)> {
     if msg.post_type.starts_with("system_") {
         return Err(ApiError::bad_request(
             "api.context.invalid_param.app_error",
@@ -68,7 +72,10 @@ pub fn post_shape(app: &App, who: &Poster<'_>, msg: &Message) -> ApiResult<(Stri
     }
     let mut post_type = msg.post_type.clone();
     if msg.has_attachments() {
-        props.insert("attachments".into(), msg.attachments.clone().unwrap_or(Value::Null));
+        props.insert(
+            "attachments".into(),
+            msg.attachments.clone().unwrap_or(Value::Null),
+        );
         post_type = "slack_attachment".into();
     }
     Ok((post_type, props))

@@ -293,20 +293,41 @@ pub enum Command {
     },
     // Integrations (`crate::integrations`).
     /// Creates or replaces an incoming webhook.
-    PutIncomingHook { hook: IncomingHook },
-    DeleteIncomingHook { id: Id },
+    PutIncomingHook {
+        hook: IncomingHook,
+    },
+    DeleteIncomingHook {
+        id: Id,
+    },
     /// Creates or replaces an outgoing webhook.
-    PutOutgoingHook { hook: OutgoingHook },
-    DeleteOutgoingHook { id: Id },
+    PutOutgoingHook {
+        hook: OutgoingHook,
+    },
+    DeleteOutgoingHook {
+        id: Id,
+    },
     /// Creates or replaces a custom slash command (its trigger unique in its team).
-    PutSlashCommand { command: SlashCommand },
-    DeleteSlashCommand { id: Id },
+    PutSlashCommand {
+        command: SlashCommand,
+    },
+    DeleteSlashCommand {
+        id: Id,
+    },
     /// A personal access token and the session it authenticates with.
-    CreateAccessToken { token: AccessToken, at: u64 },
+    CreateAccessToken {
+        token: AccessToken,
+        at: u64,
+    },
     /// Disabling ends the token's session; enabling starts a new one.
-    SetAccessTokenActive { id: Id, active: bool, at: u64 },
+    SetAccessTokenActive {
+        id: Id,
+        active: bool,
+        at: u64,
+    },
     /// Deletes the token and ends its session.
-    RevokeAccessToken { id: Id },
+    RevokeAccessToken {
+        id: Id,
+    },
     /// A bot: a user with `is_bot` (email `{username}@localhost`, display name as first name,
     /// role `system_user`) and its bot record.
     CreateBot {
@@ -315,16 +336,28 @@ pub enum Command {
         display_name: String,
     },
     /// Replaces a bot's record (description, owner).
-    PutBot { bot: Bot },
+    PutBot {
+        bot: Bot,
+    },
     /// An ephemeral post for one user: changes no state; it goes through the log so that the
     /// user's sockets on every node get it (`ephemeral_message`). `post` is the post's JSON.
-    EphemeralPost { user_id: Id, post: String },
+    EphemeralPost {
+        user_id: Id,
+        post: String,
+    },
     /// The leader's outgoing-webhook dispatcher handled the outbox up to `through`.
-    OutgoingHooksDispatched { through: u64 },
+    OutgoingHooksDispatched {
+        through: u64,
+    },
     /// A slash command's `response_url`.
-    CreateCommandHook { hook: CommandHook },
+    CreateCommandHook {
+        hook: CommandHook,
+    },
     /// One use of a `response_url` (at most five, within 30 minutes).
-    UseCommandHook { id: Id, at: u64 },
+    UseCommandHook {
+        id: Id,
+        at: u64,
+    },
 }
 
 impl Command {

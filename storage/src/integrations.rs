@@ -243,7 +243,9 @@ pub(crate) fn put_incoming(txn: &mut Txn, hook: &IncomingHook) -> Step<Outcome> 
     ])?;
     let channel = crate::apply::load_live_channel(txn, hook.channel_id)?;
     if channel.team_id != hook.team_id {
-        return refuse(CommandError::Invalid("the channel is not in the team".into()));
+        return refuse(CommandError::Invalid(
+            "the channel is not in the team".into(),
+        ));
     }
     crate::apply::load_user(txn, hook.user_id)?;
     put(txn, hook)?;
@@ -327,11 +329,7 @@ fn put_session(txn: &mut Txn, token: &AccessToken, at: u64) -> Step<()> {
         device_id: String::new(),
     };
     txn.put(Cf::TokenSession, id_key(token.token), &session)?;
-    txn.put_raw(
-        Cf::UseridToken,
-        id2(token.user_id, token.token),
-        Vec::new(),
-    );
+    txn.put_raw(Cf::UseridToken, id2(token.user_id, token.token), Vec::new());
     Ok(())
 }
 
@@ -429,7 +427,9 @@ pub(crate) fn use_command_hook(txn: &mut Txn, id: Id, at: u64) -> Step<Outcome> 
     if hook.use_count >= COMMAND_HOOK_USES
         || at > hook.create_at.saturating_add(COMMAND_HOOK_LIFETIME_MS)
     {
-        return refuse(CommandError::Invalid("the command hook is used up or expired".into()));
+        return refuse(CommandError::Invalid(
+            "the command hook is used up or expired".into(),
+        ));
     }
     hook.use_count += 1;
     put(txn, &hook)?;
@@ -579,17 +579,23 @@ impl Reader<'_> {
         let mut entries: Vec<(u64, Vec<HookCall>)> = Vec::new();
         let lower = outbox_key(after.saturating_add(1));
         let upper = [KIND_OUTBOX + 1];
-        self.scan(Cf::KindKeyIntegration, &lower, Some(&upper), false, |k, value| {
-            let Some(index) = k
-                .get(1..9)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-            else {
-                return true;
-            };
-            entries.push((index, rmp_serde::from_slice(value).unwrap_or_default()));
-            entries.len() < limit
-        })?;
+        self.scan(
+            Cf::KindKeyIntegration,
+            &lower,
+            Some(&upper),
+            false,
+            |k, value| {
+                let Some(index) = k
+                    .get(1..9)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                else {
+                    return true;
+                };
+                entries.push((index, rmp_serde::from_slice(value).unwrap_or_default()));
+                entries.len() < limit
+            },
+        )?;
         Ok(entries)
     }
 }

@@ -50,7 +50,14 @@ fn hook(n: u64, channel: Option<u64>, words: &[&str]) -> OutgoingHook {
 #[test]
 fn posts_record_the_hooks_they_trigger_and_the_mark_empties_the_outbox() {
     let mut db = setup();
-    db.ok(create_channel(200, 100, "secret", ChannelType::Private, 1, 4));
+    db.ok(create_channel(
+        200,
+        100,
+        "secret",
+        ChannelType::Private,
+        1,
+        4,
+    ));
     db.ok(Command::PutOutgoingHook {
         hook: hook(10, None, &["deploy"]),
     });
@@ -98,7 +105,11 @@ fn posts_record_the_hooks_they_trigger_and_the_mark_empties_the_outbox() {
     let reader = db.engine.reader();
     assert_eq!(reader.hooks_mark().unwrap(), first);
     assert_eq!(reader.hook_calls_after(first, 10).unwrap().len(), 1);
-    assert!(reader.hook_calls_after(0, 10).unwrap().iter().all(|(i, _)| *i > first));
+    assert!(reader
+        .hook_calls_after(0, 10)
+        .unwrap()
+        .iter()
+        .all(|(i, _)| *i > first));
     // A late mark below the current one changes nothing.
     db.ok(Command::OutgoingHooksDispatched { through: 1 });
     assert_eq!(db.engine.reader().hooks_mark().unwrap(), first);
@@ -127,7 +138,14 @@ fn access_tokens_are_sessions_that_disable_enable_and_revoke() {
     });
     assert!(matches!(disabled, Outcome::SessionsRevoked(ref s) if s.len() == 1));
     assert!(session(&db).is_none());
-    assert_eq!(db.engine.reader().access_token(id(70)).unwrap().map(|t| t.is_active), Some(false));
+    assert_eq!(
+        db.engine
+            .reader()
+            .access_token(id(70))
+            .unwrap()
+            .map(|t| t.is_active),
+        Some(false)
+    );
     db.ok(Command::SetAccessTokenActive {
         id: id(70),
         active: true,
@@ -152,7 +170,10 @@ fn access_tokens_are_sessions_that_disable_enable_and_revoke() {
     db.ok(Command::RevokeAccessToken { id: id(70) });
     assert!(session(&db).is_none());
     assert!(db.engine.reader().access_token(id(70)).unwrap().is_none());
-    assert!(db.apply(Command::RevokeAccessToken { id: id(70) }).result.is_err());
+    assert!(db
+        .apply(Command::RevokeAccessToken { id: id(70) })
+        .result
+        .is_err());
 }
 
 #[test]
@@ -175,7 +196,12 @@ fn bots_are_users_and_triggers_are_unique_per_team() {
     };
     assert!(user.is_bot);
     assert_eq!(
-        (user.username.as_str(), user.email.as_str(), user.first_name.as_str(), user.roles.as_str()),
+        (
+            user.username.as_str(),
+            user.email.as_str(),
+            user.first_name.as_str(),
+            user.roles.as_str()
+        ),
         ("builder", "builder@localhost", "The Builder", "system_user")
     );
     assert_eq!(db.engine.reader().bot(id(80)).unwrap(), Some(bot.clone()));
@@ -238,5 +264,8 @@ fn bots_are_users_and_triggers_are_unique_per_team() {
     for _ in 0..COMMAND_HOOK_USES {
         db.ok(Command::UseCommandHook { id: id(95), at: 60 });
     }
-    assert!(db.apply(Command::UseCommandHook { id: id(95), at: 61 }).result.is_err());
+    assert!(db
+        .apply(Command::UseCommandHook { id: id(95), at: 61 })
+        .result
+        .is_err());
 }

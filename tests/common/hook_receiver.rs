@@ -112,7 +112,10 @@ impl HookReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind hook receiver");
-        let url = format!("http://{}", listener.local_addr().expect("receiver address"));
+        let url = format!(
+            "http://{}",
+            listener.local_addr().expect("receiver address")
+        );
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
