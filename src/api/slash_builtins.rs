@@ -160,10 +160,9 @@ async fn team_channel(cx: &Context, name: &str) -> ApiResult<Channel> {
 
 async fn team_name(cx: &Context) -> ApiResult<String> {
     let team = cx.team_id;
-    Ok(cx
-        .app
+    cx.app
         .read(move |r| Ok(r.team(team)?.map(|t| t.name).unwrap_or_default()))
-        .await?)
+        .await
 }
 
 async fn join(cx: &Context, text: &str) -> ApiResult<Message> {

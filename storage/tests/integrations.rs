@@ -87,8 +87,7 @@ fn posts_record_the_hooks_they_trigger_and_the_mark_empties_the_outbox() {
     }
     db.ok(from_hook);
 
-    let reader = db.engine.reader();
-    let entries = reader.hook_calls_after(0, 10).unwrap();
+    let entries = db.engine.reader().hook_calls_after(0, 10).unwrap();
     let call = |hook: u64, post: u64, word: &str| HookCall {
         hook_id: id(hook),
         post_id: id(post),
@@ -102,14 +101,16 @@ fn posts_record_the_hooks_they_trigger_and_the_mark_empties_the_outbox() {
         ]
     );
     db.ok(Command::OutgoingHooksDispatched { through: first });
-    let reader = db.engine.reader();
-    assert_eq!(reader.hooks_mark().unwrap(), first);
-    assert_eq!(reader.hook_calls_after(first, 10).unwrap().len(), 1);
-    assert!(reader
-        .hook_calls_after(0, 10)
-        .unwrap()
-        .iter()
-        .all(|(i, _)| *i > first));
+    {
+        let reader = db.engine.reader();
+        assert_eq!(reader.hooks_mark().unwrap(), first);
+        assert_eq!(reader.hook_calls_after(first, 10).unwrap().len(), 1);
+        assert!(reader
+            .hook_calls_after(0, 10)
+            .unwrap()
+            .iter()
+            .all(|(i, _)| *i > first));
+    }
     // A late mark below the current one changes nothing.
     db.ok(Command::OutgoingHooksDispatched { through: 1 });
     assert_eq!(db.engine.reader().hooks_mark().unwrap(), first);
