@@ -8,6 +8,7 @@ mod clock;
 mod cluster_cli;
 mod config;
 mod error;
+mod integrations;
 mod limits;
 mod mail;
 mod metrics;

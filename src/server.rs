@@ -211,6 +211,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         }
         .spawn();
     }
+    let outbound = crate::integrations::outbound::Outbound::new(
+        config.integrations.allowed.clone(),
+        config.integrations.timeout,
+    )?;
     let state = Arc::new(App {
         engine: engine.clone(),
         push: config.push.clone(),
@@ -233,7 +237,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
             site_url: config.site_url.clone(),
         },
         cluster_secret: secret.clone(),
+        integrations: config.integrations.clone(),
+        outbound: outbound.clone(),
     });
+    crate::integrations::dispatcher::HookDispatcher {
+        app: state.clone(),
+        outbound,
+    }
+    .spawn();
     let router = api::router(state.clone()).merge(hub.router());
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let local = listener.local_addr()?;

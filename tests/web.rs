@@ -108,6 +108,7 @@ async fn the_api_keeps_its_json_404_and_other_methods_are_not_the_page() {
     for (method, path) in [
         ("GET", "/api/v4/no/such/route"),
         ("GET", "/api/v3/users"),
+        ("GET", "/hooks/no-such-hook/at/all"),
         ("POST", "/alpha/channels/town-square"),
         ("DELETE", "/"),
     ] {

@@ -4,24 +4,29 @@
 
 mod accounts;
 mod body_limit;
+mod bots;
 mod categories;
 mod channel_edits;
 mod channel_stats;
 mod channels;
 mod client_config;
 pub mod cluster;
+mod commands;
 mod notifications;
 mod posts;
 mod preferences;
 mod reactions;
 mod roles;
 mod search;
+mod slash_builtins;
 mod status;
 mod system;
 mod teams;
 mod threads;
+mod tokens;
 mod user_channels;
 mod users;
+mod webhooks;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
@@ -62,10 +67,16 @@ pub fn router(state: AppState) -> Router {
         .merge(roles::routes())
         .merge(preferences::routes())
         .merge(categories::routes())
-        .merge(cluster::routes());
+        .merge(cluster::routes())
+        .merge(tokens::routes())
+        .merge(bots::routes())
+        .merge(webhooks::routes())
+        .merge(commands::routes());
     Router::new()
         .nest("/api/v4", api)
         .route("/metrics", axum::routing::get(system::metrics))
+        .merge(webhooks::root_routes())
+        .merge(commands::root_routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -77,14 +88,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Outside `/api/` a GET is the web client's (a bundled file or a client route); anything else
-/// is Mattermost's 404.
+/// Outside `/api/` and `/hooks/` a GET is the web client's (a bundled file or a client route);
+/// anything else is Mattermost's 404.
 async fn not_found(
     method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    if !uri.path().starts_with("/api/") {
+    if !uri.path().starts_with("/api/") && !uri.path().starts_with("/hooks/") {
         if let Some(page) = crate::web::serve(&method, &uri, &headers) {
             return page;
         }
@@ -201,6 +212,7 @@ pub fn path_id(text: &str, name: &str) -> ApiResult<Id> {
 }
 
 /// The authenticated caller.
+#[derive(Clone)]
 pub struct Caller {
     pub session: Session,
     pub user: User,

@@ -669,6 +669,16 @@ impl EventBuilder {
                     false,
                 ),
             ),
+            // Mattermost sends an ephemeral post to the user's connections only.
+            Outcome::Ephemeral { user_id, post } => push(
+                Audience::User(*user_id),
+                Event::new(
+                    "ephemeral_message",
+                    json!({"post": post}),
+                    broadcast(Some(*user_id), None, None, None),
+                    false,
+                ),
+            ),
             // A create-post retry changed nothing: its post's `posted` event went out when the
             // first attempt applied, and a second one would show the message twice.
             Outcome::AlreadyApplied
@@ -683,7 +693,9 @@ impl EventBuilder {
             | Outcome::PreferencesSaved { .. }
             | Outcome::PreferencesDeleted { .. }
             | Outcome::EmailsSent { .. }
-            | Outcome::NotificationsDispatched { .. } => {}
+            | Outcome::NotificationsDispatched { .. }
+            | Outcome::IntegrationChanged
+            | Outcome::CommandHookUsed(_) => {}
         }
         Ok(())
     }

@@ -37,13 +37,14 @@ pub enum Cf {
     ChannelidCreateatPostidPinned,
     SeqNotification,
     UseridStatus,
+    KindKeyIntegration,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 33] = [
+    pub const STATE: [Cf; 34] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -78,6 +79,7 @@ impl Cf {
         Cf::ChannelidCreateatPostidPinned,
         Cf::SeqNotification,
         Cf::UseridStatus,
+        Cf::KindKeyIntegration,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -118,6 +120,7 @@ impl Cf {
             Cf::ChannelidCreateatPostidPinned => "channelid_createat_postid_pinned",
             Cf::SeqNotification => "seq_notification",
             Cf::UseridStatus => "userid_status",
+            Cf::KindKeyIntegration => "kind_key_integration",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

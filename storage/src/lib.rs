@@ -52,6 +52,7 @@
 //! | `channelid_createat_postid_pinned` | channel_id · t(create) · post_id → () — live pinned posts ([`pinned`]) |
 //! | `seq_notification` | u64 log index → [`notify::OutboxEntry`] — the notification outbox: who might be told of a post, or whose devices clear a channel/thread; deleted when the leader's dispatcher marks it done (`meta` `"notify_dispatched"`, `"notify_outbox_len"`) ([`notify`]) |
 //! | `userid_status` | `0` · user_id → [`ManualStatus`] — a status set by hand (away, offline, dnd, ooo) · `1` · u64(dnd end, s) · user_id → () — timed DND queue ([`status`]) |
+//! | `kind_key_integration` | kind u8 · id → record: `0` incoming hook, `1` outgoing hook, `2` slash command, `3` access token, `4` bot, `6` command hook (`response_url`) · `5` · u64 log index → the outgoing hooks a post triggered (the outgoing-webhook outbox, `meta` `"hooks_dispatched"` is its mark) ([`integrations`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -74,6 +75,7 @@ pub mod email_queue;
 mod engine;
 mod error;
 mod id;
+pub mod integrations;
 mod keys;
 pub mod log;
 pub mod mentions;
