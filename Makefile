@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/confab-target
 CARGO ?= cargo
 
-.PHONY: run test build prereqs fmt clippy bench load check chaos client-tests client-tests-run client-tests-js client-tests-python test-venv
+.PHONY: run test build prereqs web chromium fmt clippy bench load check chaos client-tests client-tests-run client-tests-js client-tests-python client-tests-browser bench-web test-venv
 
 prereqs:
 	@if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then \
@@ -13,13 +13,25 @@ prereqs:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev clang; \
 	fi
 
-build: prereqs
+# The browser client (web/): type-checked and bundled into web/dist, which the release binary
+# embeds (src/web.rs). Built before every cargo build so the binary serves the current page.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run typecheck && npm run build
+
+# Debian's Chromium for the browser tests (tests/browser), like libclang above.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing chromium (the browser tests drive it)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
+build: prereqs web
 	$(CARGO) build --release --workspace
 
-run: prereqs
+run: prereqs web
 	$(CARGO) run --release --bin confab -- serve
 
-test: prereqs test-venv
+test: prereqs test-venv web chromium
 	$(CARGO) test --release --workspace
 	$(MAKE) client-tests-run
 
@@ -28,14 +40,26 @@ test: prereqs test-venv
 # starts and stops its own nodes from $(CARGO_TARGET_DIR)/release/confab. `client-tests` builds
 # that binary the way `make test` does (a plain `cargo build` resolves other features and
 # would relink it every time the two alternate).
-client-tests: prereqs
+client-tests: prereqs web chromium
 	$(CARGO) test --release --workspace --no-run
 	$(MAKE) client-tests-run
 
-client-tests-run: client-tests-js client-tests-python
+client-tests-run: client-tests-js client-tests-python client-tests-browser
 
 client-tests-js:
 	cd tests/clients/js && npm ci --no-audit --no-fund && npm test
+
+# The web client in headless Chromium (puppeteer-core, no browser download); screenshots of the
+# main screens land in tests/browser/output/.
+client-tests-browser:
+	cd tests/browser && npm ci --no-audit --no-fund && npm test
+
+# The web client's channel switch on a big database (tests/browser/bench/channel-switch.js):
+# fills one node with POSTS posts over the API, then times switches in Chromium.
+POSTS ?= 1000000
+bench-web: prereqs web chromium
+	$(CARGO) build --release --bin confab
+	cd tests/browser && npm ci --no-audit --no-fund && POSTS=$(POSTS) node bench/channel-switch.js
 
 # The tests' Python: mattermostdriver and pytest for the client suite, aiosmtpd for the real
 # SMTP server the email tests start (tests/common/smtp_sink.py).
@@ -69,6 +93,6 @@ bench: prereqs
 # The load tool (benches/README.md), e.g. make load ARGS="fanout --profile seed-extreme --find-max".
 # Built with the same command as `make test`, so the binaries are not relinked between the two.
 ARGS ?= --help
-load: prereqs
+load: prereqs web
 	$(CARGO) test --release --workspace --no-run
 	$(CARGO_TARGET_DIR)/release/confab-load $(ARGS)

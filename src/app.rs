@@ -52,6 +52,9 @@ pub struct App {
     pub logins: LoginLimiter,
     pub settings: Settings,
     pub cluster_secret: String,
+    /// Webhooks, commands, bots and tokens: their switches, and the client for calls out.
+    pub integrations: crate::integrations::IntegrationSettings,
+    pub outbound: crate::integrations::outbound::Outbound,
     /// Upload slots and file settings (`crate::files`).
     pub files: Arc<crate::files::Files>,
 }

@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// reached, with `X-Forwarded-Proto` behind a proxy).
     #[arg(long, env = "CONFAB_SITE_URL")]
     pub site_url: Option<String>,
+    /// Webhooks, slash commands, bots and access tokens (`crate::integrations`).
+    #[command(flatten)]
+    pub integrations: crate::integrations::IntegrationArgs,
 }
 
 #[derive(Args, Debug)]
@@ -163,6 +166,9 @@ struct FileConfig {
     files: crate::files::FileArgs,
     site_name: Option<String>,
     site_url: Option<String>,
+    /// The `[integrations]` table.
+    #[serde(default)]
+    integrations: crate::integrations::IntegrationArgs,
 }
 
 /// The resolved settings of `confab serve`.
@@ -187,6 +193,7 @@ pub struct ServeConfig {
     pub files: crate::files::FileSettings,
     pub site_name: String,
     pub site_url: String,
+    pub integrations: crate::integrations::IntegrationSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +323,7 @@ impl ServeArgs {
                 .or(file.site_name)
                 .unwrap_or_else(|| "confab".into()),
             site_url: self.site_url.or(file.site_url).unwrap_or_default(),
+            integrations: self.integrations.resolve(file.integrations),
         })
     }
 }

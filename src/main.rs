@@ -9,6 +9,7 @@ mod cluster_cli;
 mod config;
 mod error;
 mod files;
+mod integrations;
 mod limits;
 mod mail;
 mod metrics;
@@ -17,6 +18,7 @@ mod presence;
 mod ratelimit;
 mod server;
 mod views;
+mod web;
 mod ws;
 
 use clap::Parser;

@@ -211,6 +211,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         }
         .spawn();
     }
+    let outbound = crate::integrations::outbound::Outbound::new(
+        config.integrations.allowed.clone(),
+        config.integrations.timeout,
+    )?;
     let state = Arc::new(App {
         engine: engine.clone(),
         push: config.push.clone(),
@@ -234,8 +238,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         },
         cluster_secret: secret.clone(),
         files: crate::files::Files::new(config.files.clone(), &config.data_dir, &secret),
+        integrations: config.integrations.clone(),
+        outbound: outbound.clone(),
     });
     crate::files::spawn_reaper(raft.clone(), engine.clone(), config.files.abandon_after);
+    crate::integrations::dispatcher::HookDispatcher {
+        app: state.clone(),
+        outbound,
+    }
+    .spawn();
     let router = api::router(state.clone()).merge(hub.router());
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let local = listener.local_addr()?;

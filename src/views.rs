@@ -552,7 +552,7 @@ mod tests {
     fn a_post_has_mattermosts_fields_and_nothing_else() {
         let root = sample(1, Id::NONE);
         assert_eq!(
-            post(&root, None, &[]),
+            post(&root, None, &[], &[]),
             json!({
                 "id": id(root.id), "create_at": 10, "update_at": 11, "edit_at": 0,
                 "delete_at": 0, "is_pinned": false, "user_id": id(root.user_id),
@@ -572,7 +572,7 @@ mod tests {
             participants: vec![Id::from_bytes([7; 16])],
             is_following: Some(true),
         };
-        let value = post(&reply, Some(&info), &[]);
+        let value = post(&reply, Some(&info), &[], &[]);
         assert_eq!(value["root_id"], id(root.id));
         assert_eq!(value["reply_count"], 3);
         assert_eq!(value["last_reply_at"], 99);
@@ -602,8 +602,8 @@ mod tests {
         let bytes = post_list(&page, &PostFacts::default());
         let list: Value = serde_json::from_slice(&bytes).expect("JSON");
         assert_eq!(list["order"], json!([id(reply.id), id(root.id)]));
-        assert_eq!(list["posts"][id(root.id)], post(&root, None, &[]));
-        assert_eq!(list["posts"][id(reply.id)], post(&reply, None, &[]));
+        assert_eq!(list["posts"][id(root.id)], post(&root, None, &[], &[]));
+        assert_eq!(list["posts"][id(reply.id)], post(&reply, None, &[], &[]));
         assert_eq!(list["posts"].as_object().map(|o| o.len()), Some(2));
         assert_eq!(list["has_next"], true);
         assert_eq!(list["next_post_id"], "");

@@ -185,9 +185,24 @@ async fn direct_or_group(
     if !users.contains(&caller.id()) && !caller.is_admin() {
         return Err(ApiError::forbidden());
     }
-    // Mattermost derives both names from the ids as strings, sorted as strings (the base32
-    // alphabet does not keep the byte order): `a__b` for a DM, and for a group the sha1 of the
-    // sorted ids concatenated with no separator. Clients compute these names themselves.
+    let (index, channel, existed) =
+        open_direct_or_group(&app, caller.id(), users, channel_type).await?;
+    let body = views::channel(&channel);
+    let response = if existed { ok(body) } else { created(body) };
+    Ok(with_applied(response, index))
+}
+
+/// Creates (or finds) the direct or group channel of `users`; answers the applied index, the
+/// channel and whether it existed. Mattermost derives both names from the ids as strings,
+/// sorted as strings (the base32 alphabet does not keep the byte order): `a__b` for a DM, and
+/// for a group the sha1 of the sorted ids concatenated with no separator. Clients compute these
+/// names themselves.
+pub async fn open_direct_or_group(
+    app: &AppState,
+    creator: Id,
+    users: Vec<Id>,
+    channel_type: ChannelType,
+) -> ApiResult<(u64, Channel, bool)> {
     let mut texts: Vec<String> = users.iter().map(|u| u.to_base32()).collect();
     texts.sort();
     let name = match channel_type {
@@ -195,7 +210,7 @@ async fn direct_or_group(
             let first = texts
                 .first()
                 .cloned()
-                .unwrap_or_else(|| caller.id().to_base32());
+                .unwrap_or_else(|| creator.to_base32());
             let second = texts.get(1).cloned().unwrap_or_else(|| first.clone());
             format!("{first}__{second}")
         }
@@ -209,19 +224,23 @@ async fn direct_or_group(
             name,
             display_name: String::new(),
             members: users,
-            creator_id: caller.id(),
+            creator_id: creator,
         })
         .await?;
     match outcome {
         Outcome::ChannelCreated {
             channel, existed, ..
-        } => {
-            let body = views::channel(&channel);
-            let response = if existed { ok(body) } else { created(body) };
-            Ok(with_applied(response, index))
-        }
+        } => Ok((index, channel, existed)),
         _ => Err(ApiError::internal("unexpected outcome")),
     }
+}
+
+/// The direct channel of two users (created if needed).
+pub async fn direct_channel(app: &AppState, a: Id, b: Id) -> ApiResult<Channel> {
+    let users = if a == b { vec![a] } else { vec![a, b] };
+    Ok(open_direct_or_group(app, a, users, ChannelType::Direct)
+        .await?
+        .1)
 }
 
 async fn create_direct(
@@ -401,7 +420,7 @@ struct NewChannelMember {
     user_id: String,
 }
 
-async fn add_member(
+pub async fn add_member(
     State(app): State<AppState>,
     caller: Caller,
     Path(channel_id): Path<String>,
@@ -437,7 +456,7 @@ async fn add_member(
     }
 }
 
-async fn remove_member(
+pub async fn remove_member(
     State(app): State<AppState>,
     caller: Caller,
     Path((channel_id, user_id)): Path<(String, String)>,

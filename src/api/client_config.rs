@@ -31,7 +31,7 @@ fn require_old_format(query: Option<&str>, what: &'static str) -> Result<(), Api
 
 /// The site URL: configured, or else the one this request reached (behind a proxy, its
 /// `X-Forwarded-Proto`), which is what the web app needs to find the WebSocket.
-fn site_url(configured: &str, headers: &HeaderMap) -> String {
+pub fn site_url(configured: &str, headers: &HeaderMap) -> String {
     if !configured.is_empty() {
         return configured.trim_end_matches('/').to_string();
     }

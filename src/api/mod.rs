@@ -4,12 +4,14 @@
 
 mod accounts;
 mod body_limit;
+mod bots;
 mod categories;
 mod channel_edits;
 mod channel_stats;
 mod channels;
 mod client_config;
 pub mod cluster;
+mod commands;
 mod files;
 mod notifications;
 mod posts;
@@ -17,12 +19,15 @@ mod preferences;
 mod reactions;
 mod roles;
 mod search;
+mod slash_builtins;
 mod status;
 mod system;
 mod teams;
 mod threads;
+mod tokens;
 mod user_channels;
 mod users;
+mod webhooks;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
@@ -64,11 +69,16 @@ pub fn router(state: AppState) -> Router {
         .merge(preferences::routes())
         .merge(categories::routes())
         .merge(cluster::routes())
+        .merge(tokens::routes())
+        .merge(bots::routes())
+        .merge(webhooks::routes())
+        .merge(commands::routes())
         .merge(files::routes());
     Router::new()
         .nest("/api/v4", api)
-        .route("/", axum::routing::get(system::root))
         .route("/metrics", axum::routing::get(system::metrics))
+        .merge(webhooks::root_routes())
+        .merge(commands::root_routes())
         .merge(files::public_routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -81,7 +91,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// Outside `/api/` and `/hooks/` a GET is the web client's (a bundled file or a client route);
+/// anything else is Mattermost's 404.
+async fn not_found(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    if !uri.path().starts_with("/api/") && !uri.path().starts_with("/hooks/") {
+        if let Some(page) = crate::web::serve(&method, &uri, &headers) {
+            return page;
+        }
+    }
+    api_not_found().into_response()
+}
+
+fn api_not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "api.context.404.app_error",
@@ -190,6 +215,7 @@ pub fn path_id(text: &str, name: &str) -> ApiResult<Id> {
 }
 
 /// The authenticated caller.
+#[derive(Clone)]
 pub struct Caller {
     pub session: Session,
     pub user: User,

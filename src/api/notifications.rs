@@ -52,7 +52,7 @@ async fn attach_device(
 }
 
 /// `PUT /channels/{channel_id}/members/{user_id}/notify_props`: merges the given props.
-async fn update_channel_notify_props(
+pub async fn update_channel_notify_props(
     State(app): State<AppState>,
     caller: Caller,
     Path((channel_id, user_id)): Path<(String, String)>,

@@ -169,7 +169,7 @@ fn props_text(props: Option<Value>) -> ApiResult<String> {
     }
 }
 
-async fn create_post(
+pub async fn create_post(
     State(app): State<AppState>,
     caller: Caller,
     body: Bytes,

@@ -390,3 +390,25 @@ async fn autocomplete_channels(
         channels.iter().map(views::channel).collect(),
     )))
 }
+
+/// The search the `/search` command runs for `terms`: the same validation and scope as
+/// `POST /teams/{team_id}/posts/search`.
+pub fn terms_search(
+    terms: &str,
+    user: Id,
+    team: Option<Id>,
+    per_page: i64,
+) -> ApiResult<PostSearch> {
+    post_search(
+        SearchBody {
+            terms: Some(terms.to_string()),
+            is_or_search: false,
+            time_zone_offset: 0,
+            include_deleted_channels: false,
+            page: 0,
+            per_page,
+        },
+        user,
+        team,
+    )
+}

@@ -94,7 +94,7 @@ struct StatusBody {
 
 /// `PUT /users/{id}/status`: online, away, offline or dnd (with `dnd_end_time` in seconds,
 /// 0 = until changed). Editing another user needs a system admin.
-async fn update_status(
+pub async fn update_status(
     State(app): State<AppState>,
     caller: Caller,
     Path(user_id): Path<String>,

@@ -1,4 +1,4 @@
-//! System endpoints: the site root, ping, the client configuration and license (in
+//! System endpoints: ping, the client configuration and license (in
 //! [`super::client_config`]), the plugin list, and Prometheus metrics.
 
 use super::{ok, AppState, Params};
@@ -21,20 +21,6 @@ pub fn routes() -> Router<AppState> {
             get(super::client_config::get_client_license),
         )
         .route("/plugins/webapp", get(webapp_plugins))
-}
-
-/// `GET /` (and `HEAD /`, which the mobile app sends first to follow redirects): a plain page
-/// saying what this is. confab serves no web app of its own; any Mattermost app connects here.
-pub async fn root() -> Response {
-    let page = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>confab</title></head>\
-<body><h1>confab</h1><p>A Mattermost-compatible messaging server. Connect with a Mattermost \
-mobile or desktop app using this address.</p></body></html>";
-    let mut response = page.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
 }
 
 /// `GET /system/ping`: `{"status":"OK"}`. With `get_server_status=true` also the replica's

@@ -677,6 +677,16 @@ impl EventBuilder {
                     false,
                 ),
             ),
+            // Mattermost sends an ephemeral post to the user's connections only.
+            Outcome::Ephemeral { user_id, post } => push(
+                Audience::User(*user_id),
+                Event::new(
+                    "ephemeral_message",
+                    json!({"post": post}),
+                    broadcast(Some(*user_id), None, None, None),
+                    false,
+                ),
+            ),
             // A create-post retry changed nothing: its post's `posted` event went out when the
             // first attempt applied, and a second one would show the message twice.
             Outcome::AlreadyApplied
@@ -695,7 +705,9 @@ impl EventBuilder {
             // File uploads are announced by the post they are attached to.
             | Outcome::FileChunkStored { .. }
             | Outcome::FileCommitted { .. }
-            | Outcome::UploadsAborted(_) => {}
+            | Outcome::UploadsAborted(_)
+            | Outcome::IntegrationChanged
+            | Outcome::CommandHookUsed(_) => {}
         }
         Ok(())
     }

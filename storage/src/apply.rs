@@ -12,6 +12,7 @@ use crate::engine::{meta_key, Engine};
 use crate::error::{CommandError, Result, StorageError};
 use crate::files;
 use crate::id::Id;
+use crate::integrations;
 use crate::keys::{id2, id_key, KeyBuf};
 use crate::mentions;
 use crate::model::*;
@@ -208,7 +209,12 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             txn.delete(Cf::UseridToken, id2(session.user_id, *token));
             Ok(Outcome::SessionRevoked(session))
         }
-        Command::RevokeAllSessions { user_id } => accounts::revoke_all(txn, *user_id),
+        Command::RevokeAllSessions { user_id } => {
+            let outcome = accounts::revoke_all(txn, *user_id)?;
+            // Active access tokens keep working (Mattermost re-creates their sessions).
+            integrations::restore_token_sessions(txn, *user_id, 0)?;
+            Ok(outcome)
+        }
         Command::UpdateUser {
             user_id,
             at,
@@ -219,7 +225,11 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             at,
             password_hash,
             keep,
-        } => accounts::set_password(txn, *user_id, *at, password_hash, *keep),
+        } => {
+            let outcome = accounts::set_password(txn, *user_id, *at, password_hash, *keep)?;
+            integrations::restore_token_sessions(txn, *user_id, *at)?;
+            Ok(outcome)
+        }
         Command::SetUserRoles { user_id, at, roles } => {
             accounts::set_roles(txn, *user_id, *at, roles)
         }
@@ -227,7 +237,13 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             user_id,
             at,
             active,
-        } => accounts::set_active(txn, *user_id, *at, *active),
+        } => {
+            let outcome = accounts::set_active(txn, *user_id, *at, *active)?;
+            if *active {
+                integrations::restore_token_sessions(txn, *user_id, *at)?;
+            }
+            Ok(outcome)
+        }
         Command::CreateTeam {
             id,
             at,
@@ -927,6 +943,60 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
         | Command::StatusNotice { .. }
         | Command::SetCustomStatus { .. }
         | Command::RemoveRecentCustomStatus { .. }) => status::apply(txn, command),
+        Command::PutIncomingHook { hook } => integrations::put_incoming(txn, hook),
+        Command::DeleteIncomingHook { id } => {
+            integrations::delete(txn, integrations::KIND_INCOMING, *id)
+        }
+        Command::PutOutgoingHook { hook } => integrations::put_outgoing(txn, hook),
+        Command::DeleteOutgoingHook { id } => {
+            integrations::delete(txn, integrations::KIND_OUTGOING, *id)
+        }
+        Command::PutSlashCommand { command } => integrations::put_command(txn, command),
+        Command::DeleteSlashCommand { id } => {
+            integrations::delete(txn, integrations::KIND_COMMAND, *id)
+        }
+        Command::CreateAccessToken { token, at } => integrations::create_token(txn, token, *at),
+        Command::SetAccessTokenActive { id, active, at } => {
+            integrations::set_token_active(txn, *id, *active, *at)
+        }
+        Command::RevokeAccessToken { id } => integrations::revoke_token(txn, *id),
+        Command::CreateBot {
+            bot,
+            username,
+            display_name,
+        } => {
+            // A bot is created as a user is (same name rules and indexes), then marked.
+            let user = Command::CreateUser {
+                id: bot.user_id,
+                at: bot.create_at,
+                username: username.clone(),
+                email: format!("{}@localhost", username.to_lowercase()),
+                password_hash: String::new(),
+                nickname: String::new(),
+                first_name: display_name.clone(),
+                last_name: String::new(),
+                roles: "system_user".into(),
+            };
+            let Outcome::UserCreated(mut user) = apply_command(txn, &user)? else {
+                return Err(StorageError::Corrupt("creating a bot user".into()));
+            };
+            user.is_bot = true;
+            user.roles = "system_user".into();
+            txn.put(Cf::UseridUser, id_key(user.id), &user)?;
+            integrations::put_bot(txn, bot)?;
+            Ok(Outcome::UserCreated(user))
+        }
+        Command::PutBot { bot } => integrations::put_bot(txn, bot),
+        Command::EphemeralPost { user_id, post } => {
+            validate::text("post", post, 1 << 20)?;
+            Ok(Outcome::Ephemeral {
+                user_id: *user_id,
+                post: post.clone(),
+            })
+        }
+        Command::OutgoingHooksDispatched { through } => integrations::dispatched(txn, *through),
+        Command::CreateCommandHook { hook } => integrations::create_command_hook(txn, hook),
+        Command::UseCommandHook { id, at } => integrations::use_command_hook(txn, *id, *at),
     }
 }
 
@@ -1058,6 +1128,7 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
     if !post.post_type.starts_with("system_") {
         record_notification(txn, &post, &channel, author.id, &followers)?;
     }
+    integrations::record_hook_calls(txn, &post, &channel)?;
     Ok(Outcome::Posted(Box::new(Posted {
         post,
         channel,

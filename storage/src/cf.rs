@@ -37,6 +37,7 @@ pub enum Cf {
     ChannelidCreateatPostidPinned,
     SeqNotification,
     UseridStatus,
+    KindKeyIntegration,
     // Files (`files`).
     FileidFileinfo,
     Sha256Blob,
@@ -49,7 +50,7 @@ pub enum Cf {
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 38] = [
+    pub const STATE: [Cf; 39] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -84,6 +85,7 @@ impl Cf {
         Cf::ChannelidCreateatPostidPinned,
         Cf::SeqNotification,
         Cf::UseridStatus,
+        Cf::KindKeyIntegration,
         // Files.
         Cf::FileidFileinfo,
         Cf::Sha256Blob,
@@ -130,6 +132,7 @@ impl Cf {
             Cf::ChannelidCreateatPostidPinned => "channelid_createat_postid_pinned",
             Cf::SeqNotification => "seq_notification",
             Cf::UseridStatus => "userid_status",
+            Cf::KindKeyIntegration => "kind_key_integration",
             Cf::FileidFileinfo => "fileid_fileinfo",
             Cf::Sha256Blob => "sha256_blob",
             Cf::UploadidChunknoBytes => "uploadid_chunkno_bytes",

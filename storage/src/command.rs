@@ -5,6 +5,9 @@
 use crate::channel_edits::ChannelPatch;
 use crate::files::FileInfo;
 use crate::id::Id;
+use crate::integrations::{
+    AccessToken, Bot, CommandHook, IncomingHook, OutgoingHook, SlashCommand,
+};
 use crate::model::{ChannelType, NotifyProps, TeamType, UserProfile};
 use crate::status::CustomStatus;
 use serde::{Deserialize, Serialize};
@@ -296,6 +299,73 @@ pub enum Command {
         user_id: Id,
         custom_status: CustomStatus,
     },
+    // Integrations (`crate::integrations`).
+    /// Creates or replaces an incoming webhook.
+    PutIncomingHook {
+        hook: IncomingHook,
+    },
+    DeleteIncomingHook {
+        id: Id,
+    },
+    /// Creates or replaces an outgoing webhook.
+    PutOutgoingHook {
+        hook: OutgoingHook,
+    },
+    DeleteOutgoingHook {
+        id: Id,
+    },
+    /// Creates or replaces a custom slash command (its trigger unique in its team).
+    PutSlashCommand {
+        command: SlashCommand,
+    },
+    DeleteSlashCommand {
+        id: Id,
+    },
+    /// A personal access token and the session it authenticates with.
+    CreateAccessToken {
+        token: AccessToken,
+        at: u64,
+    },
+    /// Disabling ends the token's session; enabling starts a new one.
+    SetAccessTokenActive {
+        id: Id,
+        active: bool,
+        at: u64,
+    },
+    /// Deletes the token and ends its session.
+    RevokeAccessToken {
+        id: Id,
+    },
+    /// A bot: a user with `is_bot` (email `{username}@localhost`, display name as first name,
+    /// role `system_user`) and its bot record.
+    CreateBot {
+        bot: Bot,
+        username: String,
+        display_name: String,
+    },
+    /// Replaces a bot's record (description, owner).
+    PutBot {
+        bot: Bot,
+    },
+    /// An ephemeral post for one user: changes no state; it goes through the log so that the
+    /// user's sockets on every node get it (`ephemeral_message`). `post` is the post's JSON.
+    EphemeralPost {
+        user_id: Id,
+        post: String,
+    },
+    /// The leader's outgoing-webhook dispatcher handled the outbox up to `through`.
+    OutgoingHooksDispatched {
+        through: u64,
+    },
+    /// A slash command's `response_url`.
+    CreateCommandHook {
+        hook: CommandHook,
+    },
+    /// One use of a `response_url` (at most five, within 30 minutes).
+    UseCommandHook {
+        id: Id,
+        at: u64,
+    },
     /// Chunk `index` of an upload (at most `files::MAX_CHUNK_BYTES`); chunk 0 starts the upload
     /// at `at`, the others must follow in order.
     FileChunk {
@@ -334,6 +404,8 @@ impl Command {
                 | Command::SetPassword { .. }
                 | Command::SetUserRoles { .. }
                 | Command::SetUserActive { .. }
+                | Command::SetAccessTokenActive { .. }
+                | Command::RevokeAccessToken { .. }
         )
     }
 

@@ -52,6 +52,7 @@
 //! | `channelid_createat_postid_pinned` | channel_id · t(create) · post_id → () — live pinned posts ([`pinned`]) |
 //! | `seq_notification` | u64 log index → [`notify::OutboxEntry`] — the notification outbox: who might be told of a post, or whose devices clear a channel/thread; deleted when the leader's dispatcher marks it done (`meta` `"notify_dispatched"`, `"notify_outbox_len"`) ([`notify`]) |
 //! | `userid_status` | `0` · user_id → [`ManualStatus`] — a status set by hand (away, offline, dnd, ooo) · `1` · u64(dnd end, s) · user_id → () — timed DND queue ([`status`]) |
+//! | `kind_key_integration` | kind u8 · id → record: `0` incoming hook, `1` outgoing hook, `2` slash command, `3` access token, `4` bot, `6` command hook (`response_url`) · `5` · u64 log index → the outgoing hooks a post triggered (the outgoing-webhook outbox, `meta` `"hooks_dispatched"` is its mark) ([`integrations`]) |
 //! | `fileid_fileinfo` | file_id → [`FileInfo`] ([`files`]) |
 //! | `sha256_blob` | sha-256 (32 bytes) → [`Blob`] — refcount, size, chunk count and the upload whose chunks hold the bytes (stored once per content) |
 //! | `uploadid_chunkno_bytes` | upload_id · u32 chunk → raw bytes (≤ 1 MiB; BlobDB: values past 4 KiB in blob files) — staged chunks, and committed ones of a blob |
@@ -80,6 +81,7 @@ mod engine;
 mod error;
 pub mod files;
 mod id;
+pub mod integrations;
 mod keys;
 pub mod log;
 pub mod mentions;

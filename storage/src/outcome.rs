@@ -96,6 +96,15 @@ pub enum Outcome {
         detached: Vec<Session>,
     },
     UserCreated(User),
+    /// An integration (hook, command, token, bot record, hook outbox mark) changed: no event.
+    IntegrationChanged,
+    /// An ephemeral post (its JSON) for one user's connections.
+    Ephemeral {
+        user_id: Id,
+        post: String,
+    },
+    /// A command hook was used (its count as it now is).
+    CommandHookUsed(crate::integrations::CommandHook),
     SessionCreated(Session),
     SessionRevoked(Session),
     /// Every session of one user ended.

@@ -1,6 +1,7 @@
 //! Test harness: real `confab` processes on loopback with temp data dirs, and a small client.
 #![allow(dead_code)]
 
+pub mod hook_receiver;
 pub mod push_proxy;
 pub mod smtp;
 

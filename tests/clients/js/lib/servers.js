@@ -60,7 +60,7 @@ async function waitReady(url, child, timeoutMs = 60000) {
 }
 
 // Starts `count` nodes (1 = single node, 3 = a fixed cluster), each with `extraArgs` flags too.
-// Returns {urls, stop}. A node that exits before it is ready (its port was taken after all) is
+// Returns {urls, stop, kill, restart, pids}. A node that exits before it is ready (its port was taken after all) is
 // retried on fresh ports.
 async function startServers(count, extraArgs = []) {
     const failures = [];
@@ -99,28 +99,46 @@ async function startOnce(count, extraArgs) {
         })));
         fs.rmSync(dir, { recursive: true, force: true });
     };
-    try {
-        ports.forEach(([api, raft], i) => {
-            const nodeDir = path.join(dir, `n${i + 1}`);
-            fs.mkdirSync(nodeDir);
-            const args = ['serve', '--node-id', String(i + 1), '--listen', `127.0.0.1:${api}`,
-                '--raft-listen', `127.0.0.1:${raft}`, '--data-dir', path.join(nodeDir, 'data')];
-            if (count > 1) {
-                args.push('--initial-members', members);
-            }
-            args.push(...extraArgs);
-            const child = spawn(BINARY, args, {
-                cwd: nodeDir,
-                env: { ...process.env, CONFAB_CLUSTER_SECRET: SECRET, CONFAB_LOG: 'warn' },
-                stdio: ['ignore', 'ignore', 'inherit'],
-            });
-            children.push(child);
-            live.add(child);
-            child.once('exit', () => live.delete(child));
+    const launch = (i) => {
+        const [api, raft] = ports[i];
+        const nodeDir = path.join(dir, `n${i + 1}`);
+        fs.mkdirSync(nodeDir, { recursive: true });
+        const args = ['serve', '--node-id', String(i + 1), '--listen', `127.0.0.1:${api}`,
+            '--raft-listen', `127.0.0.1:${raft}`, '--data-dir', path.join(nodeDir, 'data')];
+        if (count > 1) {
+            args.push('--initial-members', members);
+        }
+        args.push(...extraArgs);
+        const child = spawn(BINARY, args, {
+            cwd: nodeDir,
+            env: { ...process.env, CONFAB_CLUSTER_SECRET: SECRET, CONFAB_LOG: 'warn' },
+            stdio: ['ignore', 'ignore', 'inherit'],
         });
+        children[i] = child;
+        live.add(child);
+        child.once('exit', () => live.delete(child));
+    };
+    try {
+        ports.forEach((_, i) => launch(i));
         const urls = ports.map(([api]) => `http://127.0.0.1:${api}`);
         await Promise.all(urls.map((u, i) => waitReady(u, children[i])));
-        return { urls, stop };
+        // Kills node `i` (0-based) with SIGKILL, as a crash would.
+        const kill = (i) => new Promise((resolve) => {
+            const c = children[i];
+            if (c.exitCode !== null || c.signalCode !== null) {
+                resolve();
+                return;
+            }
+            c.once('exit', () => resolve());
+            c.kill('SIGKILL');
+        });
+        // Starts killed node `i` again on its ports and data directory.
+        const restart = async (i) => {
+            await kill(i);
+            launch(i);
+            await waitReady(urls[i], children[i]);
+        };
+        return { urls, stop, kill, restart, pids: children.map((c) => c.pid) };
     } catch (e) {
         await stop();
         throw e;

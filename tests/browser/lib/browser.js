@@ -1,0 +1,51 @@
+// Debian's Chromium (installed by the Makefile) driven by puppeteer-core: no browser download.
+// Every page records its console errors, uncaught exceptions and failed requests; tests
+// assert there are none.
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const puppeteer = require('puppeteer-core');
+
+const EXECUTABLE = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const OUTPUT = path.join(__dirname, '..', 'output');
+
+async function launch() {
+    if (!fs.existsSync(EXECUTABLE)) {
+        throw new Error(`chromium not found at ${EXECUTABLE} (make test installs it with apt-get)`);
+    }
+    return puppeteer.launch({
+        executablePath: EXECUTABLE,
+        headless: true,
+        args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'],
+    });
+}
+
+/// A page in its own browser context (its own cookies: one signed-in user per page).
+async function newUserPage(browser, name, viewport = { width: 1280, height: 800 }) {
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    await page.setViewport(viewport);
+    page.problems = [];
+    page.on('console', (msg) => {
+        if (msg.type() === 'error') {
+            page.problems.push(`${name} console error: ${msg.text()}`);
+        }
+    });
+    page.on('pageerror', (err) => page.problems.push(`${name} page error: ${err.message}`));
+    // Name the failing request too (the console message alone does not say which).
+    page.on('response', (res) => {
+        if (res.status() >= 400) {
+            page.problems.push(`${name} HTTP ${res.status()} ${res.request().method()} ${res.url()}`);
+        }
+    });
+    page.setDefaultTimeout(20000);
+    return page;
+}
+
+async function screenshot(page, suite, name) {
+    const dir = path.join(OUTPUT, suite);
+    fs.mkdirSync(dir, { recursive: true });
+    await page.screenshot({ path: path.join(dir, `${name}.png`) });
+}
+
+module.exports = { launch, newUserPage, screenshot, OUTPUT };
