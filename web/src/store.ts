@@ -428,26 +428,32 @@ export async function loadOlder(channelId: string) {
     }
 }
 
+/// The member has seen every post of the channel (here or in another session at `viewedAt`).
+function clearUnread(channelId: string, viewedAt?: number) {
+    const c = state.channels[channelId];
+    const m = state.members[channelId];
+    if (!c || !m) {
+        return;
+    }
+    set({
+        members: {
+            ...state.members,
+            [channelId]: {
+                ...m,
+                msg_count: c.total_msg_count,
+                msg_count_root: c.total_msg_count_root,
+                mention_count: 0,
+                mention_count_root: 0,
+                last_viewed_at: viewedAt ?? m.last_viewed_at,
+            },
+        },
+    });
+}
+
 /// Tells the server the channel is read (from here on every session sees it read) and clears
 /// the badges at once rather than waiting for the `channel_viewed` event.
 export async function markViewed(channelId: string) {
-    const c = state.channels[channelId];
-    const m = state.members[channelId];
-    if (c && m) {
-        set({
-            members: {
-                ...state.members,
-                [channelId]: {
-                    ...m,
-                    msg_count: c.total_msg_count,
-                    msg_count_root: c.total_msg_count_root,
-                    mention_count: 0,
-                    mention_count_root: 0,
-                    last_viewed_at: Date.now(),
-                },
-            },
-        });
-    }
+    clearUnread(channelId, Date.now());
     try {
         await client.viewMyChannel(channelId);
     } catch (e) {
@@ -891,26 +897,9 @@ function onEvent(msg: unknown) {
             }
             break;
         }
-        case 'channel_viewed': {
-            const channelId = String(e.data.channel_id ?? '');
-            const c = state.channels[channelId];
-            const m = state.members[channelId];
-            if (c && m) {
-                set({
-                    members: {
-                        ...state.members,
-                        [channelId]: {
-                            ...m,
-                            msg_count: c.total_msg_count,
-                            msg_count_root: c.total_msg_count_root,
-                            mention_count: 0,
-                            mention_count_root: 0,
-                        },
-                    },
-                });
-            }
+        case 'channel_viewed':
+            clearUnread(String(e.data.channel_id ?? ''));
             break;
-        }
         case 'multiple_channels_viewed':
         case 'post_unread':
         case 'channel_member_updated':
