@@ -178,7 +178,9 @@ struct Reader {
     hub: Arc<Hub>,
     conn: Arc<Conn>,
     query: UpgradeQuery,
-    last_typing: HashMap<Id, Instant>,
+    /// When this connection last put a typing notice in the log, per channel and thread (a
+    /// thread's composer and its channel's are separate places to type).
+    last_typing: HashMap<(Id, Option<Id>), Instant>,
 }
 
 async fn serve<S>(
@@ -432,6 +434,9 @@ impl Reader {
                 })),
             )),
             "user_typing" => Some(self.typing(seq, data)),
+            // The apps name the channel, team or thread on screen. Mattermost keeps it to narrow
+            // some deliveries; confab delivers by membership alone, so it only acknowledges.
+            "presence" => Some(ok_reply(seq, None)),
             "get_statuses" | "get_statuses_by_ids" | "user_update_active_status" => Some(
                 super::status_actions::handle(&self.hub, &self.conn, action, seq, data),
             ),
@@ -527,13 +532,13 @@ impl Reader {
         let now = Instant::now();
         let recent = self
             .last_typing
-            .get(&channel_id)
+            .get(&(channel_id, parent_id))
             .is_some_and(|at| now.duration_since(*at) < TYPING_INTERVAL);
         if !recent {
             if self.last_typing.len() > 256 {
                 self.last_typing.clear();
             }
-            self.last_typing.insert(channel_id, now);
+            self.last_typing.insert((channel_id, parent_id), now);
             (self.hub.proposer)(Command::UserTyping {
                 user_id: identity.user,
                 channel_id,

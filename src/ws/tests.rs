@@ -1128,6 +1128,32 @@ mod socket {
         assert_eq!(typing["event"], "typing");
         assert_eq!(typing["seq"], 2);
         assert_eq!(typing["data"]["user_id"], id(A).to_base32());
+        // Typing in a thread of the same channel at once is a new place, not a repeat: it is
+        // not swallowed by the once-a-second limit of the channel's composer.
+        send(&mut a, json!({"seq": 5, "action": "user_typing", "data": {"channel_id": id(TOWN).to_base32(), "parent_id": id(1_101).to_base32()}})).await;
+        assert_eq!(
+            next_json(&mut a).await,
+            json!({"status": "OK", "seq_reply": 5})
+        );
+        let in_thread = next_json(&mut c).await;
+        assert_eq!(in_thread["event"], "typing");
+        assert_eq!(in_thread["data"]["parent_id"], id(1_101).to_base32());
+        // A repeat in the channel within the second is acknowledged but not sent again; the
+        // `presence` action the apps send is acknowledged too.
+        send(&mut a, json!({"seq": 6, "action": "user_typing", "data": {"channel_id": id(TOWN).to_base32(), "parent_id": ""}})).await;
+        assert_eq!(
+            next_json(&mut a).await,
+            json!({"status": "OK", "seq_reply": 6})
+        );
+        send(
+            &mut a,
+            json!({"seq": 8, "action": "presence", "data": {"channel_id": id(TOWN).to_base32()}}),
+        )
+        .await;
+        assert_eq!(
+            next_json(&mut a).await,
+            json!({"status": "OK", "seq_reply": 8})
+        );
         // Not a member of the private channel: refused, nothing proposed.
         send(&mut c, json!({"seq": 7, "action": "user_typing", "data": {"channel_id": id(PRIVATE).to_base32()}})).await;
         let refused = next_json(&mut c).await;
