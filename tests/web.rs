@@ -8,10 +8,9 @@ mod common;
 use common::single_node;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
-use std::path::Path;
 
 fn bundled_index() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist/index.html");
+    let path = common::repo_root().join("web/dist/index.html");
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{} missing ({e}): run `make web`", path.display()))
 }
@@ -83,9 +82,8 @@ async fn the_page_its_assets_and_client_routes_are_served() {
             "{asset}: {kind}"
         );
         let etag = answer.headers()[ETAG].clone();
-        let on_disk =
-            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("web/dist{asset}")))
-                .expect("asset on disk");
+        let on_disk = std::fs::read(common::repo_root().join(format!("web/dist{asset}")))
+            .expect("asset on disk");
         assert_eq!(
             answer.bytes().await.expect("body").as_ref(),
             on_disk.as_slice()

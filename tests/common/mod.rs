@@ -5,6 +5,15 @@ pub mod hook_receiver;
 pub mod push_proxy;
 pub mod smtp;
 
+/// The checkout the tests run from. Read at run time (cargo sets it for every test process):
+/// the compile-time value names wherever the shared target dir was first built, which need not
+/// be this clone.
+pub fn repo_root() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::net::TcpListener;

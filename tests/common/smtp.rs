@@ -31,9 +31,7 @@ pub struct SmtpSink {
 fn python() -> PathBuf {
     match std::env::var("CONFAB_TEST_PYTHON") {
         Ok(path) if !path.is_empty() => PathBuf::from(path),
-        _ => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python/.venv/bin/python")
-        }
+        _ => super::repo_root().join("tests/clients/python/.venv/bin/python"),
     }
 }
 
@@ -48,7 +46,7 @@ impl SmtpSink {
     pub fn start() -> SmtpSink {
         let port = super::free_port();
         let dir = tempfile::tempdir().expect("sink dir");
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/common/smtp_sink.py");
+        let script = super::repo_root().join("tests/common/smtp_sink.py");
         let python = python();
         let mut child = Command::new(&python)
             .arg(script)
