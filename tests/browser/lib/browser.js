@@ -26,9 +26,21 @@ async function newUserPage(browser, name, viewport = { width: 1280, height: 800 
     const page = await context.newPage();
     await page.setViewport(viewport);
     page.problems = [];
+    // While a test kills the node a page is talking to, the request in flight fails in the
+    // browser ("Failed to load resource: net::ERR_EMPTY_RESPONSE"); that is the fault under test,
+    // not a page bug. Such errors are set aside while `page.nodeFault` is on; the test then
+    // checks the page recovered.
+    page.nodeFault = false;
+    page.faultErrors = [];
     page.on('console', (msg) => {
-        if (msg.type() === 'error') {
-            page.problems.push(`${name} console error: ${msg.text()}`);
+        if (msg.type() !== 'error') {
+            return;
+        }
+        const text = `${name} console error: ${msg.text()}`;
+        if (page.nodeFault && /net::ERR_(EMPTY_RESPONSE|CONNECTION_(RESET|REFUSED|CLOSED))/.test(msg.text())) {
+            page.faultErrors.push(text);
+        } else {
+            page.problems.push(text);
         }
     });
     page.on('pageerror', (err) => page.problems.push(`${name} page error: ${err.message}`));

@@ -169,6 +169,7 @@ async function conversation(t, { nodes }) {
 
     if (nodes > 1) {
         await t.test('after its node is killed the page reconnects elsewhere; a message sent meanwhile appears once', async () => {
+            alice.nodeFault = true;
             await cluster.kill(0);
             await post(bob, '.channel-view', 'sent while alice reconnects');
             await waitForPost(bob, '.channel-view', 'sent while alice reconnects');
@@ -181,10 +182,12 @@ async function conversation(t, { nodes }) {
             assert.equal(await countPosts(alice, '.channel-view', 'sent while alice reconnects'), 1);
             assert.equal(await countPosts(alice, '.channel-view', 'alice is back'), 1);
             assert.equal(await countPosts(bob, '.channel-view', 'alice is back'), 1);
+            alice.nodeFault = false;
             await screenshot(alice, suite, '08-alice-after-failover');
         });
     } else {
         await t.test('after the node restarts the page loads what it missed, once', async () => {
+            alice.nodeFault = bob.nodeFault = true;
             await cluster.restart(0);
             await post(bob, '.channel-view', 'sent right after the restart');
             await waitForPost(bob, '.channel-view', 'sent right after the restart');
@@ -196,6 +199,7 @@ async function conversation(t, { nodes }) {
             assert.equal(await countPosts(alice, '.channel-view', 'sent right after the restart'), 1);
             assert.equal(await countPosts(bob, '.channel-view', 'sent right after the restart'), 1);
             assert.equal(await countPosts(bob, '.channel-view', 'alice after the restart'), 1);
+            alice.nodeFault = bob.nodeFault = false;
         });
 
         await t.test('a phone-sized screen opens the sidebar from the menu button', async () => {
