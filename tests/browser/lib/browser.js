@@ -50,8 +50,34 @@ async function newUserPage(browser, name, viewport = { width: 1280, height: 800 
             page.problems.push(`${name} HTTP ${res.status()} ${res.request().method()} ${res.url()}`);
         }
     });
+    // The page's WebSocket life, kept short, for `describe` when a step fails.
+    page.wsLog = [];
+    const note = (line) => {
+        page.wsLog.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+        if (page.wsLog.length > 40) {
+            page.wsLog.shift();
+        }
+    };
+    const cdp = await page.createCDPSession();
+    await cdp.send('Network.enable');
+    cdp.on('Network.webSocketCreated', (e) => note(`ws open ${e.url}`));
+    cdp.on('Network.webSocketClosed', () => note('ws closed'));
+    cdp.on('Network.webSocketFrameError', (e) => note(`ws error ${e.errorMessage}`));
+    cdp.on('Network.webSocketFrameSent', (e) => note(`sent ${e.response.payloadData.slice(0, 120)}`));
+    cdp.on('Network.webSocketFrameReceived', (e) => note(`got ${e.response.payloadData.slice(0, 120)}`));
     page.setDefaultTimeout(20000);
+    page.userName = name;
     return page;
+}
+
+/// What a failing step prints about each page: where it is, its problems and its last
+/// WebSocket frames.
+function describe(pages) {
+    return pages.map((p) => [
+        `--- ${p.userName} at ${p.url()}`,
+        ...p.problems,
+        ...p.wsLog,
+    ].join('\n')).join('\n');
 }
 
 async function screenshot(page, suite, name) {
@@ -60,4 +86,4 @@ async function screenshot(page, suite, name) {
     await page.screenshot({ path: path.join(dir, `${name}.png`) });
 }
 
-module.exports = { launch, newUserPage, screenshot, OUTPUT };
+module.exports = { launch, newUserPage, screenshot, describe, OUTPUT };

@@ -7,7 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startServers } = require('../../clients/js/lib/servers');
 const { startBalancer } = require('../lib/balancer');
-const { launch, newUserPage, screenshot } = require('../lib/browser');
+const { launch, newUserPage, screenshot, describe } = require('../lib/browser');
 
 const PASSWORD = 'Password-123!';
 
@@ -101,8 +101,17 @@ async function conversation(t, { nodes }) {
     });
     const alice = await newUserPage(browser, 'alice');
     const bob = await newUserPage(browser, 'bob');
+    // A failing step prints both pages' state and WebSocket traffic.
+    const step = (name, fn) => t.test(name, async () => {
+        try {
+            await fn();
+        } catch (e) {
+            console.log(describe([alice, bob]));
+            throw e;
+        }
+    });
 
-    await t.test('sign up, create and join a team and a channel', async () => {
+    await step('sign up, create and join a team and a channel', async () => {
         await signup(alice, lbA.url, 'alice');
         await createTeam(alice, 'Alpha');
         await createChannel(alice, 'dev');
@@ -113,7 +122,7 @@ async function conversation(t, { nodes }) {
         await screenshot(alice, suite, '01-alice-dev');
     });
 
-    await t.test('a post arrives live as an unread channel with a mention badge', async () => {
+    await step('a post arrives live as an unread channel with a mention badge', async () => {
         await post(alice, '.channel-view', 'hello from alice');
         await bob.waitForSelector('a.channel.unread[data-channel="dev"]');
         await post(alice, '.channel-view', '@bob can you look?');
@@ -129,7 +138,7 @@ async function conversation(t, { nodes }) {
         await screenshot(bob, suite, '03-bob-dev');
     });
 
-    await t.test('a reply shows in the Threads view as unread and clears when opened', async () => {
+    await step('a reply shows in the Threads view as unread and clears when opened', async () => {
         await clickPostButton(bob, '.channel-view', 'hello from alice', 'Reply');
         await bob.waitForSelector('.thread-panel');
         await post(bob, '.thread-panel', 'a reply from bob');
@@ -146,7 +155,7 @@ async function conversation(t, { nodes }) {
         await screenshot(alice, suite, '05-alice-thread-read');
     });
 
-    await t.test('a reaction appears on the other side', async () => {
+    await step('a reaction appears on the other side', async () => {
         await clickPostButton(alice, '.thread-panel', 'a reply from bob', 'Add reaction');
         await alice.click('.thread-panel .emoji-picker button[data-emoji="+1"]');
         await bob.waitForFunction(() => {
@@ -157,7 +166,7 @@ async function conversation(t, { nodes }) {
         await screenshot(bob, suite, '06-bob-reaction');
     });
 
-    await t.test('the typing indicator shows', async () => {
+    await step('the typing indicator shows', async () => {
         await openChannel(alice, 'dev');
         await bob.click('[aria-label="Close thread"]');
         await bob.type('.channel-view .composer textarea', 'still typ');
@@ -168,7 +177,7 @@ async function conversation(t, { nodes }) {
     });
 
     if (nodes > 1) {
-        await t.test('after its node is killed the page reconnects elsewhere; a message sent meanwhile appears once', async () => {
+        await step('after its node is killed the page reconnects elsewhere; a message sent meanwhile appears once', async () => {
             alice.nodeFault = true;
             await cluster.kill(0);
             await post(bob, '.channel-view', 'sent while alice reconnects');
@@ -186,7 +195,7 @@ async function conversation(t, { nodes }) {
             await screenshot(alice, suite, '08-alice-after-failover');
         });
     } else {
-        await t.test('after the node restarts the page loads what it missed, once', async () => {
+        await step('after the node restarts the page loads what it missed, once', async () => {
             alice.nodeFault = bob.nodeFault = true;
             await cluster.restart(0);
             await post(bob, '.channel-view', 'sent right after the restart');
@@ -202,7 +211,7 @@ async function conversation(t, { nodes }) {
             alice.nodeFault = bob.nodeFault = false;
         });
 
-        await t.test('a phone-sized screen opens the sidebar from the menu button', async () => {
+        await step('a phone-sized screen opens the sidebar from the menu button', async () => {
             await bob.setViewport({ width: 390, height: 844 });
             assert.equal(await bob.$eval('.sidebar', (e) => getComputedStyle(e).display), 'none');
             await bob.click('.menu-toggle');
@@ -214,7 +223,7 @@ async function conversation(t, { nodes }) {
         });
     }
 
-    await t.test('no page or console errors', () => {
+    await step('no page or console errors', () => {
         assert.deepEqual([...alice.problems, ...bob.problems], []);
     });
 }
