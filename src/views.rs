@@ -646,3 +646,25 @@ mod tests {
         })
     }
 }
+
+/// A sidebar category as Mattermost's JSON (`SidebarCategoryWithChannels`); `position` is its
+/// place in the sidebar (`sort_order` counts in tens, as Mattermost's does).
+pub fn sidebar_category(
+    user: Id,
+    team: Id,
+    position: usize,
+    category: &confab_storage::sidebar::SidebarCategory,
+) -> Value {
+    json!({
+        "id": category.id,
+        "user_id": id(user),
+        "team_id": id(team),
+        "sort_order": position * 10,
+        "sorting": category.sorting.as_str(),
+        "type": category.kind.as_str(),
+        "display_name": category.display_name,
+        "muted": category.muted,
+        "collapsed": category.collapsed,
+        "channel_ids": category.channel_ids.iter().map(|c| id(*c)).collect::<Vec<_>>(),
+    })
+}

@@ -200,6 +200,50 @@ async fn teams_channels_and_permissions() {
         .await;
     assert_eq!(my_members.as_array().unwrap().len(), names.len());
 
+    // Private channels of a team, for system admins; public ones by ids, for team members.
+    let privates = alice
+        .ok("GET", &format!("/teams/{team_id}/channels/private"), None)
+        .await;
+    assert_eq!(
+        privates,
+        json!([alice.ok("GET", &format!("/channels/{private}"), None).await])
+    );
+    assert_error(
+        &bob.call("GET", &format!("/teams/{team_id}/channels/private"), None)
+            .await,
+        StatusCode::FORBIDDEN,
+    );
+    let by_ids = carol
+        .ok(
+            "POST",
+            &format!("/teams/{team_id}/channels/ids"),
+            Some(json!([public, private, "aaaaaaaaaaaaaaaaaaaaaaaaaa"])),
+        )
+        .await;
+    let listed: Vec<&str> = by_ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(
+        listed,
+        [public.as_str()],
+        "the private channel is not listed"
+    );
+    for body in [json!([]), json!(["not an id"]), json!({"no": "list"})] {
+        assert_error(
+            &carol
+                .call(
+                    "POST",
+                    &format!("/teams/{team_id}/channels/ids"),
+                    Some(body),
+                )
+                .await,
+            StatusCode::BAD_REQUEST,
+        );
+    }
+
     // Private channel: members only.
     assert_error(
         &carol

@@ -44,6 +44,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/channels/members/{user_id}/view", post(view_channel))
         .route("/teams/{team_id}/channels", get(public_channels))
+        .route("/teams/{team_id}/channels/private", get(private_channels))
+        .route(
+            "/teams/{team_id}/channels/ids",
+            post(public_channels_by_ids),
+        )
         .route(
             "/teams/{team_id}/channels/name/{name}",
             get(channel_by_name),
@@ -365,7 +370,74 @@ async fn public_channels(
             if !crate::api::teams::can_read_team(r, team_id, me, admin)? {
                 return Ok(Err(ApiError::forbidden()));
             }
-            Ok(Ok(r.team_channels(team_id, page, per_page)?))
+            Ok(Ok(r.team_channels(
+                team_id,
+                ChannelType::Open,
+                page,
+                per_page,
+            )?))
+        })
+        .await??;
+    Ok(ok(Value::Array(
+        channels.iter().map(views::channel).collect(),
+    )))
+}
+
+/// GET /teams/{team_id}/channels/private: the team's private channels, a page of them, for
+/// system admins only (Mattermost's `manage_system`).
+async fn private_channels(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(team_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require_admin()?;
+    let team_id = path_id(&team_id, "team_id")?;
+    let (page, per_page) = Params::parse(query.as_deref()).paging()?;
+    let channels = app
+        .read(move |r| r.team_channels(team_id, ChannelType::Private, page, per_page))
+        .await?;
+    Ok(ok(Value::Array(
+        channels.iter().map(views::channel).collect(),
+    )))
+}
+
+/// Most ids one `POST /teams/{team_id}/channels/ids` may ask for.
+const MAX_CHANNEL_IDS: usize = 1_000;
+
+/// POST /teams/{team_id}/channels/ids `[channel_id…]`: those of the ids that are live open
+/// channels of the team (Mattermost's `getPublicChannelsByIdsForTeam`); for team members.
+async fn public_channels_by_ids(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(team_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let team_id = path_id(&team_id, "team_id")?;
+    let ids: Vec<String> = parse_body(&body, "channel_ids")?;
+    if ids.is_empty() || ids.len() > MAX_CHANNEL_IDS {
+        return Err(ApiError::invalid_param("channel_ids"));
+    }
+    let ids = ids
+        .iter()
+        .map(|id| Id::parse(id).map_err(|_| ApiError::invalid_param("channel_id")))
+        .collect::<ApiResult<Vec<Id>>>()?;
+    let (me, admin) = (caller.id(), caller.is_admin());
+    let channels = app
+        .read(move |r| {
+            if !crate::api::teams::can_read_team(r, team_id, me, admin)? {
+                return Ok(Err(ApiError::forbidden()));
+            }
+            let mut found = Vec::new();
+            for id in ids {
+                if let Some(channel) = r.channel(id)? {
+                    let public = channel.channel_type == ChannelType::Open;
+                    if public && channel.team_id == team_id && channel.delete_at == 0 {
+                        found.push(channel);
+                    }
+                }
+            }
+            Ok(Ok(found))
         })
         .await??;
     Ok(ok(Value::Array(

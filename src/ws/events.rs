@@ -617,6 +617,78 @@ impl EventBuilder {
                     ),
                 );
             }
+            Outcome::SidebarChanged(change) => {
+                let (user, team) = (change.user_id, change.team_id);
+                let to_user = || broadcast(Some(user), None, Some(team), None);
+                for id in &change.created {
+                    push(
+                        Audience::User(user),
+                        Event::new(
+                            "sidebar_category_created",
+                            json!({"category_id": id}),
+                            to_user(),
+                            false,
+                        ),
+                    );
+                }
+                let updated: Vec<Value> = change
+                    .categories
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| change.updated.contains(&c.id))
+                    .map(|(position, c)| views::sidebar_category(user, team, position, c))
+                    .collect();
+                if !updated.is_empty() {
+                    push(
+                        Audience::User(user),
+                        Event::new(
+                            "sidebar_category_updated",
+                            json!({"updatedCategories": Value::Array(updated).to_string()}),
+                            to_user(),
+                            false,
+                        ),
+                    );
+                }
+                for id in &change.deleted {
+                    push(
+                        Audience::User(user),
+                        Event::new(
+                            "sidebar_category_deleted",
+                            json!({"category_id": id}),
+                            to_user(),
+                            false,
+                        ),
+                    );
+                }
+                if change.order_changed {
+                    let order: Vec<&str> = change.categories.iter().map(|c| c.id.as_str()).collect();
+                    push(
+                        Audience::User(user),
+                        Event::new(
+                            "sidebar_category_order_updated",
+                            json!({"order": order}),
+                            to_user(),
+                            false,
+                        ),
+                    );
+                }
+                for (name, preferences) in [
+                    ("preferences_changed", &change.favorites_saved),
+                    ("preferences_deleted", &change.favorites_deleted),
+                ] {
+                    if !preferences.is_empty() {
+                        push(
+                            Audience::User(user),
+                            Event::new(
+                                name,
+                                json!({"preferences": views::preferences(preferences).to_string()}),
+                                broadcast(Some(user), None, None, None),
+                                false,
+                            ),
+                        );
+                    }
+                }
+            }
             Outcome::ChannelMemberUpdated { member, .. } => {
                 push(
                     Audience::User(member.user_id),

@@ -21,6 +21,7 @@ use crate::outcome::{Applied, MembershipView, Outcome, Posted};
 use crate::pinned;
 use crate::preferences;
 use crate::search;
+use crate::sidebar;
 use crate::status;
 use crate::threads::{self, count_replies_after, Watermarks};
 use crate::txn::Txn;
@@ -895,6 +896,11 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             preferences,
         } => preferences::save(txn, *user_id, preferences),
         Command::DeletePreferences { user_id, keys } => preferences::delete(txn, *user_id, keys),
+        Command::SetSidebar {
+            user_id,
+            team_id,
+            categories,
+        } => sidebar::set(txn, *user_id, *team_id, categories),
         Command::EmailsSent { entries } => email_queue::sent(txn, entries),
         Command::AttachDevice { token, device_id } => notify::attach_device(txn, *token, device_id),
         Command::SetChannelNotifyProps {

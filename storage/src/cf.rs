@@ -44,13 +44,14 @@ pub enum Cf {
     UploadidChunknoBytes,
     UploadidUpload,
     FileidKindPreview,
+    UseridTeamidSidebar,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 39] = [
+    pub const STATE: [Cf; 40] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -92,6 +93,7 @@ impl Cf {
         Cf::UploadidChunknoBytes,
         Cf::UploadidUpload,
         Cf::FileidKindPreview,
+        Cf::UseridTeamidSidebar,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -138,6 +140,7 @@ impl Cf {
             Cf::UploadidChunknoBytes => "uploadid_chunkno_bytes",
             Cf::UploadidUpload => "uploadid_upload",
             Cf::FileidKindPreview => "fileid_kind_preview",
+            Cf::UseridTeamidSidebar => "userid_teamid_sidebar",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

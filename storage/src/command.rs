@@ -236,6 +236,13 @@ pub enum Command {
         user_id: Id,
         keys: Vec<(String, String)>,
     },
+    /// Stores a user's whole sidebar layout in a team (see [`crate::sidebar`]); channels moved
+    /// in or out of Favorites get their `favorite_channel` preference saved or deleted.
+    SetSidebar {
+        user_id: Id,
+        team_id: Id,
+        categories: Vec<crate::sidebar::SidebarCategory>,
+    },
     /// Removes batched notification emails that were sent or dropped (the leader's email
     /// batching, `email_queue`).
     EmailsSent {

@@ -58,6 +58,7 @@
 //! | `uploadid_chunkno_bytes` | upload_id · u32 chunk → raw bytes (≤ 1 MiB; BlobDB: values past 4 KiB in blob files) — staged chunks, and committed ones of a blob |
 //! | `uploadid_upload` | `0` · upload_id → [`files::StagedUpload`] — an upload in progress · `1` · t(started) · upload_id → () — the reaper's queue |
 //! | `fileid_kind_preview` | file_id · `t`/`p` → thumbnail / preview JPEG (BlobDB) |
+//! | `userid_teamid_sidebar` | user_id · team_id → [`sidebar::Sidebar`] — the sidebar categories a user arranged in a team; absent until their first change ([`sidebar`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -93,6 +94,7 @@ pub mod preferences;
 mod query;
 mod read;
 pub mod search;
+pub mod sidebar;
 pub mod snapshot;
 mod source;
 pub mod status;

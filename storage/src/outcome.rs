@@ -205,6 +205,8 @@ pub enum Outcome {
         user_id: Id,
         preferences: Vec<Preference>,
     },
+    /// A sidebar layout stored, with what changed.
+    SidebarChanged(Box<crate::sidebar::SidebarChange>),
     /// Batched emails removed from the queue.
     EmailsSent {
         removed: u64,

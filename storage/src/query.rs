@@ -158,8 +158,14 @@ impl Reader<'_> {
         }
     }
 
-    /// The team's channels of a type-visible kind, by name order (open channels list).
-    pub fn team_channels(&self, team: Id, page: usize, per_page: usize) -> Result<Vec<Channel>> {
+    /// The team's live channels of one type (open or private), by name order, a page of them.
+    pub fn team_channels(
+        &self,
+        team: Id,
+        kind: ChannelType,
+        page: usize,
+        per_page: usize,
+    ) -> Result<Vec<Channel>> {
         let mut ids = Vec::new();
         let mut skip = page.saturating_mul(per_page);
         self.scan_prefix(
@@ -176,7 +182,7 @@ impl Reader<'_> {
         let mut channels = Vec::new();
         for id in ids {
             if let Some(channel) = self.channel(id)? {
-                if channel.channel_type == ChannelType::Open && channel.delete_at == 0 {
+                if channel.channel_type == kind && channel.delete_at == 0 {
                     if skip > 0 {
                         skip -= 1;
                         continue;

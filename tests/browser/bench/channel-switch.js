@@ -72,6 +72,8 @@ async function main() {
         const seedSeconds = (Date.now() - started) / 1000;
         console.log(`seeded ${POSTS} posts in ${CHANNELS} channels in ${seedSeconds.toFixed(0)} s (${Math.round(POSTS / seedSeconds)} posts/s)`);
 
+        // The figure is only as good as the machine is quiet: say how busy it was.
+        console.log(`load average before timing: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
         const browser = await launch();
         const page = await newUserPage(browser, 'bench');
         await page.goto(`${base}/login`);
