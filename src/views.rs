@@ -668,3 +668,23 @@ pub fn sidebar_category(
         "channel_ids": category.channel_ids.iter().map(|c| id(*c)).collect::<Vec<_>>(),
     })
 }
+
+/// A draft as Mattermost's JSON (`model.Draft`): `props` is an object, `priority` only when set.
+pub fn draft(draft: &confab_storage::drafts::Draft) -> Value {
+    let props: Value = serde_json::from_str(&draft.props).unwrap_or_else(|_| json!({}));
+    let mut value = json!({
+        "create_at": draft.create_at,
+        "update_at": draft.update_at,
+        "delete_at": 0,
+        "user_id": id(draft.user_id),
+        "channel_id": id(draft.channel_id),
+        "root_id": draft.root_id.map(id).unwrap_or_default(),
+        "message": draft.message,
+        "props": props,
+        "file_ids": draft.file_ids,
+    });
+    if let Ok(priority) = serde_json::from_str::<Value>(&draft.priority) {
+        value["priority"] = priority;
+    }
+    value
+}

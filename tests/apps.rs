@@ -100,7 +100,9 @@ async fn root_ping_config_license_and_plugins() {
     assert_eq!(config["EnableSignInWithEmail"], "true");
     assert_eq!(config["WebsocketURL"], "");
     assert_eq!(config["MaxPostSize"], "16383");
-    assert_eq!(config["EnableFileAttachments"], "false", "no files yet");
+    assert_eq!(config["EnableFileAttachments"], "true", "files are served");
+    assert_eq!(config["AllowSyncedDrafts"], "true");
+    assert_eq!(config["MaxFileSize"], (100u64 << 20).to_string());
     assert_eq!(config["PluginsEnabled"], "false");
     assert_eq!(config["FeatureFlagAppsEnabled"], "false");
     assert_eq!(config["EnableGuestMagicLink"], "false");

@@ -1,8 +1,9 @@
 //! `GET /config/client?format=old` and `GET /license/client?format=old`: what the apps read
 //! before they even show a login form. Both are fatal at the mobile connect screen, so they are
 //! served without a session. Every value is a string, as in Mattermost. The feature switches say
-//! what confab really does: a switch is "true" only where confab serves the feature, so the apps
-//! hide what would fail (file uploads, plugins, custom emoji, slash commands, push, guests, SSO).
+//! what confab really does: a switch is "true" only where confab serves the feature (and, for
+//! files, integrations and push, where this node's settings turn it on), so the apps hide what
+//! would fail (plugins, custom emoji, guests, SSO).
 
 use super::{json_response, AppState, Params};
 use crate::error::ApiError;
@@ -69,6 +70,9 @@ pub fn client_config(app: &AppState, headers: &HeaderMap, no_accounts: bool) -> 
     let max_post = MAX_MESSAGE_CHARS.to_string();
     let build = format!("confab-{}", env!("CARGO_PKG_VERSION"));
     let site = site_url(&settings.site_url, headers);
+    let files = &app.files.settings;
+    let max_file = files.max_file_size.to_string();
+    let integrations = &app.integrations;
     let entries: Vec<(&str, &str)> = vec![
         // Identity and version.
         ("Version", MATTERMOST_VERSION),
@@ -99,7 +103,10 @@ pub fn client_config(app: &AppState, headers: &HeaderMap, no_accounts: bool) -> 
         ("EnforceMultifactorAuthentication", "false"),
         ("EnableGuestAccounts", "false"),
         ("EnableGuestMagicLink", "false"),
-        ("EnableUserAccessTokens", "false"),
+        (
+            "EnableUserAccessTokens",
+            flag(integrations.enable_user_access_tokens),
+        ),
         ("EnableEmailInvitations", "false"),
         ("PasswordMinimumLength", min_password.as_str()),
         ("PasswordRequireLowercase", "false"),
@@ -140,22 +147,39 @@ pub fn client_config(app: &AppState, headers: &HeaderMap, no_accounts: bool) -> 
         ("EnableTutorial", "false"),
         ("EnableOnboardingFlow", "false"),
         ("EnableClientMetrics", "false"),
-        // Not in confab (yet): files, plugins, integrations, push, compliance.
-        ("EnableFileAttachments", "false"),
-        ("EnableMobileFileUpload", "false"),
-        ("EnableMobileFileDownload", "false"),
-        ("EnablePublicLink", "false"),
-        ("MaxFileSize", "0"),
+        // Files, integrations and push as this node is configured; drafts synced.
+        ("EnableFileAttachments", "true"),
+        ("EnableMobileFileUpload", "true"),
+        ("EnableMobileFileDownload", "true"),
+        ("EnablePublicLink", flag(files.enable_public_link)),
+        ("MaxFileSize", max_file.as_str()),
+        ("EnableCommands", flag(integrations.enable_commands)),
+        (
+            "EnableIncomingWebhooks",
+            flag(integrations.enable_incoming_webhooks),
+        ),
+        (
+            "EnableOutgoingWebhooks",
+            flag(integrations.enable_outgoing_webhooks),
+        ),
+        (
+            "EnableBotAccountCreation",
+            flag(integrations.enable_bot_account_creation),
+        ),
+        (
+            "EnablePostUsernameOverride",
+            flag(integrations.enable_post_username_override),
+        ),
+        (
+            "EnablePostIconOverride",
+            flag(integrations.enable_post_icon_override),
+        ),
+        ("SendPushNotifications", flag(app.push_proxy.is_some())),
+        ("AllowSyncedDrafts", "true"),
+        // Not in confab: plugins, apps, compliance.
         ("PluginsEnabled", "false"),
         ("EnableMarketplace", "false"),
         ("FeatureFlagAppsEnabled", "false"),
-        ("EnableCommands", "false"),
-        ("EnableIncomingWebhooks", "false"),
-        ("EnableOutgoingWebhooks", "false"),
-        ("EnableBotAccountCreation", "false"),
-        ("EnablePostUsernameOverride", "false"),
-        ("EnablePostIconOverride", "false"),
-        ("SendPushNotifications", "false"),
         ("ExperimentalSharedChannels", "false"),
         ("DataRetentionEnableMessageDeletion", "false"),
         ("DataRetentionEnableFileDeletion", "false"),

@@ -12,6 +12,7 @@ mod channels;
 mod client_config;
 pub mod cluster;
 mod commands;
+mod drafts;
 mod files;
 mod notifications;
 mod posts;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(roles::routes())
         .merge(preferences::routes())
         .merge(categories::routes())
+        .merge(drafts::routes())
         .merge(cluster::routes())
         .merge(tokens::routes())
         .merge(bots::routes())

@@ -617,6 +617,29 @@ impl EventBuilder {
                     ),
                 );
             }
+            Outcome::DraftSaved { draft, created } => {
+                let name = if *created { "draft_created" } else { "draft_updated" };
+                push(
+                    Audience::User(draft.user_id),
+                    Event::new(
+                        name,
+                        json!({"draft": views::draft(draft).to_string()}),
+                        broadcast(Some(draft.user_id), Some(draft.channel_id), None, None),
+                        false,
+                    ),
+                );
+            }
+            Outcome::DraftDeleted(Some(draft)) => {
+                push(
+                    Audience::User(draft.user_id),
+                    Event::new(
+                        "draft_deleted",
+                        json!({"draft": views::draft(draft).to_string()}),
+                        broadcast(Some(draft.user_id), Some(draft.channel_id), None, None),
+                        false,
+                    ),
+                );
+            }
             Outcome::SidebarChanged(change) => {
                 let (user, team) = (change.user_id, change.team_id);
                 let to_user = || broadcast(Some(user), None, Some(team), None);
@@ -772,6 +795,7 @@ impl EventBuilder {
             | Outcome::ChannelCreated { existed: true, .. }
             | Outcome::PreferencesSaved { .. }
             | Outcome::PreferencesDeleted { .. }
+            | Outcome::DraftDeleted(None)
             | Outcome::EmailsSent { .. }
             | Outcome::NotificationsDispatched { .. }
             // File uploads are announced by the post they are attached to.

@@ -7,6 +7,7 @@ use crate::cf::Cf;
 use crate::channel_edits;
 use crate::command::Command;
 use crate::dedup;
+use crate::drafts;
 use crate::email_queue;
 use crate::engine::{meta_key, Engine};
 use crate::error::{CommandError, Result, StorageError};
@@ -896,6 +897,12 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             preferences,
         } => preferences::save(txn, *user_id, preferences),
         Command::DeletePreferences { user_id, keys } => preferences::delete(txn, *user_id, keys),
+        Command::UpsertDraft { draft } => drafts::upsert(txn, draft),
+        Command::DeleteDraft {
+            user_id,
+            channel_id,
+            root_id,
+        } => drafts::delete(txn, *user_id, *channel_id, *root_id),
         Command::SetSidebar {
             user_id,
             team_id,

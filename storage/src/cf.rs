@@ -45,13 +45,14 @@ pub enum Cf {
     UploadidUpload,
     FileidKindPreview,
     UseridTeamidSidebar,
+    UseridChannelidRootidDraft,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 40] = [
+    pub const STATE: [Cf; 41] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -94,6 +95,7 @@ impl Cf {
         Cf::UploadidUpload,
         Cf::FileidKindPreview,
         Cf::UseridTeamidSidebar,
+        Cf::UseridChannelidRootidDraft,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -141,6 +143,7 @@ impl Cf {
             Cf::UploadidUpload => "uploadid_upload",
             Cf::FileidKindPreview => "fileid_kind_preview",
             Cf::UseridTeamidSidebar => "userid_teamid_sidebar",
+            Cf::UseridChannelidRootidDraft => "userid_channelid_rootid_draft",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

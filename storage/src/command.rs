@@ -243,6 +243,17 @@ pub enum Command {
         team_id: Id,
         categories: Vec<crate::sidebar::SidebarCategory>,
     },
+    /// Saves a channel member's draft (`user_id`, `channel_id`, `root_id` name it; `update_at`
+    /// is the time of this save). An empty draft with no files deletes the stored one.
+    UpsertDraft {
+        draft: crate::drafts::Draft,
+    },
+    /// Deletes a user's draft of a channel or thread, if there is one.
+    DeleteDraft {
+        user_id: Id,
+        channel_id: Id,
+        root_id: Option<Id>,
+    },
     /// Removes batched notification emails that were sent or dropped (the leader's email
     /// batching, `email_queue`).
     EmailsSent {

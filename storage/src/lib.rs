@@ -59,6 +59,7 @@
 //! | `uploadid_upload` | `0` · upload_id → [`files::StagedUpload`] — an upload in progress · `1` · t(started) · upload_id → () — the reaper's queue |
 //! | `fileid_kind_preview` | file_id · `t`/`p` → thumbnail / preview JPEG (BlobDB) |
 //! | `userid_teamid_sidebar` | user_id · team_id → [`sidebar::Sidebar`] — the sidebar categories a user arranged in a team; absent until their first change ([`sidebar`]) |
+//! | `userid_channelid_rootid_draft` | user_id · channel_id · root_id (zero for the channel's box) → [`drafts::Draft`] ([`drafts`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -77,6 +78,7 @@ pub mod cf;
 mod channel_edits;
 mod command;
 pub mod dedup;
+pub mod drafts;
 pub mod email_queue;
 mod engine;
 mod error;

@@ -207,6 +207,13 @@ pub enum Outcome {
     },
     /// A sidebar layout stored, with what changed.
     SidebarChanged(Box<crate::sidebar::SidebarChange>),
+    /// A draft saved as it now is; `created` when there was none before.
+    DraftSaved {
+        draft: Box<crate::drafts::Draft>,
+        created: bool,
+    },
+    /// The draft removed, if there was one.
+    DraftDeleted(Option<Box<crate::drafts::Draft>>),
     /// Batched emails removed from the queue.
     EmailsSent {
         removed: u64,

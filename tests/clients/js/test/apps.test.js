@@ -19,7 +19,8 @@ async function appsFlow(urls) {
     assert.ok(config.DiagnosticId, 'DiagnosticId is required by the mobile app');
     assert.equal(config.Version, '10.11.0');
     assert.equal(config.EnableSignInWithUsername, 'true');
-    assert.equal(config.EnableFileAttachments, 'false');
+    assert.equal(config.EnableFileAttachments, 'true');
+    assert.equal(config.EnableCommands, 'true');
     assert.equal(license.IsLicensed, 'false');
 
     const admin = client(urlA);
