@@ -523,6 +523,48 @@ pub fn thread_list(list: &ThreadList, threads: Vec<Value>) -> Value {
     })
 }
 
+/// A sidebar category as Mattermost's JSON (`SidebarCategoryWithChannels`); `position` is its
+/// place in the sidebar (`sort_order` counts in tens, as Mattermost's does).
+pub fn sidebar_category(
+    user: Id,
+    team: Id,
+    position: usize,
+    category: &confab_storage::sidebar::SidebarCategory,
+) -> Value {
+    json!({
+        "id": category.id,
+        "user_id": id(user),
+        "team_id": id(team),
+        "sort_order": position * 10,
+        "sorting": category.sorting.as_str(),
+        "type": category.kind.as_str(),
+        "display_name": category.display_name,
+        "muted": category.muted,
+        "collapsed": category.collapsed,
+        "channel_ids": category.channel_ids.iter().map(|c| id(*c)).collect::<Vec<_>>(),
+    })
+}
+
+/// A draft as Mattermost's JSON (`model.Draft`): `props` is an object, `priority` only when set.
+pub fn draft(draft: &confab_storage::drafts::Draft) -> Value {
+    let props: Value = serde_json::from_str(&draft.props).unwrap_or_else(|_| json!({}));
+    let mut value = json!({
+        "create_at": draft.create_at,
+        "update_at": draft.update_at,
+        "delete_at": 0,
+        "user_id": id(draft.user_id),
+        "channel_id": id(draft.channel_id),
+        "root_id": draft.root_id.map(id).unwrap_or_default(),
+        "message": draft.message,
+        "props": props,
+        "file_ids": draft.file_ids,
+    });
+    if let Ok(priority) = serde_json::from_str::<Value>(&draft.priority) {
+        value["priority"] = priority;
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,46 +687,4 @@ mod tests {
             "remote_id": "", "channel_id": id(r.channel_id),
         })
     }
-}
-
-/// A sidebar category as Mattermost's JSON (`SidebarCategoryWithChannels`); `position` is its
-/// place in the sidebar (`sort_order` counts in tens, as Mattermost's does).
-pub fn sidebar_category(
-    user: Id,
-    team: Id,
-    position: usize,
-    category: &confab_storage::sidebar::SidebarCategory,
-) -> Value {
-    json!({
-        "id": category.id,
-        "user_id": id(user),
-        "team_id": id(team),
-        "sort_order": position * 10,
-        "sorting": category.sorting.as_str(),
-        "type": category.kind.as_str(),
-        "display_name": category.display_name,
-        "muted": category.muted,
-        "collapsed": category.collapsed,
-        "channel_ids": category.channel_ids.iter().map(|c| id(*c)).collect::<Vec<_>>(),
-    })
-}
-
-/// A draft as Mattermost's JSON (`model.Draft`): `props` is an object, `priority` only when set.
-pub fn draft(draft: &confab_storage::drafts::Draft) -> Value {
-    let props: Value = serde_json::from_str(&draft.props).unwrap_or_else(|_| json!({}));
-    let mut value = json!({
-        "create_at": draft.create_at,
-        "update_at": draft.update_at,
-        "delete_at": 0,
-        "user_id": id(draft.user_id),
-        "channel_id": id(draft.channel_id),
-        "root_id": draft.root_id.map(id).unwrap_or_default(),
-        "message": draft.message,
-        "props": props,
-        "file_ids": draft.file_ids,
-    });
-    if let Ok(priority) = serde_json::from_str::<Value>(&draft.priority) {
-        value["priority"] = priority;
-    }
-    value
 }

@@ -138,7 +138,7 @@ async fn list_drafts(
         })
         .await??;
     let mut drafts = drafts;
-    drafts.sort_by(|a, b| b.update_at.cmp(&a.update_at));
+    drafts.sort_by_key(|d| std::cmp::Reverse(d.update_at));
     Ok(ok(Value::Array(drafts.iter().map(views::draft).collect())))
 }
 

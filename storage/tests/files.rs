@@ -259,7 +259,12 @@ fn chunks_out_of_order_and_commits_that_do_not_match_are_refused() {
         .apply(commit(500, 1, info(600, BOB, 30, 3, 5)))
         .result
         .is_err());
-    assert!(upload_commit(&mut db, 500, 1, info(600, ALICE, TOWN, 3, 5)) == false);
+    assert!(!upload_commit(
+        &mut db,
+        500,
+        1,
+        info(600, ALICE, TOWN, 3, 5)
+    ));
 }
 
 #[test]

@@ -169,7 +169,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             return self.rpc(wire::APPEND, &rpc, &option).await;
         }
         rpc.entries.truncate(keep);
-        let last = rpc.entries.last().map(|entry| entry.log_id.clone());
+        let last = rpc.entries.last().map(|entry| entry.log_id);
         let answer: AppendEntriesResponse<TypeConfig> =
             self.rpc(wire::APPEND, &rpc, &option).await?;
         Ok(match answer {
