@@ -17,13 +17,9 @@ fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_string()
 }
 
+/// The applied index of a write, as the `X-Confab-Applied` header a read on another node waits for.
 fn applied(answer: &common::Answer) -> String {
-    answer
-        .headers
-        .get("x-confab-applied")
-        .and_then(|v| v.to_str().ok())
-        .expect("the applied index")
-        .to_string()
+    common::applied_index(answer).to_string()
 }
 
 /// GET of the categories on another node, once it has applied `index`.

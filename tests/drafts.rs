@@ -11,13 +11,9 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The applied index of a write, as the `X-Confab-Applied` header a read on another node waits for.
 fn applied(answer: &common::Answer) -> String {
-    answer
-        .headers
-        .get("x-confab-applied")
-        .and_then(|v| v.to_str().ok())
-        .expect("the applied index")
-        .to_string()
+    common::applied_index(answer).to_string()
 }
 
 fn messages(list: &Value) -> Vec<String> {
