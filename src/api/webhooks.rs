@@ -82,6 +82,15 @@ pub fn may_manage_integrations(
         .is_some_and(|m| m.delete_at == 0 && m.roles.split_whitespace().any(|r| r == "team_admin")))
 }
 
+/// Who may list hooks: for one team, those who manage its integrations; across all teams,
+/// system admins only.
+fn may_list_hooks(r: &Reader, team: Option<Id>, caller: &Caller) -> confab_storage::Result<bool> {
+    match team {
+        Some(team) => may_manage_integrations(r, team, caller),
+        None => Ok(caller.is_admin()),
+    }
+}
+
 fn incoming_json(hook: &IncomingHook) -> Value {
     json!({
         "id": views::id(hook.id),
@@ -418,12 +427,8 @@ async fn list_incoming(
     let caller_ref = &caller;
     let hooks = app
         .read(move |r| {
-            match team {
-                Some(team) if !may_manage_integrations(r, team, caller_ref)? => {
-                    return Ok(Err(ApiError::forbidden()))
-                }
-                None if !caller_ref.is_admin() => return Ok(Err(ApiError::forbidden())),
-                _ => {}
+            if !may_list_hooks(r, team, caller_ref)? {
+                return Ok(Err(ApiError::forbidden()));
             }
             Ok(Ok(r
                 .incoming_hooks()?
@@ -681,12 +686,8 @@ async fn list_outgoing(
                 },
                 (team, None) => team,
             };
-            match team {
-                Some(team) if !may_manage_integrations(r, team, caller_ref)? => {
-                    return Ok(Err(ApiError::forbidden()))
-                }
-                None if !caller_ref.is_admin() => return Ok(Err(ApiError::forbidden())),
-                _ => {}
+            if !may_list_hooks(r, team, caller_ref)? {
+                return Ok(Err(ApiError::forbidden()));
             }
             Ok(Ok(r
                 .outgoing_hooks()?
