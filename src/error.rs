@@ -122,6 +122,11 @@ impl From<CommandError> for ApiError {
             CommandError::Invalid(_) => {
                 ApiError::bad_request("api.context.invalid_body_param.app_error", message)
             }
+            CommandError::Forbidden(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "api.context.permissions.app_error",
+                message,
+            ),
         }
     }
 }

@@ -14,6 +14,7 @@ mod limits;
 mod mail;
 mod metrics;
 mod notify;
+mod pictures;
 mod presence;
 mod ratelimit;
 mod server;

@@ -1,6 +1,7 @@
 //! Mattermost's JSON shapes for confab's records. One place turns a stored record into what
 //! clients read, for REST answers and WebSocket events alike.
 
+use confab_storage::emoji::Emoji;
 use confab_storage::notify::{with_defaults, CHANNEL_DEFAULTS, USER_DEFAULTS};
 use confab_storage::{
     Channel, ChannelMember, ChannelUnread, FileInfo, Id, Post, PostPage, Preference, Reaction,
@@ -69,6 +70,7 @@ pub fn user(user: &User, sanitize: bool) -> Value {
         "timezone": {"automaticTimezone": "", "manualTimezone": "", "useAutomaticTimezone": "true"},
         "is_bot": user.is_bot,
         "disable_welcome_email": false,
+        "last_picture_update": user.last_picture_update,
     })
 }
 
@@ -81,7 +83,16 @@ fn user_props(user: &User) -> Value {
     }
 }
 
+/// A team as anyone who may see it sees it: without the invite link's secret.
 pub fn team(team: &Team) -> Value {
+    let mut value = team_with_invite(team);
+    value["invite_id"] = Value::String(String::new());
+    value
+}
+
+/// A team with its invite secret, for its members and admins (Mattermost's `invite_user`
+/// permission, which every team member holds, keeps it in `SanitizeTeam`).
+pub fn team_with_invite(team: &Team) -> Value {
     json!({
         "id": id(team.id),
         "create_at": team.create_at,
@@ -89,16 +100,28 @@ pub fn team(team: &Team) -> Value {
         "delete_at": team.delete_at,
         "display_name": team.display_name,
         "name": team.name,
-        "description": "",
+        "description": team.description,
         "email": "",
         "type": team.team_type.as_str(),
-        "company_name": "",
-        "allowed_domains": "",
-        "invite_id": "",
-        "allow_open_invite": team.team_type.as_str() == "O",
+        "company_name": team.company_name,
+        "allowed_domains": team.allowed_domains,
+        "invite_id": team.invite_id,
+        "allow_open_invite": team.open_invite(),
         "scheme_id": null,
         "group_constrained": null,
         "policy_id": null,
+    })
+}
+
+/// A custom emoji as Mattermost's JSON.
+pub fn emoji(emoji: &confab_storage::emoji::Emoji) -> Value {
+    json!({
+        "id": id(emoji.id),
+        "create_at": emoji.create_at,
+        "update_at": emoji.update_at,
+        "delete_at": emoji.delete_at,
+        "creator_id": id(emoji.creator_id),
+        "name": emoji.name,
     })
 }
 
@@ -231,6 +254,9 @@ struct PostMetadata<'a> {
     reactions: Vec<ReactionView>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     files: Vec<Value>,
+    /// The custom emoji the post uses (text or reactions): the apps draw only those listed.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    emojis: Vec<Value>,
 }
 
 #[derive(Serialize)]
@@ -252,6 +278,8 @@ pub struct PostFacts {
     pub reactions: HashMap<Id, Vec<Reaction>>,
     /// By post id: the live files of posts that have any.
     pub files: HashMap<Id, Vec<FileInfo>>,
+    /// By post id: the custom emoji of posts that use any.
+    pub emojis: HashMap<Id, Vec<Emoji>>,
 }
 
 impl PostFacts {
@@ -272,21 +300,36 @@ impl PostFacts {
         self.files.get(&post.id).map_or(&[], Vec::as_slice)
     }
 
-    fn view<'a>(&self, post: &'a Post) -> PostView<'a> {
-        post_view(
-            post,
-            self.thread_of(post),
-            self.reactions_of(post),
-            self.files_of(post),
-        )
+    pub fn emojis_of(&self, post: &Post) -> &[Emoji] {
+        self.emojis.get(&post.id).map_or(&[], Vec::as_slice)
     }
+
+    pub fn parts(&self, post: &Post) -> PostParts<'_> {
+        PostParts {
+            reactions: self.reactions_of(post),
+            files: self.files_of(post),
+            emojis: self.emojis_of(post),
+        }
+    }
+
+    fn view<'a>(&self, post: &'a Post) -> PostView<'a> {
+        post_view(post, self.thread_of(post), self.parts(post))
+    }
+}
+
+/// What a post is rendered with beyond its record and thread: its reactions, files and the
+/// custom emoji it uses (each empty when it has none).
+#[derive(Default, Clone, Copy)]
+pub struct PostParts<'p> {
+    pub reactions: &'p [Reaction],
+    pub files: &'p [FileInfo],
+    pub emojis: &'p [Emoji],
 }
 
 pub fn post_view<'a>(
     post: &'a Post,
     thread: Option<&PostThreadInfo>,
-    reactions: &[Reaction],
-    files: &[FileInfo],
+    parts: PostParts<'_>,
 ) -> PostView<'a> {
     let (reply_count, last_reply_at, participants, is_following) = match thread {
         Some(info) => (
@@ -328,30 +371,21 @@ pub fn post_view<'a>(
             priority: (!post.priority.is_empty()).then_some(PriorityView {
                 priority: &post.priority,
             }),
-            reactions: reactions.iter().map(reaction_view).collect(),
-            files: files.iter().map(file_info).collect(),
+            reactions: parts.reactions.iter().map(reaction_view).collect(),
+            files: parts.files.iter().map(file_info).collect(),
+            emojis: parts.emojis.iter().map(emoji).collect(),
         },
     }
 }
 
 /// A post as a JSON value, for answers that embed it in a larger `Value`.
-pub fn post(
-    post: &Post,
-    thread: Option<&PostThreadInfo>,
-    reactions: &[Reaction],
-    files: &[FileInfo],
-) -> Value {
-    serde_json::to_value(post_view(post, thread, reactions, files)).unwrap_or(Value::Null)
+pub fn post(post: &Post, thread: Option<&PostThreadInfo>, parts: PostParts<'_>) -> Value {
+    serde_json::to_value(post_view(post, thread, parts)).unwrap_or(Value::Null)
 }
 
 /// A post as JSON text (WebSocket events carry posts as strings).
-pub fn post_text(
-    post: &Post,
-    thread: Option<&PostThreadInfo>,
-    reactions: &[Reaction],
-    files: &[FileInfo],
-) -> String {
-    serde_json::to_string(&post_view(post, thread, reactions, files)).unwrap_or_default()
+pub fn post_text(post: &Post, thread: Option<&PostThreadInfo>, parts: PostParts<'_>) -> String {
+    serde_json::to_string(&post_view(post, thread, parts)).unwrap_or_default()
 }
 
 /// Mattermost's FileInfo JSON (`post_id`, `width`, `height`, `has_preview_image` omitted when
@@ -496,7 +530,14 @@ pub fn thread(item: &ThreadItem, participants: Vec<Value>, root_reactions: &[Rea
         "last_reply_at": item.thread.last_reply_at,
         "last_viewed_at": item.read.last_viewed,
         "participants": participants,
-        "post": post(&item.root, Some(&info), root_reactions, &[]),
+        "post": post(
+            &item.root,
+            Some(&info),
+            PostParts {
+                reactions: root_reactions,
+                ..PostParts::default()
+            }
+        ),
         "is_following": item.following,
         "unread_replies": item.read.unread_replies,
         "unread_mentions": item.read.unread_mentions,
@@ -594,7 +635,7 @@ mod tests {
     fn a_post_has_mattermosts_fields_and_nothing_else() {
         let root = sample(1, Id::NONE);
         assert_eq!(
-            post(&root, None, &[], &[]),
+            post(&root, None, PostParts::default()),
             json!({
                 "id": id(root.id), "create_at": 10, "update_at": 11, "edit_at": 0,
                 "delete_at": 0, "is_pinned": false, "user_id": id(root.user_id),
@@ -614,7 +655,7 @@ mod tests {
             participants: vec![Id::from_bytes([7; 16])],
             is_following: Some(true),
         };
-        let value = post(&reply, Some(&info), &[], &[]);
+        let value = post(&reply, Some(&info), PostParts::default());
         assert_eq!(value["root_id"], id(root.id));
         assert_eq!(value["reply_count"], 3);
         assert_eq!(value["last_reply_at"], 99);
@@ -628,7 +669,8 @@ mod tests {
         assert_eq!(value["props"], json!({}));
         // The text form carried by WebSocket events is the same post.
         let text: Value =
-            serde_json::from_str(&post_text(&reply, Some(&info), &[], &[])).expect("JSON");
+            serde_json::from_str(&post_text(&reply, Some(&info), PostParts::default()))
+                .expect("JSON");
         assert_eq!(text, value);
     }
 
@@ -644,8 +686,14 @@ mod tests {
         let bytes = post_list(&page, &PostFacts::default());
         let list: Value = serde_json::from_slice(&bytes).expect("JSON");
         assert_eq!(list["order"], json!([id(reply.id), id(root.id)]));
-        assert_eq!(list["posts"][id(root.id)], post(&root, None, &[], &[]));
-        assert_eq!(list["posts"][id(reply.id)], post(&reply, None, &[], &[]));
+        assert_eq!(
+            list["posts"][id(root.id)],
+            post(&root, None, PostParts::default())
+        );
+        assert_eq!(
+            list["posts"][id(reply.id)],
+            post(&reply, None, PostParts::default())
+        );
         assert_eq!(list["posts"].as_object().map(|o| o.len()), Some(2));
         assert_eq!(list["has_next"], true);
         assert_eq!(list["next_post_id"], "");

@@ -103,6 +103,7 @@ fn setup_commands() -> Vec<Command> {
         creator_id: id(SEARCHER),
         town_square_id: id(TEAM + 1),
         off_topic_id: id(TEAM + 2),
+        invite_id: String::new(),
     });
     for w in 1..=WRITERS {
         commands.push(Command::AddTeamMember {

@@ -110,6 +110,7 @@ pub fn base_commands(writers: u64) -> Vec<Command> {
         creator_id: id(READER),
         town_square_id: id(TEAM + 1),
         off_topic_id: id(TEAM + 2),
+        invite_id: String::new(),
     });
     for (channel, name) in [(BUSY_CHANNEL, "busy"), (OTHER_CHANNEL, "other")] {
         commands.push(Command::CreateChannel {

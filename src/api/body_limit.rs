@@ -1,4 +1,5 @@
-//! Request bodies are read whole before routing, at most [`MAX_BODY_BYTES`] of them kept.
+//! Request bodies are read whole before routing, at most [`MAX_BODY_BYTES`] of them kept (more
+//! for a profile picture upload).
 //!
 //! Why read an oversized body at all: answering 413 while the client is still writing and then
 //! closing the connection resets it mid-write, and an HTTP client that is still sending never
@@ -26,12 +27,27 @@ pub const DRAIN_LIMIT_BYTES: u64 = 64 << 20;
 /// How long reading an oversized body's excess may take.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-fn too_large() -> ApiError {
+fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "api.context.request_body_too_large.app_error",
-        format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+        format!("The request body is larger than {limit} bytes."),
     )
+}
+
+/// The most of a request's body kept: [`MAX_BODY_BYTES`], except for a profile picture upload
+/// (`POST /users/{id}/image`), which may be a whole photo.
+fn limit_of(method: &axum::http::Method, path: &str) -> usize {
+    let picture = method == axum::http::Method::POST
+        && path
+            .strip_prefix("/api/v4/users/")
+            .and_then(|rest| rest.strip_suffix("/image"))
+            .is_some_and(|user| !user.is_empty() && !user.contains('/'));
+    if picture {
+        super::profile_images::MAX_UPLOAD_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
 }
 
 fn closing(error: ApiError) -> Response {
@@ -60,7 +76,7 @@ enum Read {
     Broken(String),
 }
 
-async fn read(body: Body) -> Read {
+async fn read(body: Body, limit: usize) -> Read {
     let mut body = body;
     let mut kept = BytesMut::new();
     let mut seen: u64 = 0;
@@ -73,7 +89,7 @@ async fn read(body: Body) -> Read {
                     continue;
                 };
                 seen += data.len() as u64;
-                if seen > MAX_BODY_BYTES as u64 {
+                if seen > limit as u64 {
                     return Read::TooLarge {
                         drained: drain(body, seen).await,
                     };
@@ -112,17 +128,18 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
     if declared == Some(0) {
         return next.run(request).await;
     }
+    let limit = limit_of(request.method(), request.uri().path());
     if declared.is_some_and(|length| length > DRAIN_LIMIT_BYTES) {
-        return closing(too_large());
+        return closing(too_large(limit));
     }
     let (parts, body) = request.into_parts();
-    match read(body).await {
+    match read(body, limit).await {
         Read::Whole(bytes) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Read::TooLarge { drained: true } => too_large().into_response(),
-        Read::TooLarge { drained: false } => closing(too_large()),
+        Read::TooLarge { drained: true } => too_large(limit).into_response(),
+        Read::TooLarge { drained: false } => closing(too_large(limit)),
         Read::Broken(message) => closing(ApiError::bad_request(
             "api.context.invalid_body_param.app_error",
             format!("The request body could not be read: {message}"),

@@ -135,7 +135,7 @@ pub fn client_config(app: &AppState, headers: &HeaderMap, no_accounts: bool) -> 
         ("RestrictDirectMessage", "any"),
         ("ShowEmailAddress", "false"),
         ("ShowFullName", "true"),
-        ("EnableCustomEmoji", "false"),
+        ("EnableCustomEmoji", "true"),
         ("EnableEmojiPicker", "true"),
         ("EnableLinkPreviews", "false"),
         ("EnableSVGs", "false"),

@@ -6,6 +6,7 @@ mod accounts;
 mod body_limit;
 mod bots;
 mod categories;
+mod channel_admin;
 mod channel_edits;
 mod channel_stats;
 mod channels;
@@ -13,16 +14,19 @@ mod client_config;
 pub mod cluster;
 mod commands;
 mod drafts;
+mod emoji;
 mod files;
 mod notifications;
 mod posts;
 mod preferences;
+mod profile_images;
 mod reactions;
 mod roles;
 mod search;
 mod slash_builtins;
 mod status;
 mod system;
+mod team_admin;
 mod teams;
 mod threads;
 mod tokens;
@@ -75,7 +79,11 @@ pub fn router(state: AppState) -> Router {
         .merge(bots::routes())
         .merge(webhooks::routes())
         .merge(commands::routes())
-        .merge(files::routes());
+        .merge(files::routes())
+        .merge(team_admin::routes())
+        .merge(channel_admin::routes())
+        .merge(profile_images::routes())
+        .merge(emoji::routes());
     Router::new()
         .nest("/api/v4", api)
         .route("/metrics", axum::routing::get(system::metrics))

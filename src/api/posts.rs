@@ -50,6 +50,10 @@ pub fn post_facts(r: &Reader, posts: &[Post], user: Id) -> confab_storage::Resul
         if !post.file_ids.is_empty() {
             facts.files.insert(post.id, r.post_files(post)?);
         }
+        let emojis = r.emoji_used_in(&post.message, facts.reactions_of(post))?;
+        if !emojis.is_empty() {
+            facts.emojis.insert(post.id, emojis);
+        }
         let root = if post.is_root() {
             post.id
         } else {
@@ -77,12 +81,7 @@ pub fn post_facts(r: &Reader, posts: &[Post], user: Id) -> confab_storage::Resul
 /// A post as JSON with its thread facts and reactions, read on the replica.
 pub fn post_json(r: &Reader, post: &Post, user: Id) -> confab_storage::Result<Value> {
     let facts = post_facts(r, std::slice::from_ref(post), user)?;
-    Ok(views::post(
-        post,
-        facts.thread_of(post),
-        facts.reactions_of(post),
-        facts.files_of(post),
-    ))
+    Ok(views::post(post, facts.thread_of(post), facts.parts(post)))
 }
 
 /// A page of posts as JSON bytes, serialized on the blocking pool with the reads.
@@ -219,6 +218,12 @@ pub async fn create_post(
         }
         _ => return Err(ApiError::internal("unexpected outcome")),
     };
+    let emojis = if post.message.contains(':') {
+        let message = post.message.clone();
+        app.read(move |r| r.emoji_used_in(&message, &[])).await?
+    } else {
+        Vec::new()
+    };
     let info = thread.as_ref().map(|t| PostThreadInfo {
         reply_count: t.reply_count,
         last_reply_at: t.last_reply_at,
@@ -226,7 +231,15 @@ pub async fn create_post(
         is_following: Some(true),
     });
     Ok(with_applied(
-        created(views::post(&post, info.as_ref(), &[], &files)),
+        created(views::post(
+            &post,
+            info.as_ref(),
+            views::PostParts {
+                files: &files,
+                emojis: &emojis,
+                ..views::PostParts::default()
+            },
+        )),
         index,
     ))
 }
@@ -449,14 +462,7 @@ async fn posts_by_ids(
             Ok::<_, confab_storage::StorageError>(Value::Array(
                 posts
                     .iter()
-                    .map(|p| {
-                        views::post(
-                            p,
-                            facts.thread_of(p),
-                            facts.reactions_of(p),
-                            facts.files_of(p),
-                        )
-                    })
+                    .map(|p| views::post(p, facts.thread_of(p), facts.parts(p)))
                     .collect(),
             ))
         })

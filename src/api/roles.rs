@@ -31,8 +31,11 @@ pub struct Role {
     pub permissions: &'static [&'static str],
 }
 
-/// Every user: create teams and direct/group channels, see and join open teams, list users.
+/// Every user: create teams and direct/group channels, see and join open teams, list users,
+/// add custom emoji and delete their own.
 const SYSTEM_USER: &[&str] = &[
+    "create_emojis",
+    "delete_emojis",
     "create_team",
     "create_direct_channel",
     "create_group_channel",
@@ -45,6 +48,14 @@ const SYSTEM_USER: &[&str] = &[
 /// anywhere — other users' data (`edit_other_users`: preferences, read state), every team,
 /// others' posts, any team channel's deletion, members of open channels.
 const SYSTEM_ADMIN: &[&str] = &[
+    "create_emojis",
+    "delete_emojis",
+    "delete_others_emojis",
+    "manage_team",
+    "manage_team_roles",
+    "manage_channel_roles",
+    "convert_public_channel_to_private",
+    "convert_private_channel_to_public",
     "create_team",
     "create_direct_channel",
     "create_group_channel",
@@ -79,8 +90,24 @@ const TEAM_USER: &[&str] = &[
     "create_private_channel",
 ];
 
-/// A team's creator: may also add people to it, invite-only or not.
-const TEAM_ADMIN: &[&str] = &["add_user_to_team"];
+/// A team's creator (and whom the admins appoint): may also add people to it, invite-only or
+/// not, edit it and its invite link, appoint team admins, and run every channel of it.
+const TEAM_ADMIN: &[&str] = &[
+    "add_user_to_team",
+    "manage_team",
+    "manage_team_roles",
+    "manage_channel_roles",
+    "convert_public_channel_to_private",
+    "convert_private_channel_to_public",
+];
+
+/// A channel's creator (and whom they appoint): appoint channel admins and change the
+/// channel's privacy.
+const CHANNEL_ADMIN: &[&str] = &[
+    "manage_channel_roles",
+    "convert_public_channel_to_private",
+    "convert_private_channel_to_public",
+];
 
 /// A channel member: read and post, react, edit and delete their own posts, mention the
 /// channel, add and remove members, edit the channel's name, header and purpose.
@@ -123,7 +150,7 @@ pub const ROLES: &[Role] = &[
     },
     Role {
         name: "channel_admin",
-        permissions: &[],
+        permissions: CHANNEL_ADMIN,
     },
 ];
 

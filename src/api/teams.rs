@@ -16,7 +16,10 @@ use serde_json::Value;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/teams", post(create_team).get(list_teams))
-        .route("/teams/{team_id}", get(get_team))
+        .route(
+            "/teams/{team_id}",
+            get(get_team).put(super::team_admin::update_team),
+        )
         .route("/teams/name/{name}", get(team_by_name))
         .route(
             "/teams/{team_id}/members",
@@ -83,10 +86,13 @@ async fn create_team(
             creator_id: caller.id(),
             town_square_id: Id::from_bytes(rand::random()),
             off_topic_id: Id::from_bytes(rand::random()),
+            invite_id: super::team_admin::new_invite_id(),
         })
         .await?;
     match outcome {
-        Outcome::TeamCreated { team, .. } => Ok(with_applied(created(views::team(&team)), index)),
+        Outcome::TeamCreated { team, .. } => {
+            Ok(with_applied(created(views::team_with_invite(&team)), index))
+        }
         _ => Err(ApiError::internal("unexpected outcome")),
     }
 }
@@ -109,16 +115,18 @@ async fn list_teams(
         .read(move |r| {
             let mut visible = Vec::new();
             for team in r.teams(0, usize::MAX)? {
-                if team.delete_at == 0
-                    && (admin
-                        || team.team_type == TeamType::Open
-                        || r.team_member(team.id, me)?.is_some())
-                {
-                    visible.push(team);
+                if team.delete_at != 0 {
+                    continue;
+                }
+                let member = admin || r.team_member(team.id, me)?.is_some();
+                if member {
+                    visible.push(views::team_with_invite(&team));
+                } else if team.open_invite() {
+                    visible.push(views::team(&team));
                 }
             }
             let total = visible.len();
-            let page: Vec<Team> = visible
+            let page: Vec<Value> = visible
                 .into_iter()
                 .skip(page.saturating_mul(per_page))
                 .take(per_page)
@@ -126,7 +134,7 @@ async fn list_teams(
             Ok::<_, confab_storage::StorageError>((page, total))
         })
         .await?;
-    let list = Value::Array(teams.iter().map(views::team).collect());
+    let list = Value::Array(teams);
     if with_total {
         Ok(ok(serde_json::json!({"teams": list, "total_count": total})))
     } else {
@@ -134,12 +142,15 @@ async fn list_teams(
     }
 }
 
-async fn visible_team(app: &AppState, caller: &Caller, team: Option<Team>) -> ApiResult<Team> {
+/// A team the caller may see (a member, an admin, or anyone for a team open to all), as they
+/// see it: members and admins get the invite secret.
+async fn visible_team(app: &AppState, caller: &Caller, team: Option<Team>) -> ApiResult<Value> {
     let team = team.ok_or_else(|| ApiError::not_found("team"))?;
     let (id, me, admin) = (team.id, caller.id(), caller.is_admin());
-    let open = team.team_type == TeamType::Open;
-    if open || app.read(move |r| can_read_team(r, id, me, admin)).await? {
-        Ok(team)
+    if app.read(move |r| can_read_team(r, id, me, admin)).await? {
+        Ok(views::team_with_invite(&team))
+    } else if team.open_invite() && team.delete_at == 0 {
+        Ok(views::team(&team))
     } else {
         Err(ApiError::forbidden())
     }
@@ -152,8 +163,7 @@ async fn get_team(
 ) -> ApiResult<Response> {
     let id = path_id(&team_id, "team_id")?;
     let team = app.read(move |r| r.team(id)).await?;
-    let team = visible_team(&app, &caller, team).await?;
-    Ok(ok(views::team(&team)))
+    Ok(ok(visible_team(&app, &caller, team).await?))
 }
 
 async fn team_by_name(
@@ -162,8 +172,7 @@ async fn team_by_name(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let team = app.read(move |r| r.team_by_name(&name)).await?;
-    let team = visible_team(&app, &caller, team).await?;
-    Ok(ok(views::team(&team)))
+    Ok(ok(visible_team(&app, &caller, team).await?))
 }
 
 #[derive(Deserialize)]
@@ -190,13 +199,12 @@ async fn add_member(
             let team_admin = caller_member
                 .as_ref()
                 .is_some_and(|m| m.roles.contains("team_admin"));
-            // Anyone may join an open team; members may add others; invite-only teams need
-            // a team or system admin.
+            // Anyone may join a team open to all; members may add others; other teams need
+            // a team or system admin (or the invite link).
             Ok(Some(
                 admin
                     || team_admin
-                    || (team.team_type == TeamType::Open
-                        && (user_id == me || caller_member.is_some())),
+                    || (team.open_invite() && (user_id == me || caller_member.is_some())),
             ))
         })
         .await?
@@ -270,7 +278,9 @@ async fn teams_of_user(
     let user_id = caller.resolve(&user_id)?;
     caller.require_self_or_admin(user_id)?;
     let teams = app.read(move |r| r.teams_of_user(user_id)).await?;
-    Ok(ok(Value::Array(teams.iter().map(views::team).collect())))
+    Ok(ok(Value::Array(
+        teams.iter().map(views::team_with_invite).collect(),
+    )))
 }
 
 async fn team_members_of_user(

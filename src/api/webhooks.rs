@@ -75,11 +75,7 @@ pub fn may_manage_integrations(
     team: Id,
     caller: &Caller,
 ) -> confab_storage::Result<bool> {
-    if caller.is_admin() {
-        return Ok(true);
-    }
-    Ok(r.team_member(team, caller.id())?
-        .is_some_and(|m| m.delete_at == 0 && m.roles.split_whitespace().any(|r| r == "team_admin")))
+    super::team_admin::may_manage_team(r, team, caller)
 }
 
 /// Who may list hooks: for one team, those who manage its integrations; across all teams,

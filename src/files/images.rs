@@ -11,6 +11,7 @@
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use std::io::{BufRead, Seek};
 use std::path::Path;
 
 pub const THUMBNAIL_WIDTH: u32 = 120;
@@ -60,23 +61,9 @@ pub fn derive(path: &Path, max_pixels: u64) -> Option<Derived> {
 }
 
 fn try_derive(path: &Path, max_pixels: u64) -> Result<Option<Derived>, image::ImageError> {
-    let (width, height) = ImageReader::open(path)?
-        .with_guessed_format()?
-        .into_dimensions()?;
-    if (width as u64).saturating_mul(height as u64) > max_pixels {
-        tracing::debug!("image of {width}×{height} is past MaxImageResolution: no preview");
+    let Some(img) = decode(|| ImageReader::open(path), max_pixels)? else {
         return Ok(None);
-    }
-    let mut reader = ImageReader::open(path)?.with_guessed_format()?;
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(MAX_DECODE_ALLOC);
-    limits.max_image_width = Some(width.max(1));
-    limits.max_image_height = Some(height.max(1));
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder()?;
-    let orientation = decoder.orientation()?;
-    let mut img = DynamicImage::from_decoder(decoder)?;
-    img.apply_orientation(orientation);
+    };
     let (width, height) = (img.width(), img.height());
     if width == 0 || height == 0 {
         return Ok(None);
@@ -99,6 +86,31 @@ fn try_derive(path: &Path, max_pixels: u64) -> Result<Option<Derived>, image::Im
         preview: Some(preview),
         mini_preview: mini,
     }))
+}
+
+/// Decodes an image under both bomb guards and turns it upright by its EXIF orientation;
+/// `None` when its header claims more than `max_pixels`. `open` is called twice: once for the
+/// header, once to decode.
+pub fn decode<R: BufRead + Seek>(
+    mut open: impl FnMut() -> std::io::Result<ImageReader<R>>,
+    max_pixels: u64,
+) -> Result<Option<DynamicImage>, image::ImageError> {
+    let (width, height) = open()?.with_guessed_format()?.into_dimensions()?;
+    if (width as u64).saturating_mul(height as u64) > max_pixels {
+        tracing::debug!("image of {width}×{height} is past MaxImageResolution: not decoded");
+        return Ok(None);
+    }
+    let mut reader = open()?.with_guessed_format()?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    limits.max_image_width = Some(width.max(1));
+    limits.max_image_height = Some(height.max(1));
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut img = DynamicImage::from_decoder(decoder)?;
+    img.apply_orientation(orientation);
+    Ok(Some(img))
 }
 
 /// Mattermost's thumbnail: small images as they are; wider-than-120:100 ones 100 high,

@@ -153,7 +153,7 @@ pub async fn ephemeral(
     };
     app.write(Command::EphemeralPost {
         user_id: user,
-        post: views::post_text(&post, None, &[], &[]),
+        post: views::post_text(&post, None, views::PostParts::default()),
     })
     .await?;
     Ok(post)

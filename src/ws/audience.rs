@@ -40,6 +40,9 @@ pub enum Audience {
     Members { members: Members, omit: Option<Id> },
     /// One user.
     User(Id),
+    /// Every user (a new custom emoji). Too many to list: the hub offers it to each connection
+    /// it holds, as it does any audience broader than its connections.
+    Everyone,
 }
 
 impl Audience {
@@ -48,6 +51,7 @@ impl Audience {
         match self {
             Audience::Members { members, .. } => members.len(),
             Audience::User(_) => 1,
+            Audience::Everyone => usize::MAX,
         }
     }
 
@@ -55,6 +59,7 @@ impl Audience {
         match self {
             Audience::Members { members, omit } => *omit != Some(user) && members.contains(&user),
             Audience::User(u) => *u == user,
+            Audience::Everyone => true,
         }
     }
 
@@ -69,6 +74,8 @@ impl Audience {
                 }
             }
             Audience::User(user) => visit(*user),
+            // Not enumerable; `len` makes every router walk its connections instead.
+            Audience::Everyone => {}
         }
     }
 
@@ -77,7 +84,7 @@ impl Audience {
     pub fn retained_bytes(&self) -> usize {
         match self {
             Audience::Members { members, .. } => version_bytes(members.len()),
-            Audience::User(_) => 0,
+            Audience::User(_) | Audience::Everyone => 0,
         }
     }
 }

@@ -6,9 +6,9 @@ pub use super::audience::Audience;
 use super::audience::MemberCache;
 use crate::views;
 use bytes::Bytes;
+use confab_storage::emoji::Emoji;
 use confab_storage::{
-    Applied, Channel, ChannelType, Engine, Id, Outcome, Post, Posted, Reaction, StorageError,
-    ThreadItem,
+    Applied, Channel, ChannelType, Engine, Id, Outcome, Post, Posted, StorageError, ThreadItem,
 };
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
@@ -298,10 +298,13 @@ impl EventBuilder {
             Outcome::Posted(posted) => {
                 let audience =
                     self.channel_audience(engine, batch, position, &posted.channel, None)?;
-                let sender = engine.reader().user(posted.post.user_id)?;
+                let reader = engine.reader();
+                let sender = reader.user(posted.post.user_id)?;
+                let emojis = reader.emoji_used_in(&posted.post.message, &[])?;
+                drop(reader);
                 push(
                     audience,
-                    posted_event(posted, sender.as_ref().map(|u| u.username.as_str())),
+                    posted_event(posted, sender.as_ref().map(|u| u.username.as_str()), emojis),
                 );
                 for event in thread_updated_events(posted) {
                     push(Audience::User(event.0), event.1);
@@ -320,16 +323,19 @@ impl EventBuilder {
                 } else {
                     engine.reader().post_files(post)?
                 };
-                push(
-                    audience,
-                    post_event("post_edited", post, &reactions, &files, channel),
-                );
+                let emojis = engine.reader().emoji_used_in(&post.message, &reactions)?;
+                let parts = views::PostParts {
+                    reactions: &reactions,
+                    files: &files,
+                    emojis: &emojis,
+                };
+                push(audience, post_event("post_edited", post, parts, channel));
             }
             Outcome::PostDeleted { post, channel, .. } => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
                 push(
                     audience,
-                    post_event("post_deleted", post, &[], &[], channel),
+                    post_event("post_deleted", post, views::PostParts::default(), channel),
                 );
             }
             Outcome::ReactionAdded {
@@ -782,6 +788,67 @@ impl EventBuilder {
                     false,
                 ),
             ),
+            Outcome::TeamUpdated(team) => {
+                // Mattermost sends the team sanitized (no invite secret) to its members.
+                if let Some(town) = engine.reader().channel_by_name(team.id, "town-square")? {
+                    let audience = self.channel_audience(engine, batch, position, &town, None)?;
+                    push(
+                        audience,
+                        Event::new(
+                            "update_team",
+                            json!({"team": views::team(team).to_string()}),
+                            broadcast(None, None, Some(team.id), None),
+                            false,
+                        ),
+                    );
+                }
+            }
+            Outcome::TeamMemberUpdated(member) => push(
+                Audience::User(member.user_id),
+                Event::new(
+                    "memberrole_updated",
+                    json!({"member": views::team_member(member).to_string()}),
+                    broadcast(Some(member.user_id), None, None, None),
+                    false,
+                ),
+            ),
+            Outcome::ChannelPrivacyChanged(channel) => {
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                push(
+                    audience,
+                    Event::new(
+                        "channel_updated",
+                        json!({"channel": views::channel(channel).to_string()}),
+                        broadcast(None, Some(channel.id), None, None),
+                        false,
+                    ),
+                );
+                // The whole team learns that the channel left (or joined) its public list.
+                if let Some(town) = engine
+                    .reader()
+                    .channel_by_name(channel.team_id, "town-square")?
+                {
+                    let audience = self.channel_audience(engine, batch, position, &town, None)?;
+                    push(
+                        audience,
+                        Event::new(
+                            "channel_converted",
+                            json!({"channel_id": views::id(channel.id)}),
+                            broadcast(None, None, Some(channel.team_id), None),
+                            false,
+                        ),
+                    );
+                }
+            }
+            Outcome::EmojiAdded(emoji) => push(
+                Audience::Everyone,
+                Event::new(
+                    "emoji_added",
+                    json!({"emoji": views::emoji(emoji).to_string()}),
+                    broadcast(None, None, None, None),
+                    false,
+                ),
+            ),
             // A create-post retry changed nothing: its post's `posted` event went out when the
             // first attempt applied, and a second one would show the message twice.
             Outcome::AlreadyApplied
@@ -803,6 +870,7 @@ impl EventBuilder {
             | Outcome::FileCommitted { .. }
             | Outcome::UploadsAborted(_)
             | Outcome::IntegrationChanged
+            | Outcome::EmojiDeleted(_)
             | Outcome::CommandHookUsed(_) => {}
         }
         Ok(())
@@ -834,7 +902,7 @@ fn id_list(ids: &[Id]) -> String {
     Value::Array(ids.iter().map(|i| Value::String(views::id(*i))).collect()).to_string()
 }
 
-fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
+fn posted_event(posted: &Posted, sender: Option<&str>, emojis: Vec<Emoji>) -> Event {
     let post = posted.post.clone();
     let channel = posted.channel.clone();
     let info = thread_info(posted);
@@ -848,6 +916,7 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
     let sender_name = format!("@{}", sender.unwrap_or(""));
     // The post's JSON keys and ids, its text, and the id lists (26 characters each).
     let captured = 1024
+        + 200 * emojis.len()
         + post.message.len()
         + post.props.len()
         + 40 * (mentions.len() + followers.len() + info.participants.len());
@@ -856,7 +925,15 @@ fn posted_event(posted: &Posted, sender: Option<&str>) -> Event {
             "channel_display_name": channel.display_name,
             "channel_name": channel.name,
             "channel_type": channel.channel_type.as_str(),
-            "post": views::post_text(&post, Some(&info), &[], &files),
+            "post": views::post_text(
+                &post,
+                Some(&info),
+                views::PostParts {
+                    files: &files,
+                    emojis: &emojis,
+                    ..views::PostParts::default()
+                },
+            ),
             "sender_name": sender_name,
             "set_online": true,
             "team_id": views::opt_id(channel.team_id),
@@ -884,13 +961,12 @@ fn user_updated_event(user: &confab_storage::User) -> Event {
 fn post_event(
     name: &'static str,
     post: &Post,
-    reactions: &[Reaction],
-    files: &[confab_storage::FileInfo],
+    parts: views::PostParts<'_>,
     channel: &Channel,
 ) -> Event {
     Event::new(
         name,
-        json!({"post": views::post_text(post, None, reactions, files)}),
+        json!({"post": views::post_text(post, None, parts)}),
         broadcast(None, Some(channel.id), None, None),
         false,
     )

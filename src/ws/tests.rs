@@ -125,6 +125,7 @@ impl Fixture {
             creator_id: id(A),
             town_square_id: id(TOWN),
             off_topic_id: id(TOWN + 1),
+            invite_id: String::new(),
         });
         for user in [B, C] {
             self.apply(Command::AddTeamMember {

@@ -9,10 +9,12 @@ use crate::command::Command;
 use crate::dedup;
 use crate::drafts;
 use crate::email_queue;
+use crate::emoji;
 use crate::engine::{meta_key, Engine};
 use crate::error::{CommandError, Result, StorageError};
 use crate::files;
 use crate::id::Id;
+use crate::images;
 use crate::integrations;
 use crate::keys::{id2, id_key, KeyBuf};
 use crate::mentions;
@@ -24,6 +26,7 @@ use crate::preferences;
 use crate::search;
 use crate::sidebar;
 use crate::status;
+use crate::teams;
 use crate::threads::{self, count_replies_after, Watermarks};
 use crate::txn::Txn;
 use crate::validate;
@@ -171,6 +174,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 password_hash: password_hash.clone(),
                 notify_props: NotifyProps::new(),
                 custom_status: String::new(),
+                last_picture_update: 0,
             };
             txn.put(Cf::UseridUser, id_key(*id), &user)?;
             txn.put_raw(Cf::UsernameUserid, username.into_bytes(), id_key(*id));
@@ -255,6 +259,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             creator_id,
             town_square_id,
             off_topic_id,
+            invite_id,
         } => {
             let name = name.to_lowercase();
             validate::team_name(&name)?;
@@ -280,6 +285,11 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 name: name.clone(),
                 display_name: display_name.clone(),
                 team_type: *team_type,
+                description: String::new(),
+                company_name: String::new(),
+                allowed_domains: String::new(),
+                invite_id: invite_id.clone(),
+                allow_open_invite: Some(*team_type == TeamType::Open),
             };
             txn.put(Cf::TeamidTeam, id_key(*id), &team)?;
             txn.put_raw(Cf::TeamnameTeamid, name.into_bytes(), id_key(*id));
@@ -314,40 +324,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             at,
         } => {
             let team = load_team(txn, *team_id)?;
-            load_user(txn, *user_id)?;
-            if let Some(member) =
-                txn.get::<TeamMember>(Cf::TeamidUseridMember, &id2(*team_id, *user_id))?
-            {
-                return Ok(Outcome::TeamMemberAdded {
-                    member,
-                    channels: Vec::new(),
-                    existed: true,
-                });
-            }
-            let member = put_team_member(txn, team.id, *user_id, "team_user")?;
-            let mut channels = Vec::new();
-            for default in ["town-square", "off-topic"] {
-                let key = KeyBuf::new().id(team.id).str(default).build();
-                let Some(raw) = txn.get_raw(Cf::TeamidChannelnameChannelid, &key)? else {
-                    continue;
-                };
-                let Some(channel_id) = Id::from_slice(&raw) else {
-                    continue;
-                };
-                let channel = load_channel(txn, channel_id)?;
-                if channel.delete_at != 0
-                    || txn.exists(Cf::ChannelidUseridMember, &id2(channel.id, *user_id))?
-                {
-                    continue;
-                }
-                let member = put_new_channel_member(txn, &channel, *user_id, *at)?;
-                channels.push((channel, member));
-            }
-            Ok(Outcome::TeamMemberAdded {
-                member,
-                channels,
-                existed: false,
-            })
+            add_team_member(txn, &team, *user_id, *at)
         }
         Command::CreateChannel {
             id,
@@ -392,7 +369,14 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 )
             };
             insert_channel(txn, &channel)?;
-            let member = put_new_channel_member(txn, &channel, *creator_id, *at)?;
+            // The creator runs the channel (Mattermost makes them its scheme admin).
+            let mut member = put_new_channel_member(txn, &channel, *creator_id, *at)?;
+            member.roles = teams::with_role(&member.roles, "channel_admin", true);
+            txn.put(
+                Cf::ChannelidUseridMember,
+                id2(channel.id, *creator_id),
+                &member,
+            )?;
             Ok(Outcome::ChannelCreated {
                 channel,
                 members: vec![member],
@@ -951,6 +935,33 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             },
         ),
         Command::AbortUploads { before } => files::abort(txn, *before),
+        Command::PatchTeam { team_id, at, patch } => teams::patch(txn, *team_id, *at, patch),
+        Command::JoinTeamByInvite {
+            invite_id,
+            user_id,
+            at,
+        } => teams::join_by_invite(txn, invite_id, *user_id, *at),
+        Command::SetTeamMemberAdmin {
+            team_id,
+            user_id,
+            admin,
+        } => teams::set_member_admin(txn, *team_id, *user_id, *admin),
+        Command::SetChannelPrivacy {
+            channel_id,
+            at,
+            channel_type,
+        } => channel_edits::set_privacy(txn, *channel_id, *at, *channel_type),
+        Command::SetChannelMemberAdmin {
+            channel_id,
+            user_id,
+            at,
+            admin,
+        } => channel_edits::set_member_admin(txn, *channel_id, *user_id, *at, *admin),
+        Command::SetProfileImage { user_id, at, png } => {
+            images::set_profile_image(txn, *user_id, *at, png.as_ref().map(|b| b.as_slice()))
+        }
+        Command::CreateEmoji { emoji, image } => emoji::create(txn, emoji, image),
+        Command::DeleteEmoji { id, at } => emoji::delete(txn, *id, *at),
         command @ (Command::SetStatus { .. }
         | Command::ExpireDnd { .. }
         | Command::StatusNotice { .. }
@@ -1683,6 +1694,43 @@ fn put_new_channel_member(
     Ok(member)
 }
 
+/// Adds a user to a team and to its default channels (a member already is no error: the
+/// outcome says it `existed`).
+pub(crate) fn add_team_member(txn: &mut Txn, team: &Team, user_id: Id, at: u64) -> Step<Outcome> {
+    load_user(txn, user_id)?;
+    if let Some(member) = txn.get::<TeamMember>(Cf::TeamidUseridMember, &id2(team.id, user_id))? {
+        return Ok(Outcome::TeamMemberAdded {
+            member,
+            channels: Vec::new(),
+            existed: true,
+        });
+    }
+    let member = put_team_member(txn, team.id, user_id, "team_user")?;
+    let mut channels = Vec::new();
+    for default in ["town-square", "off-topic"] {
+        let key = KeyBuf::new().id(team.id).str(default).build();
+        let Some(raw) = txn.get_raw(Cf::TeamidChannelnameChannelid, &key)? else {
+            continue;
+        };
+        let Some(channel_id) = Id::from_slice(&raw) else {
+            continue;
+        };
+        let channel = load_channel(txn, channel_id)?;
+        if channel.delete_at != 0
+            || txn.exists(Cf::ChannelidUseridMember, &id2(channel.id, user_id))?
+        {
+            continue;
+        }
+        let member = put_new_channel_member(txn, &channel, user_id, at)?;
+        channels.push((channel, member));
+    }
+    Ok(Outcome::TeamMemberAdded {
+        member,
+        channels,
+        existed: false,
+    })
+}
+
 fn put_team_member(txn: &mut Txn, team: Id, user: Id, roles: &str) -> Step<TeamMember> {
     let member = TeamMember {
         team_id: team,
@@ -1705,7 +1753,7 @@ pub(crate) fn load_user(txn: &mut Txn, id: Id) -> Step<User> {
     load(txn, Cf::UseridUser, "user", id)
 }
 
-fn load_team(txn: &mut Txn, id: Id) -> Step<Team> {
+pub(crate) fn load_team(txn: &mut Txn, id: Id) -> Step<Team> {
     load(txn, Cf::TeamidTeam, "team", id)
 }
 

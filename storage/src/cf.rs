@@ -46,13 +46,15 @@ pub enum Cf {
     FileidKindPreview,
     UseridTeamidSidebar,
     UseridChannelidRootidDraft,
+    KindKeyEmoji,
+    KindIdImage,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 41] = [
+    pub const STATE: [Cf; 43] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -96,6 +98,8 @@ impl Cf {
         Cf::FileidKindPreview,
         Cf::UseridTeamidSidebar,
         Cf::UseridChannelidRootidDraft,
+        Cf::KindKeyEmoji,
+        Cf::KindIdImage,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -144,6 +148,8 @@ impl Cf {
             Cf::FileidKindPreview => "fileid_kind_preview",
             Cf::UseridTeamidSidebar => "userid_teamid_sidebar",
             Cf::UseridChannelidRootidDraft => "userid_channelid_rootid_draft",
+            Cf::KindKeyEmoji => "kind_key_emoji",
+            Cf::KindIdImage => "kind_id_image",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

@@ -1,13 +1,15 @@
-//! Applying edits to an existing channel: its name, display name, header and purpose, and
-//! restoring an archived channel. Kept apart from `apply.rs` so each domain's rules read in one
+//! Applying edits to an existing channel: its name, display name, header and purpose, its
+//! privacy, its admins, and restoring an archived channel. Kept apart from `apply.rs` so each domain's rules read in one
 //! place.
 
 use crate::apply::{load_channel, load_live_channel, refuse, Step};
 use crate::cf::Cf;
 use crate::error::CommandError;
 use crate::id::Id;
-use crate::keys::{id_key, KeyBuf};
+use crate::keys::{id2, id_key, KeyBuf};
+use crate::model::{ChannelMember, ChannelType};
 use crate::outcome::Outcome;
+use crate::teams::with_role;
 use crate::txn::Txn;
 use crate::validate;
 
@@ -82,4 +84,66 @@ pub(crate) fn restore(txn: &mut Txn, channel_id: Id, at: u64) -> Step<Outcome> {
     channel.update_at = channel.update_at.max(at);
     txn.put(Cf::ChannelidChannel, id_key(channel.id), &channel)?;
     Ok(Outcome::ChannelRestored(channel))
+}
+
+/// Applies `SetChannelPrivacy`: open ↔ private. The team's default channel stays open (every
+/// member must be able to find it), and direct and group channels have no privacy to change.
+pub(crate) fn set_privacy(
+    txn: &mut Txn,
+    channel_id: Id,
+    at: u64,
+    channel_type: ChannelType,
+) -> Step<Outcome> {
+    let mut channel = load_live_channel(txn, channel_id)?;
+    if channel.channel_type.is_teamless() || channel_type.is_teamless() {
+        return refuse(CommandError::Invalid(
+            "only open and private channels change privacy".into(),
+        ));
+    }
+    if channel.name == DEFAULT_CHANNEL && channel_type == ChannelType::Private {
+        return refuse(CommandError::Invalid(
+            "the team's default channel cannot be made private".into(),
+        ));
+    }
+    if channel.channel_type == channel_type {
+        return refuse(CommandError::Invalid(format!(
+            "channel {channel_id} is already {}",
+            if channel_type == ChannelType::Open {
+                "open"
+            } else {
+                "private"
+            }
+        )));
+    }
+    channel.channel_type = channel_type;
+    channel.update_at = channel.update_at.max(at);
+    txn.put(Cf::ChannelidChannel, id_key(channel.id), &channel)?;
+    Ok(Outcome::ChannelPrivacyChanged(channel))
+}
+
+/// Applies `SetChannelMemberAdmin`: direct and group channels have no admins.
+pub(crate) fn set_member_admin(
+    txn: &mut Txn,
+    channel_id: Id,
+    user_id: Id,
+    at: u64,
+    admin: bool,
+) -> Step<Outcome> {
+    let channel = load_live_channel(txn, channel_id)?;
+    if channel.channel_type.is_teamless() {
+        return refuse(CommandError::Invalid(
+            "direct and group channels have no admins".into(),
+        ));
+    }
+    let key = id2(channel.id, user_id);
+    let Some(mut member) = txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &key)? else {
+        return refuse(CommandError::NotMember {
+            user: user_id.to_string(),
+            of: format!("channel {channel_id}"),
+        });
+    };
+    member.roles = with_role(&member.roles, "channel_admin", admin);
+    member.last_update_at = member.last_update_at.max(at);
+    txn.put(Cf::ChannelidUseridMember, key, &member)?;
+    Ok(Outcome::ChannelMemberUpdated { channel, member })
 }

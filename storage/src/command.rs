@@ -3,6 +3,7 @@
 //! applies the same sequence reaches byte-identical state.
 
 use crate::channel_edits::ChannelPatch;
+use crate::emoji::Emoji;
 use crate::files::FileInfo;
 use crate::id::Id;
 use crate::integrations::{
@@ -10,6 +11,7 @@ use crate::integrations::{
 };
 use crate::model::{ChannelType, NotifyProps, TeamType, UserProfile};
 use crate::status::CustomStatus;
+use crate::teams::TeamPatch;
 use serde::{Deserialize, Serialize};
 
 /// Longest message Mattermost accepts, in characters.
@@ -79,6 +81,9 @@ pub enum Command {
         creator_id: Id,
         town_square_id: Id,
         off_topic_id: Id,
+        /// The invite link's secret, made by the node (appended: older entries have none).
+        #[serde(default)]
+        invite_id: String,
     },
     /// Adds a user to a team and to its default channels.
     AddTeamMember {
@@ -384,6 +389,55 @@ pub enum Command {
         id: Id,
         at: u64,
     },
+    /// Changes a team's names, description, invite settings or invite secret.
+    PatchTeam {
+        team_id: Id,
+        at: u64,
+        patch: TeamPatch,
+    },
+    /// Adds a user to the team whose invite secret is `invite_id` (the secret is checked as
+    /// the log orders it, so a join racing a regeneration of the secret is refused or not on
+    /// every replica alike).
+    JoinTeamByInvite {
+        invite_id: String,
+        user_id: Id,
+        at: u64,
+    },
+    /// Makes a team member a team admin or takes it away.
+    SetTeamMemberAdmin {
+        team_id: Id,
+        user_id: Id,
+        admin: bool,
+    },
+    /// Makes an open channel private or a private one open.
+    SetChannelPrivacy {
+        channel_id: Id,
+        at: u64,
+        channel_type: ChannelType,
+    },
+    /// Makes a channel member a channel admin or takes it away.
+    SetChannelMemberAdmin {
+        channel_id: Id,
+        user_id: Id,
+        at: u64,
+        admin: bool,
+    },
+    /// Sets a user's profile image (a PNG the node made), or with `None` goes back to the
+    /// generated one.
+    SetProfileImage {
+        user_id: Id,
+        at: u64,
+        png: Option<serde_bytes::ByteBuf>,
+    },
+    /// Adds a custom emoji with its image (at most `emoji::MAX_IMAGE_BYTES`).
+    CreateEmoji {
+        emoji: Emoji,
+        image: serde_bytes::ByteBuf,
+    },
+    DeleteEmoji {
+        id: Id,
+        at: u64,
+    },
     /// Chunk `index` of an upload (at most `files::MAX_CHUNK_BYTES`); chunk 0 starts the upload
     /// at `at`, the others must follow in order.
     FileChunk {
@@ -422,6 +476,7 @@ impl Command {
                 | Command::SetPassword { .. }
                 | Command::SetUserRoles { .. }
                 | Command::SetUserActive { .. }
+                | Command::SetProfileImage { .. }
                 | Command::SetAccessTokenActive { .. }
                 | Command::RevokeAccessToken { .. }
         )
@@ -437,6 +492,8 @@ impl Command {
             } => {
                 thumbnail.as_ref().map_or(0, |b| b.len()) + preview.as_ref().map_or(0, |b| b.len())
             }
+            Command::SetProfileImage { png, .. } => png.as_ref().map_or(0, |b| b.len()),
+            Command::CreateEmoji { image, .. } => image.len(),
             _ => 0,
         }
     }

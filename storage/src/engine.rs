@@ -270,11 +270,11 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
             opts.set_compression_type(DBCompressionType::Lz4);
             opts.set_bottommost_compression_type(DBCompressionType::Zstd);
         }
-        // File bytes: values past 4 KiB go to blob files (BlobDB), so compaction rewrites keys
+        // File bytes (and profile pictures, custom emoji images): values past 4 KiB go to blob files (BlobDB), so compaction rewrites keys
         // and small pointers, never megabytes. Uploads are mostly compressed already (images,
         // archives), so the blobs are stored as they are; garbage collection reclaims the
         // blob files of deleted chunks.
-        Cf::UploadidChunknoBytes | Cf::FileidKindPreview => {
+        Cf::UploadidChunknoBytes | Cf::FileidKindPreview | Cf::KindIdImage => {
             opts.set_compression_type(DBCompressionType::Lz4);
             opts.set_enable_blob_files(true);
             opts.set_min_blob_size(4096);

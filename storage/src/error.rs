@@ -27,6 +27,9 @@ pub enum CommandError {
     NotMember { user: String, of: String },
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// The state forbids it whoever asks (e.g. an email domain a team does not allow).
+    #[error("not allowed: {0}")]
+    Forbidden(String),
 }
 
 impl CommandError {

@@ -60,6 +60,8 @@
 //! | `fileid_kind_preview` | file_id · `t`/`p` → thumbnail / preview JPEG (BlobDB) |
 //! | `userid_teamid_sidebar` | user_id · team_id → [`sidebar::Sidebar`] — the sidebar categories a user arranged in a team; absent until their first change ([`sidebar`]) |
 //! | `userid_channelid_rootid_draft` | user_id · channel_id · root_id (zero for the channel's box) → [`drafts::Draft`] ([`drafts`]) |
+//! | `kind_key_emoji` | `n` · name → [`emoji::Emoji`] · `i` · emoji_id → name — custom emoji (`meta` `"emoji_count"` counts them) ([`emoji`]) |
+//! | `kind_id_image` | `u` · user_id → profile picture PNG · `e` · emoji_id → emoji image (BlobDB) ([`images`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -80,10 +82,12 @@ mod command;
 pub mod dedup;
 pub mod drafts;
 pub mod email_queue;
+pub mod emoji;
 mod engine;
 mod error;
 pub mod files;
 mod id;
+pub mod images;
 pub mod integrations;
 mod keys;
 pub mod log;
@@ -100,6 +104,7 @@ pub mod sidebar;
 pub mod snapshot;
 mod source;
 pub mod status;
+pub mod teams;
 mod threads;
 mod txn;
 pub mod validate;

@@ -36,6 +36,11 @@ pub struct User {
     /// JSON, empty for none. Appended with a default, so records written before it decode.
     #[serde(default)]
     pub custom_status: String,
+    /// Mattermost's `last_picture_update`: when the user last set a profile image (ms), or
+    /// minus the time they went back to the generated one; 0 if never changed. Apps add it to
+    /// the image URL, so a change shows at once instead of after their cache expires.
+    #[serde(default)]
+    pub last_picture_update: i64,
 }
 
 /// The fields of a user a profile update replaces.
@@ -103,6 +108,30 @@ pub struct Team {
     pub name: String,
     pub display_name: String,
     pub team_type: TeamType,
+    /// The fields below were appended (older records decode with them empty).
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub company_name: String,
+    /// Comma- or space-separated email domains allowed to join; empty allows any.
+    #[serde(default)]
+    pub allowed_domains: String,
+    /// The secret in the team's invite link (`/signup_user_complete/?id=…`); empty until the
+    /// team is created with one or an admin regenerates it.
+    #[serde(default)]
+    pub invite_id: String,
+    /// Whether anyone may join without an invitation; `None` (records from before the field)
+    /// means "open teams yes, invite-only teams no".
+    #[serde(default)]
+    pub allow_open_invite: Option<bool>,
+}
+
+impl Team {
+    /// Whether users may join by themselves (listing and joining open teams).
+    pub fn open_invite(&self) -> bool {
+        self.allow_open_invite
+            .unwrap_or(self.team_type == TeamType::Open)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -115,6 +115,16 @@ pub enum Outcome {
         user: User,
         revoked: Vec<Session>,
     },
+    /// A team's names, description or invite settings changed.
+    TeamUpdated(Team),
+    /// A team member became a team admin or stopped being one.
+    TeamMemberUpdated(TeamMember),
+    /// A channel went from open to private or back (`channel_type` is the new one).
+    ChannelPrivacyChanged(Channel),
+    /// A custom emoji was added (every user is told) or deleted (nobody is: Mattermost sends
+    /// no event; apps find out when the image no longer loads).
+    EmojiAdded(crate::emoji::Emoji),
+    EmojiDeleted(crate::emoji::Emoji),
     TeamCreated {
         team: Team,
         member: TeamMember,

@@ -174,6 +174,7 @@ mod tests {
                 creator_id: id(1),
                 town_square_id: id(3),
                 off_topic_id: id(4),
+                invite_id: String::new(),
             });
             for n in 0..25u8 {
                 apply(Command::CreatePost {

@@ -82,6 +82,7 @@ pub fn create_team(n: u64, name: &str, creator: u64, at: u64) -> Command {
         creator_id: id(creator),
         town_square_id: id(n + 1),
         off_topic_id: id(n + 2),
+        invite_id: String::new(),
     }
 }
 
