@@ -4,7 +4,7 @@
 //! one). Every change stamps the user's `last_picture_update` and sends `user_updated`, so the
 //! apps, which put that stamp in the image URL, reload the picture at once.
 
-use super::{path_id, status_ok, with_applied, AppState, Caller};
+use super::{status_ok, with_applied, AppState, Caller};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::pictures::{self, PictureError};
@@ -68,11 +68,11 @@ async fn username(app: &AppState, user: Id) -> ApiResult<String> {
 
 async fn get_image(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(user_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let user = path_id(&user_id, "user_id")?;
+    let user = caller.resolve(&user_id)?;
     let name = username(&app, user).await?;
     let cacheable = query.as_deref().is_some_and(|q| q.contains("_="));
     if let Some(bytes) = app.read(move |r| r.profile_image(user)).await? {
@@ -88,10 +88,10 @@ async fn get_image(
 
 async fn get_default_image(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
-    let user = path_id(&user_id, "user_id")?;
+    let user = caller.resolve(&user_id)?;
     let name = username(&app, user).await?;
     let bytes =
         tokio::task::spawn_blocking(move || pictures::default_profile(&name, user.as_bytes()))

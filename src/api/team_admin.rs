@@ -133,7 +133,8 @@ async fn write_patch(
         })
         .await?;
     match outcome {
-        Outcome::TeamUpdated(team) => Ok(with_applied(ok(views::team(&team)), index)),
+        // The caller runs the team: they see its invite secret.
+        Outcome::TeamUpdated(team) => Ok(with_applied(ok(views::team_with_invite(&team)), index)),
         _ => Err(ApiError::internal("unexpected outcome")),
     }
 }
