@@ -813,6 +813,22 @@ async fn replay_mobile_connect_and_login(base: &str, other: &str) {
     )
     .await;
     assert!(posts["posts"].is_object());
+    // Each author's picture, by the URL the app builds from the user's `last_picture_update`.
+    let authors = mobile(&app, "POST", "/users/ids", Some(json!([admin.user_id]))).await;
+    let stamp = authors[0]["last_picture_update"].as_i64().unwrap_or(-1);
+    let picture = app
+        .call_with(
+            "GET",
+            &format!("/users/{}/image?_={stamp}", admin.user_id),
+            None,
+            MOBILE,
+        )
+        .await;
+    assert_eq!(picture.status, StatusCode::OK);
+    assert_eq!(
+        picture.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("image/png")
+    );
     mobile(
         &app,
         "POST",
