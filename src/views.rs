@@ -67,7 +67,11 @@ pub fn user(user: &User, sanitize: bool) -> Value {
         "notify_props": with_defaults(&user.notify_props, &USER_DEFAULTS),
         "last_password_update": user.create_at,
         "locale": user.locale,
-        "timezone": {"automaticTimezone": "", "manualTimezone": "", "useAutomaticTimezone": "true"},
+        "timezone": {
+            "automaticTimezone": user.timezone.automatic,
+            "manualTimezone": user.timezone.manual,
+            "useAutomaticTimezone": if user.timezone.use_automatic { "true" } else { "false" },
+        },
         "is_bot": user.is_bot,
         "disable_welcome_email": false,
         "last_picture_update": user.last_picture_update,

@@ -180,6 +180,40 @@ async fn profile_patch_and_update_with_refusals_and_event() {
             .status,
         StatusCode::BAD_REQUEST
     );
+
+    // The timezone, as the apps set it from the device at login: kept, and merged key by key.
+    let zoned = bob
+        .ok(
+            "PUT",
+            "/users/me/patch",
+            Some(json!({"timezone": {"useAutomaticTimezone": "true", "automaticTimezone": "Europe/Berlin", "manualTimezone": ""}})),
+        )
+        .await;
+    assert_eq!(zoned["timezone"]["automaticTimezone"], "Europe/Berlin");
+    let manual = bob
+        .ok(
+            "PUT",
+            "/users/me/patch",
+            Some(json!({"timezone": {"useAutomaticTimezone": "false", "manualTimezone": "Asia/Tokyo"}})),
+        )
+        .await;
+    assert_eq!(
+        manual["timezone"],
+        json!({"useAutomaticTimezone": "false", "automaticTimezone": "Europe/Berlin", "manualTimezone": "Asia/Tokyo"})
+    );
+    let read = admin
+        .ok("GET", &format!("/users/{}", bob.user_id), None)
+        .await;
+    assert_eq!(read["timezone"]["manualTimezone"], "Asia/Tokyo");
+    for bad in [
+        json!({"timezone": {"useAutomaticTimezone": "maybe"}}),
+        json!({"timezone": {"manualTimezone": "x".repeat(100)}}),
+    ] {
+        assert_eq!(
+            bob.call("PUT", "/users/me/patch", Some(bad)).await.status,
+            StatusCode::BAD_REQUEST
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

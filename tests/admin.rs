@@ -335,11 +335,21 @@ async fn channel_admins_change_privacy_and_appoint_admins() {
         .unwrap()
         .iter()
         .all(|c| c["id"] != channel.as_str()));
-    // Already private; and the team's default channel stays open.
+    // Already private: the old convert route refuses, the privacy route answers it as it is
+    // (as Mattermost does, so a retry is no error); the team's default channel stays open.
     let again = carol
         .call("POST", &format!("/channels/{channel}/convert"), None)
         .await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    let same = carol
+        .call(
+            "PUT",
+            &format!("/channels/{channel}/privacy"),
+            Some(json!({"privacy": "P"})),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+    assert_eq!(same.body["type"], "P");
     let town_private = bob
         .call(
             "PUT",

@@ -826,7 +826,10 @@ async fn replay_mobile_connect_and_login(base: &str, other: &str) {
         .await;
     assert_eq!(picture.status, StatusCode::OK);
     assert_eq!(
-        picture.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        picture
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("image/png")
     );
     mobile(

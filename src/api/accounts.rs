@@ -45,6 +45,8 @@ struct ProfilePatch {
     notify_props: Option<confab_storage::NotifyProps>,
     /// Needed to change one's own email (as in Mattermost).
     password: Option<String>,
+    /// Mattermost's map of strings; the keys not given keep their values.
+    timezone: Option<std::collections::HashMap<String, String>>,
 }
 
 async fn patch_user(
@@ -117,6 +119,22 @@ async fn apply_profile(
     }
     if let Some(props) = patch.notify_props {
         profile.notify_props = props;
+    }
+    if let Some(zone) = patch.timezone {
+        let zone_of = |key: &str| zone.get(key).map(|v| v.trim().to_string());
+        if let Some(automatic) = zone_of("useAutomaticTimezone") {
+            profile.timezone.use_automatic = match automatic.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(ApiError::invalid_param("timezone")),
+            };
+        }
+        if let Some(name) = zone_of("automaticTimezone") {
+            profile.timezone.automatic = name;
+        }
+        if let Some(name) = zone_of("manualTimezone") {
+            profile.timezone.manual = name;
+        }
     }
     let (index, outcome) = app
         .write(Command::UpdateUser {

@@ -91,6 +91,13 @@ async fn convert_to_private(
     Path(channel_id): Path<String>,
 ) -> ApiResult<Response> {
     let id = path_id(&channel_id, "channel_id")?;
+    let channel = managed_channel(&app, &caller, id).await?;
+    if channel.channel_type == ChannelType::Private {
+        return Err(ApiError::bad_request(
+            "api.channel.convert_channel_to_private.private_channel_error",
+            "The channel is already private.",
+        ));
+    }
     change_privacy(&app, &caller, id, ChannelType::Private).await
 }
 

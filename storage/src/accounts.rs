@@ -72,9 +72,20 @@ pub(crate) fn update_profile(
     }
     crate::notify::validate_user_props(&profile.notify_props)?;
     user.notify_props = profile.notify_props.clone();
+    let zone = &profile.timezone;
+    for (name, value) in [
+        ("automaticTimezone", &zone.automatic),
+        ("manualTimezone", &zone.manual),
+    ] {
+        validate::text(name, value, MAX_TIMEZONE_CHARS)?;
+    }
+    user.timezone = zone.clone();
     search::people::replace_user(txn, &before, &user);
     save(txn, user, at, Vec::new())
 }
+
+/// Longest timezone name kept (IANA names are under 40 characters).
+const MAX_TIMEZONE_CHARS: usize = 64;
 
 /// A new password hash (computed by the node that took the request). Every session but
 /// `keep` (the one that changed it) ends, so a stolen session does not outlive the change.

@@ -175,6 +175,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 notify_props: NotifyProps::new(),
                 custom_status: String::new(),
                 last_picture_update: 0,
+                timezone: Timezone::default(),
             };
             txn.put(Cf::UseridUser, id_key(*id), &user)?;
             txn.put_raw(Cf::UsernameUserid, username.into_bytes(), id_key(*id));

@@ -106,14 +106,8 @@ pub(crate) fn set_privacy(
         ));
     }
     if channel.channel_type == channel_type {
-        return refuse(CommandError::Invalid(format!(
-            "channel {channel_id} is already {}",
-            if channel_type == ChannelType::Open {
-                "open"
-            } else {
-                "private"
-            }
-        )));
+        // Mattermost answers the channel as it is: a retried request is no error.
+        return Ok(Outcome::ChannelPrivacyChanged(channel));
     }
     channel.channel_type = channel_type;
     channel.update_at = channel.update_at.max(at);

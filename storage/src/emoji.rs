@@ -193,7 +193,7 @@ impl Reader<'_> {
         let skip = page.saturating_mul(per_page);
         let mut all = self.emoji_with_prefix("", usize::MAX)?;
         if order == EmojiOrder::Created {
-            all.sort_by(|a, b| (a.create_at, a.id).cmp(&(b.create_at, b.id)));
+            all.sort_by_key(|e| (e.create_at, e.id));
         }
         Ok(all.into_iter().skip(skip).take(per_page).collect())
     }

@@ -41,6 +41,27 @@ pub struct User {
     /// the image URL, so a change shows at once instead of after their cache expires.
     #[serde(default)]
     pub last_picture_update: i64,
+    /// Mattermost's `timezone` (the apps set the automatic one from the device at login).
+    #[serde(default)]
+    pub timezone: Timezone,
+}
+
+/// A user's timezone as Mattermost keeps it: IANA names, and which one applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timezone {
+    pub use_automatic: bool,
+    pub automatic: String,
+    pub manual: String,
+}
+
+impl Default for Timezone {
+    fn default() -> Timezone {
+        Timezone {
+            use_automatic: true,
+            automatic: String::new(),
+            manual: String::new(),
+        }
+    }
 }
 
 /// The fields of a user a profile update replaces.
@@ -57,6 +78,8 @@ pub struct UserProfile {
     /// Replaces the user's notification settings (Mattermost's patch replaces the whole map).
     #[serde(default)]
     pub notify_props: NotifyProps,
+    #[serde(default)]
+    pub timezone: Timezone,
 }
 
 impl UserProfile {
@@ -71,6 +94,7 @@ impl UserProfile {
             position: user.position.clone(),
             locale: user.locale.clone(),
             notify_props: user.notify_props.clone(),
+            timezone: user.timezone.clone(),
         }
     }
 }

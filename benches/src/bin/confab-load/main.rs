@@ -11,6 +11,7 @@ mod cluster;
 mod fanout;
 mod mix;
 mod mix_run;
+mod mix_totals;
 mod pool;
 mod population;
 mod presence;
@@ -22,6 +23,7 @@ mod scrape;
 mod worker;
 mod writes;
 mod wsclient;
+mod wsctl;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};

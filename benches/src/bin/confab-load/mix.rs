@@ -5,11 +5,15 @@
 //! the socket, react, edit. Drafts and search have no confab endpoint yet and are left out
 //! (their weights are dropped, so the others keep their proportions). Every request is timed
 //! per action; errors are transport failures, timeouts and 5xx, as load-test-ng counts them.
+//! With `--app-calls` (the default) each user also makes the official apps' own calls — entry
+//! sync, status polling, WebSocket pings, preference changes — see [`app`].
+
+mod app;
 
 use crate::api::{Api, CallError};
 use crate::proto::{ActionTotals, ConnSpec, Layout};
 use crate::report;
-use crate::worker::SocketControl;
+use crate::wsctl::SocketControl;
 use hdrhistogram::Histogram;
 use rand::Rng;
 use reqwest::Method;
@@ -33,6 +37,8 @@ pub struct MixSpec {
     pub idle_max_ms: u64,
     /// Users to open direct channels with.
     pub dm_peers: Vec<String>,
+    /// Also make the apps' periodic and login calls ([`app`]); off for an A/B comparison.
+    pub app_calls: bool,
 }
 
 /// load-test-ng's action weights (drafts and search left out: no confab endpoint).
@@ -69,6 +75,8 @@ struct ActionStats {
     count: u64,
     errors: u64,
     rejected: u64,
+    /// Reported per action but not among the requests the thresholds judge (pings).
+    apart: bool,
 }
 
 /// Request timings of this worker's users.
@@ -107,12 +115,25 @@ impl MixStats {
         stats.rejected += (outcome == Outcome::Rejected) as u64;
     }
 
+    /// A timing reported with its action only: not in the step's requests, errors and latency
+    /// (WebSocket pings, which are not HTTP requests).
+    fn note_apart(&self, action: &'static str, micros: u64, outcome: Outcome) {
+        let mut per_action = self.per_action.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = per_action.entry(action).or_default();
+        stats.apart = true;
+        report::record(stats.hist.get_or_insert_with(report::new_histogram), micros);
+        stats.count += 1;
+        stats.errors += (outcome == Outcome::Error) as u64;
+        stats.rejected += (outcome == Outcome::Rejected) as u64;
+    }
+
     fn count_only(&self, action: &'static str) {
         let mut per_action = self.per_action.lock().unwrap_or_else(|e| e.into_inner());
         per_action.entry(action).or_default().count += 1;
     }
 
-    /// Totals per action since the previous call, and all errors.
+    /// Totals per action since the previous call, and the errors of the requests the
+    /// thresholds judge.
     pub fn take_totals(&self) -> (Vec<ActionTotals>, u64) {
         let per_action =
             std::mem::take(&mut *self.per_action.lock().unwrap_or_else(|e| e.into_inner()));
@@ -120,7 +141,9 @@ impl MixStats {
         let totals = per_action
             .into_iter()
             .map(|(action, stats)| {
-                errors += stats.errors;
+                if !stats.apart {
+                    errors += stats.errors;
+                }
                 ActionTotals {
                     action: action.to_string(),
                     hist: report::encode(&stats.hist.unwrap_or_else(report::new_histogram)),
@@ -179,6 +202,8 @@ struct User {
     recent: Vec<(String, String)>,
     mine: Vec<String>,
     threads: Vec<String>,
+    /// The apps' own calls (`MixSpec::app_calls`), from first load on.
+    app: Option<app::AppCalls>,
 }
 
 impl User {
@@ -208,6 +233,9 @@ impl User {
     }
 
     fn remember_page(&mut self, page: &Value) {
+        if let Some(app) = self.app.as_mut() {
+            app.saw_page(page, &self.id);
+        }
         let Some(order) = page["order"].as_array() else {
             return;
         };
@@ -284,7 +312,8 @@ impl User {
                 if self.spec.dm_peers.is_empty() {
                     return;
                 }
-                let peer = &self.spec.dm_peers[rng.random_range(0..self.spec.dm_peers.len())];
+                let index = rng.random_range(0..self.spec.dm_peers.len());
+                let peer = &self.spec.dm_peers[index];
                 if *peer == self.id {
                     return;
                 }
@@ -293,6 +322,9 @@ impl User {
                     .call(action, Method::POST, "/channels/direct", Some(&body))
                     .await
                 {
+                    if let Some(app) = self.app.as_mut() {
+                        app.saw_dm(index);
+                    }
                     if let Some(id) = channel["id"].as_str() {
                         let path = format!("/channels/{id}/posts?page=0&per_page=30");
                         self.call(action, Method::GET, &path, None).await;
@@ -346,9 +378,13 @@ impl User {
                 }
             }
             "reconnect_websocket" => {
-                // Not a request: counted, kept out of the latency figures.
+                // Not a request: counted, kept out of the latency figures. The app syncs
+                // again over REST without waiting for its socket.
                 self.control.reconnect.notify_one();
                 self.stats.count_only(action);
+                if self.app.is_some() {
+                    self.entry_sync().await;
+                }
             }
             "add_reaction" => {
                 if let Some((id, _)) = self.some_post(rng) {
@@ -397,7 +433,7 @@ pub fn start(
         if channels.is_empty() {
             continue;
         }
-        let mut user = User {
+        let user = User {
             spec: spec.clone(),
             api: apis[i % apis.len()].clone(),
             stats: stats.clone(),
@@ -410,23 +446,59 @@ pub fn start(
             recent: Vec::new(),
             mine: Vec::new(),
             threads: Vec::new(),
+            app: None,
         };
-        tokio::spawn(async move {
-            let mut rng: rand::rngs::StdRng = rand::SeedableRng::from_os_rng();
-            // Spread the users' first actions over one idle period.
-            let first = rng.random_range(0..user.spec.idle_max_ms.max(1));
-            tokio::time::sleep(Duration::from_millis(first)).await;
-            loop {
-                let action = pick_action(&mut rng);
-                user.act(action, &mut rng).await;
-                let idle = rng.random_range(
-                    user.spec.idle_min_ms..=user.spec.idle_max_ms.max(user.spec.idle_min_ms),
-                );
-                tokio::time::sleep(Duration::from_millis(idle)).await;
-            }
-        });
+        tokio::spawn(async move { user.live().await });
     }
     Ok(stats)
+}
+
+impl User {
+    /// The user's life: first load at a random point of the first idle period (so users
+    /// started together spread out), then actions with idle times between them and, with the
+    /// app's calls, its timers and pongs in between.
+    async fn live(mut self) {
+        let mut rng: rand::rngs::StdRng = rand::SeedableRng::from_os_rng();
+        let first = rng.random_range(0..self.spec.idle_max_ms.max(1));
+        tokio::time::sleep(Duration::from_millis(first)).await;
+        if self.spec.app_calls {
+            self.first_load(&mut rng).await;
+        }
+        let mut next_action = tokio::time::Instant::now();
+        loop {
+            let (at, tick) = match self.app.as_ref().map(app::AppCalls::next_tick) {
+                Some((at, tick)) if at < next_action => (at, Some(tick)),
+                _ => (next_action, None),
+            };
+            // A pong arriving before then is recorded at once (its time is stamped by the
+            // socket's reader, so waiting here does not change it).
+            let pong = tokio::select! {
+                _ = tokio::time::sleep_until(at) => None,
+                pong = async {
+                    match self.app.as_mut() {
+                        Some(app) => app.pong().await,
+                        None => std::future::pending().await,
+                    }
+                } => Some(pong),
+            };
+            if let Some(pong) = pong {
+                self.pong_arrived(pong);
+                continue;
+            }
+            match tick {
+                Some(tick) => self.tick(tick, &mut rng).await,
+                None => {
+                    let action = pick_action(&mut rng);
+                    self.act(action, &mut rng).await;
+                    self.maybe_update_preference(&mut rng).await;
+                    let idle = rng.random_range(
+                        self.spec.idle_min_ms..=self.spec.idle_max_ms.max(self.spec.idle_min_ms),
+                    );
+                    next_action = tokio::time::Instant::now() + Duration::from_millis(idle);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! user with its WebSocket), measures each step's requests against Mattermost's thresholds
 //! (mean < 100 ms, p99 < 2 s, errors < 0.025%), and with `--find-max` stops at the first step
 //! that breaks one — the supported-user count is the last step that held, as load-test-ng's
-//! coordinator reports it.
+//! coordinator reports it. Per action (the apps' own calls included, `--app-calls`), it also
+//! reports the rate of each kind of request in the measured windows.
 
 use crate::mix::MixSpec;
+use crate::mix_totals::ActionTable;
 use crate::pool::{self, Pool};
 use crate::population::Population;
 use crate::proto::{ConnSpec, Layout, Target};
@@ -50,6 +52,11 @@ pub struct MixOpts {
     /// Users per worker process.
     #[arg(long, default_value_t = 10_000)]
     pub users_per_worker: usize,
+    /// Also make the official apps' own calls: entry sync at login and reconnect, statuses
+    /// every 60 s, a WebSocket ping every 30 s, occasional preference changes
+    /// (`--app-calls=false` for load-test-ng's actions alone).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub app_calls: bool,
 }
 
 impl MixOpts {
@@ -97,6 +104,7 @@ pub async fn run(
             .step_by((population.users.len() / 500).max(1))
             .map(|u| u.id.clone())
             .collect(),
+        app_calls: opts.app_calls,
     };
     let server_pids = servers.pids();
     let mut pools: Vec<Pool> = Vec::new();
@@ -104,6 +112,9 @@ pub async fn run(
     let mut supported: Option<u32> = None;
     let mut all = report::new_histogram();
     let mut measured = 0.0;
+    // Per action: the whole run, and the measured windows alone.
+    let mut run_actions = ActionTable::default();
+    let mut measured_actions = ActionTable::default();
     let mut workers = 0u32;
     for target in opts.steps() {
         // Add users active..target.
@@ -156,6 +167,9 @@ pub async fn run(
         for p in &pools {
             p.take_interval();
         }
+        for p in &mut pools {
+            run_actions.absorb(&p.collect().await?)?;
+        }
         let (req0, err0) = totals(&counters);
         let measure_start = Instant::now();
         while began.elapsed().as_secs_f64() < opts.step_seconds {
@@ -177,6 +191,10 @@ pub async fn run(
         }
         let (req1, err1) = totals(&counters);
         let (requests, errors) = (req1 - req0, err1 - err0);
+        let mut step_actions = ActionTable::default();
+        for p in &mut pools {
+            step_actions.absorb(&p.collect().await?)?;
+        }
         let summary = LatencySummary::from_histogram(&hist);
         let error_rate = if requests == 0 {
             0.0
@@ -204,6 +222,9 @@ pub async fn run(
         counters_map.insert("requests".to_string(), requests as f64);
         counters_map.insert("errors".to_string(), errors as f64);
         counters_map.insert("error_rate".to_string(), error_rate);
+        counters_map.extend(step_actions.rates(window));
+        run_actions.merge(&step_actions)?;
+        measured_actions.merge(&step_actions)?;
         counters_map.insert("servers_cpu_percent".to_string(), cpu);
         counters_map.insert("load_cpu_percent".to_string(), load_cpu);
         let memory = crate::procstat::memory_reading(&format!("{target} users"), &server_pids);
@@ -235,36 +256,12 @@ pub async fn run(
         }
     }
 
-    // Per-action totals over the whole run.
-    let mut per_action: BTreeMap<String, (Histogram<u64>, u64, u64, u64)> = BTreeMap::new();
+    // Per-action totals over the whole run; rates over the measured windows.
     for p in pools {
-        for f in p.stop().await? {
-            for a in f.requests {
-                let entry = per_action
-                    .entry(a.action.clone())
-                    .or_insert_with(|| (report::new_histogram(), 0, 0, 0));
-                entry.0.add(report::decode(&a.hist)?)?;
-                entry.1 += a.count;
-                entry.2 += a.errors;
-                entry.3 += a.rejected;
-            }
-        }
+        run_actions.absorb(&p.stop().await?)?;
     }
-    for (action, (hist, count, errors, rejected)) in &per_action {
-        report
-            .counters
-            .insert(format!("rejected:{action}"), *rejected as f64);
-        report.latencies.insert(
-            format!("request:{action}"),
-            LatencySummary::from_histogram(hist),
-        );
-        report
-            .counters
-            .insert(format!("requests:{action}"), *count as f64);
-        report
-            .counters
-            .insert(format!("errors:{action}"), *errors as f64);
-    }
+    run_actions.write_run(&mut report);
+    report.counters.extend(measured_actions.rates(measured));
     report
         .latencies
         .insert("request".into(), LatencySummary::from_histogram(&all));

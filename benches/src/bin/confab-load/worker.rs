@@ -8,6 +8,7 @@
 use crate::proto::{self, Command, ConnSpec, FinalReport, Report, Target, WorkerSpec};
 use crate::report;
 use crate::wsclient;
+use crate::wsctl::{Outbound, SocketControl};
 use anyhow::Context;
 use fastwebsockets::OpCode;
 use hdrhistogram::Histogram;
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 /// Attempts to reopen a socket that closed before it is counted as lost.
 const RECONNECT_ATTEMPTS: u32 = 5;
@@ -100,12 +101,6 @@ impl Shared {
     }
 }
 
-/// A socket's handle for its user's behaviour: ask it to drop and reopen (resume).
-#[derive(Default)]
-pub struct SocketControl {
-    pub reconnect: Notify,
-}
-
 /// One socket: open it, read until it closes, reopen (resuming the confab stream) unless the
 /// worker is stopping.
 async fn run_socket(
@@ -129,23 +124,31 @@ async fn run_socket(
                 "/api/v4/websocket?connection_id={connection_id}&sequence_number={next_seq}"
             ),
         };
-        let mut ws = match wsclient::connect(source, &spec.addr, &path, spec.token.as_deref()).await
-        {
-            Ok(ws) => ws,
-            Err(e) => {
-                if let Some(tx) = opened.take() {
-                    let _ = tx.send(Err(format!("{e:#}")));
-                    return;
+        let (mut read, write) =
+            match wsclient::connect(source, &spec.addr, &path, spec.token.as_deref()).await {
+                Ok(halves) => halves,
+                Err(e) => {
+                    if let Some(tx) = opened.take() {
+                        let _ = tx.send(Err(format!("{e:#}")));
+                        return;
+                    }
+                    failures += 1;
+                    if failures >= RECONNECT_ATTEMPTS || shared.stopping.load(Ordering::Relaxed) {
+                        shared.lost.fetch_add(1, Ordering::Relaxed);
+                        shared.note_error(format!("socket of user {} lost: {e:#}", spec.user));
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 * failures as u64)).await;
+                    continue;
                 }
-                failures += 1;
-                if failures >= RECONNECT_ATTEMPTS || shared.stopping.load(Ordering::Relaxed) {
-                    shared.lost.fetch_add(1, Ordering::Relaxed);
-                    shared.note_error(format!("socket of user {} lost: {e:#}", spec.user));
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200 * failures as u64)).await;
-                continue;
-            }
+            };
+        // The write half is shared: frames the reader must answer (a ping, a close) and the
+        // user's own pings (`mix`) go through it.
+        let writer = Arc::new(tokio::sync::Mutex::new(Outbound::new(write)));
+        control.opened(writer.clone());
+        let mut obliged = |frame| {
+            let writer = writer.clone();
+            async move { writer.lock().await.write_frame(frame).await }
         };
         if let Some(tx) = opened.take() {
             let _ = tx.send(Ok(()));
@@ -156,7 +159,7 @@ async fn run_socket(
         shared.open.fetch_add(1, Ordering::Relaxed);
         loop {
             let frame = tokio::select! {
-                frame = ws.read_frame() => frame,
+                frame = read.read_frame(&mut obliged) => frame,
                 _ = control.reconnect.notified() => break,
             };
             let frame = match frame {
@@ -172,6 +175,7 @@ async fn run_socket(
                 OpCode::Text => {
                     let payload: &[u8] = &frame.payload;
                     shared.events.fetch_add(1, Ordering::Relaxed);
+                    control.on_text(payload);
                     if target == Target::Confab {
                         if let Some(seq) = wsclient::frame_seq(payload) {
                             if seq == 0 {
@@ -201,6 +205,7 @@ async fn run_socket(
                 _ => {}
             }
         }
+        control.closed();
         shared.open.fetch_sub(1, Ordering::Relaxed);
         if shared.stopping.load(Ordering::Relaxed) {
             return;
