@@ -1,6 +1,7 @@
 //! Mattermost's JSON shapes for confab's records. One place turns a stored record into what
 //! clients read, for REST answers and WebSocket events alike.
 
+use confab_storage::acks::Acknowledgement;
 use confab_storage::emoji::Emoji;
 use confab_storage::notify::{with_defaults, CHANNEL_DEFAULTS, USER_DEFAULTS};
 use confab_storage::{
@@ -261,11 +262,41 @@ struct PostMetadata<'a> {
     /// The custom emoji the post uses (text or reactions): the apps draw only those listed.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     emojis: Vec<Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    acknowledgements: Vec<AckView>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    embeds: Vec<EmbedView>,
 }
 
 #[derive(Serialize)]
 struct PriorityView<'a> {
     priority: &'a str,
+    #[serde(skip_serializing_if = "is_false")]
+    requested_ack: bool,
+}
+
+#[derive(Serialize)]
+struct AckView {
+    user_id: String,
+    post_id: String,
+    acknowledged_at: u64,
+}
+
+/// An acknowledgement as Mattermost's JSON (also the `post_acknowledgement_*` events' payload).
+pub fn acknowledgement(ack: &Acknowledgement) -> Value {
+    json!({
+        "user_id": id(ack.user_id),
+        "post_id": id(ack.post_id),
+        "acknowledged_at": ack.acknowledged_at,
+    })
+}
+
+/// Mattermost's embed for a post with Slack-style attachments: the apps render `props.attachments`
+/// only when `metadata.embeds` says the post has them.
+#[derive(Serialize)]
+struct EmbedView {
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -284,6 +315,8 @@ pub struct PostFacts {
     pub files: HashMap<Id, Vec<FileInfo>>,
     /// By post id: the custom emoji of posts that use any.
     pub emojis: HashMap<Id, Vec<Emoji>>,
+    /// By post id: the acknowledgements of posts that have any.
+    pub acks: HashMap<Id, Vec<Acknowledgement>>,
 }
 
 impl PostFacts {
@@ -313,6 +346,7 @@ impl PostFacts {
             reactions: self.reactions_of(post),
             files: self.files_of(post),
             emojis: self.emojis_of(post),
+            acks: self.acks.get(&post.id).map_or(&[], Vec::as_slice),
         }
     }
 
@@ -328,6 +362,7 @@ pub struct PostParts<'p> {
     pub reactions: &'p [Reaction],
     pub files: &'p [FileInfo],
     pub emojis: &'p [Emoji],
+    pub acks: &'p [Acknowledgement],
 }
 
 pub fn post_view<'a>(
@@ -372,14 +407,46 @@ pub fn post_view<'a>(
         is_following,
         has_reactions: post.has_reactions,
         metadata: PostMetadata {
-            priority: (!post.priority.is_empty()).then_some(PriorityView {
+            priority: (!post.priority.is_empty() || post.requested_ack).then_some(PriorityView {
                 priority: &post.priority,
+                requested_ack: post.requested_ack,
             }),
             reactions: parts.reactions.iter().map(reaction_view).collect(),
             files: parts.files.iter().map(file_info).collect(),
             emojis: parts.emojis.iter().map(emoji).collect(),
+            acknowledgements: parts
+                .acks
+                .iter()
+                .map(|a| AckView {
+                    user_id: id(a.user_id),
+                    post_id: id(a.post_id),
+                    acknowledged_at: a.acknowledged_at,
+                })
+                .collect(),
+            embeds: if has_attachments(&post.props) {
+                vec![EmbedView {
+                    kind: "message_attachment",
+                }]
+            } else {
+                Vec::new()
+            },
         },
     }
+}
+
+/// Whether a post's props hold a non-empty `attachments` list (a cheap look before parsing).
+fn has_attachments(props: &str) -> bool {
+    if !props.contains("\"attachments\"") {
+        return false;
+    }
+    serde_json::from_str::<Value>(props)
+        .ok()
+        .and_then(|p| {
+            p.get("attachments")
+                .and_then(Value::as_array)
+                .map(|a| !a.is_empty())
+        })
+        .unwrap_or(false)
 }
 
 /// A post as a JSON value, for answers that embed it in a larger `Value`.
@@ -632,6 +699,8 @@ mod tests {
             has_reactions: false,
             file_ids: Vec::new(),
             priority: String::new(),
+            requested_ack: false,
+            ack_count: 0,
         }
     }
 

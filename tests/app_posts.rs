@@ -339,3 +339,130 @@ async fn channel_stats_and_pinned_list_follow_pins_unpins_and_deletes() {
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_priority_and_attachment_embeds() {
+    let (_dir, node) = single_node().await;
+    let base = &node.api;
+    let alice = Api::signup(base, "alice").await;
+    let bob = Api::signup(base, "bob").await;
+    let carol = Api::signup(base, "carol").await;
+    let (team, town) = team_with(&alice, "acks", &[&bob]).await;
+    let mut alice_socket = common::Socket::connect(base, alice.token.as_deref().unwrap()).await;
+
+    // A root post asking for acknowledgement carries it in `metadata.priority`.
+    let asked = alice
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": town, "message": "read the policy", "metadata": {"priority": {"priority": "important", "requested_ack": true}}})),
+        )
+        .await;
+    assert_eq!(
+        asked["metadata"]["priority"],
+        json!({"priority": "important", "requested_ack": true})
+    );
+    let post_id = text(&asked["id"]);
+    // Priority and acknowledgements are for root posts only.
+    let reply = alice
+        .call(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": town, "root_id": post_id, "message": "r", "metadata": {"priority": {"priority": "", "requested_ack": true}}})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body["id"],
+        "api.post.post_priority.priority_post_only_allowed_for_root_post"
+    );
+
+    // Bob acknowledges; the channel hears it; the post lists it when read back.
+    let ack_path = format!("/users/{}/posts/{post_id}/ack", bob.user_id);
+    let acked = bob.ok("POST", &ack_path, None).await;
+    assert_eq!(acked["user_id"], bob.user_id.as_str());
+    assert_eq!(acked["post_id"], post_id.as_str());
+    let at = acked["acknowledged_at"].as_u64().unwrap_or(0);
+    assert!(at > 0);
+    let event = alice_socket
+        .wait_event(
+            "post_acknowledgement_added",
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    let sent = common::inner(&event["data"]["acknowledgement"]);
+    assert_eq!(sent["user_id"], bob.user_id.as_str());
+    // Acknowledging again keeps the first time.
+    let again = bob.ok("POST", &ack_path, None).await;
+    assert_eq!(again["acknowledged_at"].as_u64(), Some(at));
+    let page = alice
+        .ok("GET", &format!("/channels/{town}/posts"), None)
+        .await;
+    let acks = &page["posts"][post_id.as_str()]["metadata"]["acknowledgements"];
+    assert_eq!(acks.as_array().map(Vec::len), Some(1), "{acks}");
+    assert_eq!(acks[0]["user_id"], bob.user_id.as_str());
+
+    // Refusals: for someone else; outside the channel; an unknown post.
+    let other = bob
+        .call(
+            "POST",
+            &format!("/users/{}/posts/{post_id}/ack", alice.user_id),
+            None,
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let outsider = carol
+        .call(
+            "POST",
+            &format!("/users/{}/posts/{post_id}/ack", carol.user_id),
+            None,
+        )
+        .await;
+    assert_eq!(outsider.status, StatusCode::FORBIDDEN, "{}", outsider.body);
+    let missing = bob
+        .call(
+            "POST",
+            &format!(
+                "/users/{}/posts/aaaaaaaaaaaaaaaaaaaaaaaaaa/ack",
+                bob.user_id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // Taking it back (within 5 minutes): the event, and the post no longer lists it.
+    let removed = bob.call("DELETE", &ack_path, None).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    alice_socket
+        .wait_event(
+            "post_acknowledgement_removed",
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    let page = alice
+        .ok("GET", &format!("/channels/{town}/posts"), None)
+        .await;
+    assert_eq!(
+        page["posts"][post_id.as_str()]["metadata"].get("acknowledgements"),
+        None
+    );
+    let none_left = bob.call("DELETE", &ack_path, None).await;
+    assert_eq!(none_left.status, StatusCode::NOT_FOUND);
+
+    // A post with Slack-style attachments says so in `metadata.embeds` (the apps render
+    // `props.attachments` only then); one without has none.
+    let attached = alice
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": town, "message": "", "props": {"attachments": [{"text": "build passed", "color": "#00ff00"}]}})),
+        )
+        .await;
+    assert_eq!(
+        attached["metadata"]["embeds"],
+        json!([{"type": "message_attachment"}])
+    );
+    assert_eq!(asked["metadata"].get("embeds"), None);
+    let _ = team;
+}

@@ -186,6 +186,7 @@ fn build(posts: u64) -> DataSet {
                 props: "{}".into(),
                 pending_post_id: String::new(),
                 priority: String::new(),
+                requested_ack: false,
             });
         }
         loader.flush();

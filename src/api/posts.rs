@@ -54,6 +54,9 @@ pub fn post_facts(r: &Reader, posts: &[Post], user: Id) -> confab_storage::Resul
         if !emojis.is_empty() {
             facts.emojis.insert(post.id, emojis);
         }
+        if post.ack_count > 0 {
+            facts.acks.insert(post.id, r.acknowledgements(post.id)?);
+        }
         let root = if post.is_root() {
             post.id
         } else {
@@ -108,6 +111,9 @@ pub fn search_page_json(
 struct Priority {
     #[serde(default)]
     priority: String,
+    /// Readers are asked to acknowledge the post.
+    #[serde(default)]
+    requested_ack: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -182,12 +188,18 @@ pub async fn create_post(
     } else {
         Some(path_id(&new.root_id, "root_id")?)
     };
-    let priority = new
-        .metadata
-        .and_then(|m| m.priority)
+    let asked = new.metadata.and_then(|m| m.priority);
+    let requested_ack = asked.as_ref().is_some_and(|p| p.requested_ack);
+    let priority = asked
         .map(|p| p.priority)
         .filter(|p| p == "urgent" || p == "important")
         .unwrap_or_default();
+    if root_id.is_some() && (requested_ack || !priority.is_empty()) {
+        return Err(ApiError::bad_request(
+            "api.post.post_priority.priority_post_only_allowed_for_root_post",
+            "Post priority and acknowledgements are for root posts only.",
+        ));
+    }
     let file_ids = parse_file_ids(new.file_ids)?.unwrap_or_default();
     let me = caller.id();
     // Posting is activity (Mattermost's `set_online`).
@@ -205,6 +217,7 @@ pub async fn create_post(
             pending_post_id: new.pending_post_id,
             priority,
             file_ids,
+            requested_ack,
         })
         .await?;
     // A retry (same author and pending_post_id) is answered like the first attempt: 201 with the

@@ -1,4 +1,6 @@
-//! Reactions on posts.
+//! Reactions on posts, and acknowledgements of posts that ask for them (`metadata.priority.
+//! requested_ack`): `POST`/`DELETE /users/{id}/posts/{post_id}/ack`, by the user themselves, in
+//! a channel they can read; taking one back works for 5 minutes, as in Mattermost.
 
 use super::channels::readable_channel;
 use super::{created, ok, parse_body, path_id, status_ok, with_applied, AppState, Caller};
@@ -22,6 +24,74 @@ pub fn routes() -> Router<AppState> {
             "/users/{user_id}/posts/{post_id}/reactions/{emoji_name}",
             delete(remove_reaction),
         )
+        .route(
+            "/users/{user_id}/posts/{post_id}/ack",
+            post(acknowledge).delete(unacknowledge),
+        )
+}
+
+/// The user and post of an ack route; only the user themselves acknowledges.
+async fn ack_target(
+    app: &AppState,
+    caller: &Caller,
+    user_id: &str,
+    post_id: &str,
+) -> ApiResult<(Id, Id)> {
+    let user_id = caller.resolve(user_id)?;
+    let post_id = path_id(post_id, "post_id")?;
+    if user_id != caller.id() {
+        return Err(ApiError::forbidden());
+    }
+    check_post_readable(app, caller, post_id).await?;
+    Ok((user_id, post_id))
+}
+
+async fn acknowledge(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((user_id, post_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (user_id, post_id) = ack_target(&app, &caller, &user_id, &post_id).await?;
+    let (index, outcome) = app
+        .write(Command::AckPost {
+            post_id,
+            user_id,
+            at: now_ms(),
+        })
+        .await?;
+    match outcome {
+        Outcome::AckChanged { ack, .. } => {
+            Ok(with_applied(ok(views::acknowledgement(&ack)), index))
+        }
+        _ => Err(ApiError::internal("unexpected outcome")),
+    }
+}
+
+async fn unacknowledge(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((user_id, post_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (user_id, post_id) = ack_target(&app, &caller, &user_id, &post_id).await?;
+    let (index, _) = app
+        .write(Command::UnackPost {
+            post_id,
+            user_id,
+            at: now_ms(),
+        })
+        .await
+        .map_err(|e| {
+            if e.status == axum::http::StatusCode::FORBIDDEN {
+                ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "api.acknowledgement.delete.deadline.app_error",
+                    "An acknowledgement can be removed only within 5 minutes.",
+                )
+            } else {
+                e
+            }
+        })?;
+    Ok(with_applied(status_ok(), index))
 }
 
 #[derive(Deserialize)]

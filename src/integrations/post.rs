@@ -112,6 +112,7 @@ pub async fn post(app: &App, who: &Poster<'_>, msg: &Message) -> ApiResult<(u64,
                 pending_post_id: String::new(),
                 priority: priority.clone(),
                 file_ids: Vec::new(),
+                requested_ack: false,
             })
             .await?;
         last = index;
@@ -150,6 +151,8 @@ pub async fn ephemeral(
         has_reactions: false,
         priority: String::new(),
         file_ids: Vec::new(),
+        requested_ack: false,
+        ack_count: 0,
     };
     app.write(Command::EphemeralPost {
         user_id: user,

@@ -324,10 +324,16 @@ impl EventBuilder {
                     engine.reader().post_files(post)?
                 };
                 let emojis = engine.reader().emoji_used_in(&post.message, &reactions)?;
+                let acks = if post.ack_count > 0 {
+                    engine.reader().acknowledgements(post.id)?
+                } else {
+                    Vec::new()
+                };
                 let parts = views::PostParts {
                     reactions: &reactions,
                     files: &files,
                     emojis: &emojis,
+                    acks: &acks,
                 };
                 push(audience, post_event("post_edited", post, parts, channel));
             }
@@ -788,6 +794,26 @@ impl EventBuilder {
                     false,
                 ),
             ),
+            Outcome::AckChanged {
+                ack,
+                channel,
+                added,
+            } => {
+                let audience = self.channel_audience(engine, batch, position, channel, None)?;
+                push(
+                    audience,
+                    Event::new(
+                        if *added {
+                            "post_acknowledgement_added"
+                        } else {
+                            "post_acknowledgement_removed"
+                        },
+                        json!({"acknowledgement": views::acknowledgement(ack).to_string()}),
+                        broadcast(None, Some(channel.id), None, None),
+                        false,
+                    ),
+                );
+            }
             Outcome::TeamUpdated(team) => {
                 // Mattermost sends the team sanitized (no invite secret) to its members.
                 if let Some(town) = engine.reader().channel_by_name(team.id, "town-square")? {

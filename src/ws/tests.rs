@@ -165,6 +165,7 @@ impl Fixture {
             props: "{}".into(),
             pending_post_id: String::new(),
             priority: String::new(),
+            requested_ack: false,
         });
     }
 
@@ -486,6 +487,7 @@ fn a_cold_cache_sees_membership_as_of_each_entry_of_a_batch() {
         props: "{}".into(),
         pending_post_id: String::new(),
         priority: String::new(),
+        requested_ack: false,
     };
     let add = Command::AddChannelMember {
         channel_id: id(PRIVATE),
@@ -531,6 +533,7 @@ fn lag_closes_connections_and_refuses_to_resume_across_the_gap() {
             props: "{}".into(),
             pending_post_id: String::new(),
             priority: String::new(),
+            requested_ack: false,
         };
         fx.engine.apply(*next, &missed).expect("apply");
     }

@@ -3,6 +3,7 @@
 //! and an index at or below the stored one is a no-op, so replay after a crash is safe.
 
 use crate::accounts;
+use crate::acks;
 use crate::cf::Cf;
 use crate::channel_edits;
 use crate::command::Command;
@@ -525,10 +526,12 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             pending_post_id,
             priority,
             file_ids,
+            requested_ack,
         } => create_post(
             txn,
             NewPost {
                 file_ids,
+                requested_ack: *requested_ack,
                 id: *id,
                 at: *at,
                 channel_id: *channel_id,
@@ -936,6 +939,16 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             },
         ),
         Command::AbortUploads { before } => files::abort(txn, *before),
+        Command::AckPost {
+            post_id,
+            user_id,
+            at,
+        } => acks::ack(txn, *post_id, *user_id, *at),
+        Command::UnackPost {
+            post_id,
+            user_id,
+            at,
+        } => acks::unack(txn, *post_id, *user_id, *at),
         Command::PatchTeam { team_id, at, patch } => teams::patch(txn, *team_id, *at, patch),
         Command::JoinTeamByInvite {
             invite_id,
@@ -1037,6 +1050,7 @@ struct NewPost<'a> {
     pending_post_id: &'a str,
     priority: &'a str,
     file_ids: &'a [Id],
+    requested_ack: bool,
 }
 
 fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
@@ -1086,6 +1100,8 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         has_reactions: false,
         priority: new.priority.to_string(),
         file_ids: Vec::new(),
+        requested_ack: new.requested_ack && new.root_id.is_none(),
+        ack_count: 0,
     };
     let attached = files::attach(txn, &post, &channel, new.file_ids, &[], at)?;
     post.file_ids = attached.iter().map(|f| f.id).collect();
@@ -1404,7 +1420,7 @@ fn soft_delete(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
 }
 
 /// Saves a post whose `update_at` moves to `at`, keeping the update-time index in step.
-fn touch_post(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
+pub(crate) fn touch_post(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
     let new_update_at = post.update_at.max(at);
     if new_update_at != post.update_at {
         txn.delete(
@@ -1786,7 +1802,7 @@ pub(crate) fn load_live_channel(txn: &mut Txn, id: Id) -> Step<Channel> {
     )
 }
 
-fn load_live_post(txn: &mut Txn, id: Id) -> Step<Post> {
+pub(crate) fn load_live_post(txn: &mut Txn, id: Id) -> Step<Post> {
     live(load_post(txn, id)?, |p| p.delete_at, format!("post {id}"))
 }
 

@@ -48,13 +48,14 @@ pub enum Cf {
     UseridChannelidRootidDraft,
     KindKeyEmoji,
     KindIdImage,
+    PostidUseridAck,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 43] = [
+    pub const STATE: [Cf; 44] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -100,6 +101,7 @@ impl Cf {
         Cf::UseridChannelidRootidDraft,
         Cf::KindKeyEmoji,
         Cf::KindIdImage,
+        Cf::PostidUseridAck,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -150,6 +152,7 @@ impl Cf {
             Cf::UseridChannelidRootidDraft => "userid_channelid_rootid_draft",
             Cf::KindKeyEmoji => "kind_key_emoji",
             Cf::KindIdImage => "kind_id_image",
+            Cf::PostidUseridAck => "postid_userid_ack",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

@@ -153,6 +153,21 @@ pub enum Command {
         /// Files to attach (`files::attach`'s rules; the ones that do not attach are dropped).
         #[serde(default)]
         file_ids: Vec<Id>,
+        /// Readers are asked to acknowledge it (root posts only).
+        #[serde(default)]
+        requested_ack: bool,
+    },
+    /// A user acknowledges a post (again: no change).
+    AckPost {
+        post_id: Id,
+        user_id: Id,
+        at: u64,
+    },
+    /// A user takes an acknowledgement back (within `acks::UNDO_WINDOW_MS` of giving it).
+    UnackPost {
+        post_id: Id,
+        user_id: Id,
+        at: u64,
     },
     PatchPost {
         post_id: Id,

@@ -62,6 +62,7 @@
 //! | `userid_channelid_rootid_draft` | user_id · channel_id · root_id (zero for the channel's box) → [`drafts::Draft`] ([`drafts`]) |
 //! | `kind_key_emoji` | `n` · name → [`emoji::Emoji`] · `i` · emoji_id → name — custom emoji (`meta` `"emoji_count"` counts them) ([`emoji`]) |
 //! | `kind_id_image` | `u` · user_id → profile picture PNG · `e` · emoji_id → emoji image (BlobDB) ([`images`]) |
+//! | `postid_userid_ack` | post_id · user_id → u64 time — acknowledgements of posts that asked for them ([`acks`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -75,6 +76,7 @@
 //! - A user's unread-thread totals scan `userid_teamid_replyat_threadid` only, never a post.
 
 mod accounts;
+pub mod acks;
 mod apply;
 pub mod cf;
 mod channel_edits;

@@ -265,6 +265,12 @@ pub struct Post {
     /// Attached files, in order (`files`); absent in posts stored before files existed.
     #[serde(default)]
     pub file_ids: Vec<Id>,
+    /// The author asked readers to acknowledge it (priority metadata `requested_ack`).
+    #[serde(default)]
+    pub requested_ack: bool,
+    /// How many acknowledgements it has (`acks`): pages read them only for posts with some.
+    #[serde(default)]
+    pub ack_count: u32,
 }
 
 impl Post {

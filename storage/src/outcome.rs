@@ -115,6 +115,12 @@ pub enum Outcome {
         user: User,
         revoked: Vec<Session>,
     },
+    /// An acknowledgement was given (`added`; again, if it existed) or taken back.
+    AckChanged {
+        ack: crate::acks::Acknowledgement,
+        channel: Channel,
+        added: bool,
+    },
     /// A team's names, description or invite settings changed.
     TeamUpdated(Team),
     /// A team member became a team admin or stopped being one.

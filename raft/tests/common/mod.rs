@@ -62,6 +62,7 @@ pub fn post(n: u64, channel: u64, user: u64, message: &str) -> Command {
         props: "{}".into(),
         pending_post_id: String::new(),
         priority: String::new(),
+        requested_ack: false,
     }
 }
 

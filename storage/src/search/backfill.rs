@@ -189,6 +189,7 @@ mod tests {
                     props: "{}".into(),
                     pending_post_id: String::new(),
                     priority: String::new(),
+                    requested_ack: false,
                 });
             }
             assert!(!engine.search_backfill_pending().expect("marker"));

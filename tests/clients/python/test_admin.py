@@ -504,3 +504,43 @@ def test_custom_emoji(servers):
         carol_ws.close()
         bob_ws.close()
         root_ws.close()
+
+
+def test_acknowledgements(servers):
+    """A root post asking for acknowledgement (``metadata.priority.requested_ack``), acknowledged
+    on another node through the generic client (mattermostdriver 7.3.2 has no ack method), heard
+    by the author, listed in the post's metadata, and taken back; refusals are Mattermost's."""
+    port_a, port_b = ports_of(servers)
+    root_of(port_a)
+    tag = secrets.token_hex(3)
+    alice, a = sign_up(port_a, 'alice', tag)
+    bob, b = sign_up(port_b, 'bob', tag)
+    team = alice.teams.create_team({'name': f'ack{tag}', 'display_name': 'Acks', 'type': 'O'})
+    alice.teams.add_user_to_team(team['id'], {'team_id': team['id'], 'user_id': b['id']})
+    town = alice.channels.get_channel_by_name(team['id'], 'town-square')
+    alice_ws = connect(alice)
+    try:
+        asked = alice.posts.create_post({'channel_id': town['id'], 'message': 'sign the policy',
+                                         'metadata': {'priority': {'priority': 'urgent', 'requested_ack': True}}})
+        assert asked['metadata']['priority'] == {'priority': 'urgent', 'requested_ack': True}
+        path = f"/users/{b['id']}/posts/{asked['id']}/ack"
+        ack = eventually('ack on the other node', lambda: bob.client.post(path))
+        assert (ack['user_id'], ack['post_id']) == (b['id'], asked['id'])
+        heard = alice_ws.wait('post_acknowledgement_added',
+                              lambda m: m.get('event') == 'post_acknowledgement_added')
+        assert json.loads(heard['data']['acknowledgement'])['user_id'] == b['id']
+        listed = eventually('ack in metadata', lambda: alice.posts.get_post(asked['id']),
+                            lambda p: len(p['metadata'].get('acknowledgements', [])) == 1)
+        assert listed['metadata']['acknowledgements'][0]['acknowledged_at'] == ack['acknowledged_at']
+        with pytest.raises(NotEnoughPermissions):
+            bob.client.post(f"/users/{a['id']}/posts/{asked['id']}/ack")
+        with pytest.raises(InvalidOrMissingParameters):
+            alice.posts.create_post({'channel_id': town['id'], 'root_id': asked['id'], 'message': 'r',
+                                     'metadata': {'priority': {'priority': 'urgent'}}})
+        assert bob.client.delete(path)['status'] == 'OK'
+        alice_ws.wait('post_acknowledgement_removed',
+                      lambda m: m.get('event') == 'post_acknowledgement_removed')
+        with pytest.raises(ResourceNotFound):
+            bob.client.delete(path)
+    finally:
+        alice_ws.close()

@@ -73,6 +73,23 @@ async function postsFlow(urls) {
     assert.equal(stats.member_count, 2);
     const pinned = await bob.getPinnedPosts(town.id);
     assert.deepEqual(pinned.order, [replies[1].id, root.id]);
+
+    // Acknowledgements: a root post asking for them, acknowledged by bob on his node through the
+    // client's own acknowledgePost, listed in the post's metadata, then taken back.
+    const asked = await alice.createPost({
+        channel_id: town.id, message: 'please ack',
+        metadata: { priority: { priority: 'important', requested_ack: true } },
+    });
+    assert.deepEqual(asked.metadata.priority, { priority: 'important', requested_ack: true });
+    const ack = await eventually('ack on bob\'s node', () => bob.acknowledgePost(asked.id, them.id), (a) => a.post_id === asked.id);
+    assert.equal(ack.user_id, them.id);
+    const acked = await eventually('ack in metadata', () => alice.getPost(asked.id),
+        (p) => (p.metadata.acknowledgements || []).length === 1);
+    assert.equal(acked.metadata.acknowledgements[0].user_id, them.id);
+    await expectClientError(bob.acknowledgePost(asked.id, me.id), 403);
+    await bob.unacknowledgePost(asked.id, them.id);
+    await eventually('ack gone', () => alice.getPost(asked.id), (p) => !p.metadata.acknowledgements);
+    await expectClientError(bob.unacknowledgePost(asked.id, them.id), 404);
 }
 
 test('single node', { timeout: 180000 }, async () => {
