@@ -630,7 +630,7 @@ pub fn thread_list(list: &ThreadList, threads: Vec<Value>) -> Value {
         "total": list.total,
         "total_unread_threads": list.total_unread_threads,
         "total_unread_mentions": list.total_unread_mentions,
-        "total_unread_urgent_mentions": 0,
+        "total_unread_urgent_mentions": list.total_unread_urgent_mentions,
         "threads": threads,
     })
 }

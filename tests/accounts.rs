@@ -335,6 +335,7 @@ async fn roles_and_deactivation_are_for_admins() {
             "{roles:?}"
         );
     }
+    let mut bob_socket = Socket::connect(&node.api, bob.token.as_deref().expect("token")).await;
     admin
         .ok(
             "PUT",
@@ -342,6 +343,10 @@ async fn roles_and_deactivation_are_for_admins() {
             Some(json!({"roles": "system_user system_admin"})),
         )
         .await;
+    // Bob's apps are told to reload his roles.
+    let told = bob_socket.wait_event("user_role_updated", WAIT).await;
+    assert_eq!(told["data"]["user_id"], bob.user_id.as_str());
+    assert_eq!(told["data"]["roles"], "system_user system_admin");
     // Bob's existing session now acts as an admin, on its next request.
     bob.ok("GET", &sessions_of_carol, None).await;
     assert_eq!(

@@ -132,11 +132,15 @@ async fn teams_unread(
             }
             let mut answer = Vec::with_capacity(by_team.len());
             for (team, totals) in by_team {
-                let (thread_count, thread_mentions) = if threads {
+                let (thread_count, thread_mentions, thread_urgent) = if threads {
                     let list = r.thread_totals(user, team)?;
-                    (list.total_unread_threads, list.total_unread_mentions)
+                    (
+                        list.total_unread_threads,
+                        list.total_unread_mentions,
+                        list.total_unread_urgent_mentions,
+                    )
                 } else {
-                    (0, 0)
+                    (0, 0, 0)
                 };
                 answer.push(json!({
                     "team_id": views::id(team),
@@ -147,7 +151,7 @@ async fn teams_unread(
                     "urgent_mention_count": totals.urgent_mention_count,
                     "thread_count": thread_count,
                     "thread_mention_count": thread_mentions,
-                    "thread_urgent_mention_count": 0,
+                    "thread_urgent_mention_count": thread_urgent,
                 }));
             }
             Ok::<_, confab_storage::StorageError>(Value::Array(answer))

@@ -753,12 +753,24 @@ impl EventBuilder {
                         token: s.token,
                     }));
             }
-            Outcome::UserUpdated { user, revoked } => {
+            Outcome::UserUpdated { user, revoked } | Outcome::UserRolesChanged { user, revoked } => {
                 out.controls
                     .extend(revoked.iter().map(|s| Control::SessionRevoked {
                         user: s.user_id,
                         token: s.token,
                     }));
+                if matches!(outcome, Outcome::UserRolesChanged { .. }) {
+                    // The apps reload the user's roles (and so what they offer) on this.
+                    push(
+                        Audience::User(user.id),
+                        Event::new(
+                            "user_role_updated",
+                            json!({"user_id": views::id(user.id), "roles": user.roles}),
+                            broadcast(Some(user.id), None, None, None),
+                            false,
+                        ),
+                    );
+                }
                 // Mattermost tells everyone; here, everyone who shares a team with the user
                 // (each team's town-square holds its members), or else the user alone.
                 let mut teams = 0;

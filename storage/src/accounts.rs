@@ -115,12 +115,19 @@ pub(crate) fn set_roles(txn: &mut Txn, user_id: Id, at: u64, roles: &str) -> Ste
     {
         return refuse(CommandError::Invalid(format!("roles {roles:?}")));
     }
-    user.roles = if names.contains(&"system_admin") {
-        "system_user system_admin".into()
+    let roles = if names.contains(&"system_admin") {
+        "system_user system_admin"
     } else {
-        "system_user".into()
+        "system_user"
     };
-    save(txn, user, at, Vec::new())
+    if user.roles == roles {
+        return save(txn, user, at, Vec::new());
+    }
+    user.roles = roles.into();
+    match save(txn, user, at, Vec::new())? {
+        Outcome::UserUpdated { user, revoked } => Ok(Outcome::UserRolesChanged { user, revoked }),
+        other => Ok(other),
+    }
 }
 
 /// Deactivates (every session ends) or reactivates a user.

@@ -1215,6 +1215,7 @@ fn record_reply(
         last_reply_at: 0,
         participants: Vec::new(),
         delete_at: 0,
+        urgent: root.priority == "urgent",
     });
     let previous_last_reply_at = thread.last_reply_at;
     thread.reply_count += 1;
@@ -1573,6 +1574,7 @@ fn write_membership(
             channel_id: thread.channel_id,
             read: membership.read.clone(),
             thread_deleted: thread.delete_at != 0,
+            urgent: thread.urgent,
         };
         txn.put(Cf::UseridTeamidReplyatThreadid, new_key, &entry)?;
         if !before.following {

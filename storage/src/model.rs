@@ -290,6 +290,10 @@ pub struct Thread {
     /// Repliers, oldest first; a new reply moves its author to the end.
     pub participants: Vec<Id>,
     pub delete_at: u64,
+    /// The root asked for urgent attention (priority `urgent`): mentions in the thread count
+    /// as urgent. Appended; threads from before it are not urgent.
+    #[serde(default)]
+    pub urgent: bool,
 }
 
 /// A user's relation to a thread (Collapsed Reply Threads).
@@ -329,6 +333,9 @@ pub struct ThreadIndexEntry {
     pub channel_id: Id,
     pub read: ThreadRead,
     pub thread_deleted: bool,
+    /// The thread's root is urgent (its unread mentions count as urgent too).
+    #[serde(default)]
+    pub urgent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -115,6 +115,11 @@ pub enum Outcome {
         user: User,
         revoked: Vec<Session>,
     },
+    /// A user's system roles changed (`user_updated` and `user_role_updated` follow).
+    UserRolesChanged {
+        user: User,
+        revoked: Vec<Session>,
+    },
     /// An acknowledgement was given (`added`; again, if it existed) or taken back.
     AckChanged {
         ack: crate::acks::Acknowledgement,

@@ -73,6 +73,8 @@ pub struct ThreadList {
     pub total: u64,
     pub total_unread_threads: u64,
     pub total_unread_mentions: u64,
+    /// Unread mentions in threads whose root is urgent.
+    pub total_unread_urgent_mentions: u64,
     pub threads: Vec<ThreadItem>,
 }
 
@@ -730,6 +732,7 @@ impl Reader<'_> {
         list.total = totals.total;
         list.total_unread_threads = totals.total_unread_threads;
         list.total_unread_mentions = totals.total_unread_mentions;
+        list.total_unread_urgent_mentions = totals.total_unread_urgent_mentions;
 
         // The page: from each index prefix, entries after the cursor, merged newest first.
         let cursor = match (query.before, query.after) {
@@ -890,12 +893,16 @@ impl Reader<'_> {
                 if last_reply_at > last_viewed {
                     list.total_unread_threads += 1;
                 }
-                list.total_unread_mentions += entry
+                let unread_mentions = entry
                     .read
                     .mention_times
                     .iter()
                     .filter(|t| **t > last_viewed)
                     .count() as u64;
+                list.total_unread_mentions += unread_mentions;
+                if entry.urgent {
+                    list.total_unread_urgent_mentions += unread_mentions;
+                }
             }
         }
 

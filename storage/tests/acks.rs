@@ -1,11 +1,12 @@
-//! Acknowledgements on a real RocksDB: given once (a repeat keeps the first time), counted on the
-//! post, listed, taken back only within five minutes, and refused on missing posts.
+//! Post priority on a real RocksDB. Acknowledgements: given once (a repeat keeps the first time),
+//! counted on the post, listed, taken back only within five minutes, refused on missing posts.
+//! Urgent posts: unread mentions in their threads count as urgent in the thread totals.
 
 mod common;
 
 use common::{create_team, create_user, id, post, TestDb};
 use confab_storage::acks::UNDO_WINDOW_MS;
-use confab_storage::{Command, CommandError, Outcome};
+use confab_storage::{Command, CommandError, Outcome, ThreadQuery};
 
 const ALICE: u64 = 1;
 const BOB: u64 = 2;
@@ -102,4 +103,47 @@ fn acknowledgements_are_kept_counted_and_taken_back_in_time() {
         ),
         CommandError::NotFound { .. }
     ));
+}
+
+#[test]
+fn mentions_in_threads_of_urgent_posts_count_as_urgent() {
+    let mut db = world();
+    let mut urgent = post(200, TOWN, ALICE, None, "all hands", 20);
+    if let Command::CreatePost { priority, .. } = &mut urgent {
+        *priority = "urgent".into();
+    }
+    db.ok(urgent);
+    db.ok(Command::AddTeamMember {
+        team_id: id(TEAM),
+        user_id: id(BOB),
+        at: 20,
+    });
+    // Bob follows both threads by replying; alice mentions him in each.
+    db.ok(post(201, TOWN, BOB, Some(200), "on it", 21));
+    db.ok(post(101, TOWN, BOB, Some(POST), "me too", 22));
+    db.ok(post(202, TOWN, ALICE, Some(200), "thanks @bob", 23));
+    db.ok(post(102, TOWN, ALICE, Some(POST), "and @bob here", 24));
+    let list = db
+        .engine
+        .reader()
+        .user_threads(
+            id(BOB),
+            id(TEAM),
+            &ThreadQuery {
+                since: None,
+                unread_only: false,
+                include_deleted: false,
+                before: None,
+                after: None,
+                per_page: 10,
+            },
+        )
+        .unwrap();
+    assert_eq!(list.total, 2);
+    assert_eq!(list.total_unread_mentions, 2);
+    assert_eq!(list.total_unread_urgent_mentions, 1);
+    let totals = db.engine.reader().thread_totals(id(BOB), id(TEAM)).unwrap();
+    assert_eq!(totals.total_unread_urgent_mentions, 1);
+    assert!(db.engine.reader().thread(id(200)).unwrap().unwrap().urgent);
+    assert!(!db.engine.reader().thread(id(POST)).unwrap().unwrap().urgent);
 }

@@ -256,6 +256,10 @@ export function Composer({ channelId, rootId, placeholder }: { channelId: string
     };
     const [selected, setSelected] = useState(0);
     const lastTyping = useRef(0);
+    // Each keystroke's people search is numbered: an answer that comes back after the user typed
+    // on (past the mention, or to another name) is dropped, or its list would open under the
+    // caret and Enter would pick a name instead of sending.
+    const searchSeq = useRef(0);
     const box = useRef<HTMLTextAreaElement>(null);
     const mentionAt = (value: string, caret: number): { start: number; term: string } | null => {
         const m = /(^|\s)@([a-z0-9._-]*)$/i.exec(value.slice(0, caret));
@@ -270,6 +274,7 @@ export function Composer({ channelId, rootId, placeholder }: { channelId: string
         }
         const next = `${text.slice(0, at.start)}@${u.username} ${text.slice(caret)}`;
         setText(next);
+        searchSeq.current++;
         setSuggest([]);
         el?.focus();
     };
@@ -283,6 +288,7 @@ export function Composer({ channelId, rootId, placeholder }: { channelId: string
             return;
         }
         setText('');
+        searchSeq.current++;
         setSuggest([]);
         setFiles([]);
         sendPost(channelId, message, rootId, ready.map((f) => f.info?.id ?? '')).catch((e) => {
@@ -367,11 +373,18 @@ export function Composer({ channelId, rootId, placeholder }: { channelId: string
                         userTyping(channelId, rootId);
                     }
                     const at = mentionAt(el.value, el.selectionStart);
+                    const seq = ++searchSeq.current;
                     if (at && at.term.length > 0) {
                         searchUsers(at.term).then((users) => {
-                            setSuggest(users.slice(0, 8));
-                            setSelected(0);
-                        }, () => setSuggest([]));
+                            if (seq === searchSeq.current) {
+                                setSuggest(users.slice(0, 8));
+                                setSelected(0);
+                            }
+                        }, () => {
+                            if (seq === searchSeq.current) {
+                                setSuggest([]);
+                            }
+                        });
                     } else {
                         setSuggest([]);
                     }
