@@ -78,12 +78,15 @@ async fn get_image(
     if let Some(bytes) = app.read(move |r| r.profile_image(user)).await? {
         return Ok(image_response(bytes, cacheable));
     }
-    let bytes =
-        tokio::task::spawn_blocking(move || pictures::default_profile(&name, user.as_bytes()))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(picture_error)?;
-    Ok(image_response(bytes, cacheable))
+    Ok(image_response(generated(name, user).await?, cacheable))
+}
+
+/// The generated picture, drawn off the async runtime.
+async fn generated(username: String, user: Id) -> ApiResult<Vec<u8>> {
+    tokio::task::spawn_blocking(move || pictures::default_profile(&username, user.as_bytes()))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(picture_error)
 }
 
 async fn get_default_image(
@@ -93,12 +96,7 @@ async fn get_default_image(
 ) -> ApiResult<Response> {
     let user = caller.resolve(&user_id)?;
     let name = username(&app, user).await?;
-    let bytes =
-        tokio::task::spawn_blocking(move || pictures::default_profile(&name, user.as_bytes()))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(picture_error)?;
-    Ok(image_response(bytes, true))
+    Ok(image_response(generated(name, user).await?, true))
 }
 
 fn no_image() -> ApiError {
@@ -154,11 +152,16 @@ async fn set_image(
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(picture_error)?;
+    write_picture(&app, user, Some(png)).await
+}
+
+/// Replicates a new picture (`None`: back to the generated one).
+async fn write_picture(app: &AppState, user: Id, png: Option<Vec<u8>>) -> ApiResult<Response> {
     let (index, _) = app
         .write(Command::SetProfileImage {
             user_id: user,
             at: now_ms(),
-            png: Some(serde_bytes::ByteBuf::from(png)),
+            png: png.map(serde_bytes::ByteBuf::from),
         })
         .await?;
     Ok(with_applied(status_ok(), index))
@@ -171,12 +174,5 @@ async fn reset_image(
 ) -> ApiResult<Response> {
     let user = caller.resolve(&user_id)?;
     caller.require_self_or_admin(user)?;
-    let (index, _) = app
-        .write(Command::SetProfileImage {
-            user_id: user,
-            at: now_ms(),
-            png: None,
-        })
-        .await?;
-    Ok(with_applied(status_ok(), index))
+    write_picture(&app, user, None).await
 }

@@ -280,6 +280,22 @@ impl EventBuilder {
         })
     }
 
+    /// A team's members: its town-square holds every one of them.
+    fn team_audience(
+        &mut self,
+        engine: &Engine,
+        batch: &[Applied],
+        position: usize,
+        team: Id,
+    ) -> Result<Option<Audience>, StorageError> {
+        let Some(town) = engine.reader().channel_by_name(team, "town-square")? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.channel_audience(engine, batch, position, &town, None)?,
+        ))
+    }
+
     fn build_outcome(
         &mut self,
         engine: &Engine,
@@ -775,9 +791,7 @@ impl EventBuilder {
                 // (each team's town-square holds its members), or else the user alone.
                 let mut teams = 0;
                 for team in engine.reader().teams_of_user(user.id)? {
-                    if let Some(town) = engine.reader().channel_by_name(team.id, "town-square")? {
-                        let audience =
-                            self.channel_audience(engine, batch, position, &town, None)?;
+                    if let Some(audience) = self.team_audience(engine, batch, position, team.id)? {
                         push(audience, user_updated_event(user));
                         teams += 1;
                     }
@@ -828,8 +842,7 @@ impl EventBuilder {
             }
             Outcome::TeamUpdated(team) => {
                 // Mattermost sends the team sanitized (no invite secret) to its members.
-                if let Some(town) = engine.reader().channel_by_name(team.id, "town-square")? {
-                    let audience = self.channel_audience(engine, batch, position, &town, None)?;
+                if let Some(audience) = self.team_audience(engine, batch, position, team.id)? {
                     push(
                         audience,
                         Event::new(
@@ -862,11 +875,9 @@ impl EventBuilder {
                     ),
                 );
                 // The whole team learns that the channel left (or joined) its public list.
-                if let Some(town) = engine
-                    .reader()
-                    .channel_by_name(channel.team_id, "town-square")?
+                if let Some(audience) =
+                    self.team_audience(engine, batch, position, channel.team_id)?
                 {
-                    let audience = self.channel_audience(engine, batch, position, &town, None)?;
                     push(
                         audience,
                         Event::new(
