@@ -138,6 +138,8 @@ pub fn client_config(app: &AppState, headers: &HeaderMap, no_accounts: bool) -> 
         ("EnableCustomEmoji", "true"),
         ("EnableEmojiPicker", "true"),
         ("EnableLinkPreviews", "false"),
+        // No `permalink` embeds are made: the apps then show such links as plain links.
+        ("EnablePermalinkPreviews", "false"),
         ("EnableSVGs", "false"),
         ("EnableLatex", "false"),
         ("EnableInlineLatex", "false"),
