@@ -9,6 +9,7 @@ mod api;
 mod baseline;
 mod cluster;
 mod fanout;
+mod files;
 mod mix;
 mod mix_run;
 mod mix_totals;
@@ -28,6 +29,7 @@ mod wsctl;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fanout::FanoutOpts;
+use files::FilesOpts;
 use hdrhistogram::Histogram;
 use mix_run::MixOpts;
 use presence::PresenceOpts;
@@ -111,6 +113,14 @@ enum Mode {
         common: Common,
         #[command(flatten)]
         opts: WritesOpts,
+    },
+    /// File uploads through a follower: MiB/s and latency of small and large files, server RSS
+    /// per upload in flight, and POST latency with and without a large upload beside it.
+    Files {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        opts: FilesOpts,
     },
     /// Presence gossip between nodes: bytes/s, messages/s and CPU with N sockets held, at
     /// steady state and during a mass reconnect.
@@ -474,6 +484,47 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
                 &series,
                 &[("goal p99 at 1k/s".into(), 10.0)],
             )
+        }
+        Mode::Files { mut common, opts } => {
+            let nodes = *common.nodes.get_or_insert(3);
+            // A data dir of its own: every run stores its files (with their Raft log entries)
+            // on every node, which other modes' clusters need not carry.
+            if common.data_dir.is_none() {
+                let home = std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(std::env::temp_dir);
+                common.data_dir = Some(
+                    home.join(".cache/confab-load")
+                        .join(format!("files-{nodes}-nodes")),
+                );
+            }
+            let (servers, data_dir) = confab_servers(&common, &[]).await?;
+            let api = api::Api::new(None)?;
+            let population = Arc::new(
+                population::ensure(
+                    &api,
+                    &servers.addrs(),
+                    &data_dir,
+                    opts.layout(),
+                    common.setup_concurrency,
+                )
+                .await?,
+            );
+            // Memory runs restart the cluster this tool started (same data, not wiped).
+            let restart: Option<files::Restart> = common.servers.is_empty().then(|| {
+                let again = Common {
+                    fresh: false,
+                    ..common.clone()
+                };
+                Box::new(move || {
+                    let again = again.clone();
+                    Box::pin(async move { Ok(confab_servers(&again, &[]).await?.0) })
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+                }) as files::Restart
+            });
+            let (report, series) =
+                files::run(&opts, servers, restart, population, &common.profile).await?;
+            output(&common, &report, &series, &[])
         }
         Mode::Mix {
             mut common,

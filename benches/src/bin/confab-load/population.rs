@@ -38,6 +38,8 @@ struct State {
 
 /// What a run works with.
 pub struct Population {
+    /// The system admin (the cluster's first user).
+    pub admin: Credentials,
     pub team: String,
     pub users: Vec<Credentials>,
     /// Channel ids in layout order.
@@ -231,6 +233,7 @@ pub async fn ensure(
         store.save()?;
     }
     Ok(Population {
+        admin,
         team,
         users,
         channels,

@@ -8,7 +8,7 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -113,33 +113,9 @@ pub async fn run(
     let usage_start = crate::procstat::Watch::start(server_pids);
     let mut measured = 0.0;
     for &writers in &opts.writers {
-        let window = Window::new();
-        let deadline = Instant::now() + Duration::from_secs_f64(opts.seconds);
-        let bar = ProgressBar::new(opts.seconds as u64);
-        bar.set_message(format!("{writers} writers"));
-        let began = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..writers {
-            let (poster, window) = (poster.clone(), window.clone());
-            tasks.spawn(async move {
-                while Instant::now() < deadline {
-                    let (channel, user) = layout.random_post(&mut rand::rng());
-                    let started = Instant::now();
-                    let result = poster.post(channel, user, "write path".into()).await;
-                    window.note(started, result);
-                }
-            });
-        }
-        while !tasks.is_empty() {
-            tokio::select! {
-                _ = tasks.join_next() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => bar.set_position(began.elapsed().as_secs()),
-            }
-        }
-        bar.finish_and_clear();
-        let elapsed = began.elapsed().as_secs_f64();
+        let (step, hist, elapsed) =
+            closed_loop(&poster, layout, writers, opts.seconds, "write path", None).await;
         measured += elapsed;
-        let (step, hist) = window.step(writers as f64, "writers", elapsed);
         eprintln!(
             "writes: {writers:>4} writers: {:>7.0} posts/s, p50 {:.1} ms, p99 {:.1} ms, errors {}",
             step.counters["posts_per_s"],
@@ -151,25 +127,9 @@ pub async fn run(
         report.steps.push(step);
     }
     if opts.rate > 0.0 {
-        let window = Window::new();
-        let count = (opts.rate * opts.seconds).round() as u64;
-        let start = Instant::now() + Duration::from_millis(5);
-        let mut tasks = tokio::task::JoinSet::new();
-        for k in 0..count {
-            let scheduled = start + Duration::from_secs_f64(k as f64 / opts.rate);
-            tokio::time::sleep_until(scheduled.into()).await;
-            let (poster, window) = (poster.clone(), window.clone());
-            tasks.spawn(async move {
-                let (channel, user) = layout.random_post(&mut rand::rng());
-                let result = poster.post(channel, user, "open loop".into()).await;
-                window.note(scheduled, result);
-            });
-            while tasks.try_join_next().is_some() {}
-        }
-        while tasks.join_next().await.is_some() {}
-        let elapsed = start.elapsed().as_secs_f64();
+        let (step, hist, elapsed) =
+            open_loop(&poster, layout, opts.rate, opts.seconds, "open loop", None).await;
         measured += elapsed;
-        let (step, hist) = window.step(opts.rate, "posts/s (open loop)", elapsed);
         eprintln!(
             "writes: open loop {} posts/s: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, errors {}",
             opts.rate,
@@ -206,6 +166,84 @@ pub async fn run(
     report.duration_s = measured;
     report.servers = usage_start.usage();
     Ok((report, series))
+}
+
+/// `writers` concurrent writers, each posting again as soon as its previous post is answered,
+/// for `seconds` or until `until` is set (closed loop: latency from each request's start). The
+/// step's `posts_per_s` is over the whole window, the last answers included.
+pub async fn closed_loop(
+    poster: &Arc<Poster>,
+    layout: crate::proto::Layout,
+    writers: usize,
+    seconds: f64,
+    message: &'static str,
+    until: Option<Arc<AtomicBool>>,
+) -> (Step, Histogram<u64>, f64) {
+    let window = Window::new();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let bar = ProgressBar::new(seconds as u64);
+    bar.set_message(format!("{writers} writers"));
+    let began = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..writers {
+        let (poster, window, until) = (poster.clone(), window.clone(), until.clone());
+        tasks.spawn(async move {
+            // A writer finishes the post it is on, then stops.
+            let stopped = || until.as_ref().is_some_and(|u| u.load(Ordering::Relaxed));
+            while Instant::now() < deadline && !stopped() {
+                let (channel, user) = layout.random_post(&mut rand::rng());
+                let started = Instant::now();
+                let result = poster.post(channel, user, message.into()).await;
+                window.note(started, result);
+            }
+        });
+    }
+    while !tasks.is_empty() {
+        tokio::select! {
+            _ = tasks.join_next() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => bar.set_position(began.elapsed().as_secs()),
+        }
+    }
+    bar.finish_and_clear();
+    let elapsed = began.elapsed().as_secs_f64();
+    let (step, hist) = window.step(writers as f64, "writers", elapsed);
+    (step, hist, elapsed)
+}
+
+/// Posts at `rate` posts/s for `seconds`, or until `until` is set (open loop: one request per
+/// scheduled instant, whether or not earlier ones have been answered; latency from the
+/// scheduled time), then waits for the last answers. The step's `posts_per_s` is over the schedule plus that wait (the
+/// seconds returned), so posts stuck behind something lower it.
+pub async fn open_loop(
+    poster: &Arc<Poster>,
+    layout: crate::proto::Layout,
+    rate: f64,
+    seconds: f64,
+    message: &'static str,
+    until: Option<&AtomicBool>,
+) -> (Step, Histogram<u64>, f64) {
+    let window = Window::new();
+    let count = (rate * seconds).round() as u64;
+    let start = Instant::now() + Duration::from_millis(5);
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..count {
+        let scheduled = start + Duration::from_secs_f64(k as f64 / rate);
+        tokio::time::sleep_until(scheduled.into()).await;
+        if until.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+            break;
+        }
+        let (poster, window) = (poster.clone(), window.clone());
+        tasks.spawn(async move {
+            let (channel, user) = layout.random_post(&mut rand::rng());
+            let result = poster.post(channel, user, message.into()).await;
+            window.note(scheduled, result);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = start.elapsed().as_secs_f64();
+    let (step, hist) = window.step(rate, "posts/s (open loop)", elapsed);
+    (step, hist, elapsed)
 }
 
 pub fn goal_line(goal: &str, met: bool, figure: String) -> String {
