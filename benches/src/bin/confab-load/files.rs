@@ -5,8 +5,12 @@
 //!
 //! Uploads are raw bodies (`POST /api/v4/files?channel_id=&filename=`) of random bytes, new
 //! bytes for every file (the server content-addresses files: the same bytes twice would be
-//! stored once and cost nothing). Bodies are generated before the clock starts. At the end one
-//! file of each size is read back from every node and its sha-256 compared with what was sent.
+//! stored once and cost nothing). Bodies are generated before the clock starts.
+//!
+//! Order: throughput runs; rounds of posting alone and beside uploads (open loop, and closed
+//! loop with `--post-writers`); read-back of one file of each size from every node (sha-256
+//! against what was sent); then the memory runs, each on a restarted cluster when the tool
+//! started it.
 
 use crate::api::Api;
 use crate::cluster::Servers;
