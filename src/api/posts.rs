@@ -231,7 +231,7 @@ pub async fn create_post(
         }
         _ => return Err(ApiError::internal("unexpected outcome")),
     };
-    let emojis = if post.message.contains(':') {
+    let emojis = if !confab_storage::emoji::named_in(&post.message).is_empty() {
         let message = post.message.clone();
         app.read(move |r| r.emoji_used_in(&message, &[])).await?
     } else {

@@ -580,15 +580,7 @@ impl EventBuilder {
             }
             Outcome::ChannelUpdated(channel) => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
-                push(
-                    audience,
-                    Event::new(
-                        "channel_updated",
-                        json!({"channel": views::channel(channel).to_string()}),
-                        broadcast(None, Some(channel.id), None, None),
-                        false,
-                    ),
-                );
+                push(audience, channel_updated_event(channel));
             }
             Outcome::ChannelRestored(channel) => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
@@ -865,15 +857,7 @@ impl EventBuilder {
             ),
             Outcome::ChannelPrivacyChanged(channel) => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
-                push(
-                    audience,
-                    Event::new(
-                        "channel_updated",
-                        json!({"channel": views::channel(channel).to_string()}),
-                        broadcast(None, Some(channel.id), None, None),
-                        false,
-                    ),
-                );
+                push(audience, channel_updated_event(channel));
                 // The whole team learns that the channel left (or joined) its public list.
                 if let Some(audience) =
                     self.team_audience(engine, batch, position, channel.team_id)?
@@ -924,6 +908,16 @@ impl EventBuilder {
         }
         Ok(())
     }
+}
+
+/// `channel_updated` with the channel as it now is (an edit or a privacy change).
+fn channel_updated_event(channel: &Channel) -> Event {
+    Event::new(
+        "channel_updated",
+        json!({"channel": views::channel(channel).to_string()}),
+        broadcast(None, Some(channel.id), None, None),
+        false,
+    )
 }
 
 fn user_added(channel: &Channel, user: Id) -> Event {

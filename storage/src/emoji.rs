@@ -228,8 +228,8 @@ impl Reader<'_> {
     }
 }
 
-/// The `:name:` candidates in a message.
-fn named_in(message: &str) -> Vec<&str> {
+/// The `:name:` candidates in a message (a post without any needs no emoji lookup).
+pub fn named_in(message: &str) -> Vec<&str> {
     let mut names = Vec::new();
     let mut rest = message;
     while let Some(start) = rest.find(':') {
