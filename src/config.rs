@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// The Raft address other nodes reach this node at (default: --raft-listen).
     #[arg(long, env = "CONFAB_RAFT_ADVERTISE")]
     pub raft_advertise: Option<String>,
+    /// Peers this node reaches at another address than they advertise (a NAT, a proxy):
+    /// `advertised=dialled,…`, e.g. `10.0.0.2:9065=192.168.1.2:9065`.
+    #[arg(long, env = "CONFAB_RAFT_DIAL")]
+    pub raft_dial: Option<String>,
     /// Data directory (RocksDB, snapshots, the generated cluster secret of a single node).
     #[arg(long, env = "CONFAB_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -140,6 +144,7 @@ struct FileConfig {
     listen: Option<String>,
     raft_listen: Option<String>,
     raft_advertise: Option<String>,
+    raft_dial: Option<String>,
     data_dir: Option<PathBuf>,
     join: Option<String>,
     initial_members: Option<String>,
@@ -178,6 +183,8 @@ pub struct ServeConfig {
     pub listen: String,
     pub raft_listen: String,
     pub raft_advertise: Option<String>,
+    /// Advertised Raft address → the address this node dials it at.
+    pub raft_dial: Vec<(String, String)>,
     pub data_dir: PathBuf,
     pub join: Option<String>,
     pub initial_members: Vec<(u64, String)>,
@@ -210,6 +217,8 @@ pub enum ConfigError {
     },
     #[error("--initial-members: expected id=host:port[,id=host:port…], got {0:?}")]
     Members(String),
+    #[error("--raft-dial: expected host:port=host:port[,…], got {0:?}")]
+    Dial(String),
     #[error("the cluster secret file {0} is empty")]
     EmptySecret(PathBuf),
     #[error("[email]: {0}")]
@@ -247,6 +256,19 @@ pub fn parse_members(text: &str) -> Result<Vec<(u64, String)>, ConfigError> {
         .collect()
 }
 
+/// `advertised=dialled,…` (`--raft-dial`).
+pub fn parse_dial(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    text.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| match part.trim().split_once('=') {
+            Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+                Ok((from.trim().to_string(), to.trim().to_string()))
+            }
+            _ => Err(ConfigError::Dial(text.to_string())),
+        })
+        .collect()
+}
+
 impl ServeArgs {
     /// Merges flags/env over the file over defaults.
     pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
@@ -262,6 +284,10 @@ impl ServeArgs {
         let members = self.initial_members.or(file.initial_members);
         let initial_members = match members {
             Some(text) => parse_members(&text)?,
+            None => Vec::new(),
+        };
+        let raft_dial = match self.raft_dial.or(file.raft_dial) {
+            Some(text) => parse_dial(&text)?,
             None => Vec::new(),
         };
         let secret_file = self.cluster_secret_file.or(file.cluster_secret_file);
@@ -302,6 +328,7 @@ impl ServeArgs {
                 .or(file.raft_listen)
                 .unwrap_or_else(|| "127.0.0.1:9065".into()),
             raft_advertise: self.raft_advertise.or(file.raft_advertise),
+            raft_dial,
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -340,6 +367,20 @@ mod tests {
         );
         assert!(parse_members("x=1").is_err());
         assert!(parse_members("1").is_err());
+    }
+
+    #[test]
+    fn dial_map_parses_and_refuses() {
+        assert_eq!(
+            parse_dial("10.0.0.2:9065=127.0.0.1:19065, a:1=b:2").unwrap(),
+            vec![
+                ("10.0.0.2:9065".into(), "127.0.0.1:19065".into()),
+                ("a:1".into(), "b:2".into())
+            ]
+        );
+        assert!(parse_dial("a:1").is_err());
+        assert!(parse_dial("=b:2").is_err());
+        assert!(parse_dial("a:1=").is_err());
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         node_id: config.node_id,
         listen_addr: config.raft_listen.clone(),
         advertise_addr: config.raft_advertise.clone(),
+        dial: config.raft_dial.iter().cloned().collect(),
         engine: engine.clone(),
         secret: secret.clone(),
         snapshot_dir: config.data_dir.join("snapshots"),

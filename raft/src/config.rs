@@ -1,6 +1,7 @@
 //! How a node is started and tuned.
 
 use confab_storage::Engine;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,11 @@ pub struct NodeConfig {
     pub listen_addr: String,
     /// The `host:port` other nodes reach the raft port at; defaults to the bound address.
     pub advertise_addr: Option<String>,
+    /// Where this node dials a peer whose advertised Raft address it cannot reach as such
+    /// (behind a NAT, through a proxy): advertised `host:port` → `host:port` to connect to.
+    /// Addresses not listed are dialled as advertised. The fault harness (`tests/faults.rs`)
+    /// routes each node-to-node link through its own proxy this way, to cut and heal links.
+    pub dial: BTreeMap<String, String>,
     /// The node's storage engine; the Raft log lives in its log column families.
     pub engine: Arc<Engine>,
     /// Shared cluster secret every node-to-node request must carry.

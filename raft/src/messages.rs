@@ -146,7 +146,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_handler_gets_its_topic_only() {
-        let messenger = Messenger::new(1, HttpClient::new("s"), Duration::from_secs(1));
+        let messenger = Messenger::new(
+            1,
+            HttpClient::new("s", Default::default()),
+            Duration::from_secs(1),
+        );
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         messenger.set_handler(

@@ -129,7 +129,7 @@ impl RaftNode {
         ));
         let state_machine = StateMachine::open(engine.clone(), snapshots, hub.clone()).await?;
         let log_store = LogStore::new(engine.clone());
-        let http = HttpClient::new(&config.secret);
+        let http = HttpClient::new(&config.secret, config.dial.clone());
         let network = NetworkFactory {
             http: http.clone(),
             snapshot_chunk_bytes: config.tuning.snapshot_chunk_bytes,

@@ -1293,7 +1293,9 @@ fn record_reply(
             if !recounted {
                 membership.read.unread_replies += 1;
             }
-            if is_mentioned {
+            // Only this reply's mentions count (Mattermost's stored counter): a mention in the
+            // root made the user a follower, it is not a mention in the thread.
+            if mentioned.contains(&user) {
                 membership.read.mention_times.push(at);
             }
         }

@@ -256,7 +256,7 @@ impl Model {
         let participants = self.threads.entry(root).or_default();
         participants.retain(|p| *p != user);
         participants.push(user);
-        let mut mentioned_here = mentioned;
+        let mut mentioned_here = mentioned.clone();
         if first {
             mentioned_here.extend(self.mentioned(channel, &root_post.message, root_post.user));
         }
@@ -296,7 +296,8 @@ impl Model {
             if c == user {
                 tm.last_viewed = at;
                 tm.mentions.clear();
-            } else if mentioned_here.contains(&c) {
+            } else if mentioned.contains(&c) {
+                // Only the reply's own mentions count in the thread.
                 tm.mentions.push(at);
             }
         }

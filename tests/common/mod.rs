@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hook_receiver;
+pub mod links;
 pub mod push_proxy;
 pub mod smtp;
 
@@ -355,6 +356,18 @@ impl Api {
     ) -> (Value, u64) {
         let body =
             json!({"channel_id": channel, "message": message, "pending_post_id": pending_post_id});
+        self.post_body_with_retries(nodes, first, body).await
+    }
+
+    /// [`Api::post_with_retries`] of a whole post body (a reply has its `root_id`), which must
+    /// hold a `pending_post_id`.
+    pub async fn post_body_with_retries(
+        &self,
+        nodes: &[String],
+        first: usize,
+        body: Value,
+    ) -> (Value, u64) {
+        let pending_post_id = body["pending_post_id"].as_str().unwrap_or("").to_string();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut attempt = first;
         let mut last = String::new();

@@ -50,6 +50,7 @@ async fn start_cluster() -> Cluster {
             node_id: i as u64 + 1,
             listen_addr: "127.0.0.1:0".into(),
             advertise_addr: None,
+            dial: Default::default(),
             engine,
             secret: "bench-secret".into(),
             snapshot_dir: snapshots,

@@ -11,6 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,10 +36,12 @@ pub(crate) enum TransportError {
 pub(crate) struct HttpClient {
     inner: Client<HttpConnector, Full<Bytes>>,
     secret: Arc<str>,
+    /// Advertised address → the address dialled instead (`NodeConfig::dial`).
+    dial: Arc<BTreeMap<String, String>>,
 }
 
 impl HttpClient {
-    pub(crate) fn new(secret: &str) -> HttpClient {
+    pub(crate) fn new(secret: &str, dial: BTreeMap<String, String>) -> HttpClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -48,10 +51,12 @@ impl HttpClient {
         HttpClient {
             inner,
             secret: Arc::from(secret),
+            dial: Arc::new(dial),
         }
     }
 
-    /// POSTs raw bytes to `http://{addr}{path_and_query}` and returns the answer's body.
+    /// POSTs raw bytes to `http://{addr}{path_and_query}` (or to the address `addr` is dialled
+    /// at) and returns the answer's body. Errors name `addr`, the peer as advertised.
     pub(crate) async fn post(
         &self,
         addr: &str,
@@ -59,7 +64,8 @@ impl HttpClient {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, TransportError> {
-        let uri = format!("http://{addr}{path_and_query}");
+        let target = self.dial.get(addr).map_or(addr, String::as_str);
+        let uri = format!("http://{target}{path_and_query}");
         let request = Request::builder()
             .method(Method::POST)
             .uri(&uri)

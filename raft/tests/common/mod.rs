@@ -175,6 +175,7 @@ impl Cluster {
             node_id: id,
             listen_addr: listen.to_string(),
             advertise_addr: None,
+            dial: Default::default(),
             engine: engine.clone(),
             secret: secret.to_string(),
             snapshot_dir: dir.join("snapshots"),
