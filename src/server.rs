@@ -267,12 +267,21 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         }
     }
 
-    axum::serve(
+    let serving = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(shutdown_signal());
+    // Crash-only on a fatal storage error (a full disk, an I/O error): the process exits with
+    // an error instead of serving a replica that no longer moves; restarted once the cause is
+    // fixed, it recovers from its log and catches up (tests/full_disk.rs).
+    tokio::select! {
+        served = serving => served?,
+        why = raft.stopped() => {
+            tracing::error!("raft stopped: {why}; exiting");
+            return Err(format!("raft stopped: {why}").into());
+        }
+    }
     tracing::info!("shutting down");
     raft.shutdown().await?;
     Ok(())

@@ -594,6 +594,21 @@ impl RaftNode {
             .map_err(|e| RaftNodeError::Stopped(e.to_string()))
     }
 
+    /// Waits until Raft stops by itself — a fatal error such as a full disk or an I/O error in
+    /// the log or the state machine — and says why. Such a node can no longer apply, vote or
+    /// catch up; it must not go on serving reads from a replica that silently stopped moving.
+    pub async fn stopped(&self) -> String {
+        let mut metrics = self.inner.core.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_watched().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the Raft core ended".to_string();
+            }
+        }
+    }
+
     /// Stops Raft and the raft port. The engine stays open (the caller owns it).
     pub async fn shutdown(&self) -> Result<(), RaftNodeError> {
         for task in self.inner.tasks.lock().drain(..) {

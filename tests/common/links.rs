@@ -51,7 +51,7 @@ impl Links {
             n,
         };
         for from in 0..n {
-            for to in 0..n {
+            for (to, target) in raft_addrs.iter().enumerate() {
                 if from == to {
                     continue;
                 }
@@ -60,7 +60,7 @@ impl Links {
                 let (state, watching) = watch::channel(LinkState::default());
                 links.tasks.push(tokio::spawn(serve(
                     listener,
-                    raft_addrs[to].clone(),
+                    target.clone(),
                     watching,
                 )));
                 links.states.insert((from, to), state);
