@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// Build a Raft snapshot after this many log entries.
     #[arg(long, env = "CONFAB_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// Read the whole data dir with checksums before serving, and refuse to start if any block
+    /// is corrupted (default true; reads every byte, files included, once per start).
+    #[arg(long, env = "CONFAB_VERIFY_ON_START")]
+    pub verify_on_start: Option<bool>,
     /// Argon2id memory per password hash, KiB (default 19456). Lowering it weakens stored
     /// hashes; load tests that sign up 100k users lower it.
     #[arg(long, env = "CONFAB_PASSWORD_HASH_MEMORY_KIB")]
@@ -152,6 +156,7 @@ struct FileConfig {
     log_json: Option<bool>,
     session_days: Option<u64>,
     snapshot_every: Option<u64>,
+    verify_on_start: Option<bool>,
     password_hash_memory_kib: Option<u32>,
     password_hash_iterations: Option<u32>,
     /// The `[limits]` table.
@@ -192,6 +197,7 @@ pub struct ServeConfig {
     pub log_json: bool,
     pub session_days: u64,
     pub snapshot_every: Option<u64>,
+    pub verify_on_start: bool,
     pub password_cost: crate::app::PasswordCost,
     pub limits: crate::limits::Limits,
     pub email: crate::mail::EmailSettings,
@@ -339,6 +345,10 @@ impl ServeArgs {
             log_json: self.log_json || file.log_json.unwrap_or(false),
             session_days: self.session_days.or(file.session_days).unwrap_or(30),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
+            verify_on_start: self
+                .verify_on_start
+                .or(file.verify_on_start)
+                .unwrap_or(true),
             password_cost,
             limits: self.limits.resolve(file.limits),
             email: self.email.resolve(file.email)?,

@@ -98,6 +98,30 @@ fn is_fresh(engine: &Engine) -> Result<bool, BoxError> {
             .is_none())
 }
 
+/// Refuses to start on a data dir with a corrupted block rather than serve from it
+/// ([`Engine::verify_all`]). The way out is in the README: remove the node from the cluster,
+/// delete the data dir and add the node again; it is rebuilt from a snapshot.
+async fn verify_data_dir(engine: &Arc<Engine>, db_dir: &std::path::Path) -> Result<(), BoxError> {
+    let started = std::time::Instant::now();
+    let verifying = engine.clone();
+    match tokio::task::spawn_blocking(move || verifying.verify_all()).await? {
+        Ok(entries) => {
+            tracing::info!(
+                entries,
+                seconds = started.elapsed().as_secs_f64(),
+                "data dir verified"
+            );
+            Ok(())
+        }
+        Err(error) => Err(format!(
+            "the data dir {} is corrupted ({error}); refusing to start. Remove this node from \
+             the cluster, delete its data dir and add it again (README, \"A corrupted data dir\")",
+            db_dir.display()
+        )
+        .into()),
+    }
+}
+
 pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let config = args.resolve()?;
     init_logging(config.log_json);
@@ -110,6 +134,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         let limits = config.limits.storage();
         Arc::new(tokio::task::spawn_blocking(move || Engine::open_with(dir, limits)).await??)
     };
+    if config.verify_on_start {
+        verify_data_dir(&engine, &db_dir).await?;
+    }
     spawn_search_backfill(engine.clone());
     let fresh = is_fresh(&engine)?;
     let mut tuning = Tuning::default();
