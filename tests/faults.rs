@@ -7,6 +7,8 @@
 //! - network partitions through the node-to-node link proxies (`common::links`): one node cut
 //!   off, the current leader cut off, a minority/majority split (5 nodes), messages lost one
 //!   way between two nodes, a node whose every message is delayed;
+//! - a slow disk: every fsync of a node delayed by 50–500 ms (`common::slow_fsync`, loaded into
+//!   every node with `LD_PRELOAD`);
 //! - a membership change under load: a node removed with `confab cluster remove`, its process
 //!   killed and its data dir dropped, and a new node (a new id, the same addresses) added with
 //!   `confab cluster add` — a learner that catches up (from a snapshot when the log behind it
@@ -29,7 +31,7 @@
 mod common;
 
 use common::links::Links;
-use common::{eventually, free_port, inner, team_with, Api, Node, Socket};
+use common::{eventually, free_port, inner, slow_fsync, team_with, Api, Node, Socket};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,6 +79,8 @@ enum Fault {
     OneWay(usize, usize),
     /// Every message to and from the node is delayed by this many milliseconds.
     Slow(usize, u64),
+    /// Every fsync and fdatasync of the node takes this many milliseconds longer.
+    SlowDisk(usize, u64),
     /// `confab cluster remove` of the node; after the hold its process is killed, its data
     /// dropped, and a new node (a new id, the same addresses) joins with `confab cluster add`.
     Replace(usize),
@@ -92,6 +96,7 @@ impl Fault {
             Fault::Split(_) => "split",
             Fault::OneWay(..) => "one-way",
             Fault::Slow(..) => "slow",
+            Fault::SlowDisk(..) => "slow-disk",
             Fault::Replace(_) => "replace",
         }
     }
@@ -113,7 +118,7 @@ fn schedule(seed: u64, seconds: u64, n: usize) -> Vec<Step> {
     let nodes = n as u64;
     while total < seconds * 1000 {
         let node = rng.below(nodes) as usize;
-        let fault = match rng.below(10) {
+        let fault = match rng.below(11) {
             0 | 1 => Fault::Kill(node),
             2 | 3 => Fault::Pause(node),
             4 => Fault::Isolate(node),
@@ -128,6 +133,7 @@ fn schedule(seed: u64, seconds: u64, n: usize) -> Vec<Step> {
             }
             7 => Fault::OneWay(node, (node + 1 + rng.below(nodes - 1) as usize) % n),
             8 => Fault::Slow(node, 20 + rng.below(280)),
+            9 => Fault::SlowDisk(node, 50 + rng.below(450)),
             _ => Fault::Replace(node),
         };
         let step = Step {
@@ -271,7 +277,13 @@ impl Cluster {
             SNAPSHOT_EVERY.to_string(),
         ];
         let (api, raft) = self.ports[slot];
-        Node::start_on(id, node_dir, api, raft, &args)
+        let envs = slow_fsync::env(&self.fsync_delay_file(slot));
+        Node::start_on_with_env(id, node_dir, api, raft, &args, envs)
+    }
+
+    /// The slot's fsync delay in milliseconds (`common::slow_fsync`), whichever node is in it.
+    fn fsync_delay_file(&self, slot: usize) -> std::path::PathBuf {
+        self.dir.path().join(format!("slot{slot}-fsync-delay-ms"))
     }
 
     fn bases(&self) -> Vec<String> {
@@ -394,6 +406,12 @@ impl Cluster {
                 self.partitioned(step.hold, |l| l.slow(*slot, Duration::from_millis(*ms)))
                     .await
             }
+            Fault::SlowDisk(slot, ms) => {
+                let file = self.fsync_delay_file(*slot);
+                slow_fsync::set_delay(&file, *ms);
+                tokio::time::sleep(step.hold).await;
+                slow_fsync::set_delay(&file, 0);
+            }
             Fault::Replace(slot) => self.replace(admin, *slot, step.hold).await,
         }
     }
@@ -417,6 +435,39 @@ async fn seeded_fault_schedules_lose_or_double_nothing() {
         assert!(n >= 3, "a fault schedule needs at least 3 nodes");
         run(seed, seconds, n).await;
     }
+}
+
+/// The slow-disk fault is real: with a 300 ms fsync delay, each acknowledged post waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slow_fsync_library_slows_a_nodes_commits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let delay = dir.path().join("fsync-delay-ms");
+    let (api, raft) = (free_port(), free_port());
+    let mut node = Node::start_on_with_env(
+        1,
+        dir.path().to_path_buf(),
+        api,
+        raft,
+        &[],
+        slow_fsync::env(&delay),
+    );
+    node.wait_ready().await;
+    let admin = Api::signup(&node.api, "admin").await;
+    let (_team, channel) = team_with(&admin, "disk", &[]).await;
+    let bases = [node.api.clone()];
+    slow_fsync::set_delay(&delay, 300);
+    let started = Instant::now();
+    for n in 0..5 {
+        let message = format!("slow {n}");
+        admin
+            .post_with_retries(&bases, 0, &channel, &message, &message)
+            .await;
+    }
+    let slow = started.elapsed();
+    assert!(
+        slow >= Duration::from_millis(5 * 300),
+        "5 posts with a 300 ms fsync took only {slow:?}"
+    );
 }
 
 async fn run(seed: u64, seconds: u64, n: usize) {

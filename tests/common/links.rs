@@ -58,11 +58,9 @@ impl Links {
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
                 let addr = listener.local_addr().expect("proxy address").to_string();
                 let (state, watching) = watch::channel(LinkState::default());
-                links.tasks.push(tokio::spawn(serve(
-                    listener,
-                    target.clone(),
-                    watching,
-                )));
+                links
+                    .tasks
+                    .push(tokio::spawn(serve(listener, target.clone(), watching)));
                 links.states.insert((from, to), state);
                 links.addrs.insert((from, to), addr);
             }

@@ -4,6 +4,7 @@
 pub mod hook_receiver;
 pub mod links;
 pub mod push_proxy;
+pub mod slow_fsync;
 pub mod smtp;
 
 /// The checkout the tests run from. Read at run time (cargo sets it for every test process):
@@ -57,6 +58,8 @@ pub struct Node {
     pub child: Option<Child>,
     pub dir: std::path::PathBuf,
     args: Vec<String>,
+    /// Extra environment of the process (kept across restarts).
+    envs: Vec<(String, String)>,
 }
 
 pub const SECRET: &str = "test-cluster-secret-0123456789";
@@ -64,11 +67,12 @@ pub const SECRET: &str = "test-cluster-secret-0123456789";
 impl Node {
     /// Nodes log warnings to the test's stderr; `CONFAB_TEST_LOG` (a `CONFAB_LOG` filter)
     /// shows more, on the test's stdout.
-    fn spawn_process(dir: &std::path::Path, args: &[String]) -> Child {
+    fn spawn_process(dir: &std::path::Path, args: &[String], envs: &[(String, String)]) -> Child {
         let verbose = std::env::var("CONFAB_TEST_LOG").ok();
         Command::new(env!("CARGO_BIN_EXE_confab"))
             .arg("serve")
             .args(args)
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .env("CONFAB_CLUSTER_SECRET", SECRET)
             .env("CONFAB_LOG", verbose.as_deref().unwrap_or("warn"))
             .current_dir(dir)
@@ -95,6 +99,18 @@ impl Node {
         raft_port: u16,
         extra: &[String],
     ) -> Node {
+        Node::start_on_with_env(id, dir, api_port, raft_port, extra, Vec::new())
+    }
+
+    /// [`Node::start_on`] with extra environment variables for the process.
+    pub fn start_on_with_env(
+        id: u64,
+        dir: std::path::PathBuf,
+        api_port: u16,
+        raft_port: u16,
+        extra: &[String],
+        envs: Vec<(String, String)>,
+    ) -> Node {
         let mut args = vec![
             "--node-id".to_string(),
             id.to_string(),
@@ -106,7 +122,7 @@ impl Node {
             dir.join("data").display().to_string(),
         ];
         args.extend(extra.iter().cloned());
-        let child = Node::spawn_process(&dir, &args);
+        let child = Node::spawn_process(&dir, &args, &envs);
         Node {
             id,
             api: format!("http://127.0.0.1:{api_port}"),
@@ -114,6 +130,7 @@ impl Node {
             child: Some(child),
             dir,
             args,
+            envs,
         }
     }
 
@@ -128,7 +145,7 @@ impl Node {
     /// Starts the process again with the same data dir and flags.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = Some(Node::spawn_process(&self.dir, &self.args));
+        self.child = Some(Node::spawn_process(&self.dir, &self.args, &self.envs));
     }
 
     pub async fn wait_ready(&mut self) {
