@@ -121,3 +121,35 @@ async fn reply_notifies_follower_and_read_state_follows() {
     assert_eq!(unread["msg_count"], 0);
     a_socket.close().await;
 }
+
+/// Found by the fault harness's counter check (seed 1, 3 nodes): a mention in the root counted
+/// as an unread mention of the thread. As Mattermost's stored counter, only replies that
+/// mention the user count; the root's mention makes the user a follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_in_the_root_makes_a_follower_not_a_thread_mention() {
+    let (_dir, node) = single_node().await;
+    let a = Api::signup(&node.api, "alice").await;
+    let b = Api::signup(&node.api, "bob").await;
+    let (team_id, channel_id) = common::team_with(&a, "roots", &[&b]).await;
+    let root = a
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": channel_id, "message": "@bob have a look"})),
+        )
+        .await;
+    let root_id = root["id"].as_str().unwrap().to_string();
+    let reply = json!({"channel_id": channel_id, "root_id": root_id, "message": "first reply"});
+    a.ok("POST", "/posts", Some(reply)).await;
+    let thread_path = format!("/users/{}/teams/{team_id}/threads/{root_id}", b.user_id);
+    let thread = b.ok("GET", &thread_path, None).await;
+    assert_eq!(thread["is_following"], json!(true), "{thread}");
+    assert_eq!(thread["unread_replies"], json!(1), "{thread}");
+    assert_eq!(thread["unread_mentions"], json!(0), "{thread}");
+
+    let mention = json!({"channel_id": channel_id, "root_id": root_id, "message": "@bob and you?"});
+    a.ok("POST", "/posts", Some(mention)).await;
+    let thread = b.ok("GET", &thread_path, None).await;
+    assert_eq!(thread["unread_replies"], json!(2), "{thread}");
+    assert_eq!(thread["unread_mentions"], json!(1), "{thread}");
+}
