@@ -5,8 +5,10 @@
 
 mod common;
 
-use common::{eventually, free_port, team_with, Api, Node, SECRET};
-use serde_json::json;
+use common::{
+    assert_equal_digests, eventually, initial_members, list_post_ids, team_with,
+    try_three_nodes_in, Api, Node, SECRET,
+};
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -46,27 +48,6 @@ fn flip_bits(path: &Path) {
     file.sync_all().expect("sync");
 }
 
-async fn digest(admin: &Api, base: &str) -> Option<(u64, String)> {
-    let answer = admin
-        .on(base)
-        .try_call_with(
-            "GET",
-            "/cluster/digest",
-            None,
-            &[],
-            Some(Duration::from_secs(10)),
-        )
-        .await
-        .ok()?;
-    if !answer.status.is_success() || answer.body["stable"] != json!(true) {
-        return None;
-    }
-    Some((
-        answer.body["applied_index"].as_u64()?,
-        answer.body["digest"].as_str()?.to_string(),
-    ))
-}
-
 fn cluster_cli(api: &str, token: &str, action: &[&str]) {
     let output = Command::new(env!("CARGO_BIN_EXE_confab"))
         .args(["cluster", "--api", api, "--token", token])
@@ -83,33 +64,9 @@ fn cluster_cli(api: &str, token: &str, action: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_corrupted_sst_is_refused_at_start_and_the_node_is_rebuilt() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let members = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, raft))| format!("{}=127.0.0.1:{raft}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let node_args = |extra_members: &str| {
-        let mut args = vec!["--initial-members".to_string(), extra_members.to_string()];
-        args.extend(EXTRA.iter().map(|a| a.to_string()));
-        args
-    };
-    let mut nodes = Vec::new();
-    for (i, (api, raft)) in ports.iter().enumerate() {
-        let node_dir = dir.path().join(format!("n{}", i + 1));
-        std::fs::create_dir_all(&node_dir).expect("node dir");
-        nodes.push(Node::start_on(
-            i as u64 + 1,
-            node_dir,
-            *api,
-            *raft,
-            &node_args(&members),
-        ));
-    }
-    for node in &mut nodes {
-        node.wait_ready().await;
-    }
+    let mut nodes = try_three_nodes_in(dir.path(), &EXTRA)
+        .await
+        .expect("3 nodes");
     let bases: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
     let admin = Api::signup(&bases[0], "admin").await;
     let token = admin.token.clone().expect("admin token");
@@ -145,31 +102,19 @@ async fn a_corrupted_sst_is_refused_at_start_and_the_node_is_rebuilt() {
     flip_bits(&sst);
 
     // It refuses to start, saying why, rather than serve from the damaged data.
-    let (api3, raft3) = ports[2];
+    let (api3, raft3) = nodes[2].ports();
     let started = Instant::now();
-    let output = tokio::task::spawn_blocking({
-        let mut args = vec![
-            "serve".to_string(),
-            "--node-id".into(),
-            "3".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{api3}"),
-            "--raft-listen".into(),
-            format!("127.0.0.1:{raft3}"),
-            "--data-dir".into(),
-            nodes[2].dir.join("data").display().to_string(),
-        ];
-        args.extend(node_args(&members));
-        move || {
-            Command::new(env!("CARGO_BIN_EXE_confab"))
-                .args(&args)
-                .env("CONFAB_CLUSTER_SECRET", SECRET)
-                .env("CONFAB_LOG", "error")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .expect("run confab serve")
-        }
+    let args = nodes[2].args().to_vec();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_confab"))
+            .arg("serve")
+            .args(&args)
+            .env("CONFAB_CLUSTER_SECRET", SECRET)
+            .env("CONFAB_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run confab serve")
     })
     .await
     .expect("join");
@@ -207,7 +152,10 @@ async fn a_corrupted_sst_is_refused_at_start_and_the_node_is_rebuilt() {
     }
     let node4_dir = dir.path().join("n4");
     std::fs::create_dir_all(&node4_dir).expect("node dir");
-    nodes[2] = Node::start_on(4, node4_dir, api3, raft3, &node_args(&members));
+    let members = initial_members(nodes.iter().take(3).map(|n| n.ports().1));
+    let mut args = vec!["--initial-members".to_string(), members];
+    args.extend(EXTRA.iter().map(|a| a.to_string()));
+    nodes[2] = Node::start_on(4, node4_dir, api3, raft3, &args);
     nodes[2].wait_ready().await;
     cluster_cli(
         &bases[0],
@@ -227,47 +175,13 @@ async fn a_corrupted_sst_is_refused_at_start_and_the_node_is_rebuilt() {
         Duration::from_secs(120),
         "node 4 to hold every acknowledged post",
         || async {
-            let mut seen = HashSet::new();
-            for page in 0.. {
-                let answer = node4
-                    .try_call_with(
-                        "GET",
-                        &format!("/channels/{channel}/posts?page={page}&per_page=200"),
-                        None,
-                        &[],
-                        Some(Duration::from_secs(10)),
-                    )
-                    .await
-                    .ok()?;
-                let order = answer.body["order"].as_array()?.clone();
-                if order.is_empty() {
-                    break;
-                }
-                seen.extend(
-                    order
-                        .into_iter()
-                        .filter_map(|id| id.as_str().map(String::from)),
-                );
-            }
-            wanted.iter().all(|id| seen.contains(*id)).then_some(())
+            let listed = list_post_ids(&node4, &channel).await?;
+            let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
+            wanted.is_subset(&listed).then_some(())
         },
     )
     .await;
-    eventually(Duration::from_secs(120), "equal digests", || async {
-        let mut seen = Vec::new();
-        for base in &bases {
-            seen.push(digest(&admin, base).await?);
-        }
-        if seen.windows(2).all(|w| w[0].0 == w[1].0) {
-            assert!(
-                seen.windows(2).all(|w| w[0].1 == w[1].1),
-                "replicas differ at one index: {seen:?}"
-            );
-            return Some(());
-        }
-        None
-    })
-    .await;
+    assert_equal_digests(&admin, &bases, Duration::from_secs(120)).await;
     // The new node installed a snapshot: the log it would otherwise replay was purged.
     let status = admin.ok("GET", "/cluster/status", None).await;
     let purged = status["members"]

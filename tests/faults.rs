@@ -31,7 +31,10 @@
 mod common;
 
 use common::links::Links;
-use common::{eventually, free_port, inner, slow_fsync, team_with, Api, Node, Socket};
+use common::{
+    assert_equal_digests, eventually, free_port, initial_members, inner, slow_fsync, team_with,
+    Api, Node, Socket,
+};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -234,12 +237,7 @@ impl Cluster {
             .map(|(_, raft)| format!("127.0.0.1:{raft}"))
             .collect();
         let links = Links::start(&raft_addrs).await;
-        let members = raft_addrs
-            .iter()
-            .enumerate()
-            .map(|(i, addr)| format!("{}={addr}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
+        let members = initial_members(ports.iter().map(|(_, raft)| *raft));
         let mut cluster = Cluster {
             dir,
             nodes: Vec::new(),
@@ -942,30 +940,5 @@ async fn check(admin: &Api, bases: &[String], channel: &str, history: &History) 
         }
     }
     // Byte-identical replicas at the same applied index.
-    eventually(HEAL_WAIT, "equal digests at one applied index", || async {
-        let mut seen = Vec::new();
-        for base in bases {
-            let answer = admin
-                .on(base)
-                .try_call_with("GET", "/cluster/digest", None, &[], None)
-                .await
-                .ok()?;
-            if !answer.status.is_success() || answer.body["stable"] != json!(true) {
-                return None;
-            }
-            seen.push((
-                answer.body["applied_index"].clone(),
-                answer.body["digest"].clone(),
-            ));
-        }
-        if seen.windows(2).all(|w| w[0].0 == w[1].0) {
-            assert!(
-                seen.windows(2).all(|w| w[0].1 == w[1].1),
-                "replicas differ at one index: {seen:?}"
-            );
-            return Some(());
-        }
-        None
-    })
-    .await;
+    assert_equal_digests(admin, bases, HEAL_WAIT).await;
 }

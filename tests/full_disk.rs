@@ -9,8 +9,7 @@
 
 mod common;
 
-use common::{eventually, free_port, team_with, Api, Node};
-use serde_json::json;
+use common::{assert_equal_digests, eventually, list_post_ids, team_with, try_three_nodes_in, Api};
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
@@ -69,71 +68,13 @@ impl Drop for Tmpfs {
     }
 }
 
-async fn digest(admin: &Api, base: &str) -> Option<(u64, String)> {
-    let answer = admin
-        .on(base)
-        .try_call_with(
-            "GET",
-            "/cluster/digest",
-            None,
-            &[],
-            Some(Duration::from_secs(10)),
-        )
-        .await
-        .ok()?;
-    if !answer.status.is_success() || answer.body["stable"] != json!(true) {
-        return None;
-    }
-    Some((
-        answer.body["applied_index"].as_u64()?,
-        answer.body["digest"].as_str()?.to_string(),
-    ))
-}
-
-/// The ids of every post of `channel` on the node `api` talks to, newest first.
-async fn list_posts(api: &Api, channel: &str) -> Option<Vec<String>> {
-    let mut listed = Vec::new();
-    for page in 0.. {
-        let answer = api
-            .try_call_with(
-                "GET",
-                &format!("/channels/{channel}/posts?page={page}&per_page=200"),
-                None,
-                &[],
-                Some(Duration::from_secs(10)),
-            )
-            .await
-            .ok()?;
-        let order = answer.body["order"].as_array()?;
-        if order.is_empty() {
-            return Some(listed);
-        }
-        listed.extend(order.iter().filter_map(|id| id.as_str().map(String::from)));
-    }
-    Some(listed)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_disk_on_one_node_loses_nothing_and_the_node_recovers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let disk = Tmpfs::mount(&dir.path().join("n3"), SMALL_DISK);
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let members = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, raft))| format!("{}=127.0.0.1:{raft}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut nodes = Vec::new();
-    for (i, (api, raft)) in ports.iter().enumerate() {
-        let node_dir = dir.path().join(format!("n{}", i + 1));
-        std::fs::create_dir_all(&node_dir).expect("node dir");
-        let args = vec!["--initial-members".to_string(), members.clone()];
-        nodes.push(Node::start_on(i as u64 + 1, node_dir, *api, *raft, &args));
-    }
-    for node in &mut nodes {
-        node.wait_ready().await;
-    }
+    let mut nodes = try_three_nodes_in(dir.path(), &[])
+        .await
+        .expect("3 nodes, the third on a small disk");
     let bases: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
     let admin = Api::signup(&bases[0], "admin").await;
     let (_team, channel) = team_with(&admin, "disk", &[]).await;
@@ -220,7 +161,7 @@ async fn a_full_disk_on_one_node_loses_nothing_and_the_node_recovers() {
         Duration::from_secs(120),
         "node 3 to hold every acknowledged post",
         || async {
-            let listed = list_posts(&node3, &channel).await?;
+            let listed = list_post_ids(&node3, &channel).await?;
             wanted
                 .iter()
                 .all(|id| listed.contains(&id.to_string()))
@@ -228,23 +169,9 @@ async fn a_full_disk_on_one_node_loses_nothing_and_the_node_recovers() {
         },
     )
     .await;
-    eventually(Duration::from_secs(120), "equal digests", || async {
-        let mut seen = Vec::new();
-        for base in &bases {
-            seen.push(digest(&admin, base).await?);
-        }
-        if seen.windows(2).all(|w| w[0].0 == w[1].0) {
-            assert!(
-                seen.windows(2).all(|w| w[0].1 == w[1].1),
-                "replicas differ at one index: {seen:?}"
-            );
-            return Some(());
-        }
-        None
-    })
-    .await;
+    assert_equal_digests(&admin, &bases, Duration::from_secs(120)).await;
     // Caught up (nothing is being applied any more, so pages do not shift): each post once.
-    let listed = list_posts(&node3, &channel).await.expect("node 3 lists");
+    let listed = list_post_ids(&node3, &channel).await.expect("node 3 lists");
     let distinct: HashSet<&String> = listed.iter().collect();
     assert_eq!(
         distinct.len(),

@@ -134,6 +134,22 @@ impl Node {
         }
     }
 
+    /// The flags the node was started with (after `serve`).
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// The node's API and Raft ports.
+    pub fn ports(&self) -> (u16, u16) {
+        let port = |addr: &str| {
+            addr.rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("an address with a port")
+        };
+        (port(&self.api), port(&self.raft_addr))
+    }
+
     /// Kills the process without a clean shutdown.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -251,16 +267,31 @@ pub async fn three_nodes_with(extra: &[&str]) -> (tempfile::TempDir, Vec<Node>) 
 
 async fn try_three_nodes(extra: &[&str]) -> Result<(tempfile::TempDir, Vec<Node>), String> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let members = ports
-        .iter()
+    let nodes = try_three_nodes_in(dir.path(), extra).await?;
+    Ok((dir, nodes))
+}
+
+/// `--initial-members` naming node i+1 at each Raft port.
+pub fn initial_members(raft_ports: impl IntoIterator<Item = u16>) -> String {
+    raft_ports
+        .into_iter()
         .enumerate()
-        .map(|(i, (_, raft))| format!("{}=127.0.0.1:{raft}", i + 1))
+        .map(|(i, raft)| format!("{}=127.0.0.1:{raft}", i + 1))
         .collect::<Vec<_>>()
-        .join(",");
+        .join(",")
+}
+
+/// A fixed 3-node cluster with node i's files in `dir/n{i}` (which may already exist, e.g. as
+/// a mount point), every node started with `extra` flags too.
+pub async fn try_three_nodes_in(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Result<Vec<Node>, String> {
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let members = initial_members(ports.iter().map(|(_, raft)| *raft));
     let mut nodes = Vec::new();
     for (i, (api, raft)) in ports.iter().enumerate() {
-        let node_dir = dir.path().join(format!("n{}", i + 1));
+        let node_dir = dir.join(format!("n{}", i + 1));
         std::fs::create_dir_all(&node_dir).expect("node dir");
         let mut args = vec!["--initial-members".to_string(), members.clone()];
         args.extend(extra.iter().map(|a| a.to_string()));
@@ -269,7 +300,75 @@ async fn try_three_nodes(extra: &[&str]) -> Result<(tempfile::TempDir, Vec<Node>
     for node in &mut nodes {
         node.try_ready().await?;
     }
-    Ok((dir, nodes))
+    Ok(nodes)
+}
+
+/// A node's replicated-state digest and the applied index it was taken at, when the node
+/// answers and nothing was applied while it was computed.
+pub async fn digest(admin: &Api, base: &str) -> Option<(u64, String)> {
+    let answer = admin
+        .on(base)
+        .try_call_with(
+            "GET",
+            "/cluster/digest",
+            None,
+            &[],
+            Some(Duration::from_secs(10)),
+        )
+        .await
+        .ok()?;
+    if !answer.status.is_success() || answer.body["stable"] != json!(true) {
+        return None;
+    }
+    Some((
+        answer.body["applied_index"].as_u64()?,
+        answer.body["digest"].as_str()?.to_string(),
+    ))
+}
+
+/// Waits until every node reports its digest at one applied index, and asserts the digests
+/// are equal there: byte-identical replicas.
+pub async fn assert_equal_digests(admin: &Api, bases: &[String], timeout: Duration) {
+    eventually(timeout, "digests at one applied index", || async {
+        let mut seen = Vec::new();
+        for base in bases {
+            seen.push(digest(admin, base).await?);
+        }
+        if seen.windows(2).all(|w| w[0].0 == w[1].0) {
+            assert!(
+                seen.windows(2).all(|w| w[0].1 == w[1].1),
+                "replicas differ at one index: {seen:?}"
+            );
+            return Some(());
+        }
+        None
+    })
+    .await;
+}
+
+/// The ids of every post of `channel` on the node `api` talks to, newest first, or None when
+/// the node does not answer. Pages shift while posts are applied: check for repeats only once
+/// nothing is being written.
+pub async fn list_post_ids(api: &Api, channel: &str) -> Option<Vec<String>> {
+    let mut listed = Vec::new();
+    for page in 0.. {
+        let answer = api
+            .try_call_with(
+                "GET",
+                &format!("/channels/{channel}/posts?page={page}&per_page=200"),
+                None,
+                &[],
+                Some(Duration::from_secs(10)),
+            )
+            .await
+            .ok()?;
+        let order = answer.body["order"].as_array()?;
+        if order.is_empty() {
+            break;
+        }
+        listed.extend(order.iter().filter_map(|id| id.as_str().map(String::from)));
+    }
+    Some(listed)
 }
 
 /// A logged-in (or anonymous) API client bound to one node.
