@@ -339,7 +339,13 @@ async fn id_loaded_pushes_and_the_ack_that_loads_them() {
     let base = node.api.clone();
     let (alice, bob, carol, _team, _public, private) = team_fixture(&base).await;
     attach(&bob, "apple_rn-v2:bob").await;
-    let (post_id, index) = post(&alice, &private, "@bob the secret plan", "").await;
+    let (post_id, index) = post(
+        &alice,
+        &private,
+        "@bob the **secret** [plan](https://x.example)",
+        "",
+    )
+    .await;
     settled(&base, index).await;
     let pushes = proxy.pushes();
     assert_eq!(pushes.len(), 1);
@@ -361,6 +367,7 @@ async fn id_loaded_pushes_and_the_ack_that_loads_them() {
         .call("POST", "/notifications/ack", Some(ack.clone()))
         .await;
     assert_eq!(full.status, StatusCode::OK, "{}", full.body);
+    // The full text, its Markdown stripped as Mattermost's push text is.
     assert_eq!(full.body["message"], "alice: @bob the secret plan");
     assert_eq!(full.body["sender_name"], "alice");
     assert_eq!(full.body["channel_name"], "Priv");

@@ -54,6 +54,7 @@
 pub mod dispatcher;
 pub mod email;
 pub mod payload;
+pub mod plain;
 pub mod plan;
 pub mod proxy;
 pub mod rules;

@@ -156,13 +156,22 @@ pub fn message(contents: Contents, server_id: &str, facts: &MessageFacts) -> Pus
     }
 }
 
-/// `getPushNotificationMessage` (markdown is sent as written).
+/// `getPushNotificationMessage`: in `full` mode the message with its Markdown stripped and its
+/// attachments' fallbacks (`plain::push_text`); a post of files alone "attached a file".
 fn text(contents: Contents, post: &Post, sender: &str, dm: bool, why: Send) -> String {
     if contents == Contents::Full {
-        if dm && !why.crt_reply {
-            return post.message.clone();
+        let body = super::plain::push_text(&post.message, &post.props);
+        if body.is_empty() && !post.file_ids.is_empty() {
+            return if dm {
+                "attached a file.".into()
+            } else {
+                format!("{sender} attached a file.")
+            };
         }
-        return format!("{sender}: {}", post.message);
+        if dm && !why.crt_reply {
+            return body;
+        }
+        return format!("{sender}: {body}");
     }
     if dm {
         if why.crt_reply {
