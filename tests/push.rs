@@ -577,3 +577,42 @@ async fn exactly_once_across_a_leader_crash() {
     })
     .await;
 }
+
+/// Marking a post unread changes the badge without a new post: the user's devices get an
+/// `update_badge` push with the new count, silently, as Mattermost sends after set-unread.
+#[tokio::test(flavor = "multi_thread")]
+async fn marking_a_post_unread_updates_the_badge() {
+    let proxy = PushProxy::start().await;
+    let (_dir, node) = push_node(&proxy, &[]).await;
+    let base = node.api.clone();
+    let (alice, bob, _carol, _team, public, _private) = team_fixture(&base).await;
+    attach(&bob, "android_rn-v2:bob").await;
+    let (post_id, index) = post(&alice, &public, "@bob one", "").await;
+    settled(&base, index).await;
+    let view = json!({"channel_id": public, "collapsed_threads_supported": false});
+    let viewed = bob
+        .call("POST", "/channels/members/me/view", Some(view))
+        .await;
+    assert!(viewed.status.is_success(), "{}", viewed.body);
+    let set_unread = bob
+        .call(
+            "POST",
+            &format!("/users/{}/posts/{post_id}/set_unread", bob.user_id),
+            Some(json!({})),
+        )
+        .await;
+    assert!(set_unread.status.is_success(), "{}", set_unread.body);
+    settled(&base, applied_index(&set_unread)).await;
+    let kinds: Vec<Value> = proxy.pushes().iter().map(|p| p["type"].clone()).collect();
+    assert_eq!(
+        kinds,
+        vec![json!("message"), json!("clear"), json!("update_badge")],
+        "{:?}",
+        proxy.pushes()
+    );
+    let badge = &proxy.pushes()[2];
+    assert_eq!(badge["badge"], 1, "the mention is unread again: {badge}");
+    assert_eq!(badge["sound"], "none");
+    assert_eq!(badge["cont_ava"], 1);
+    assert_eq!(badge["device_id"], "bob");
+}

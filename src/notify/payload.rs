@@ -207,6 +207,21 @@ pub fn clear(server_id: &str, channel: Id, root: Id, badge: u64, crt: bool) -> P
     }
 }
 
+/// An `update_badge` push: the user's unread count changed without a new post (a post marked
+/// unread), so their devices show the new badge, silently.
+pub fn update_badge(server_id: &str, badge: u64) -> PushNotification {
+    PushNotification {
+        ack_id: new_ack_id(),
+        server_id: server_id.to_string(),
+        kind: "update_badge".into(),
+        version: "v2".into(),
+        sound: "none".into(),
+        cont_ava: 1,
+        badge: badge as i64,
+        ..PushNotification::default()
+    }
+}
+
 /// Addresses a push to one session's device, with its own ack id.
 pub fn for_device(mut push: PushNotification, device_id: &str) -> PushNotification {
     push.ack_id = new_ack_id();

@@ -78,6 +78,19 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
                 emails: Vec::new(),
             })
         }
+        OutboxEntry::UpdateBadge { user_id } => {
+            let sessions = device_sessions(reader, *user_id, cx.now)?;
+            if sessions.is_empty() || !cx.push {
+                return Ok(Planned::default());
+            }
+            let crt = crt_enabled(reader, *user_id)?;
+            let badge = reader.mention_badge(*user_id, crt)?;
+            let push = payload::update_badge(cx.server_id, badge);
+            Ok(Planned {
+                pushes: to_devices(*user_id, &sessions, &push),
+                emails: Vec::new(),
+            })
+        }
         OutboxEntry::Post {
             post_id,
             channel_id,

@@ -741,6 +741,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 id2(channel.id, *user_id),
                 &member,
             )?;
+            notify::record(txn, &OutboxEntry::UpdateBadge { user_id: *user_id })?;
             Ok(Outcome::PostMarkedUnread {
                 channel,
                 member,

@@ -69,6 +69,8 @@ pub enum OutboxEntry {
         channel_id: Id,
         root_id: Id,
     },
+    /// A user marked a post unread: their devices show the new badge (`update_badge`).
+    UpdateBadge { user_id: Id },
 }
 
 /// Records an outbox entry for the command being applied (one per command at most).
