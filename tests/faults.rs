@@ -32,8 +32,8 @@ mod common;
 
 use common::links::Links;
 use common::{
-    assert_equal_digests, eventually, free_port, initial_members, inner, slow_fsync, team_with,
-    Api, Node, Socket,
+    assert_equal_digests, eventually, free_port, initial_members, inner, list_posts, slow_fsync,
+    team_with, Api, Node, Socket,
 };
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -771,38 +771,16 @@ struct Row {
 /// Every post of `channel` on `node`, oldest first (the channel's order there).
 async fn channel_order(api: &Api, channel: &str) -> Option<Vec<Row>> {
     let mut order = Vec::new();
-    for page in 0.. {
-        let answer = api
-            .try_call_with(
-                "GET",
-                &format!("/channels/{channel}/posts?page={page}&per_page=200"),
-                None,
-                &[],
-                Some(Duration::from_secs(10)),
-            )
-            .await
-            .ok()?;
-        if !answer.status.is_success() {
-            return None;
-        }
-        let ids = answer.body["order"].as_array()?.clone();
-        if ids.is_empty() {
-            break;
-        }
-        for id in ids {
-            let id = id.as_str()?.to_string();
-            let post = &answer.body["posts"][&id];
-            order.push(Row {
-                message: post["message"].as_str()?.to_string(),
-                create_at: post["create_at"].as_i64()?,
-                root_id: post["root_id"].as_str()?.to_string(),
-                user_id: post["user_id"].as_str()?.to_string(),
-                post_type: post["type"].as_str().unwrap_or_default().to_string(),
-                id,
-            });
-        }
+    for post in list_posts(api, channel).await?.into_iter().rev() {
+        order.push(Row {
+            id: post["id"].as_str()?.to_string(),
+            message: post["message"].as_str()?.to_string(),
+            create_at: post["create_at"].as_i64()?,
+            root_id: post["root_id"].as_str()?.to_string(),
+            user_id: post["user_id"].as_str()?.to_string(),
+            post_type: post["type"].as_str().unwrap_or_default().to_string(),
+        });
     }
-    order.reverse();
     Some(order)
 }
 

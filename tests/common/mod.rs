@@ -346,10 +346,10 @@ pub async fn assert_equal_digests(admin: &Api, bases: &[String], timeout: Durati
     .await;
 }
 
-/// The ids of every post of `channel` on the node `api` talks to, newest first, or None when
-/// the node does not answer. Pages shift while posts are applied: check for repeats only once
-/// nothing is being written.
-pub async fn list_post_ids(api: &Api, channel: &str) -> Option<Vec<String>> {
+/// Every post of `channel` on the node `api` talks to, newest first, or None when the node
+/// does not answer. Pages shift while posts are applied: check for repeats only once nothing
+/// is being written.
+pub async fn list_posts(api: &Api, channel: &str) -> Option<Vec<Value>> {
     let mut listed = Vec::new();
     for page in 0.. {
         let answer = api
@@ -362,13 +362,27 @@ pub async fn list_post_ids(api: &Api, channel: &str) -> Option<Vec<String>> {
             )
             .await
             .ok()?;
+        if !answer.status.is_success() {
+            return None;
+        }
         let order = answer.body["order"].as_array()?;
         if order.is_empty() {
             break;
         }
-        listed.extend(order.iter().filter_map(|id| id.as_str().map(String::from)));
+        for id in order {
+            listed.push(answer.body["posts"][id.as_str()?].clone());
+        }
     }
     Some(listed)
+}
+
+/// The ids of [`list_posts`].
+pub async fn list_post_ids(api: &Api, channel: &str) -> Option<Vec<String>> {
+    let posts = list_posts(api, channel).await?;
+    posts
+        .iter()
+        .map(|post| post["id"].as_str().map(String::from))
+        .collect()
 }
 
 /// A logged-in (or anonymous) API client bound to one node.
