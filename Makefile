@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/confab-target
 CARGO ?= cargo
 
-.PHONY: run test build prereqs web chromium fmt clippy bench load check chaos client-tests client-tests-run client-tests-js client-tests-python client-tests-browser bench-web test-venv
+.PHONY: run test build prereqs web chromium fmt clippy bench load check chaos client-tests client-tests-run client-tests-js client-tests-python client-tests-browser bench-web test-venv fuzz
 
 prereqs:
 	@if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then \
@@ -96,3 +96,13 @@ ARGS ?= --help
 load: prereqs web
 	$(CARGO) test --release --workspace --no-run
 	$(CARGO_TARGET_DIR)/release/confab-load $(ARGS)
+
+# Coverage-guided fuzzing (fuzz/, cargo-fuzz + libFuzzer on the nightly toolchain, its own
+# target dir fuzz/target), e.g. make fuzz TARGET=command SECONDS=600. Targets: log_entry,
+# command, snapshot_stream, raft_wire. New inputs land in fuzz/corpus/$(TARGET), crashes in
+# fuzz/artifacts/$(TARGET); `make test` replays fuzz/corpus and fuzz/regressions.
+TARGET ?= command
+SECONDS ?= 600
+fuzz: prereqs
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && unset CARGO_TARGET_DIR && $(CARGO) +nightly fuzz run -O $(TARGET) -- -max_total_time=$(SECONDS)

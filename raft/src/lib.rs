@@ -20,6 +20,7 @@ mod codec;
 mod config;
 mod core;
 mod error;
+pub mod fuzzing;
 mod hub;
 mod log_store;
 mod messages;

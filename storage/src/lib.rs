@@ -88,6 +88,7 @@ pub mod emoji;
 mod engine;
 mod error;
 pub mod files;
+pub mod fuzzing;
 mod id;
 pub mod images;
 pub mod integrations;

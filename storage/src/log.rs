@@ -28,14 +28,14 @@ fn entry_crc(index: u64, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-fn encode_entry(index: u64, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_entry(index: u64, payload: &[u8]) -> Vec<u8> {
     let mut value = Vec::with_capacity(4 + payload.len());
     value.extend_from_slice(&entry_crc(index, payload).to_be_bytes());
     value.extend_from_slice(payload);
     value
 }
 
-fn decode_entry(index: u64, value: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn decode_entry(index: u64, value: &[u8]) -> Result<Vec<u8>> {
     if value.len() < 4 {
         return Err(StorageError::Corrupt(format!(
             "log entry {index} is truncated"

@@ -301,7 +301,7 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
-fn decode_entries(mut body: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn decode_entries(mut body: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut entries = Vec::new();
     let take = |body: &mut &[u8]| -> Result<Vec<u8>> {
         if body.len() < 4 {

@@ -1,0 +1,57 @@
+//! The `raft_wire` fuzz corpus (`fuzz/corpus/raft_wire/`, `fuzz/regressions/raft_wire/`)
+//! replayed through the same `confab_raft::fuzzing` entry point as the fuzz target, on the
+//! stable toolchain, so `make test` keeps every seed and every past finding passing.
+//!
+//! `write_seed_corpus` (ignored) writes the seeds from real encodings:
+//! `cargo test --release -p confab-raft --test fuzz_corpus -- --ignored`.
+
+use confab_raft::fuzzing;
+use std::path::{Path, PathBuf};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+#[test]
+fn raft_wire_corpus() {
+    let mut files = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join("raft_wire")) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("corpus entry").path();
+            if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty(), "no raft_wire corpus");
+    files.sort();
+    let mut failed = Vec::new();
+    for path in &files {
+        let bytes = std::fs::read(path).expect("read corpus file");
+        if std::panic::catch_unwind(|| fuzzing::raft_wire(&bytes)).is_err() {
+            failed.push(path.display().to_string());
+        }
+    }
+    assert!(failed.is_empty(), "raft_wire: panicked on {failed:?}");
+}
+
+#[test]
+fn seeds_decode() {
+    for (name, bytes) in fuzzing::raft_wire_seeds() {
+        fuzzing::raft_wire(&bytes);
+        assert!(bytes.len() > 1, "{name}");
+    }
+}
+
+#[test]
+#[ignore = "writes the seed corpus into fuzz/corpus"]
+fn write_seed_corpus() {
+    let dir = fuzz_dir().join("corpus").join("raft_wire");
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    for (name, bytes) in fuzzing::raft_wire_seeds() {
+        std::fs::write(dir.join(name), bytes).expect("write seed");
+    }
+}
