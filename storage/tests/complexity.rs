@@ -2,27 +2,13 @@
 
 mod common;
 
-use common::{create_channel, create_team, create_user, id, post, TestDb};
-use confab_storage::{ChannelType, Command, Outcome};
+use common::{id, post, TestDb};
+use confab_storage::{Command, Outcome};
 
 /// A team with users 1 (author) and 2 (reader) in channel 200, and `threads` threads, each a
 /// root by user 2 with `replies` replies by user 1 — all unread for user 2, who follows them.
 fn channel_with_threads(threads: u64, replies: u64) -> TestDb {
-    let mut db = TestDb::new();
-    db.ok(create_user(1, "alice", 1));
-    db.ok(create_user(2, "bob", 1));
-    db.ok(create_team(100, "team", 1, 2));
-    db.ok(Command::AddTeamMember {
-        team_id: id(100),
-        user_id: id(2),
-        at: 3,
-    });
-    db.ok(create_channel(200, 100, "big", ChannelType::Open, 1, 4));
-    db.ok(Command::AddChannelMember {
-        channel_id: id(200),
-        user_id: id(2),
-        at: 5,
-    });
+    let mut db = TestDb::two_users_in_a_channel("big");
     let mut n = 1_000;
     let mut at = 10;
     for _ in 0..threads {

@@ -354,21 +354,7 @@ fn write_seed_corpus() {
     empty.extend_from_slice(&log_value(u64::MAX, &[]));
     write("log_entry", "empty_payload", &empty);
 
-    let mut db = TestDb::new();
-    db.ok(create_user(1, "alice", 1));
-    db.ok(create_user(2, "bob", 1));
-    db.ok(create_team(100, "team", 1, 2));
-    db.ok(Command::AddTeamMember {
-        team_id: id(100),
-        user_id: id(2),
-        at: 3,
-    });
-    db.ok(create_channel(200, 100, "general", ChannelType::Open, 1, 4));
-    db.ok(Command::AddChannelMember {
-        channel_id: id(200),
-        user_id: id(2),
-        at: 5,
-    });
+    let mut db = TestDb::two_users_in_a_channel("general");
     for n in 0..5 {
         let root = (n > 0).then_some(1000);
         db.ok(post(

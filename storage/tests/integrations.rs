@@ -15,16 +15,7 @@ use confab_storage::{ChannelType, Command, Id, Outcome};
 const TOWN: u64 = 101;
 
 fn setup() -> TestDb {
-    let mut db = TestDb::new();
-    db.ok(create_user(1, "alice", 1));
-    db.ok(create_user(2, "bob", 1));
-    db.ok(create_team(100, "team", 1, 2));
-    db.ok(Command::AddTeamMember {
-        team_id: id(100),
-        user_id: id(2),
-        at: 3,
-    });
-    db
+    TestDb::two_users_in_a_team()
 }
 
 fn hook(n: u64, channel: Option<u64>, words: &[&str]) -> OutgoingHook {

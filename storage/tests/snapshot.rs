@@ -3,26 +3,12 @@
 
 mod common;
 
-use common::{create_channel, create_team, create_user, id, post, TestDb};
-use confab_storage::{verify_snapshot, ChannelType, Command, Engine};
+use common::{id, post, TestDb};
+use confab_storage::{verify_snapshot, Command, Engine};
 use std::io::{Cursor, Seek, SeekFrom, Write};
 
 fn populated(posts: u64) -> TestDb {
-    let mut db = TestDb::new();
-    db.ok(create_user(1, "alice", 1));
-    db.ok(create_user(2, "bob", 1));
-    db.ok(create_team(100, "team", 1, 2));
-    db.ok(Command::AddTeamMember {
-        team_id: id(100),
-        user_id: id(2),
-        at: 3,
-    });
-    db.ok(create_channel(200, 100, "general", ChannelType::Open, 1, 4));
-    db.ok(Command::AddChannelMember {
-        channel_id: id(200),
-        user_id: id(2),
-        at: 5,
-    });
+    let mut db = TestDb::two_users_in_a_channel("general");
     let mut batch = Vec::new();
     for n in 0..posts {
         let root = if n % 4 == 0 {

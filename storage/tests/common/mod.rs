@@ -33,6 +33,33 @@ impl TestDb {
         self.engine.apply(index, &command).expect("engine failure")
     }
 
+    /// Users 1 (alice, who creates team 100) and 2 (bob), both members of team 100.
+    pub fn two_users_in_a_team() -> TestDb {
+        let mut db = TestDb::new();
+        db.ok(create_user(1, "alice", 1));
+        db.ok(create_user(2, "bob", 1));
+        db.ok(create_team(100, "team", 1, 2));
+        db.ok(Command::AddTeamMember {
+            team_id: id(100),
+            user_id: id(2),
+            at: 3,
+        });
+        db
+    }
+
+    /// [`TestDb::two_users_in_a_team`] with open channel 200 (`name`, made by alice) that
+    /// bob joined too.
+    pub fn two_users_in_a_channel(name: &str) -> TestDb {
+        let mut db = TestDb::two_users_in_a_team();
+        db.ok(create_channel(200, 100, name, ChannelType::Open, 1, 4));
+        db.ok(Command::AddChannelMember {
+            channel_id: id(200),
+            user_id: id(2),
+            at: 5,
+        });
+        db
+    }
+
     /// Applies a command that must succeed.
     pub fn ok(&mut self, command: Command) -> Outcome {
         let applied = self.apply(command.clone());
