@@ -532,6 +532,20 @@ async fn run(seed: u64, seconds: u64, n: usize) {
     let history = std::mem::take(&mut *history.lock());
     check(&admin, &bases, &channel, &history).await;
     check_counters(&listener, &team, &bases, &channel).await;
+    // The faults were real: every node talked to every other through its link's proxy (a
+    // node that ignored --raft-dial would bypass it), and a cut dropped bytes.
+    let (passed, dropped, idle) = cluster.links.totals();
+    assert!(idle.is_empty(), "links no node talked through: {idle:?}");
+    let cuts = steps.iter().any(|s| {
+        matches!(
+            s.fault,
+            Fault::Isolate(_) | Fault::IsolateLeader | Fault::Split(_) | Fault::OneWay(..)
+        )
+    });
+    assert!(
+        !cuts || dropped > 0,
+        "partitions dropped nothing ({passed} bytes passed)"
+    );
     let mut kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     kinds.sort();
     eprintln!(

@@ -13,6 +13,8 @@
 //! their clients, as in the classic split where a cut-off leader still accepts requests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,8 +37,18 @@ pub struct Links {
     states: HashMap<(usize, usize), watch::Sender<LinkState>>,
     /// `(from, to)` → the proxy's address, which node `from` dials for node `to`.
     addrs: HashMap<(usize, usize), String>,
+    /// `(from, to)` → bytes the link passed on and bytes it dropped (both directions).
+    counts: HashMap<(usize, usize), Arc<Counts>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     n: usize,
+}
+
+/// Bytes through one link, so a test can tell the nodes really talked through it and a
+/// partition really cut something.
+#[derive(Default)]
+pub struct Counts {
+    pub passed: AtomicU64,
+    pub dropped: AtomicU64,
 }
 
 impl Links {
@@ -47,6 +59,7 @@ impl Links {
         let mut links = Links {
             states: HashMap::new(),
             addrs: HashMap::new(),
+            counts: HashMap::new(),
             tasks: Vec::new(),
             n,
         };
@@ -58,9 +71,14 @@ impl Links {
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
                 let addr = listener.local_addr().expect("proxy address").to_string();
                 let (state, watching) = watch::channel(LinkState::default());
-                links
-                    .tasks
-                    .push(tokio::spawn(serve(listener, target.clone(), watching)));
+                let counts = Arc::new(Counts::default());
+                links.tasks.push(tokio::spawn(serve(
+                    listener,
+                    target.clone(),
+                    watching,
+                    counts.clone(),
+                )));
+                links.counts.insert((from, to), counts);
                 links.states.insert((from, to), state);
                 links.addrs.insert((from, to), addr);
             }
@@ -75,6 +93,22 @@ impl Links {
             .map(|to| format!("{}={}", raft_addrs[to], self.addrs[&(from, to)]))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Bytes passed on and dropped by every link together, and the links that passed nothing.
+    pub fn totals(&self) -> (u64, u64, Vec<(usize, usize)>) {
+        let mut idle: Vec<(usize, usize)> = Vec::new();
+        let (mut passed, mut dropped) = (0, 0);
+        for (link, counts) in &self.counts {
+            let through = counts.passed.load(Ordering::Relaxed);
+            if through == 0 {
+                idle.push(*link);
+            }
+            passed += through;
+            dropped += counts.dropped.load(Ordering::Relaxed);
+        }
+        idle.sort();
+        (passed, dropped, idle)
     }
 
     fn update(&self, from: usize, to: usize, change: impl FnOnce(&mut LinkState)) {
@@ -127,7 +161,12 @@ impl Drop for Links {
     }
 }
 
-async fn serve(listener: TcpListener, target: String, state: watch::Receiver<LinkState>) {
+async fn serve(
+    listener: TcpListener,
+    target: String,
+    state: watch::Receiver<LinkState>,
+    counts: Arc<Counts>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
@@ -135,6 +174,7 @@ async fn serve(listener: TcpListener, target: String, state: watch::Receiver<Lin
         };
         let target = target.clone();
         let state = state.clone();
+        let counts = counts.clone();
         connections.spawn(async move {
             // The listening node is down: the dialler sees the connection close, as it would
             // see a refused connect.
@@ -147,8 +187,8 @@ async fn serve(listener: TcpListener, target: String, state: watch::Receiver<Lin
             let (out_read, out_write) = outbound.into_split();
             // Whichever direction ends first ends the connection (both sockets dropped).
             tokio::select! {
-                _ = pump(in_read, out_write, state.clone(), |s| s.drop_forward) => {}
-                _ = pump(out_read, in_write, state, |s| s.drop_backward) => {}
+                _ = pump(in_read, out_write, state.clone(), &counts, |s| s.drop_forward) => {}
+                _ = pump(out_read, in_write, state, &counts, |s| s.drop_backward) => {}
             }
         });
         // Finished connections are reaped as new ones come.
@@ -162,6 +202,7 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut state: watch::Receiver<LinkState>,
+    counts: &Counts,
     dropped: fn(&LinkState) -> bool,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
@@ -176,6 +217,7 @@ async fn pump(
                 let now = *state.borrow();
                 if broken || dropped(&now) {
                     broken = true;
+                    counts.dropped.fetch_add(n as u64, Ordering::Relaxed);
                     continue;
                 }
                 if !now.delay.is_zero() {
@@ -184,6 +226,7 @@ async fn pump(
                 if to.write_all(&buf[..n]).await.is_err() {
                     return;
                 }
+                counts.passed.fetch_add(n as u64, Ordering::Relaxed);
             }
             changed = state.changed() => {
                 if changed.is_err() {
