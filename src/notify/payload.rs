@@ -79,6 +79,9 @@ pub fn split_device(device_id: &str) -> (String, String) {
 /// Everything a `message` push says about a post, for one recipient.
 pub struct MessageFacts<'a> {
     pub post: &'a Post,
+    /// The post's text as a `full` push shows it ([`super::plain::push_text`]), made once per
+    /// post rather than once per recipient.
+    pub text: &'a str,
     pub channel: &'a Channel,
     pub sender: &'a User,
     pub recipient: Id,
@@ -146,7 +149,7 @@ pub fn message(contents: Contents, server_id: &str, facts: &MessageFacts) -> Pus
         root_id: id_text(post.root_id),
         channel_name,
         sender_id: post.user_id.to_base32(),
-        message: text(contents, post, &sender_name, dm, facts.why),
+        message: text(contents, post, facts.text, &sender_name, dm, facts.why),
         sender_name,
         from_webhook: post_prop(post, "from_webhook"),
         badge: facts.badge as i64,
@@ -157,10 +160,10 @@ pub fn message(contents: Contents, server_id: &str, facts: &MessageFacts) -> Pus
 }
 
 /// `getPushNotificationMessage`: in `full` mode the message with its Markdown stripped and its
-/// attachments' fallbacks (`plain::push_text`); a post of files alone "attached a file".
-fn text(contents: Contents, post: &Post, sender: &str, dm: bool, why: Send) -> String {
+/// attachments' fallbacks (`body`, from `plain::push_text`); a post of files alone "attached a
+/// file".
+fn text(contents: Contents, post: &Post, body: &str, sender: &str, dm: bool, why: Send) -> String {
     if contents == Contents::Full {
-        let body = super::plain::push_text(&post.message, &post.props);
         if body.is_empty() && !post.file_ids.is_empty() {
             return if dm {
                 "attached a file.".into()
@@ -169,7 +172,7 @@ fn text(contents: Contents, post: &Post, sender: &str, dm: bool, why: Send) -> S
             };
         }
         if dm && !why.crt_reply {
-            return body;
+            return body.to_string();
         }
         return format!("{sender}: {body}");
     }

@@ -123,6 +123,7 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
             };
             let mentioned: BTreeSet<Id> = mentioned.iter().copied().collect();
             let followers: BTreeSet<Id> = followers.iter().copied().collect();
+            let text = payload_text(cx, &post);
             let mut planned = Planned::default();
             let group = matches!(
                 channel.channel_type,
@@ -178,7 +179,7 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
                     continue;
                 };
                 let badge = reader.mention_badge(user.id, crt)?;
-                let push = message_for(cx, &post, &channel, &sender, &user, why, crt, badge);
+                let push = message_for(cx, &post, &text, &channel, &sender, &user, why, crt, badge);
                 planned.pushes.extend(to_devices(user.id, &sessions, &push));
             }
             Ok(planned)
@@ -186,10 +187,20 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
     }
 }
 
+/// The post's `full` push text, once per post (other contents modes do not show it).
+fn payload_text(cx: &Context, post: &confab_storage::Post) -> String {
+    if cx.settings.contents == Contents::Full {
+        super::plain::push_text(&post.message, &post.props)
+    } else {
+        String::new()
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn message_for(
     cx: &Context,
     post: &confab_storage::Post,
+    text: &str,
     channel: &confab_storage::Channel,
     sender: &User,
     recipient: &User,
@@ -202,6 +213,7 @@ fn message_for(
         cx.server_id,
         &MessageFacts {
             post,
+            text,
             channel,
             sender,
             recipient: recipient.id,
@@ -229,11 +241,13 @@ pub fn full_for_ack(
     };
     let crt = crt_enabled(reader, user)?;
     let badge = reader.mention_badge(user, crt)?;
+    let text = super::plain::push_text(&post.message, &post.props);
     Ok(Some(payload::message(
         Contents::Full,
         server_id,
         &MessageFacts {
             post: &post,
+            text: &text,
             channel: &channel,
             sender: &sender,
             recipient: user,
