@@ -123,13 +123,16 @@ impl FanoutOpts {
     }
 }
 
-/// Where posts go: confab's REST API or the bare broadcaster.
+/// Where posts go: confab's REST API, an incoming webhook of confab, or the bare broadcaster.
 pub enum Poster {
     Confab {
         api: Api,
         nodes: Vec<String>,
         population: Arc<Population>,
     },
+    /// `POST /hooks/{id}` (`hooks` mode): the channel and author are the hook's; the text is
+    /// numbered by the sender, which keeps what was answered for the post count afterwards.
+    Hook(crate::hooks::HookSender),
     Baseline {
         client: reqwest::Client,
         addr: String,
@@ -171,6 +174,7 @@ impl Poster {
                 .map(|answer| answer["id"].as_str().map(str::to_string))
                 .map_err(|e| e.to_string())
             }
+            Poster::Hook(sender) => sender.send(poster, &message).await.map(|()| None),
             Poster::Baseline { client, addr } => {
                 let body = json!({"channel": channel, "message": message, "user": poster});
                 match client

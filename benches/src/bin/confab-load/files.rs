@@ -642,7 +642,7 @@ impl Posting {
     }
 }
 
-fn loadavg_1m() -> f64 {
+pub fn loadavg_1m() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
@@ -654,7 +654,11 @@ async fn settle(opts: &FilesOpts) {
 }
 
 /// Each node's Raft id and the leader's id (asking every node; retried while there is none).
-async fn cluster_ids(api: &Api, addrs: &[String], admin: &str) -> anyhow::Result<(Vec<u64>, u64)> {
+pub async fn cluster_ids(
+    api: &Api,
+    addrs: &[String],
+    admin: &str,
+) -> anyhow::Result<(Vec<u64>, u64)> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut ids = Vec::new();

@@ -10,6 +10,7 @@ mod baseline;
 mod cluster;
 mod fanout;
 mod files;
+mod hooks;
 mod mix;
 mod mix_run;
 mod mix_totals;
@@ -21,6 +22,7 @@ mod proto;
 mod push;
 mod report;
 mod scrape;
+mod slowhook;
 mod worker;
 mod writes;
 mod wsclient;
@@ -31,6 +33,7 @@ use clap::{Args, Parser, Subcommand};
 use fanout::FanoutOpts;
 use files::FilesOpts;
 use hdrhistogram::Histogram;
+use hooks::HooksOpts;
 use mix_run::MixOpts;
 use presence::PresenceOpts;
 use proto::Target;
@@ -121,6 +124,14 @@ enum Mode {
         common: Common,
         #[command(flatten)]
         opts: FilesOpts,
+    },
+    /// Webhooks (issue 19): incoming-webhook posts/s through the followers, and fan-out with
+    /// and without an outgoing webhook whose endpoint answers after 5 s.
+    Hooks {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        opts: HooksOpts,
     },
     /// Presence gossip between nodes: bytes/s, messages/s and CPU with N sockets held, at
     /// steady state and during a mass reconnect.
@@ -525,6 +536,56 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
             let (report, series) =
                 files::run(&opts, servers, restart, population, &common.profile).await?;
             output(&common, &report, &series, &[])
+        }
+        Mode::Hooks { mut common, opts } => {
+            let nodes = *common.nodes.get_or_insert(3);
+            // A data dir of its own: the incoming runs leave tens of thousands of posts.
+            if common.data_dir.is_none() {
+                let home = std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(std::env::temp_dir);
+                common.data_dir = Some(
+                    home.join(".cache/confab-load")
+                        .join(format!("hooks-{nodes}-nodes")),
+                );
+            }
+            // The slow endpoint first: the nodes are told to allow its address.
+            let slow = slowhook::start(
+                opts.slow_listen,
+                std::time::Duration::from_millis(opts.slow_ms),
+            )
+            .await?;
+            eprintln!(
+                "slow outgoing-webhook endpoint on {} (answers after {} ms)",
+                slow.addr, opts.slow_ms
+            );
+            if !common.servers.is_empty() {
+                eprintln!(
+                    "--servers: the nodes must allow {} (--allowed-untrusted-internal-connections) and reach http://{}",
+                    slow.addr.ip(),
+                    slow.addr
+                );
+            }
+            let (servers, data_dir) = confab_servers(&common, &opts.node_flags(slow.addr)).await?;
+            let api = api::Api::new(None)?;
+            let population = Arc::new(
+                population::ensure(
+                    &api,
+                    &servers.addrs(),
+                    &data_dir,
+                    opts.layout(),
+                    common.setup_concurrency,
+                )
+                .await?,
+            );
+            let (report, series) =
+                hooks::run(&opts, &servers, population, &slow, &common.profile).await?;
+            output(
+                &common,
+                &report,
+                &series,
+                &[("goal p99".into(), opts.p99_goal_ms)],
+            )
         }
         Mode::Mix {
             mut common,

@@ -144,6 +144,88 @@ pub fn memory_reading(label: &str, procs: &[(String, u32)]) -> MemoryReading {
     }
 }
 
+/// (busy, all) CPU ticks of the whole machine so far, summed over its CPUs: the `cpu` line of
+/// `/proc/stat`; busy is everything but `idle` and `iowait`.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return None;
+    }
+    let all: u64 = v.iter().sum();
+    Some((all - v[3] - v[4], all))
+}
+
+/// This process's CPU ticks, with those of the children it has waited for (utime + stime +
+/// cutime + cstime): the tool and its finished worker processes.
+pub fn own_ticks_with_children() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let v: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    (v.len() == 4).then(|| v.iter().sum())
+}
+
+/// The machine's CPU over a window, split into the servers under test, this tool (with the
+/// workers it has reaped) and everything else (other people's compiles and tests): what says
+/// whether a window's latencies were measured on a quiet machine.
+pub struct CpuShare {
+    machine: Option<(u64, u64)>,
+    own: Option<u64>,
+    servers: Watch,
+    at: Instant,
+}
+
+/// [`CpuShare`]'s figures, % of one core (200 = two cores busy).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuShares {
+    pub machine: f64,
+    pub servers: f64,
+    pub tool: f64,
+    pub other: f64,
+}
+
+impl CpuShare {
+    pub fn start(servers: &[(String, u32)]) -> CpuShare {
+        CpuShare {
+            machine: machine_ticks(),
+            own: own_ticks_with_children(),
+            servers: Watch::start(servers),
+            at: Instant::now(),
+        }
+    }
+
+    pub fn finish(&self) -> CpuShares {
+        let secs = self.at.elapsed().as_secs_f64().max(1e-9);
+        let pct = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / secs * 100.0;
+        let machine = match (self.machine, machine_ticks()) {
+            (Some((b0, _)), Some((b1, _))) => pct(b1.saturating_sub(b0)),
+            _ => 0.0,
+        };
+        let tool = match (self.own, own_ticks_with_children()) {
+            (Some(a), Some(b)) => pct(b.saturating_sub(a)),
+            _ => 0.0,
+        };
+        let servers: f64 = self.servers.usage().iter().map(|u| u.cpu_percent).sum();
+        CpuShares {
+            machine,
+            servers,
+            tool,
+            other: (machine - servers - tool).max(0.0),
+        }
+    }
+}
+
 /// The machine the run happened on, so reports from different hosts aren't compared blindly.
 pub fn machine() -> Machine {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
@@ -183,6 +265,18 @@ mod tests {
         assert!(s.rss_bytes > 0);
         let m = machine();
         assert!(m.cores >= 1 && m.memory_bytes > 0 && !m.kernel.is_empty());
+    }
+
+    #[test]
+    fn machine_and_own_ticks() {
+        let (busy, all) = machine_ticks().expect("/proc/stat");
+        assert!(busy <= all && all > 0);
+        assert!(own_ticks_with_children().is_some());
+        let share = CpuShare::start(&[("me".to_string(), std::process::id())]);
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(50) {}
+        let s = share.finish();
+        assert!(s.machine >= 0.0 && s.other >= 0.0 && s.servers >= 0.0);
     }
 
     #[test]
