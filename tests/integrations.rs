@@ -4,7 +4,8 @@
 //! through a follower), slash commands answered by a server started here (the fields sent, the
 //! reply in the channel, an ephemeral answer to the caller only, the response_url, the
 //! built-ins), outgoing webhooks (exactly one call per trigger from 3 nodes, a retry after a
-//! failure, the reply in the thread), refusals in Mattermost's shape, and the SSRF guard.
+//! failure, the reply in the thread, a slow endpoint holding back only its own calls and a new
+//! leader repeating only the calls in flight), refusals in Mattermost's shape, and the SSRF guard.
 
 mod common;
 
@@ -1182,6 +1183,119 @@ async fn outgoing_webhooks_fire_once_per_trigger_from_three_nodes() {
         5,
         "a hook-made post triggered nothing"
     );
+}
+
+/// Texts of the requests a receiver got, each with how often it came.
+fn texts_of(receiver: &HookReceiver) -> std::collections::BTreeMap<String, usize> {
+    let mut texts = std::collections::BTreeMap::new();
+    for request in receiver.requests() {
+        *texts.entry(request.field("text")).or_default() += 1;
+    }
+    texts
+}
+
+#[tokio::test]
+async fn a_slow_outgoing_webhook_holds_back_only_its_own_calls_and_a_new_leader_repeats_only_those()
+{
+    let (_dir, mut nodes) =
+        three_nodes_with(&["--allowed-untrusted-internal-connections", "127.0.0.1"]).await;
+    let bases: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
+    let (alice, _bob, _carol, team, public, _private) = team_fixture(&bases[0]).await;
+    let other = alice
+        .ok(
+            "POST",
+            "/channels",
+            Some(json!({"team_id": team, "name": "quick", "display_name": "Quick", "type": "O"})),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_string();
+    // One hook per channel, no trigger words: every post there calls it. The slow endpoint
+    // answers nothing until the test releases it.
+    let (slow, fast) = (HookReceiver::start().await, HookReceiver::start().await);
+    slow.hold();
+    for (channel, receiver) in [(&public, &slow), (&other, &fast)] {
+        alice
+            .ok(
+                "POST",
+                "/hooks/outgoing",
+                Some(json!({"team_id": team, "channel_id": channel, "callback_urls": [format!("{}/hook", receiver.url)]})),
+            )
+            .await;
+    }
+    let status = alice.ok("GET", "/cluster/status", None).await;
+    let leader = status["leader"].as_u64().expect("a leader") as usize - 1;
+    let follower = alice.on(&bases[(leader + 1) % 3]);
+
+    const SLOW_POSTS: usize = 100;
+    for i in 0..SLOW_POSTS {
+        follower
+            .ok(
+                "POST",
+                "/posts",
+                Some(json!({"channel_id": public, "message": format!("slow {i}")})),
+            )
+            .await;
+    }
+    // The slow hook gets its share at once (not one batch at a time), and no more.
+    slow.wait_for(64, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(slow.requests().len(), 64, "calls of one hook in flight");
+    eventually(WAIT, "the rest of the slow hook's calls queued", || async {
+        let m = metrics(&bases[leader]).await;
+        (m.get("confab_outgoing_webhook_queued").copied() == Some((SLOW_POSTS - 64) as f64))
+            .then_some(())
+    })
+    .await;
+
+    // The other hook's calls are not behind the held ones.
+    for i in 0..5 {
+        follower
+            .ok(
+                "POST",
+                "/posts",
+                Some(json!({"channel_id": other, "message": format!("fast {i}")})),
+            )
+            .await;
+    }
+    fast.wait_for(5, WAIT).await;
+    assert_eq!(slow.requests().len(), 64, "the slow calls are still held");
+
+    // The leader dies with the slow calls unanswered. The next leader makes every slow call
+    // again (none finished), and none of the fast ones (they were committed as done).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    nodes[leader].kill();
+    slow.wait_for(64 * 2, Duration::from_secs(60)).await;
+    slow.release();
+    let survivor = &bases[(leader + 1) % 3];
+    eventually(WAIT, "every slow post called", || async {
+        (texts_of(&slow).len() == SLOW_POSTS).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let texts = texts_of(&slow);
+    assert!(
+        texts.values().all(|n| *n <= 2),
+        "a slow call made more than twice: {texts:?}"
+    );
+    assert_eq!(
+        texts.values().filter(|n| **n == 2).count(),
+        64,
+        "only the calls in flight at the leader change were made again"
+    );
+    let fast_texts = texts_of(&fast);
+    assert_eq!(fast_texts.len(), 5);
+    assert!(
+        fast_texts.values().all(|n| *n == 1),
+        "a finished call was made again: {fast_texts:?}"
+    );
+    // Nothing is left in the outbox: the new leader's queue is empty.
+    eventually(WAIT, "the outbox drained", || async {
+        let status = alice.on(survivor).ok("GET", "/cluster/status", None).await;
+        let leader = status["leader"].as_u64()? as usize - 1;
+        let m = metrics(&bases[leader]).await;
+        (m.get("confab_outgoing_webhook_queued").copied() == Some(0.0)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -2,15 +2,19 @@
 //!
 //! Apply records, in a post's own write batch, which outgoing hooks it triggered (the outbox in
 //! `confab_storage::integrations`). Every node runs this task; only the Raft leader works: it
-//! reads the entries after the replicated `hooks_dispatched` mark, calls every callback URL of
-//! every triggered hook concurrently (bounded by [`super::outbound`]), retries transport errors
-//! and 5xx answers with doubling delays up to `outgoing_webhook_attempts` tries, posts the
-//! replies, and then commits ONE `OutgoingHooksDispatched` for the batch.
+//! reads the outbox after the replicated `hooks_dispatched` mark into per-hook queues and starts
+//! each call as soon as its hook has a free slot, like Mattermost's goroutine per call but
+//! bounded: at most [`HOOK_IN_FLIGHT`] calls of one hook and [`DISPATCH_IN_FLIGHT`] in all run at
+//! once. A call tries every callback URL of its hook concurrently (bounded by
+//! [`super::outbound`]), retries transport errors, 429 and 5xx answers with doubling delays up
+//! to `outgoing_webhook_attempts` tries, and posts the replies. Finished calls are committed in
+//! [`Command::HookCallsDone`] as they finish, so a slow endpoint holds back only its own calls.
 //!
 //! Posting never waits for any of this. A call is made once per trigger; only if the leader
-//! dies (or is deposed) between calling and committing its mark does the next leader call that
-//! batch again (at most [`BATCH`] entries per leader change). A slow endpoint delays later
-//! hook calls, never posts, pushes or emails (they have their own outbox).
+//! dies (or is deposed) between calling and committing does the next leader call it again, and
+//! then only the calls that were running or not yet committed. Calls read but not started are
+//! kept in memory up to [`MAX_QUEUED`]; past that the outbox waits on disk, so an endpoint that
+//! is slower than its triggers for long enough to queue that many calls delays the others.
 
 use super::message::{self, Message};
 use super::outbound::Outbound;
@@ -18,14 +22,22 @@ use super::post::{self, Poster};
 use crate::app::App;
 use crate::views;
 use confab_storage::integrations::{HookCall, OutgoingHook};
-use confab_storage::{Channel, Command, Post, Team, User};
+use confab_storage::{Channel, Command, Id, Post, Team, User};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 
 const IDLE: Duration = Duration::from_millis(50);
 const FOLLOWER: Duration = Duration::from_millis(200);
-/// Outbox entries per batch (one mark write each).
-pub const BATCH: usize = 32;
+/// Outbox entries read at a time.
+const READ: usize = 256;
+/// Calls of one hook running at once: a 5 s endpoint then gets up to ≈ 13 calls/s.
+pub const HOOK_IN_FLIGHT: usize = 64;
+/// Calls running at once over all hooks (each holds a task and, per callback URL, a socket).
+pub const DISPATCH_IN_FLIGHT: usize = 256;
+/// Calls read from the outbox and not yet started, at most.
+pub const MAX_QUEUED: usize = 20_000;
 /// First retry delay; it doubles per try.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
@@ -44,6 +56,164 @@ struct Due {
     trigger_word: String,
 }
 
+/// What the leader has read from the outbox and not yet committed as done. Dropping it aborts
+/// the calls still running (leadership lost: the next leader makes them).
+struct Pipeline {
+    /// The last outbox index read.
+    cursor: u64,
+    /// The mark last committed.
+    committed: u64,
+    /// Outbox entries with calls not finished: index → calls left.
+    open: BTreeMap<u64, usize>,
+    /// Calls not started, per hook, oldest first.
+    queued: HashMap<Id, VecDeque<(u64, HookCall)>>,
+    queued_total: usize,
+    /// Calls running per hook.
+    running: HashMap<Id, usize>,
+    /// Which call each running task makes (a task that panicked still finishes its call).
+    tasks: JoinSet<()>,
+    calls: HashMap<tokio::task::Id, (u64, Id)>,
+    /// Calls finished and not yet committed.
+    finished: Vec<(u64, Id)>,
+}
+
+impl Pipeline {
+    fn new(mark: u64) -> Pipeline {
+        Pipeline {
+            cursor: mark,
+            committed: mark,
+            open: BTreeMap::new(),
+            queued: HashMap::new(),
+            queued_total: 0,
+            running: HashMap::new(),
+            tasks: JoinSet::new(),
+            calls: HashMap::new(),
+            finished: Vec::new(),
+        }
+    }
+
+    /// Reads the next outbox entries into the queues (unless [`MAX_QUEUED`] are waiting);
+    /// whether any were read.
+    fn read(&mut self, app: &App) -> Result<bool, confab_storage::StorageError> {
+        if self.queued_total >= MAX_QUEUED {
+            return Ok(false);
+        }
+        let entries = app.engine.reader().hook_calls_after(self.cursor, READ)?;
+        let Some((last, _)) = entries.last() else {
+            return Ok(false);
+        };
+        self.cursor = *last;
+        for (index, calls) in entries {
+            if calls.is_empty() {
+                continue;
+            }
+            self.open.insert(index, calls.len());
+            for call in calls {
+                self.queued
+                    .entry(call.hook_id)
+                    .or_default()
+                    .push_back((index, call));
+                self.queued_total += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Starts queued calls while their hooks and the dispatcher have free slots, one hook
+    /// after another so that no hook's queue starves the others.
+    fn start(&mut self, dispatcher: &Arc<HookDispatcher>) {
+        loop {
+            let mut started = false;
+            let hooks: Vec<Id> = self.queued.keys().copied().collect();
+            for hook_id in hooks {
+                if self.tasks.len() >= DISPATCH_IN_FLIGHT {
+                    return;
+                }
+                let running = self.running.entry(hook_id).or_default();
+                if *running >= HOOK_IN_FLIGHT {
+                    continue;
+                }
+                let Some(queue) = self.queued.get_mut(&hook_id) else {
+                    continue;
+                };
+                let Some((index, call)) = queue.pop_front() else {
+                    continue;
+                };
+                if queue.is_empty() {
+                    self.queued.remove(&hook_id);
+                }
+                *running += 1;
+                self.queued_total -= 1;
+                let this = dispatcher.clone();
+                let task = self.tasks.spawn(async move { this.make(call).await });
+                self.calls.insert(task.id(), (index, hook_id));
+                started = true;
+            }
+            if !started {
+                return;
+            }
+        }
+    }
+
+    /// Notes a finished task's call.
+    fn finish(&mut self, task: tokio::task::Id) {
+        let Some((index, hook_id)) = self.calls.remove(&task) else {
+            return;
+        };
+        if let Some(running) = self.running.get_mut(&hook_id) {
+            *running = running.saturating_sub(1);
+            if *running == 0 {
+                self.running.remove(&hook_id);
+            }
+        }
+        if let Some(left) = self.open.get_mut(&index) {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.open.remove(&index);
+            }
+        }
+        self.finished.push((index, hook_id));
+    }
+
+    /// Waits up to `wait` for a call to finish, then notes every finished one.
+    async fn collect(&mut self, wait: Duration) {
+        if self.tasks.is_empty() {
+            tokio::time::sleep(wait).await;
+            return;
+        }
+        if let Ok(Some(done)) = tokio::time::timeout(wait, self.tasks.join_next_with_id()).await {
+            self.finish(task_id(&done));
+        }
+        while let Some(done) = self.tasks.try_join_next_with_id() {
+            self.finish(task_id(&done));
+        }
+    }
+
+    /// The mark to commit and the command that commits it with what finished, if anything
+    /// did.
+    fn done(&self) -> Option<(u64, Command)> {
+        let through = match self.open.first_key_value() {
+            Some((first, _)) => first.saturating_sub(1),
+            None => self.cursor,
+        };
+        let calls: Vec<(u64, Id)> = self
+            .finished
+            .iter()
+            .filter(|(index, _)| *index > through)
+            .copied()
+            .collect();
+        (through > self.committed || !calls.is_empty())
+            .then_some((through, Command::HookCallsDone { through, calls }))
+    }
+}
+
+fn task_id(done: &Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> tokio::task::Id {
+    match done {
+        Ok((id, ())) => *id,
+        Err(e) => e.id(),
+    }
+}
+
 impl HookDispatcher {
     pub fn spawn(self) {
         for name in [
@@ -53,80 +223,76 @@ impl HookDispatcher {
         ] {
             metrics::counter!(name).increment(0);
         }
+        metrics::gauge!("confab_outgoing_webhook_queued").set(0.0);
         let dispatcher = Arc::new(self);
         tokio::spawn(async move { dispatcher.run().await });
     }
 
     async fn run(self: Arc<Self>) {
         let raft = &self.app.raft;
-        let mut caught_up = false;
         loop {
             if !raft.is_leader() {
-                caught_up = false;
                 tokio::time::sleep(FOLLOWER).await;
                 continue;
             }
+            // Apply everything committed before leading, so the mark read is the last leader's.
+            let caught_up = match raft.linearizable_read_barrier().await {
+                Ok(index) => raft
+                    .wait_applied(index, Duration::from_secs(10))
+                    .await
+                    .is_ok(),
+                Err(_) => false,
+            };
             if !caught_up {
-                // Apply everything committed before leading, so the mark read is the last
-                // leader's.
-                match raft.linearizable_read_barrier().await {
-                    Ok(index) => {
-                        if raft
-                            .wait_applied(index, Duration::from_secs(10))
-                            .await
-                            .is_err()
-                        {
-                            continue;
-                        }
-                        caught_up = true;
-                    }
-                    Err(_) => {
-                        tokio::time::sleep(FOLLOWER).await;
-                        continue;
-                    }
-                }
+                tokio::time::sleep(FOLLOWER).await;
+                continue;
             }
-            match self.step().await {
-                Ok(true) => {}
-                Ok(false) => tokio::time::sleep(IDLE).await,
-                Err(e) => {
-                    tracing::warn!("outgoing webhooks: {e}");
-                    caught_up = false;
-                    tokio::time::sleep(FOLLOWER).await;
-                }
+            if let Err(e) = self.lead().await {
+                tracing::warn!("outgoing webhooks: {e}");
+                tokio::time::sleep(FOLLOWER).await;
             }
+            metrics::gauge!("confab_outgoing_webhook_queued").set(0.0);
         }
     }
 
-    /// One batch; `Ok(false)` when the outbox is empty.
-    async fn step(self: &Arc<Self>) -> Result<bool, String> {
-        let entries = {
-            let reader = self.app.engine.reader();
-            let mark = reader.hooks_mark().map_err(|e| e.to_string())?;
-            reader
-                .hook_calls_after(mark, BATCH)
-                .map_err(|e| e.to_string())?
-        };
-        let Some((through, _)) = entries.last() else {
-            return Ok(false);
-        };
-        let through = *through;
-        let calls: Vec<HookCall> = entries.into_iter().flat_map(|(_, calls)| calls).collect();
-        let mut tasks = tokio::task::JoinSet::new();
-        for call in calls {
-            let Some(due) = self.due(&call).map_err(|e| e.to_string())? else {
-                continue;
-            };
-            let this = self.clone();
-            tasks.spawn(async move { this.deliver(due).await });
-        }
-        while tasks.join_next().await.is_some() {}
-        self.app
-            .raft
-            .write(Command::OutgoingHooksDispatched { through })
-            .await
+    /// Dispatches while this node leads; returns when it no longer does (or on an error).
+    async fn lead(self: &Arc<Self>) -> Result<(), String> {
+        let mark = self
+            .app
+            .engine
+            .reader()
+            .hooks_mark()
             .map_err(|e| e.to_string())?;
-        Ok(true)
+        let mut pipe = Pipeline::new(mark);
+        while self.app.raft.is_leader() {
+            let read = pipe.read(&self.app).map_err(|e| e.to_string())?;
+            pipe.start(self);
+            metrics::gauge!("confab_outgoing_webhook_queued").set(pipe.queued_total as f64);
+            if let Some((through, command)) = pipe.done() {
+                self.app
+                    .raft
+                    .write(command)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                pipe.committed = through;
+                pipe.finished.clear();
+            }
+            pipe.collect(if read { Duration::ZERO } else { IDLE }).await;
+        }
+        Ok(())
+    }
+
+    /// One call: reads what it needs and delivers it (nothing when its hook, post or channel
+    /// is gone, or outgoing webhooks were switched off).
+    async fn make(self: Arc<Self>, call: HookCall) {
+        match self.due(&call) {
+            Ok(Some(due)) => self.deliver(due).await,
+            Ok(None) => {}
+            Err(e) => {
+                metrics::counter!("confab_outgoing_webhook_failed_total").increment(1);
+                tracing::warn!(hook = %call.hook_id, "outgoing webhook not read: {e}");
+            }
+        }
     }
 
     /// Reads what a call needs; `None` when its hook, post or channel is gone.

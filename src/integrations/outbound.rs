@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Most outbound calls in flight per node.
-pub const MAX_IN_FLIGHT: usize = 64;
+/// Most outbound calls in flight per node: the outgoing-webhook dispatcher's
+/// (`super::dispatcher::DISPATCH_IN_FLIGHT` calls, each to one or more URLs) and slash commands'.
+pub const MAX_IN_FLIGHT: usize = 512;
 /// Largest answer read (Mattermost reads at most 1 MiB of a hook's or command's answer).
 pub const MAX_RESPONSE: usize = 1 << 20;
 

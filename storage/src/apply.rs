@@ -1034,6 +1034,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             })
         }
         Command::OutgoingHooksDispatched { through } => integrations::dispatched(txn, *through),
+        Command::HookCallsDone { through, calls } => integrations::calls_done(txn, *through, calls),
         Command::CreateCommandHook { hook } => integrations::create_command_hook(txn, hook),
         Command::UseCommandHook { id, at } => integrations::use_command_hook(txn, *id, *at),
     }

@@ -391,7 +391,8 @@ pub enum Command {
         user_id: Id,
         post: String,
     },
-    /// The leader's outgoing-webhook dispatcher handled the outbox up to `through`.
+    /// The leader's outgoing-webhook dispatcher handled the outbox up to `through` (what
+    /// earlier builds wrote; today's dispatcher writes [`Command::HookCallsDone`]).
     OutgoingHooksDispatched {
         through: u64,
     },
@@ -475,6 +476,13 @@ pub enum Command {
     /// proposes it; the time is in the command so every replica deletes the same ones).
     AbortUploads {
         before: u64,
+    },
+    /// The leader's outgoing-webhook dispatcher finished every call up to outbox index
+    /// `through`, and these later ones (outbox index, hook): a slow endpoint's calls then hold
+    /// back no other hook's, and a new leader repeats only the calls that were still running.
+    HookCallsDone {
+        through: u64,
+        calls: Vec<(u64, Id)>,
     },
 }
 

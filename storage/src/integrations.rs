@@ -10,8 +10,10 @@
 //! Like notifications (`crate::notify`), a call must leave the cluster once, so apply only
 //! RECORDS, in the post's write batch, which hooks the post triggered ([`HookCall`]s keyed by
 //! the log index under [`KIND_OUTBOX`]). The leader's dispatcher (`confab::integrations`) sends
-//! them and commits [`Command::OutgoingHooksDispatched`](crate::Command), which advances the
-//! `meta` mark `"hooks_dispatched"` and deletes the entries up to it. It is a separate outbox
+//! them and commits [`Command::HookCallsDone`](crate::Command): it advances the `meta` mark
+//! `"hooks_dispatched"` past every entry whose calls all finished and deletes those entries,
+//! and takes each finished call out of the later entries, so that a call still running (a slow
+//! endpoint) is the only one a new leader makes again. It is a separate outbox
 //! from notifications' on purpose: a slow callback URL (seconds per call, retried) then never
 //! holds back pushes, and posts that trigger no hook cost nothing here.
 
@@ -511,6 +513,33 @@ pub(crate) fn dispatched(txn: &mut Txn, through: u64) -> Step<Outcome> {
         HOOKS_MARK_KEY.to_vec(),
         through.to_be_bytes().to_vec(),
     );
+    Ok(Outcome::IntegrationChanged)
+}
+
+/// Advances the mark to `through` (as [`dispatched`]) and takes each later finished call out of
+/// its outbox entry, deleting an entry once none of its calls is left.
+pub(crate) fn calls_done(txn: &mut Txn, through: u64, calls: &[(u64, Id)]) -> Step<Outcome> {
+    dispatched(txn, through)?;
+    let mark = txn
+        .get_raw(Cf::Meta, HOOKS_MARK_KEY)?
+        .and_then(|raw| raw.try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0);
+    let mut entries: std::collections::BTreeMap<u64, Vec<Id>> = Default::default();
+    for (index, hook_id) in calls.iter().filter(|(index, _)| *index > mark) {
+        entries.entry(*index).or_default().push(*hook_id);
+    }
+    for (index, finished) in entries {
+        let key = outbox_key(index);
+        let Some(mut pending) = txn.get::<Vec<HookCall>>(Cf::KindKeyIntegration, &key)? else {
+            continue;
+        };
+        pending.retain(|call| !finished.contains(&call.hook_id));
+        if pending.is_empty() {
+            txn.delete(Cf::KindKeyIntegration, key);
+        } else {
+            txn.put(Cf::KindKeyIntegration, key, &pending)?;
+        }
+    }
     Ok(Outcome::IntegrationChanged)
 }
 

@@ -108,6 +108,77 @@ fn posts_record_the_hooks_they_trigger_and_the_mark_empties_the_outbox() {
 }
 
 #[test]
+fn finished_calls_leave_the_outbox_one_by_one_and_the_mark_passes_finished_entries() {
+    let mut db = setup();
+    db.ok(Command::PutOutgoingHook {
+        hook: hook(10, None, &["deploy"]),
+    });
+    db.ok(Command::PutOutgoingHook {
+        hook: hook(11, Some(TOWN), &[]),
+    });
+    // Each post triggers both hooks.
+    let first = db.apply(post(50, TOWN, 2, None, "deploy a", 10)).index;
+    let second = db.apply(post(51, TOWN, 2, None, "deploy b", 11)).index;
+    let third = db.apply(post(52, TOWN, 2, None, "deploy c", 12)).index;
+    let hooks_of = |db: &TestDb| -> Vec<(u64, Vec<u64>)> {
+        db.engine
+            .reader()
+            .hook_calls_after(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(index, calls)| {
+                let hooks = calls
+                    .iter()
+                    .map(|c| if c.hook_id == id(10) { 10 } else { 11 })
+                    .collect();
+                (index, hooks)
+            })
+            .collect()
+    };
+    assert_eq!(
+        hooks_of(&db),
+        vec![
+            (first, vec![10, 11]),
+            (second, vec![10, 11]),
+            (third, vec![10, 11])
+        ]
+    );
+
+    // Hook 11 is slow: hook 10's calls finished on the second and third posts, and both
+    // calls of the third. Only hook 11's calls on the first two remain.
+    db.ok(Command::HookCallsDone {
+        through: 0,
+        calls: vec![(second, id(10)), (third, id(10)), (third, id(11))],
+    });
+    assert_eq!(
+        hooks_of(&db),
+        vec![(first, vec![10, 11]), (second, vec![11])]
+    );
+    assert_eq!(db.engine.reader().hooks_mark().unwrap(), 0);
+
+    // The first entry finishes: the mark passes it and deletes it; a call already taken out
+    // (or of an entry already gone) changes nothing when it comes again.
+    db.ok(Command::HookCallsDone {
+        through: first,
+        calls: vec![(third, id(11)), (second, id(10))],
+    });
+    assert_eq!(hooks_of(&db), vec![(second, vec![11])]);
+    assert_eq!(db.engine.reader().hooks_mark().unwrap(), first);
+
+    db.ok(Command::HookCallsDone {
+        through: first,
+        calls: vec![(second, id(11))],
+    });
+    assert!(hooks_of(&db).is_empty());
+    // Calls at or below the mark are covered by it; a late lower mark changes nothing.
+    db.ok(Command::HookCallsDone {
+        through: 1,
+        calls: vec![(first, id(10))],
+    });
+    assert_eq!(db.engine.reader().hooks_mark().unwrap(), first);
+}
+
+#[test]
 fn access_tokens_are_sessions_that_disable_enable_and_revoke() {
     let mut db = setup();
     let token = AccessToken {

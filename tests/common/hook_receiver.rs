@@ -1,7 +1,9 @@
 //! An integration endpoint on loopback (an outgoing webhook's callback URL or a slash command's
 //! URL): it records every request (method, headers, form or query fields, JSON body) and
 //! answers with the reply the test set, after failing the first `fail_first` requests with a
-//! 500. Same pattern as `push_proxy.rs`.
+//! 500. While held ([`HookReceiver::hold`]) it records each request at once and answers only
+//! on [`HookReceiver::release`]: an endpoint as slow as the test wants. Same pattern as
+//! `push_proxy.rs`.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -39,6 +41,12 @@ struct Reply {
     body: String,
 }
 
+struct Shared {
+    recorded: Mutex<Recorded>,
+    /// `true` while requests are held.
+    held: tokio::sync::watch::Sender<bool>,
+}
+
 #[derive(Default)]
 struct Recorded {
     requests: Vec<Received>,
@@ -50,12 +58,12 @@ struct Recorded {
 pub struct HookReceiver {
     /// `http://127.0.0.1:port`.
     pub url: String,
-    state: Arc<Mutex<Recorded>>,
+    state: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
 async fn receive(
-    State(state): State<Arc<Mutex<Recorded>>>,
+    State(state): State<Arc<Shared>>,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -81,13 +89,15 @@ async fn receive(
             fields.insert(name.into_owned(), Value::String(value.into_owned()));
         }
     }
-    let mut recorded = state.lock();
-    recorded.requests.push(Received {
+    state.recorded.lock().requests.push(Received {
         method: method.to_string(),
         headers,
         fields,
         content_type,
     });
+    let mut held = state.held.subscribe();
+    let _ = held.wait_for(|held| !*held).await;
+    let mut recorded = state.recorded.lock();
     if recorded.failures < recorded.fail_first {
         recorded.failures += 1;
         return (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response();
@@ -105,7 +115,10 @@ async fn receive(
 
 impl HookReceiver {
     pub async fn start() -> HookReceiver {
-        let state = Arc::new(Mutex::new(Recorded::default()));
+        let state = Arc::new(Shared {
+            recorded: Mutex::new(Recorded::default()),
+            held: tokio::sync::watch::channel(false).0,
+        });
         let app = Router::new()
             .route("/{*path}", any(receive))
             .with_state(state.clone());
@@ -124,7 +137,7 @@ impl HookReceiver {
 
     /// Answer every request with this JSON from now on.
     pub fn reply_json(&self, body: Value) {
-        self.state.lock().reply = Some(Reply {
+        self.state.recorded.lock().reply = Some(Reply {
             content_type: "application/json".into(),
             body: body.to_string(),
         });
@@ -132,21 +145,31 @@ impl HookReceiver {
 
     /// Answer every request with this plain text from now on.
     pub fn reply_text(&self, body: &str) {
-        self.state.lock().reply = Some(Reply {
+        self.state.recorded.lock().reply = Some(Reply {
             content_type: "text/plain".into(),
             body: body.to_string(),
         });
     }
 
+    /// Holds every request from now on (recorded, unanswered) until [`HookReceiver::release`].
+    pub fn hold(&self) {
+        self.state.held.send_replace(true);
+    }
+
+    /// Answers the held requests and every later one at once.
+    pub fn release(&self) {
+        self.state.held.send_replace(false);
+    }
+
     /// Fail the next `count` requests with a 500.
     pub fn fail_first(&self, count: usize) {
-        let mut recorded = self.state.lock();
+        let mut recorded = self.state.recorded.lock();
         recorded.fail_first = count;
         recorded.failures = 0;
     }
 
     pub fn requests(&self) -> Vec<Received> {
-        self.state.lock().requests.clone()
+        self.state.recorded.lock().requests.clone()
     }
 
     /// Waits until at least `count` requests arrived (panics after `timeout`).
