@@ -150,6 +150,16 @@ impl App {
                 raft.snapshots_installed as f64,
             ),
             (
+                "confab_raft_log_bytes".into(),
+                "Bytes of the entries in the local Raft log (entries kept from before a start as RocksDB estimates them)",
+                raft.log_bytes as f64,
+            ),
+            (
+                "confab_raft_snapshot_bytes".into(),
+                "Bytes of the newest snapshot built or installed",
+                raft.snapshot_bytes as f64,
+            ),
+            (
                 "confab_raft_commit_latency_seconds_mean".into(),
                 "Mean commit latency",
                 seconds(raft.commit_latency.mean_us()),

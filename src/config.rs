@@ -71,6 +71,11 @@ pub struct ServeArgs {
     /// Build a Raft snapshot after this many log entries.
     #[arg(long, env = "CONFAB_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// Also build a Raft snapshot once the log since the last one holds this many MiB (or as
+    /// many as the last snapshot, if more), and keep a quarter of it behind the snapshot
+    /// (default 1024: file uploads are 1 MiB log entries).
+    #[arg(long, env = "CONFAB_SNAPSHOT_LOG_MIB")]
+    pub snapshot_log_mib: Option<u64>,
     /// Read the whole data dir with checksums before serving, and refuse to start if any block
     /// is corrupted (default true; reads every byte, files included, once per start).
     #[arg(long, env = "CONFAB_VERIFY_ON_START")]
@@ -156,6 +161,7 @@ struct FileConfig {
     log_json: Option<bool>,
     session_days: Option<u64>,
     snapshot_every: Option<u64>,
+    snapshot_log_mib: Option<u64>,
     verify_on_start: Option<bool>,
     password_hash_memory_kib: Option<u32>,
     password_hash_iterations: Option<u32>,
@@ -197,6 +203,7 @@ pub struct ServeConfig {
     pub log_json: bool,
     pub session_days: u64,
     pub snapshot_every: Option<u64>,
+    pub snapshot_log_mib: Option<u64>,
     pub verify_on_start: bool,
     pub password_cost: crate::app::PasswordCost,
     pub limits: crate::limits::Limits,
@@ -345,6 +352,7 @@ impl ServeArgs {
             log_json: self.log_json || file.log_json.unwrap_or(false),
             session_days: self.session_days.or(file.session_days).unwrap_or(30),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
+            snapshot_log_mib: self.snapshot_log_mib.or(file.snapshot_log_mib),
             verify_on_start: self
                 .verify_on_start
                 .or(file.verify_on_start)

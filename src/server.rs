@@ -144,6 +144,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         tuning.snapshot_every_entries = every.max(1);
         tuning.entries_kept_after_snapshot = (every / 5).max(1);
     }
+    if let Some(mib) = config.snapshot_log_mib {
+        tuning.snapshot_every_log_bytes = mib.max(1) << 20;
+        tuning.log_bytes_kept_after_snapshot = (mib << 20) / 4;
+    }
     let raft = RaftNode::start(NodeConfig {
         node_id: config.node_id,
         listen_addr: config.raft_listen.clone(),

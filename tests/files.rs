@@ -513,6 +513,86 @@ async fn a_50_mib_file_through_a_follower_reads_identically_from_every_node() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_snapshot_and_purge_the_log_by_size_on_every_node() {
+    // A snapshot once 8 MiB of log piled up, 2 MiB kept behind it; by entry count, never.
+    let (_dir, mut nodes) =
+        three_nodes_with(&["--snapshot-every", "1000000", "--snapshot-log-mib", "8"]).await;
+    let (alice, _bob, _carol, _team, public, _private) = team_fixture(&nodes[0].api).await;
+    let mut uploaded = Vec::new();
+    for n in 0..6u64 {
+        let bytes = random_bytes(4 * MIB, 300 + n);
+        let (status, answer) =
+            upload_raw(&alice, &public, &format!("big{n}.bin"), bytes.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        uploaded.push((file_id(&answer, 0), sha256(&bytes)));
+    }
+    // 24 MiB went through the log. Every node snapshots and purges its own log: what it holds
+    // is at most the 8 MiB threshold plus what is kept behind the snapshot (and this 24 MiB
+    // were all there without the size rule).
+    for node in &nodes {
+        eventually(
+            Duration::from_secs(60),
+            "the log snapshotted and purged by size",
+            || {
+                let base = node.api.clone();
+                async move {
+                    let m = metrics(&base).await;
+                    let snapshots = m.get("confab_raft_snapshots_built_total").copied()?
+                        + m.get("confab_raft_snapshots_installed_total").copied()?;
+                    let log = m.get("confab_raft_log_bytes").copied()?;
+                    (snapshots >= 1.0 && log > 0.0 && log < (12 * MIB) as f64).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    // openraft reports the purge a little after it ran.
+    eventually(
+        Duration::from_secs(30),
+        "every node's purge reported",
+        || {
+            let alice = alice.clone();
+            async move {
+                let status = alice.ok("GET", "/cluster/status", None).await;
+                let purged: Vec<u64> = status["members"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|m| m["purged_index"].as_u64())
+                    .filter(|p| *p > 0)
+                    .collect();
+                (purged.len() == 3).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // A restarted node reads its kept log's size back and serves every file.
+    nodes[2].restart();
+    nodes[2].wait_ready().await;
+    for node in &nodes {
+        let api = alice.on(&node.api);
+        for (id, digest) in &uploaded {
+            let download = eventually(Duration::from_secs(30), "the file", || {
+                let api = api.clone();
+                let id = id.clone();
+                async move {
+                    let got = get(&api, &format!("/files/{id}"), &[]).await;
+                    (got.status == StatusCode::OK).then_some(got)
+                }
+            })
+            .await;
+            assert_eq!(&sha256(&download.body), digest, "node {}", node.id);
+        }
+    }
+    let m = metrics(&nodes[2].api).await;
+    assert!(
+        m.get("confab_raft_log_bytes").copied().unwrap_or(0.0) < (12 * MIB) as f64,
+        "{:?}",
+        m.get("confab_raft_log_bytes")
+    );
+}
+
 /// A raw upload whose body trickles out over time, so a node can be killed mid-way.
 async fn slow_upload(api: Api, channel: String, total: usize) -> Result<StatusCode, String> {
     let pieces = total / (256 << 10);

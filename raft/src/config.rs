@@ -40,6 +40,13 @@ pub struct Tuning {
     /// Entries kept in the log behind a snapshot (followers slightly behind still catch up from
     /// the log); older ones are purged.
     pub entries_kept_after_snapshot: u64,
+    /// Also build a snapshot once the entries since the last one hold this many bytes, or as
+    /// many as the last snapshot if that is more (so a snapshot, which writes the whole state,
+    /// costs at most about what the log it frees held): file chunks are 1 MiB entries.
+    pub snapshot_every_log_bytes: u64,
+    /// Bytes of entries kept behind a snapshot at most (about; whole entries); older ones are
+    /// purged even when fewer than `entries_kept_after_snapshot` entries are left.
+    pub log_bytes_kept_after_snapshot: u64,
     /// Most entries in one append request to a follower.
     pub max_entries_per_append: u64,
     /// Upper bound of one write, retries included; past it the outcome is unknown.
@@ -65,6 +72,8 @@ impl Default for Tuning {
             election_timeout_max: Duration::from_millis(1000),
             snapshot_every_entries: 100_000,
             entries_kept_after_snapshot: 20_000,
+            snapshot_every_log_bytes: 1 << 30,
+            log_bytes_kept_after_snapshot: 256 << 20,
             max_entries_per_append: 1024,
             write_timeout: Duration::from_secs(10),
             rpc_timeout: Duration::from_secs(2),

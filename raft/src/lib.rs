@@ -22,6 +22,7 @@ mod core;
 mod error;
 pub mod fuzzing;
 mod hub;
+mod log_sizes;
 mod log_store;
 mod messages;
 mod metrics;

@@ -9,6 +9,7 @@
 //! synced write also makes every earlier unsynced write durable (one WAL).
 
 use crate::codec::{decode, encode, storage};
+use crate::log_sizes::LogSizes;
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 use confab_storage::log::state_key;
 use confab_storage::{Engine, LogWriter};
@@ -25,12 +26,18 @@ use std::sync::Arc;
 pub(crate) struct LogStore {
     engine: Arc<Engine>,
     writer: LogWriter,
+    /// Bytes per entry, for snapshotting and purging by size (`crate::node`).
+    sizes: Arc<LogSizes>,
 }
 
 impl LogStore {
-    pub(crate) fn new(engine: Arc<Engine>) -> LogStore {
+    pub(crate) fn new(engine: Arc<Engine>, sizes: Arc<LogSizes>) -> LogStore {
         let writer = LogWriter::start(engine.clone());
-        LogStore { engine, writer }
+        LogStore {
+            engine,
+            writer,
+            sizes,
+        }
     }
 
     async fn state_get<T: serde::de::DeserializeOwned>(
@@ -156,8 +163,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             encoded.push((entry.index(), encode(&entry)?));
         }
         if !encoded.is_empty() {
+            let sizes: Vec<(u64, u64)> = encoded
+                .iter()
+                .map(|(index, bytes)| (*index, bytes.len() as u64))
+                .collect();
             let engine = self.engine.clone();
             storage(move || engine.log_write(&encoded)).await?;
+            for (index, bytes) in sizes {
+                self.sizes.appended(index, bytes);
+            }
         }
         self.writer.sync(move |result| {
             callback.io_completed(result.map_err(crate::codec::storage_io));
@@ -168,13 +182,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map(|id| id.index() + 1).unwrap_or(0);
         let engine = self.engine.clone();
-        storage(move || engine.log_truncate(from)).await
+        storage(move || engine.log_truncate(from)).await?;
+        self.sizes.truncated(from);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let bytes = encode(&log_id)?;
         let upto = log_id.index();
         let engine = self.engine.clone();
-        storage(move || engine.log_purge(upto, &bytes)).await
+        storage(move || engine.log_purge(upto, &bytes)).await?;
+        self.sizes.purged(upto);
+        Ok(())
     }
 }

@@ -78,6 +78,10 @@ pub(crate) struct Counters {
     pub leader_changes: AtomicU64,
     pub snapshots_built: AtomicU64,
     pub snapshots_installed: AtomicU64,
+    /// Bytes of the newest snapshot built or installed.
+    pub snapshot_bytes: AtomicU64,
+    /// Bytes of the entries in the log (as of the last size check).
+    pub log_bytes: AtomicU64,
     /// Client-visible write latency on this node: from `write` to the outcome.
     pub commit_latency: Latency,
     /// Time spent in one storage `apply_batch`.
@@ -101,6 +105,8 @@ impl Counters {
             leader_changes: get(&self.leader_changes),
             snapshots_built: get(&self.snapshots_built),
             snapshots_installed: get(&self.snapshots_installed),
+            snapshot_bytes: get(&self.snapshot_bytes),
+            log_bytes: get(&self.log_bytes),
             commit_latency: self.commit_latency.snapshot(),
             apply_latency: self.apply_latency.snapshot(),
         }
@@ -125,6 +131,11 @@ pub struct MetricsSnapshot {
     pub leader_changes: u64,
     pub snapshots_built: u64,
     pub snapshots_installed: u64,
+    /// Bytes of the newest snapshot built or installed.
+    pub snapshot_bytes: u64,
+    /// Bytes of the entries in the local log (those from before the node started as RocksDB
+    /// estimates them).
+    pub log_bytes: u64,
     pub commit_latency: LatencySnapshot,
     pub apply_latency: LatencySnapshot,
 }

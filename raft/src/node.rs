@@ -8,11 +8,12 @@
 //! carry their ids and timestamps, so the second application is refused (e.g. `IdExists`) or
 //! changes nothing, and nobody waits for it.
 
-use crate::codec::blocking;
-use crate::config::NodeConfig;
+use crate::codec::{blocking, storage_io};
+use crate::config::{NodeConfig, Tuning};
 use crate::core::NodeCore;
 use crate::error::RaftNodeError;
 use crate::hub::{AppliedEvent, ApplyHub};
+use crate::log_sizes::LogSizes;
 use crate::log_store::LogStore;
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::net::client::HttpClient;
@@ -117,10 +118,35 @@ impl RaftNode {
         let engine = config.engine.clone();
         let dir = config.snapshot_dir.clone();
         let reading = engine.clone();
-        let (snapshots, meta) = blocking(move || -> std::io::Result<_> {
-            Ok((SnapshotStore::open(&dir)?, ReplicationMeta::load(&reading)?))
-        })
-        .await??;
+        let (snapshots, meta, kept_log, snapshot_bytes) =
+            blocking(move || -> std::io::Result<_> {
+                let snapshots = SnapshotStore::open(&dir)?;
+                let snapshot_bytes = snapshots.current()?.map_or(0, |(_, file)| file.len);
+                let last = reading
+                    .log_last()
+                    .map_err(storage_io)?
+                    .map(|(index, _)| index);
+                let kept_log = match last {
+                    Some(last) => Some((
+                        last,
+                        reading
+                            .log_approximate_bytes(0, last.saturating_add(1))
+                            .map_err(storage_io)?,
+                    )),
+                    None => None,
+                };
+                Ok((
+                    snapshots,
+                    ReplicationMeta::load(&reading)?,
+                    kept_log,
+                    snapshot_bytes,
+                ))
+            })
+            .await??;
+        let sizes = Arc::new(LogSizes::default());
+        if let Some((last, bytes)) = kept_log {
+            sizes.seed(last, bytes);
+        }
         let applied = meta.last_applied.map(|id| id.index).unwrap_or(0);
         let hub = Arc::new(ApplyHub::new(
             config.node_id,
@@ -128,7 +154,10 @@ impl RaftNode {
             config.tuning.publish_capacity,
         ));
         let state_machine = StateMachine::open(engine.clone(), snapshots, hub.clone()).await?;
-        let log_store = LogStore::new(engine.clone());
+        hub.counters
+            .snapshot_bytes
+            .store(snapshot_bytes, std::sync::atomic::Ordering::Relaxed);
+        let log_store = LogStore::new(engine.clone(), sizes.clone());
         let http = HttpClient::new(&config.secret, config.dial.clone());
         let network = NetworkFactory {
             http: http.clone(),
@@ -156,14 +185,23 @@ impl RaftNode {
             config.snapshot_dir.clone(),
         ));
         let server = tokio::spawn(RaftServer::new(core.clone()).run(listener));
-        let watcher = tokio::spawn(count_leader_changes(raft, core.hub.counters.clone()));
+        let watcher = tokio::spawn(count_leader_changes(
+            raft.clone(),
+            core.hub.counters.clone(),
+        ));
+        let size_policy = tokio::spawn(snapshot_and_purge_by_size(
+            raft,
+            sizes,
+            core.hub.counters.clone(),
+            config.tuning.clone(),
+        ));
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 core,
                 engine,
                 raft_addr,
                 advertise_addr,
-                tasks: parking_lot::Mutex::new(vec![server, watcher]),
+                tasks: parking_lot::Mutex::new(vec![server, watcher, size_policy]),
             }),
         })
     }
@@ -624,6 +662,56 @@ impl RaftNode {
 }
 
 /// Counts leader changes as this node observes them.
+/// How often the log's size is checked.
+const SIZE_CHECK: Duration = Duration::from_secs(1);
+
+/// openraft snapshots and purges by entry count; this adds the same by bytes
+/// ([`Tuning::snapshot_every_log_bytes`], [`Tuning::log_bytes_kept_after_snapshot`]), so file
+/// chunks do not pile up in the log until the 100,000th entry. Every node runs it on its own log.
+async fn snapshot_and_purge_by_size(
+    raft: Raft,
+    sizes: Arc<LogSizes>,
+    counters: Arc<Counters>,
+    tuning: Tuning,
+) {
+    let mut purge_asked = 0;
+    loop {
+        tokio::time::sleep(SIZE_CHECK).await;
+        counters
+            .log_bytes
+            .store(sizes.held(), std::sync::atomic::Ordering::Relaxed);
+        let (snapshot, applied) = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow_watched();
+            (
+                m.snapshot.map_or(0, |id| id.index),
+                m.last_applied.map_or(0, |id| id.index),
+            )
+        };
+        let threshold = tuning.snapshot_every_log_bytes.max(
+            counters
+                .snapshot_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        // openraft ignores the trigger while a snapshot is being built.
+        if applied > snapshot
+            && sizes.bytes_after(snapshot) >= threshold
+            && raft.trigger().snapshot().await.is_err()
+        {
+            return;
+        }
+        if let Some(upto) = sizes.purge_point(snapshot, tuning.log_bytes_kept_after_snapshot) {
+            if upto > purge_asked {
+                purge_asked = upto;
+                tracing::info!(upto, "purging the log by size");
+                if raft.trigger().purge_log(upto).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 async fn count_leader_changes(raft: Raft, counters: Arc<Counters>) {
     let mut metrics = raft.metrics();
     let mut leader = metrics.borrow_watched().current_leader;

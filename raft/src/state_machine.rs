@@ -181,6 +181,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), io::Error> {
         let shared = self.shared.clone();
         let meta_owned = meta.clone();
+        let snapshot_bytes = snapshot.len;
         let replication = encode(&ReplicationMeta {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
@@ -210,6 +211,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.membership = meta.last_membership.clone();
         let index = meta.last_log_id.as_ref().map(|id| id.index).unwrap_or(0);
         Counters::bump(&self.hub.counters.snapshots_installed);
+        self.hub
+            .counters
+            .snapshot_bytes
+            .store(snapshot_bytes, Ordering::Relaxed);
         self.hub.publish(AppliedEvent::SnapshotInstalled { index });
         self.hub.set_applied(index);
         Ok(())
@@ -283,6 +288,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let started = std::time::Instant::now();
         let (meta, snapshot) = blocking(move || shared.build()).await??;
         Counters::bump(&self.shared.counters.snapshots_built);
+        self.shared
+            .counters
+            .snapshot_bytes
+            .store(snapshot.len, Ordering::Relaxed);
         // Building one reads the whole state: operators correlating a latency bump need to see it.
         tracing::info!(
             last_log_id = ?meta.last_log_id,

@@ -39,7 +39,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine> for Builder {
         let sm = StateMachine::open(engine.clone(), snapshots, hub)
             .await
             .map_err(io_storage_error)?;
-        Ok(((), LogStore::new(engine), sm))
+        Ok(((), LogStore::new(engine, Default::default()), sm))
     }
 }
 

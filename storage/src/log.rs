@@ -150,7 +150,30 @@ impl Engine {
             batch.delete_cf(self.cf(Cf::RaftLog)?, u64::MAX.to_be_bytes());
         }
         self.db.write_opt(batch, &synced())?;
+        // The range tombstone hides the entries at once but frees their space only when
+        // compaction reaches them; SST files wholly inside the range can go now (a log holding
+        // file chunks is gigabytes).
+        let lower = 0u64.to_be_bytes();
+        let upper = upto.saturating_add(1).to_be_bytes();
+        if let Err(e) = self
+            .db
+            .delete_file_in_range_cf(self.cf(Cf::RaftLog)?, lower, upper)
+        {
+            tracing::warn!("purged log files not deleted (compaction will): {e}");
+        }
         Ok(())
+    }
+
+    /// Estimated bytes on disk of the entries with index in `[start, end)`: RocksDB's estimate
+    /// from the SST files only (not the memtable). A restarted node learns from it how big the
+    /// log it kept is.
+    pub fn log_approximate_bytes(&self, start: u64, end: u64) -> Result<u64> {
+        let cf = self.cf(Cf::RaftLog)?;
+        let (from, to) = (start.to_be_bytes(), end.to_be_bytes());
+        let sizes = self
+            .db
+            .get_approximate_sizes_cf(cf, &[rocksdb::Range::new(&from, &to)]);
+        Ok(sizes.first().copied().unwrap_or(0))
     }
 
     /// Stores a value of the Raft state (vote, committed, …) durably.
