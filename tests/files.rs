@@ -286,6 +286,54 @@ async fn uploads_in_every_shape_and_every_read_route() {
     )
     .await;
     assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    // Several ranges: one multipart/byteranges answer, each part with its Content-Range, in the
+    // order asked; one across a chunk boundary.
+    let size = raw_bytes.len();
+    let several = get(
+        &alice,
+        &format!("/files/{raw_id}"),
+        &[("Range", &format!("bytes=0-4, {}-{}, -3", MIB - 2, MIB + 2))],
+    )
+    .await;
+    assert_eq!(several.status, StatusCode::PARTIAL_CONTENT);
+    let content_type = header(&several, "content-type").to_string();
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("{content_type}"));
+    assert_eq!(
+        header(&several, "content-length"),
+        several.body.len().to_string()
+    );
+    let expected: Vec<(usize, usize)> = vec![(0, 4), (MIB - 2, MIB + 2), (size - 3, size - 1)];
+    let mut rest: &[u8] = &several.body;
+    for (n, (start, end)) in expected.iter().enumerate() {
+        let head = format!(
+            "{}--{boundary}\r\nContent-Range: bytes {start}-{end}/{size}\r\nContent-Type: application/octet-stream\r\n\r\n",
+            if n == 0 { "" } else { "\r\n" }
+        );
+        assert!(
+            rest.starts_with(head.as_bytes()),
+            "part {n}: {:?}",
+            String::from_utf8_lossy(&rest[..rest.len().min(200)])
+        );
+        rest = &rest[head.len()..];
+        assert_eq!(
+            &rest[..end - start + 1],
+            &raw_bytes[*start..=*end],
+            "part {n}"
+        );
+        rest = &rest[end - start + 1..];
+    }
+    assert_eq!(rest, format!("\r\n--{boundary}--\r\n").as_bytes());
+    // Ranges asking for more than the file together get the whole file, as Go's ServeContent.
+    let greedy = get(
+        &alice,
+        &format!("/files/{raw_id}"),
+        &[("Range", "bytes=0-, 0-")],
+    )
+    .await;
+    assert_eq!(greedy.status, StatusCode::OK);
+    assert_eq!(greedy.body.len(), size);
     // An image is inline unless downloaded.
     let shown = get(&alice, &format!("/files/{pic_id}"), &[]).await;
     assert_eq!(shown.body, picture);

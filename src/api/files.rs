@@ -284,49 +284,85 @@ fn content_disposition(name: &str, attachment: bool) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-/// The byte range asked for: `Ok(None)` for the whole file (no header, or several ranges, which
-/// may be answered whole), `Err` when unsatisfiable.
-fn parse_range(header: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u64)>, ()> {
+/// Most ranges one request may ask for; more are answered with the whole file.
+const MAX_RANGES: usize = 64;
+
+/// What a `Range` header asks of a file of `size` bytes, as Go's `http.ServeContent` (which
+/// Mattermost serves files with) reads it.
+#[derive(Debug, PartialEq, Eq)]
+enum Ranges {
+    /// No header, one that is not `bytes=`, or ranges that together ask for more than the file:
+    /// the whole file, 200.
+    Whole,
+    /// `[start, end]` ranges, in the order asked: one is a 206 of that range, several a 206
+    /// `multipart/byteranges`.
+    Parts(Vec<(u64, u64)>),
+    /// Malformed, or no range overlaps the file: 416.
+    Unsatisfiable,
+}
+
+fn parse_ranges(header: Option<&HeaderValue>, size: u64) -> Ranges {
     let Some(text) = header.and_then(|v| v.to_str().ok()) else {
-        return Ok(None);
+        return Ranges::Whole;
     };
     let Some(spec) = text.trim().strip_prefix("bytes=") else {
-        return Ok(None);
+        return Ranges::Whole;
     };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let (start, end) = spec.split_once('-').ok_or(())?;
-    let (start, end) = (start.trim(), end.trim());
-    let range = if start.is_empty() {
-        let suffix: u64 = end.parse().map_err(|_| ())?;
-        if suffix == 0 || size == 0 {
-            return Err(());
-        }
-        (size.saturating_sub(suffix), size - 1)
-    } else {
-        let start: u64 = start.parse().map_err(|_| ())?;
-        let end: u64 = if end.is_empty() {
-            size.saturating_sub(1)
-        } else {
-            end.parse::<u64>()
-                .map_err(|_| ())?
-                .min(size.saturating_sub(1))
+    let mut parts = Vec::new();
+    for one in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((start, end)) = one.split_once('-') else {
+            return Ranges::Unsatisfiable;
         };
-        (start, end)
-    };
-    if range.0 >= size || range.0 > range.1 {
-        return Err(());
+        let (start, end) = (start.trim(), end.trim());
+        let range = if start.is_empty() {
+            let Ok(suffix) = end.parse::<u64>() else {
+                return Ranges::Unsatisfiable;
+            };
+            if suffix == 0 || size == 0 {
+                continue;
+            }
+            (size.saturating_sub(suffix), size - 1)
+        } else {
+            let Ok(start) = start.parse::<u64>() else {
+                return Ranges::Unsatisfiable;
+            };
+            let end = if end.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                match end.parse::<u64>() {
+                    Ok(end) if end >= start => end.min(size.saturating_sub(1)),
+                    _ => return Ranges::Unsatisfiable,
+                }
+            };
+            if start >= size {
+                // Does not overlap the file; the others may.
+                continue;
+            }
+            (start, end)
+        };
+        parts.push(range);
     }
-    Ok(Some(range))
+    if parts.is_empty() {
+        return Ranges::Unsatisfiable;
+    }
+    let asked: u64 = parts.iter().map(|(s, e)| e - s + 1).sum();
+    if parts.len() > MAX_RANGES || (parts.len() > 1 && asked > size) {
+        return Ranges::Whole;
+    }
+    Ranges::Parts(parts)
 }
 
 /// The bytes `[start, end]` of a blob, read chunk by chunk on the blocking pool as the client
 /// takes them.
-fn blob_stream(app: AppState, blob: Blob, start: u64, end: u64) -> Body {
+fn blob_chunks(
+    app: AppState,
+    blob: Blob,
+    start: u64,
+    end: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let chunk = MAX_CHUNK_BYTES as u64;
     let first = (start / chunk) as u32;
-    let stream = futures_util::stream::unfold((first, start, end), move |(index, offset, end)| {
+    futures_util::stream::unfold((first, start, end), move |(index, offset, end)| {
         let app = app.clone();
         let blob = blob.clone();
         async move {
@@ -354,11 +390,47 @@ fn blob_stream(app: AppState, blob: Blob, start: u64, end: u64) -> Body {
             let next = chunk_start + to as u64;
             Some((Ok::<_, std::io::Error>(piece), (index + 1, next, end)))
         }
-    });
-    Body::from_stream(stream.boxed())
+    })
 }
 
-/// The original file, whole or one range.
+/// A `multipart/byteranges` body of the parts, laid out as Go's `mime/multipart` writes it
+/// (what Mattermost sends), and its length.
+fn byteranges(
+    app: AppState,
+    blob: Blob,
+    parts: &[(u64, u64)],
+    mime: &str,
+    boundary: &str,
+) -> (Body, u64) {
+    let size = blob.size;
+    let mut length = 0u64;
+    let mut pieces = Vec::new();
+    for (n, (start, end)) in parts.iter().enumerate() {
+        let head = format!(
+            "{}--{boundary}\r\nContent-Range: bytes {start}-{end}/{size}\r\nContent-Type: {mime}\r\n\r\n",
+            if n == 0 { "" } else { "\r\n" }
+        );
+        length += head.len() as u64 + (end - start + 1);
+        pieces.push((Bytes::from(head), *start, *end));
+    }
+    let tail = format!("\r\n--{boundary}--\r\n");
+    length += tail.len() as u64;
+    let stream = futures_util::stream::iter(pieces)
+        .flat_map(move |(head, start, end)| {
+            futures_util::stream::once(async move { Ok(head) }).chain(blob_chunks(
+                app.clone(),
+                blob.clone(),
+                start,
+                end,
+            ))
+        })
+        .chain(futures_util::stream::once(
+            async move { Ok(Bytes::from(tail)) },
+        ));
+    (Body::from_stream(stream.boxed()), length)
+}
+
+/// The original file: whole, one range, or several as `multipart/byteranges`.
 async fn serve_file(
     app: AppState,
     info: FileInfo,
@@ -373,10 +445,10 @@ async fn serve_file(
         info.mime_type.clone()
     };
     let attachment = download || !inline_safe(&mime);
-    let (status, start, end) = match parse_range(range, size) {
-        Ok(Some((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end),
-        Ok(None) => (StatusCode::OK, 0, size.saturating_sub(1)),
-        Err(()) => {
+    let parts = match parse_ranges(range, size) {
+        Ranges::Whole => Vec::new(),
+        Ranges::Parts(parts) => parts,
+        Ranges::Unsatisfiable => {
             let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
@@ -384,15 +456,30 @@ async fn serve_file(
             return Ok(response);
         }
     };
-    let length = if size == 0 { 0 } else { end - start + 1 };
-    let body = if size == 0 {
-        Body::empty()
-    } else {
-        blob_stream(app, blob, start, end)
+    let mut content_type = mime.clone();
+    let mut content_range = None;
+    let (status, body, length) = match parts.as_slice() {
+        [] if size == 0 => (StatusCode::OK, Body::empty(), 0),
+        [] => (
+            StatusCode::OK,
+            Body::from_stream(blob_chunks(app, blob, 0, size - 1).boxed()),
+            size,
+        ),
+        [(start, end)] => {
+            content_range = Some(format!("bytes {start}-{end}/{size}"));
+            let body = Body::from_stream(blob_chunks(app, blob, *start, *end).boxed());
+            (StatusCode::PARTIAL_CONTENT, body, end - start + 1)
+        }
+        several => {
+            let boundary = hex::encode(rand::random::<[u8; 15]>());
+            content_type = format!("multipart/byteranges; boundary={boundary}");
+            let (body, length) = byteranges(app, blob, several, &mime, &boundary);
+            (StatusCode::PARTIAL_CONTENT, body, length)
+        }
     };
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&mime) {
+    if let Ok(value) = HeaderValue::from_str(&content_type) {
         headers.insert(header::CONTENT_TYPE, value);
     }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
@@ -409,10 +496,8 @@ async fn serve_file(
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=2592000, private"),
     );
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
-            headers.insert(header::CONTENT_RANGE, value);
-        }
+    if let Some(value) = content_range.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(header::CONTENT_RANGE, value);
     }
     Ok(response)
 }
@@ -584,4 +669,41 @@ async fn post_files_info(
     let list: Vec<Value> = files.iter().map(views::file_info).collect();
     let bytes = serde_json::to_vec(&list).unwrap_or_else(|_| b"[]".to_vec());
     Ok(json_bytes_response(StatusCode::OK, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(header: &str, size: u64) -> Ranges {
+        parse_ranges(Some(&HeaderValue::from_str(header).unwrap()), size)
+    }
+
+    #[test]
+    fn range_headers_read_as_go_serve_content_reads_them() {
+        assert_eq!(parse_ranges(None, 10), Ranges::Whole);
+        assert_eq!(ranges("items=0-1", 10), Ranges::Whole);
+        assert_eq!(ranges("bytes=2-4", 10), Ranges::Parts(vec![(2, 4)]));
+        assert_eq!(ranges("bytes=5-", 10), Ranges::Parts(vec![(5, 9)]));
+        assert_eq!(ranges("bytes=-3", 10), Ranges::Parts(vec![(7, 9)]));
+        assert_eq!(ranges("bytes=8-100", 10), Ranges::Parts(vec![(8, 9)]));
+        assert_eq!(
+            ranges("bytes=0-1, 4-5,-2", 10),
+            Ranges::Parts(vec![(0, 1), (4, 5), (8, 9)])
+        );
+        // A range past the end is skipped; none left is 416.
+        assert_eq!(ranges("bytes=0-1,20-30", 10), Ranges::Parts(vec![(0, 1)]));
+        assert_eq!(ranges("bytes=10-", 10), Ranges::Unsatisfiable);
+        assert_eq!(ranges("bytes=4-2", 10), Ranges::Unsatisfiable);
+        assert_eq!(ranges("bytes=x-2", 10), Ranges::Unsatisfiable);
+        assert_eq!(ranges("bytes=5", 10), Ranges::Unsatisfiable);
+        assert_eq!(ranges("bytes=", 10), Ranges::Unsatisfiable);
+        // Together more than the file, or too many: the whole file.
+        assert_eq!(ranges("bytes=0-,0-", 10), Ranges::Whole);
+        let many: Vec<String> = (0..65).map(|i| format!("{i}-{i}")).collect();
+        assert_eq!(
+            ranges(&format!("bytes={}", many.join(",")), 100),
+            Ranges::Whole
+        );
+    }
 }
