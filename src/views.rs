@@ -587,8 +587,8 @@ fn post_list_with_matches(
 }
 
 /// A ThreadResponse; `extended` includes full users for participants (`users` looks them up).
-/// `root_reactions`: the root post's reactions (its `metadata.reactions`).
-pub fn thread(item: &ThreadItem, participants: Vec<Value>, root_reactions: &[Reaction]) -> Value {
+/// `root_parts`: what the root post is rendered with (its reactions, files, emoji, acks).
+pub fn thread(item: &ThreadItem, participants: Vec<Value>, root_parts: PostParts<'_>) -> Value {
     let info = PostThreadInfo {
         reply_count: item.thread.reply_count,
         last_reply_at: item.thread.last_reply_at,
@@ -601,14 +601,7 @@ pub fn thread(item: &ThreadItem, participants: Vec<Value>, root_reactions: &[Rea
         "last_reply_at": item.thread.last_reply_at,
         "last_viewed_at": item.read.last_viewed,
         "participants": participants,
-        "post": post(
-            &item.root,
-            Some(&info),
-            PostParts {
-                reactions: root_reactions,
-                ..PostParts::default()
-            }
-        ),
+        "post": post(&item.root, Some(&info), root_parts),
         "is_following": item.following,
         "unread_replies": item.read.unread_replies,
         "unread_mentions": item.read.unread_mentions,

@@ -163,7 +163,7 @@ fn header<'a>(download: &'a Download, name: &str) -> &'a str {
 async fn uploads_in_every_shape_and_every_read_route() {
     let (_dir, node) = common::single_node_with(&["--upload-abandon-secs", "2"]).await;
     let base = node.api.clone();
-    let (alice, bob, carol, _team, public, private) = team_fixture(&base).await;
+    let (alice, bob, carol, team, public, private) = team_fixture(&base).await;
     let text = b"hello files, 0123456789".to_vec();
     let picture = png(300, 200);
 
@@ -402,6 +402,42 @@ async fn uploads_in_every_shape_and_every_read_route() {
     let event_post: Value =
         serde_json::from_str(posted["data"]["post"].as_str().expect("post text")).unwrap();
     assert_eq!(event_post["file_ids"], json!([text_id, pic_id]));
+    // The root of a thread carries its files in the threads list and in `thread_updated`.
+    let mut alices = Socket::connect(&base, alice.token.as_deref().unwrap()).await;
+    bob.ok(
+        "POST",
+        "/posts",
+        Some(json!({"channel_id": private, "message": "a reply", "root_id": post_id})),
+    )
+    .await;
+    let updated = alices
+        .wait_event("thread_updated", Duration::from_secs(10))
+        .await;
+    let thread: Value =
+        serde_json::from_str(updated["data"]["thread"].as_str().expect("thread text")).unwrap();
+    assert_eq!(thread["post"]["id"], post_id.as_str());
+    assert_eq!(
+        thread["post"]["metadata"]["files"][1]["id"],
+        pic_id.as_str()
+    );
+    let threads = alice
+        .ok(
+            "GET",
+            &format!("/users/{}/teams/{team}/threads", alice.user_id),
+            None,
+        )
+        .await;
+    let listed = threads["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .find(|t| t["id"] == post_id.as_str())
+        .expect("the thread is listed");
+    let root_files = listed["post"]["metadata"]["files"]
+        .as_array()
+        .expect("the root's metadata.files");
+    assert_eq!(root_files.len(), 2);
+    assert_eq!(root_files[0]["id"], text_id.as_str());
     // A file attaches once.
     let again = alice
         .ok(

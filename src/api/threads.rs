@@ -32,8 +32,15 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// A ThreadResponse; `extended` puts whole users in `participants`.
-fn thread_json(r: &Reader, item: &ThreadItem, extended: bool) -> confab_storage::Result<Value> {
+/// A ThreadResponse as `user` sees it; `extended` puts whole users in `participants`. The root
+/// post carries its metadata (reactions, files, custom emoji, acknowledgements) as it does in a
+/// channel's page.
+fn thread_json(
+    r: &Reader,
+    item: &ThreadItem,
+    extended: bool,
+    user: Id,
+) -> confab_storage::Result<Value> {
     let participants = if extended {
         let mut users = Vec::new();
         for id in &item.thread.participants {
@@ -45,12 +52,8 @@ fn thread_json(r: &Reader, item: &ThreadItem, extended: bool) -> confab_storage:
     } else {
         views::thread_participants_ids(item)
     };
-    let reactions = if item.root.has_reactions {
-        r.reactions(item.root.id)?
-    } else {
-        Vec::new()
-    };
-    Ok(views::thread(item, participants, &reactions))
+    let facts = super::posts::post_facts(r, std::slice::from_ref(&item.root), user)?;
+    Ok(views::thread(item, participants, facts.parts(&item.root)))
 }
 
 fn ids(caller: &Caller, user_id: &str, team_id: &str) -> ApiResult<(Id, Id)> {
@@ -96,7 +99,7 @@ async fn list_threads(
             let mut threads = Vec::new();
             for item in &list.threads {
                 if readable_channel(r, item.thread.channel_id, user, false)?.is_ok() {
-                    threads.push(thread_json(r, item, extended)?);
+                    threads.push(thread_json(r, item, extended, user)?);
                 }
             }
             let mut body = views::thread_list(&list, threads);
@@ -129,7 +132,7 @@ fn visible_thread(
     if let Err(e) = readable_channel(r, item.thread.channel_id, user, false)? {
         return Ok(Err(e));
     }
-    Ok(Ok(thread_json(r, &item, extended)?))
+    Ok(Ok(thread_json(r, &item, extended, user)?))
 }
 
 async fn get_thread(

@@ -322,36 +322,18 @@ impl EventBuilder {
                     audience,
                     posted_event(posted, sender.as_ref().map(|u| u.username.as_str()), emojis),
                 );
-                for event in thread_updated_events(posted) {
+                for event in thread_updated_events(engine, posted)? {
                     push(Audience::User(event.0), event.1);
                 }
             }
             Outcome::PostEdited { post, channel } => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
                 // An edited post keeps its reactions, and clients replace the whole post.
-                let reactions = if post.has_reactions {
-                    engine.reader().reactions(post.id)?
-                } else {
-                    Vec::new()
-                };
-                let files = if post.file_ids.is_empty() {
-                    Vec::new()
-                } else {
-                    engine.reader().post_files(post)?
-                };
-                let emojis = engine.reader().emoji_used_in(&post.message, &reactions)?;
-                let acks = if post.ack_count > 0 {
-                    engine.reader().acknowledgements(post.id)?
-                } else {
-                    Vec::new()
-                };
-                let parts = views::PostParts {
-                    reactions: &reactions,
-                    files: &files,
-                    emojis: &emojis,
-                    acks: &acks,
-                };
-                push(audience, post_event("post_edited", post, parts, channel));
+                let facts = stored_facts(engine, post)?;
+                push(
+                    audience,
+                    post_event("post_edited", post, facts.parts(post), channel),
+                );
             }
             Outcome::PostDeleted { post, channel, .. } => {
                 let audience = self.channel_audience(engine, batch, position, channel, None)?;
@@ -1015,12 +997,46 @@ fn post_event(
     )
 }
 
+/// What a stored post is rendered with: its reactions, files, custom emoji and
+/// acknowledgements, each read only when the post has any.
+fn stored_facts(engine: &Engine, post: &Post) -> Result<views::PostFacts, StorageError> {
+    let reader = engine.reader();
+    let mut facts = views::PostFacts::default();
+    if post.has_reactions {
+        facts.reactions.insert(post.id, reader.reactions(post.id)?);
+    }
+    if !post.file_ids.is_empty() {
+        facts.files.insert(post.id, reader.post_files(post)?);
+    }
+    let emojis = reader.emoji_used_in(&post.message, facts.reactions_of(post))?;
+    if !emojis.is_empty() {
+        facts.emojis.insert(post.id, emojis);
+    }
+    if post.ack_count > 0 {
+        facts
+            .acks
+            .insert(post.id, reader.acknowledgements(post.id)?);
+    }
+    Ok(facts)
+}
+
 /// `thread_updated` for every follower whose membership the reply changed, except the replier:
-/// the thread as that user now sees it.
-fn thread_updated_events(posted: &Posted) -> Vec<(Id, Event)> {
+/// the thread as that user now sees it, its root with the root's metadata (read once).
+fn thread_updated_events(
+    engine: &Engine,
+    posted: &Posted,
+) -> Result<Vec<(Id, Event)>, StorageError> {
     let (Some(thread), Some(root)) = (&posted.thread, &posted.root) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
+    if !posted
+        .memberships
+        .iter()
+        .any(|v| v.membership.user_id != posted.post.user_id && v.membership.following)
+    {
+        return Ok(Vec::new());
+    }
+    let facts = stored_facts(engine, root)?;
     let mut events = Vec::new();
     for view in &posted.memberships {
         let user = view.membership.user_id;
@@ -1037,7 +1053,11 @@ fn thread_updated_events(posted: &Posted) -> Vec<(Id, Event)> {
                 unread_mentions: view.unread_mentions,
             },
         };
-        let response = views::thread(&item, views::thread_participants_ids(&item), &[]);
+        let response = views::thread(
+            &item,
+            views::thread_participants_ids(&item),
+            facts.parts(root),
+        );
         let mentioned = posted.mentions.contains(&user) as u64;
         events.push((
             user,
@@ -1053,5 +1073,5 @@ fn thread_updated_events(posted: &Posted) -> Vec<(Id, Event)> {
             ),
         ));
     }
-    events
+    Ok(events)
 }
