@@ -320,6 +320,29 @@ pub struct PostFacts {
 }
 
 impl PostFacts {
+    /// Reads what `post` is rendered with beyond its thread: its reactions, files, custom emoji
+    /// and acknowledgements, each only when the post has any.
+    pub fn read_post(
+        &mut self,
+        r: &confab_storage::Reader,
+        post: &Post,
+    ) -> confab_storage::Result<()> {
+        if post.has_reactions {
+            self.reactions.insert(post.id, r.reactions(post.id)?);
+        }
+        if !post.file_ids.is_empty() {
+            self.files.insert(post.id, r.post_files(post)?);
+        }
+        let emojis = r.emoji_used_in(&post.message, self.reactions_of(post))?;
+        if !emojis.is_empty() {
+            self.emojis.insert(post.id, emojis);
+        }
+        if post.ack_count > 0 {
+            self.acks.insert(post.id, r.acknowledgements(post.id)?);
+        }
+        Ok(())
+    }
+
     pub fn thread_of(&self, post: &Post) -> Option<&PostThreadInfo> {
         let root = if post.is_root() {
             post.id

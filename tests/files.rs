@@ -151,6 +151,19 @@ async fn get(api: &Api, path: &str, headers: &[(&str, &str)]) -> Download {
     }
 }
 
+/// The file, once the node `api` talks to has it (a node catching up may not yet).
+async fn download_once_there(api: &Api, id: &str) -> Download {
+    eventually(Duration::from_secs(30), "the file on the node", || {
+        let api = api.clone();
+        let id = id.to_string();
+        async move {
+            let got = get(&api, &format!("/files/{id}"), &[]).await;
+            (got.status == StatusCode::OK).then_some(got)
+        }
+    })
+    .await
+}
+
 fn header<'a>(download: &'a Download, name: &str) -> &'a str {
     download
         .headers
@@ -577,15 +590,7 @@ async fn a_50_mib_file_through_a_follower_reads_identically_from_every_node() {
     let id = file_id(&answer, 0);
     for node in &nodes {
         let api = alice.on(&node.api);
-        let download = eventually(Duration::from_secs(30), "the file on every node", || {
-            let api = api.clone();
-            let id = id.clone();
-            async move {
-                let got = get(&api, &format!("/files/{id}"), &[]).await;
-                (got.status == StatusCode::OK).then_some(got)
-            }
-        })
-        .await;
+        let download = download_once_there(&api, &id).await;
         assert_eq!(download.body.len(), 50 * MIB, "node {}", node.id);
         assert_eq!(sha256(&download.body), digest, "node {}", node.id);
     }
@@ -657,15 +662,7 @@ async fn uploads_snapshot_and_purge_the_log_by_size_on_every_node() {
     for node in &nodes {
         let api = alice.on(&node.api);
         for (id, digest) in &uploaded {
-            let download = eventually(Duration::from_secs(30), "the file", || {
-                let api = api.clone();
-                let id = id.clone();
-                async move {
-                    let got = get(&api, &format!("/files/{id}"), &[]).await;
-                    (got.status == StatusCode::OK).then_some(got)
-                }
-            })
-            .await;
+            let download = download_once_there(&api, id).await;
             assert_eq!(&sha256(&download.body), digest, "node {}", node.id);
         }
     }
@@ -802,15 +799,7 @@ async fn a_node_added_after_uploads_catches_up_by_snapshot_and_serves_them() {
     .await;
     let on_fourth = alice.on(&fourth.api);
     for (id, digest) in &uploaded {
-        let download = eventually(Duration::from_secs(30), "the file on node 4", || {
-            let api = on_fourth.clone();
-            let id = id.clone();
-            async move {
-                let got = get(&api, &format!("/files/{id}"), &[]).await;
-                (got.status == StatusCode::OK).then_some(got)
-            }
-        })
-        .await;
+        let download = download_once_there(&on_fourth, id).await;
         assert_eq!(&sha256(&download.body), digest);
     }
 }

@@ -44,19 +44,7 @@ pub fn routes() -> Router<AppState> {
 pub fn post_facts(r: &Reader, posts: &[Post], user: Id) -> confab_storage::Result<PostFacts> {
     let mut facts = PostFacts::default();
     for post in posts {
-        if post.has_reactions {
-            facts.reactions.insert(post.id, r.reactions(post.id)?);
-        }
-        if !post.file_ids.is_empty() {
-            facts.files.insert(post.id, r.post_files(post)?);
-        }
-        let emojis = r.emoji_used_in(&post.message, facts.reactions_of(post))?;
-        if !emojis.is_empty() {
-            facts.emojis.insert(post.id, emojis);
-        }
-        if post.ack_count > 0 {
-            facts.acks.insert(post.id, r.acknowledgements(post.id)?);
-        }
+        facts.read_post(r, post)?;
         let root = if post.is_root() {
             post.id
         } else {

@@ -1000,23 +1000,8 @@ fn post_event(
 /// What a stored post is rendered with: its reactions, files, custom emoji and
 /// acknowledgements, each read only when the post has any.
 fn stored_facts(engine: &Engine, post: &Post) -> Result<views::PostFacts, StorageError> {
-    let reader = engine.reader();
     let mut facts = views::PostFacts::default();
-    if post.has_reactions {
-        facts.reactions.insert(post.id, reader.reactions(post.id)?);
-    }
-    if !post.file_ids.is_empty() {
-        facts.files.insert(post.id, reader.post_files(post)?);
-    }
-    let emojis = reader.emoji_used_in(&post.message, facts.reactions_of(post))?;
-    if !emojis.is_empty() {
-        facts.emojis.insert(post.id, emojis);
-    }
-    if post.ack_count > 0 {
-        facts
-            .acks
-            .insert(post.id, reader.acknowledgements(post.id)?);
-    }
+    facts.read_post(&engine.reader(), post)?;
     Ok(facts)
 }
 
