@@ -47,8 +47,10 @@ async function filesFlow(urls) {
     assert.equal(image.width, 1);
     assert.equal(image.has_preview_image, true);
 
-    // Not attached yet: bob may not read alice's files.
-    const hidden = await fetchWith(bob, bob.getFileUrl(binary.id));
+    // Not attached yet: bob may not read alice's files. (Bob's node may not have applied the
+    // upload yet; until it has, the file is unknown there: 404.)
+    const hidden = await eventually('the upload on the reader\'s node',
+        () => fetchWith(bob, bob.getFileUrl(binary.id)), (r) => r.status !== 404);
     assert.equal(hidden.status, 403);
 
     const post = await alice.createPost({ channel_id: town.id, message: 'files!', file_ids: [binary.id, image.id] });
