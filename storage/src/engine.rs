@@ -110,6 +110,11 @@ impl Engine {
         );
         opts.set_write_buffer_manager(&write_buffers);
         opts.set_db_write_buffer_size(write_buffer_bytes);
+        // A WAL file is kept until every family's memtable holding part of it is flushed, and
+        // RocksDB's default bound derives from every family's memtable size: with file chunks
+        // going through the log, a node held 1 GiB of WAL files after 1.2 GiB of uploads. Past
+        // this bound the families holding the oldest WAL are flushed.
+        opts.set_max_total_wal_size((4 * write_buffer_bytes as u64).max(64 << 20));
         // One memtable may take at most a quarter of the total; its arena grows in blocks of
         // an eighth of that, so an idle family holds little.
         let memtable_bytes = (write_buffer_bytes / 4).clamp(1 << 20, 64 << 20);
