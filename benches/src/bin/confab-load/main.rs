@@ -211,6 +211,26 @@ fn node_flags() -> Vec<String> {
     .collect()
 }
 
+/// The nodes to measure (started here unless `--servers`), a client, and the population of
+/// `layout` on them (made once per data dir, then reused).
+async fn servers_with_population(
+    common: &Common,
+    extra: &[String],
+    layout: proto::Layout,
+) -> anyhow::Result<(cluster::Servers, api::Api, Arc<population::Population>)> {
+    let (servers, data_dir) = confab_servers(common, extra).await?;
+    let api = api::Api::new(None)?;
+    let population = population::ensure(
+        &api,
+        &servers.addrs(),
+        &data_dir,
+        layout,
+        common.setup_concurrency,
+    )
+    .await?;
+    Ok((servers, api, Arc::new(population)))
+}
+
 async fn confab_servers(
     common: &Common,
     extra: &[String],
@@ -334,18 +354,8 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
                 ],
                 None => Vec::new(),
             };
-            let (servers, data_dir) = confab_servers(&common, &push_flags).await?;
-            let api = api::Api::new(None)?;
-            let population = Arc::new(
-                population::ensure(
-                    &api,
-                    &servers.addrs(),
-                    &data_dir,
-                    opts.layout(),
-                    common.setup_concurrency,
-                )
-                .await?,
-            );
+            let (servers, api, population) =
+                servers_with_population(&common, &push_flags, opts.layout()).await?;
             if push_proxy.is_some() {
                 let mut offline: Vec<u32> =
                     fanout::offline_users(&opts.layout(), opts.offline_per_channel())
@@ -509,18 +519,8 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
                         .join(format!("files-{nodes}-nodes")),
                 );
             }
-            let (servers, data_dir) = confab_servers(&common, &[]).await?;
-            let api = api::Api::new(None)?;
-            let population = Arc::new(
-                population::ensure(
-                    &api,
-                    &servers.addrs(),
-                    &data_dir,
-                    opts.layout(),
-                    common.setup_concurrency,
-                )
-                .await?,
-            );
+            let (servers, _, population) =
+                servers_with_population(&common, &[], opts.layout()).await?;
             // Memory runs restart the cluster this tool started (same data, not wiped).
             let restart: Option<files::Restart> = common.servers.is_empty().then(|| {
                 let again = Common {
@@ -566,18 +566,9 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
                     slow.addr
                 );
             }
-            let (servers, data_dir) = confab_servers(&common, &opts.node_flags(slow.addr)).await?;
-            let api = api::Api::new(None)?;
-            let population = Arc::new(
-                population::ensure(
-                    &api,
-                    &servers.addrs(),
-                    &data_dir,
-                    opts.layout(),
-                    common.setup_concurrency,
-                )
-                .await?,
-            );
+            let (servers, _, population) =
+                servers_with_population(&common, &opts.node_flags(slow.addr), opts.layout())
+                    .await?;
             let (report, series) =
                 hooks::run(&opts, &servers, population, &slow, &common.profile).await?;
             output(
@@ -592,18 +583,8 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
             mut opts,
         } => {
             apply_mix_profile(&common.profile.clone(), &mut opts, &mut common);
-            let (servers, data_dir) = confab_servers(&common, &[]).await?;
-            let api = api::Api::new(None)?;
-            let population = Arc::new(
-                population::ensure(
-                    &api,
-                    &servers.addrs(),
-                    &data_dir,
-                    opts.layout(),
-                    common.setup_concurrency,
-                )
-                .await?,
-            );
+            let (servers, _, population) =
+                servers_with_population(&common, &[], opts.layout()).await?;
             let (report, series) =
                 mix_run::run(&opts, &servers, population, &common.profile).await?;
             output(
@@ -621,18 +602,8 @@ async fn main_async(mode: Mode) -> anyhow::Result<()> {
             mut opts,
         } => {
             presence::apply_profile(&common.profile.clone(), &mut opts, &mut common.nodes);
-            let (servers, data_dir) = confab_servers(&common, &[]).await?;
-            let api = api::Api::new(None)?;
-            let population = Arc::new(
-                population::ensure(
-                    &api,
-                    &servers.addrs(),
-                    &data_dir,
-                    opts.layout(),
-                    common.setup_concurrency,
-                )
-                .await?,
-            );
+            let (servers, _, population) =
+                servers_with_population(&common, &[], opts.layout()).await?;
             let report = presence::run(&opts, &servers, population, &common.profile).await?;
             output(&common, &report, &[], &[])
         }
