@@ -8,6 +8,7 @@
 mod api;
 mod baseline;
 mod cluster;
+mod endpoint;
 mod fanout;
 mod files;
 mod hooks;

@@ -12,17 +12,13 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::net::TcpListener;
 
 /// A push is a few KiB; anything bigger is a broken sender.
@@ -154,28 +150,11 @@ pub async fn start(listen: SocketAddr) -> anyhow::Result<PushProxy> {
 }
 
 async fn serve(listener: TcpListener, sink: Arc<Sink>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of descriptors or a reset before accept: retry, but not in a spin.
-                eprintln!("push proxy: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    crate::endpoint::serve(listener, "push proxy", move |req| {
         let sink = sink.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let sink = sink.clone();
-                async move { Ok::<_, Infallible>(route(req, &sink).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move { route(req, &sink).await }
+    })
+    .await
 }
 
 async fn route(req: Request<Incoming>, sink: &Sink) -> Response<Full<Bytes>> {
@@ -327,6 +306,7 @@ pub fn tally(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn device_ids_round_trip() {

@@ -12,12 +12,8 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -196,27 +192,11 @@ pub async fn start(listen: SocketAddr, delay: Duration) -> anyhow::Result<SlowHo
 }
 
 async fn serve(listener: TcpListener, sink: Arc<Sink>, delay: Duration) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                eprintln!("slow webhook endpoint: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    crate::endpoint::serve(listener, "slow webhook endpoint", move |req| {
         let sink = sink.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let sink = sink.clone();
-                async move { Ok::<_, Infallible>(route(req, &sink, delay).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move { route(req, &sink, delay).await }
+    })
+    .await
 }
 
 async fn route(req: Request<Incoming>, sink: &Sink, delay: Duration) -> Response<Full<Bytes>> {
