@@ -99,7 +99,8 @@ load: prereqs web
 
 # Coverage-guided fuzzing (fuzz/, cargo-fuzz + libFuzzer on the nightly toolchain, its own
 # target dir fuzz/target), e.g. make fuzz TARGET=command SECONDS=600. Targets: log_entry,
-# command, snapshot_stream, raft_wire. New inputs land in fuzz/corpus/$(TARGET), crashes in
+# command, snapshot_stream, snapshot_import, raft_wire (storage and Raft) and http_api,
+# ws_stream (the server, in-process). New inputs land in fuzz/corpus/$(TARGET), crashes in
 # fuzz/artifacts/$(TARGET); `make test` replays fuzz/corpus and fuzz/regressions.
 TARGET ?= command
 SECONDS ?= 600

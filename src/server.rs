@@ -126,6 +126,67 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let config = args.resolve()?;
     init_logging(config.log_json);
     crate::metrics::install();
+    let Started {
+        router,
+        raft,
+        secret,
+        fresh,
+        ..
+    } = start(&config).await?;
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "confab API listening");
+    println!("confab node {} listening on {local}", config.node_id);
+
+    if fresh {
+        if let Some(join) = config.join.clone() {
+            let raft_addr = raft.advertise_addr().to_string();
+            let node_id = config.node_id;
+            let secret = secret.clone();
+            tokio::spawn(async move {
+                if let Err(e) = join_cluster(&join, node_id, &raft_addr, &secret).await {
+                    tracing::error!("joining the cluster through {join} failed: {e}");
+                }
+            });
+        }
+    }
+
+    let serving = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal());
+    // Crash-only on a fatal storage error (a full disk, an I/O error): the process exits with
+    // an error instead of serving a replica that no longer moves; restarted once the cause is
+    // fixed, it recovers from its log and catches up (tests/full_disk.rs).
+    tokio::select! {
+        served = serving => served?,
+        why = raft.stopped() => {
+            tracing::error!("raft stopped: {why}; exiting");
+            return Err(format!("raft stopped: {why}").into());
+        }
+    }
+    tracing::info!("shutting down");
+    raft.shutdown().await?;
+    Ok(())
+}
+
+/// A node started but not yet listening: what [`serve`] puts on its socket, and what the fuzz
+/// targets ([`crate::fuzzing`]) drive in-process.
+pub struct Started {
+    /// The whole HTTP surface: the REST API, the WebSocket upgrade, webhooks, the web client.
+    pub router: axum::Router,
+    pub raft: RaftNode,
+    pub hub: Arc<Hub>,
+    pub secret: String,
+    /// The data dir was empty: a new cluster was bootstrapped or a join is still to come.
+    pub fresh: bool,
+}
+
+/// Opens storage, starts Raft (bootstrapping a new cluster when the data dir is fresh and this
+/// node is an initial member), the hub, presence, notifications and integrations, and builds
+/// the router; nothing listens yet.
+pub async fn start(config: &ServeConfig) -> Result<Started, BoxError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let secret = cluster_secret(&config)?;
     let db_dir = config.data_dir.join("db");
@@ -280,42 +341,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     }
     .spawn();
     let router = api::router(state.clone()).merge(hub.router());
-    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    let local = listener.local_addr()?;
-    tracing::info!(%local, "confab API listening");
-    println!("confab node {} listening on {local}", config.node_id);
-
-    if fresh {
-        if let Some(join) = config.join.clone() {
-            let raft_addr = raft.advertise_addr().to_string();
-            let node_id = config.node_id;
-            let secret = secret.clone();
-            tokio::spawn(async move {
-                if let Err(e) = join_cluster(&join, node_id, &raft_addr, &secret).await {
-                    tracing::error!("joining the cluster through {join} failed: {e}");
-                }
-            });
-        }
-    }
-
-    let serving = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal());
-    // Crash-only on a fatal storage error (a full disk, an I/O error): the process exits with
-    // an error instead of serving a replica that no longer moves; restarted once the cause is
-    // fixed, it recovers from its log and catches up (tests/full_disk.rs).
-    tokio::select! {
-        served = serving => served?,
-        why = raft.stopped() => {
-            tracing::error!("raft stopped: {why}; exiting");
-            return Err(format!("raft stopped: {why}").into());
-        }
-    }
-    tracing::info!("shutting down");
-    raft.shutdown().await?;
-    Ok(())
+    Ok(Started {
+        router,
+        raft,
+        hub,
+        secret,
+        fresh,
+    })
 }
 
 /// Every applied batch, in log order, goes to this node's WebSocket hub.

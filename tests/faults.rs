@@ -322,7 +322,7 @@ impl Cluster {
             if slot == skip {
                 continue;
             }
-            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+            let output = tokio::process::Command::new(common::confab_bin())
                 .arg("cluster")
                 .arg("--api")
                 .arg(&self.nodes[slot].api)

@@ -143,6 +143,7 @@ mod status_actions;
 mod tests;
 
 pub use hub::Hub;
+pub use socket::serve_stream;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -183,6 +183,24 @@ struct Reader {
     last_typing: HashMap<(Id, Option<Id>), Instant>,
 }
 
+/// One connection over any byte stream, as if upgraded with this query string and the session
+/// of this token: what the fuzz target `ws_stream` feeds a client's raw bytes to
+/// ([`crate::fuzzing::ws_stream`]).
+pub async fn serve_stream<S>(
+    hub: Arc<Hub>,
+    io: S,
+    token: Option<&str>,
+    query: Option<&str>,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let session = token
+        .and_then(|token| hub.sessions.resolve(&hub.engine, token, clock::now_ms()))
+        .map(|(session, _)| session);
+    serve(hub, io, session, parse_query(query)).await
+}
+
 async fn serve<S>(
     hub: Arc<Hub>,
     io: S,

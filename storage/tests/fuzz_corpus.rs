@@ -57,6 +57,14 @@ fn command_corpus() {
 }
 
 #[test]
+fn snapshot_import_corpus() {
+    assert!(
+        replay("snapshot_import", fuzzing::snapshot_import) > 0,
+        "no snapshot_import corpus"
+    );
+}
+
+#[test]
 fn snapshot_stream_corpus() {
     assert!(
         replay("snapshot_stream", fuzzing::snapshot_stream) > 0,
@@ -373,6 +381,7 @@ fn write_seed_corpus() {
             .expect("export");
         confab_storage::verify_snapshot(stream.as_slice()).expect("seed verifies");
         write("snapshot_stream", name, &stream);
+        write("snapshot_import", name, &stream);
         if chunk_bytes == 512 {
             for (n, body) in data_chunk_bodies(&stream).iter().enumerate().take(4) {
                 write("snapshot_stream", &format!("data_chunk_body_{n}"), body);
@@ -385,4 +394,5 @@ fn write_seed_corpus() {
         .export_snapshot(&mut empty)
         .expect("export");
     write("snapshot_stream", "empty_database", &empty);
+    write("snapshot_import", "empty_database", &empty);
 }

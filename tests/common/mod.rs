@@ -64,12 +64,21 @@ pub struct Node {
 
 pub const SECRET: &str = "test-cluster-secret-0123456789";
 
+/// The `confab` binary the tests run: the one cargo built for this test, unless
+/// `CONFAB_TEST_BIN` names another. A long run (`make chaos`) uses a copy, so a rebuild
+/// of the workspace while it runs cannot swap the binary under a node being restarted.
+pub fn confab_bin() -> std::path::PathBuf {
+    std::env::var_os("CONFAB_TEST_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_confab")))
+}
+
 impl Node {
     /// Nodes log warnings to the test's stderr; `CONFAB_TEST_LOG` (a `CONFAB_LOG` filter)
     /// shows more, on the test's stdout.
     fn spawn_process(dir: &std::path::Path, args: &[String], envs: &[(String, String)]) -> Child {
         let verbose = std::env::var("CONFAB_TEST_LOG").ok();
-        Command::new(env!("CARGO_BIN_EXE_confab"))
+        Command::new(confab_bin())
             .arg("serve")
             .args(args)
             .envs(envs.iter().map(|(k, v)| (k, v)))
