@@ -188,7 +188,7 @@ pub struct Started {
 /// the router; nothing listens yet.
 pub async fn start(config: &ServeConfig) -> Result<Started, BoxError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let secret = cluster_secret(&config)?;
+    let secret = cluster_secret(config)?;
     let db_dir = config.data_dir.join("db");
     let engine = {
         let dir = db_dir.clone();
