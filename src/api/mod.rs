@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(commands::root_routes())
         .merge(files::public_routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(mattermost_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             read_your_writes,
@@ -114,6 +115,50 @@ async fn not_found(
         }
     }
     api_not_found().into_response()
+}
+
+/// axum's own rejections (a path id that is not UTF-8, a query it cannot read, a wrong method)
+/// answer in plain text; every API error a client reads must be Mattermost's JSON error object,
+/// so those answers are rewritten here, keeping their status and their text as the message.
+/// Found by the `http_api` fuzz target.
+async fn mattermost_errors(request: Request, next: Next) -> Response {
+    let in_api = request.uri().path().starts_with("/api/v4/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !in_api || status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let id = match status {
+        StatusCode::NOT_FOUND => "api.context.404.app_error",
+        StatusCode::METHOD_NOT_ALLOWED => "api.context.method_not_allowed.app_error",
+        StatusCode::PAYLOAD_TOO_LARGE => "api.context.request_body_too_large.app_error",
+        _ if text.starts_with("Invalid URL") || text.contains("query string") => {
+            "api.context.invalid_url_param.app_error"
+        }
+        _ => "api.context.invalid_body_param.app_error",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Bad request").to_string()
+    } else {
+        text
+    };
+    let mut answer = ApiError::new(status, id, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 fn api_not_found() -> ApiError {
