@@ -178,7 +178,8 @@ fn enclosing_fn(text: &str) -> Option<&str> {
 
 /// The single-node cluster the targets drive, and what its admin made to aim requests at.
 struct Harness {
-    runtime: tokio::runtime::Runtime,
+    /// Taken and shut down at process exit ([`stop_at_exit`]).
+    runtime: parking_lot::Mutex<Option<tokio::runtime::Runtime>>,
     node: parking_lot::Mutex<Node>,
     routes: Vec<Route>,
 }
@@ -201,8 +202,9 @@ const PASSWORD: &str = "passw0rd!";
 const HARNESS_PEER: &str = "127.0.0.2:1";
 const INPUT_PEER: &str = "127.0.0.1:1";
 
+static HARNESS: OnceLock<Harness> = OnceLock::new();
+
 fn harness() -> &'static Harness {
-    static HARNESS: OnceLock<Harness> = OnceLock::new();
     HARNESS.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -210,12 +212,38 @@ fn harness() -> &'static Harness {
             .build()
             .expect("fuzz harness: tokio runtime");
         let node = runtime.block_on(Node::start());
+        // SAFETY: registers a plain function with no arguments, as atexit requires.
+        unsafe { libc::atexit(stop_at_exit) };
         Harness {
-            runtime,
+            runtime: parking_lot::Mutex::new(Some(runtime)),
             node: parking_lot::Mutex::new(node),
             routes: routes(),
         }
     })
+}
+
+/// Every engine the harness opened (a node replaced by [`Node::heal`] keeps its engine open
+/// in tasks that hold it).
+static ENGINES: parking_lot::Mutex<Vec<std::sync::Arc<confab_storage::Engine>>> =
+    parking_lot::Mutex::new(Vec::new());
+
+/// libFuzzer ends with exit(), which destroys RocksDB's statics while the harness's tasks and
+/// RocksDB's jobs still run and read them: stop the tasks, then the jobs, first.
+extern "C" fn stop_at_exit() {
+    if let Some(harness) = HARNESS.get() {
+        if let Some(runtime) = harness.runtime.lock().take() {
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+    }
+    for engine in ENGINES.lock().iter() {
+        engine.stop_background_work();
+    }
+}
+
+/// Runs `work` on the harness's runtime (gone only once the process exits).
+fn block_on<T>(harness: &Harness, work: impl std::future::Future<Output = T>) -> Option<T> {
+    let runtime = harness.runtime.lock();
+    runtime.as_ref().map(|runtime| runtime.block_on(work))
 }
 
 /// A data dir on tmpfs when there is one: the fuzzer runs thousands of writes a second.
@@ -312,6 +340,7 @@ impl Node {
         };
         let config = serve_args.resolve().expect("fuzz harness: config");
         let started = start(&config).await.expect("fuzz harness: start a node");
+        ENGINES.lock().push(started.engine.clone());
         let mut node = Node {
             started,
             token: String::new(),
@@ -601,7 +630,7 @@ pub fn http_request(data: &[u8]) {
     let mut req = request(method.clone(), "/", token.as_deref(), INPUT_PEER, body);
     *req.uri_mut() = uri;
     let router = node.started.router.clone();
-    harness.runtime.block_on(async {
+    block_on(harness, async {
         let answer = send(&router, req).await;
         if std::env::var_os("CONFAB_FUZZ_VERBOSE").is_some() {
             eprintln!("{method} {path}?{query} -> {}", answer.status);
@@ -649,7 +678,7 @@ pub fn ws_stream(data: &[u8]) {
     let hub = node.started.hub.clone();
     let token = (how & 1 != 0).then(|| node.token.clone());
     let query = (how & 2 != 0).then_some("connection_id=abc&sequence_number=3");
-    harness.runtime.block_on(async move {
+    block_on(harness, async move {
         let (client, server) = tokio::io::duplex(1 << 16);
         let serving = tokio::spawn(async move {
             let _ = crate::ws::serve_stream(hub, server, token.as_deref(), query).await;

@@ -178,6 +178,7 @@ pub struct Started {
     pub router: axum::Router,
     pub raft: RaftNode,
     pub hub: Arc<Hub>,
+    pub engine: Arc<Engine>,
     pub secret: String,
     /// The data dir was empty: a new cluster was bootstrapped or a join is still to come.
     pub fresh: bool,
@@ -345,6 +346,7 @@ pub async fn start(config: &ServeConfig) -> Result<Started, BoxError> {
         router,
         raft,
         hub,
+        engine,
         secret,
         fresh,
     })

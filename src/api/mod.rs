@@ -148,7 +148,10 @@ async fn mattermost_errors(request: Request, next: Next) -> Response {
         _ => "api.context.invalid_body_param.app_error",
     };
     let message = if text.is_empty() {
-        status.canonical_reason().unwrap_or("Bad request").to_string()
+        status
+            .canonical_reason()
+            .unwrap_or("Bad request")
+            .to_string()
     } else {
         text
     };

@@ -92,7 +92,16 @@ pub fn snapshot_import(data: &[u8]) {
         };
         let dir = base.join(format!("confab-fuzz-import-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        crate::Engine::open(&dir).expect("fuzz: open an engine in a temp dir")
+        let engine = crate::Engine::open(&dir).expect("fuzz: open an engine in a temp dir");
+        // libFuzzer ends with exit(): stop RocksDB's jobs before its statics are destroyed.
+        extern "C" fn stop_at_exit() {
+            if let Some(engine) = ENGINE.get() {
+                engine.stop_background_work();
+            }
+        }
+        // SAFETY: registers a plain function with no arguments, as atexit requires.
+        unsafe { libc::atexit(stop_at_exit) };
+        engine
     });
     for stream in [data.to_vec(), with_fresh_crcs(data)] {
         let before = engine
