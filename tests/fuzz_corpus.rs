@@ -11,24 +11,8 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
 
-/// Runs every file of the target's corpus and regressions through `run`; returns how many.
 fn replay(target: &str, run: fn(&[u8])) -> usize {
-    let mut files = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            files.push(entry.expect("corpus entry").path());
-        }
-    }
-    files.sort();
-    for path in &files {
-        let bytes = std::fs::read(path).expect("read corpus file");
-        eprintln!("{}", path.display());
-        run(&bytes);
-    }
-    files.len()
+    confab_storage::fuzzing::replay_corpus(&fuzz_dir(), target, run)
 }
 
 #[test]

@@ -14,28 +14,9 @@ fn fuzz_dir() -> PathBuf {
 
 #[test]
 fn raft_wire_corpus() {
-    let mut files = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join("raft_wire")) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.expect("corpus entry").path();
-            if path.is_file() {
-                files.push(path);
-            }
-        }
-    }
-    assert!(!files.is_empty(), "no raft_wire corpus");
-    files.sort();
-    let mut failed = Vec::new();
-    for path in &files {
-        let bytes = std::fs::read(path).expect("read corpus file");
-        if std::panic::catch_unwind(|| fuzzing::raft_wire(&bytes)).is_err() {
-            failed.push(path.display().to_string());
-        }
-    }
-    assert!(failed.is_empty(), "raft_wire: panicked on {failed:?}");
+    let inputs =
+        confab_storage::fuzzing::replay_corpus(&fuzz_dir(), "raft_wire", fuzzing::raft_wire);
+    assert!(inputs > 0, "no raft_wire corpus");
 }
 
 #[test]

@@ -4,6 +4,36 @@
 //! are properties of successful decodes (a decoded value re-encodes to what was read).
 
 use crate::Command;
+use std::path::Path;
+
+/// Replays a fuzz target's inputs without fuzzing, for `make test` on stable: every file of
+/// `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` under `fuzz_dir`, in name order,
+/// through `run` (the target's entry point). Panics naming every input that panicked; returns
+/// how many inputs ran. Shared by the corpus tests of the storage, Raft and server crates.
+pub fn replay_corpus(fuzz_dir: &Path, target: &str, run: fn(&[u8])) -> usize {
+    let mut files = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz_dir.join(dir).join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("corpus entry").path();
+            if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut failed = Vec::new();
+    for path in &files {
+        let bytes = std::fs::read(path).expect("read corpus file");
+        if std::panic::catch_unwind(|| run(&bytes)).is_err() {
+            failed.push(path.display().to_string());
+        }
+    }
+    assert!(failed.is_empty(), "{target}: panicked on {failed:?}");
+    files.len()
+}
 
 /// The Raft log entry decoder (`raft_log` values, [`crate::log`]): `[u64 index][stored value]`,
 /// the value being `crc32 · payload`. The crc is checked as stored, then once more with the crc

@@ -17,30 +17,8 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
-/// Runs every file of the target's corpus and regressions through `run`; returns how many.
 fn replay(target: &str, run: fn(&[u8])) -> usize {
-    let mut files = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.expect("corpus entry").path();
-            if path.is_file() {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    let mut failed = Vec::new();
-    for path in &files {
-        let bytes = std::fs::read(path).expect("read corpus file");
-        if std::panic::catch_unwind(|| run(&bytes)).is_err() {
-            failed.push(path.display().to_string());
-        }
-    }
-    assert!(failed.is_empty(), "{target}: panicked on {failed:?}");
-    files.len()
+    fuzzing::replay_corpus(&fuzz_dir(), target, run)
 }
 
 #[test]
