@@ -6,15 +6,16 @@
 //!
 //! - [`http_request`]: one request through the whole router (every route of the REST API and
 //!   the webhook and public-file routes), its method, path ids, query string and JSON body
-//!   taken from the input. A 5xx answer, or an error answer of the API that is not a
-//!   Mattermost error object naming its own status, is a finding.
+//!   taken from the input. A 5xx answer (save Mattermost's own 501s), or an error answer of
+//!   the API that is not a Mattermost error object naming its own status, is a finding.
 //! - [`ws_stream`]: the input is the raw byte stream a client sends after the upgrade (frame
 //!   headers, masks, lengths, control frames, JSON client messages) into the real connection
 //!   code ([`crate::ws::serve_stream`]); the server's answer must be whole WebSocket frames.
 //!
 //! The state the inputs change persists between inputs, as it does on a real server; when an
 //! input leaves the harness's admin unable to act (logged out, deactivated, password changed),
-//! the harness logs in again or starts a new cluster in a new temp dir.
+//! the harness logs in again or starts a new cluster in a new temp dir, and it makes again the
+//! team, channel, posts or second user an input deleted ([`Node::heal`]).
 
 use crate::server::{start, Started};
 use axum::body::Body;
