@@ -539,6 +539,13 @@ async fn preferences_replicate_across_a_cluster() {
     let (_dir, nodes) = three_nodes().await;
     let (n1, n2) = (&nodes[0].api, &nodes[1].api);
     let alice = Api::signup(n1, "alice").await;
+    // The session was made through node 1: node 2 authenticates the socket once it has
+    // applied it (a socket with a token its node does not know yet waits for a challenge).
+    let alice_on_n2 = alice.on(n2);
+    common::eventually(WAIT, "node 2 to know alice's session", || async {
+        (alice_on_n2.call("GET", "/users/me", None).await.status == StatusCode::OK).then_some(())
+    })
+    .await;
     let mut socket_on_n2 = Socket::connect(n2, alice.token.as_deref().unwrap()).await;
     let written = alice
         .call(
