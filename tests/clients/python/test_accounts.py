@@ -43,8 +43,10 @@ def test_accounts(servers):
     # A second session for bob, then a password change from the first: the second ends.
     other = driver(port_a, f'bob{tag}')
     other.login()
-    sessions = bob.users.get_user_sessions(bob_id)
-    assert len(sessions) == 2 and all(s['token'] == '' for s in sessions)
+    # The second login went through the other node: bob's node lists it once it has applied it.
+    sessions = eventually('the second session on bob\'s node',
+                          lambda: bob.users.get_user_sessions(bob_id), lambda s: len(s) == 2)
+    assert all(s['token'] == '' for s in sessions)
     expect_error(InvalidOrMissingParameters, 400, 'api.user.update_password.incorrect.app_error',
                  lambda: bob.users.update_user_password(
                      bob_id, options={'current_password': 'wrong', 'new_password': 'a-new-passw0rd'}))
