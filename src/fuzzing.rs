@@ -239,7 +239,14 @@ extern "C" fn stop_at_exit() {
     for engine in ENGINES.lock().iter() {
         engine.stop_background_work();
     }
+    // The data dirs are on tmpfs (memory): a replay in `make test` must not leave them behind.
+    for dir in DATA_DIRS.lock().iter() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
+
+/// Every data dir the harness made ([`fresh_data_dir`]), removed at exit.
+static DATA_DIRS: parking_lot::Mutex<Vec<std::path::PathBuf>> = parking_lot::Mutex::new(Vec::new());
 
 /// Runs `work` on the harness's runtime (gone only once the process exits).
 fn block_on<T>(harness: &Harness, work: impl std::future::Future<Output = T>) -> Option<T> {
@@ -258,6 +265,7 @@ fn fresh_data_dir() -> std::path::PathBuf {
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = base.join(format!("confab-fuzz-{}-{run}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    DATA_DIRS.lock().push(dir.clone());
     dir
 }
 

@@ -123,10 +123,12 @@ pub fn snapshot_import(data: &[u8]) {
         let dir = base.join(format!("confab-fuzz-import-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let engine = crate::Engine::open(&dir).expect("fuzz: open an engine in a temp dir");
-        // libFuzzer ends with exit(): stop RocksDB's jobs before its statics are destroyed.
+        // libFuzzer ends with exit(): stop RocksDB's jobs before its statics are destroyed,
+        // and remove the data dir (on tmpfs, memory) so a replay leaves nothing behind.
         extern "C" fn stop_at_exit() {
             if let Some(engine) = ENGINE.get() {
                 engine.stop_background_work();
+                let _ = std::fs::remove_dir_all(engine.path());
             }
         }
         // SAFETY: registers a plain function with no arguments, as atexit requires.
