@@ -85,13 +85,8 @@ pub struct Route {
 pub fn routes() -> Vec<Route> {
     let mut out = Vec::new();
     for (_, source) in ROUTE_SOURCES {
-        let mut rest = *source;
-        let mut offset = 0;
-        while let Some(at) = rest.find(".route(") {
-            let start = offset + at;
-            let call = &source[start + ".route(".len()..];
-            rest = &rest[at + ".route(".len()..];
-            offset = start + ".route(".len();
+        for (start, found) in source.match_indices(".route(") {
+            let call = &source[start + found.len()..];
             let Some(path) = route_path(call, &source[..start]) else {
                 continue;
             };
@@ -398,6 +393,11 @@ impl Node {
         .await
     }
 
+    /// Creates an object as the admin; its id (empty when refused).
+    async fn create(&self, uri: &str, body: Value) -> String {
+        text(&self.call(Method::POST, uri, body).await.json(), "id")
+    }
+
     /// The object at `uri` exists, is not deleted, and the admin can read it.
     async fn alive(&self, uri: &str) -> bool {
         let answer = self.call(Method::GET, uri, Value::Null).await;
@@ -412,14 +412,12 @@ impl Node {
         if !self.alive(&format!("/api/v4/users/{}", k[2])).await {
             self.made += 1;
             let name = format!("fuzzother{}", self.made);
-            let user = self
-                .call(
-                    Method::POST,
+            self.known[2] = self
+                .create(
                     "/api/v4/users",
                     json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
                 )
                 .await;
-            self.known[2] = text(&user.json(), "id");
         }
         let team_ok = self.alive(&format!("/api/v4/teams/{}", k[3])).await
             && self
@@ -428,14 +426,12 @@ impl Node {
         if !team_ok {
             self.made += 1;
             let name = format!("fuzz{}", self.made);
-            let team = self
-                .call(
-                    Method::POST,
+            self.known[3] = self
+                .create(
                     "/api/v4/teams",
                     json!({"name": name, "display_name": "Fuzz", "type": "O"}),
                 )
                 .await;
-            self.known[3] = text(&team.json(), "id");
             self.known[4] = name;
         }
         let k = self.known.clone();
@@ -447,14 +443,12 @@ impl Node {
         if !channel_ok {
             self.made += 1;
             let name = format!("fuzz-channel{}", self.made);
-            let channel = self
-                .call(
-                    Method::POST,
+            self.known[5] = self
+                .create(
                     "/api/v4/channels",
                     json!({"team_id": k[3], "name": name, "display_name": "Fuzz channel", "type": "O"}),
                 )
                 .await;
-            self.known[5] = text(&channel.json(), "id");
             self.known[6] = name;
         }
         let k = self.known.clone();
@@ -462,22 +456,18 @@ impl Node {
             && self.alive(&format!("/api/v4/posts/{}", k[7])).await
             && self.alive(&format!("/api/v4/posts/{}", k[8])).await;
         if !posts_ok {
-            let post = self
-                .call(
-                    Method::POST,
+            self.known[7] = self
+                .create(
                     "/api/v4/posts",
                     json!({"channel_id": k[5], "message": "hello @fuzzother"}),
                 )
                 .await;
-            self.known[7] = text(&post.json(), "id");
-            let reply = self
-                .call(
-                    Method::POST,
+            self.known[8] = self
+                .create(
                     "/api/v4/posts",
                     json!({"channel_id": k[5], "message": "a reply", "root_id": self.known[7]}),
                 )
                 .await;
-            self.known[8] = text(&reply.json(), "id");
         }
     }
 
@@ -599,9 +589,15 @@ fn with_known(bytes: &[u8], known: &[String]) -> Vec<u8> {
 /// 1 `me`, 2 a second user's id, 3 the team's id, 4 its name, 5 the channel's id, 6 its name,
 /// 7 a post's id, 8 a reply's id.
 pub fn http_request(data: &[u8]) {
+    let _ = http_exchange(data);
+}
+
+/// [`http_request`], answering the status of the request made (none when the input makes no
+/// valid URI).
+fn http_exchange(data: &[u8]) -> Option<StatusCode> {
     let harness = harness();
     if harness.routes.is_empty() {
-        return;
+        return None;
     }
     let mut input = Input(data);
     let route_index = u16::from_le_bytes([input.byte(), input.byte()]) as usize;
@@ -634,7 +630,7 @@ pub fn http_request(data: &[u8]) {
     let body = with_known(input.0, &node.known);
     let token = (!anonymous).then(|| node.token.clone());
     let Ok(uri) = uri.parse::<axum::http::Uri>() else {
-        return;
+        return None;
     };
     let mut req = request(method.clone(), "/", token.as_deref(), INPUT_PEER, body);
     *req.uri_mut() = uri;
@@ -646,7 +642,8 @@ pub fn http_request(data: &[u8]) {
         }
         check_answer(&method, &path, &answer);
         node.heal().await;
-    });
+        answer.status
+    })
 }
 
 /// Bad input gets a 4xx, and an API error is Mattermost's error object naming its status. The
@@ -679,6 +676,11 @@ fn check_answer(method: &Method, path: &str, answer: &Answer) {
 /// the admin's token (as a browser's cookie does); bit 1 set, asking to resume a stream. The
 /// rest is the stream, cut off at its end as a client that goes away.
 pub fn ws_stream(data: &[u8]) {
+    let _ = ws_exchange(data);
+}
+
+/// [`ws_stream`], answering the JSON of every text frame the server sent.
+fn ws_exchange(data: &[u8]) -> Vec<Value> {
     let harness = harness();
     let mut input = Input(data);
     let how = input.byte();
@@ -706,12 +708,15 @@ pub fn ws_stream(data: &[u8]) {
         };
         let (_, answer) = tokio::join!(writing, reading);
         serving.await.expect("fuzz: the connection task panicked");
-        check_frames(&answer);
-    });
+        check_frames(&answer)
+    })
+    .unwrap_or_default()
 }
 
-/// The server's bytes are whole, unmasked WebSocket frames, each text frame JSON.
-fn check_frames(mut bytes: &[u8]) {
+/// The server's bytes are whole, unmasked WebSocket frames, each text frame JSON; answers
+/// the text frames.
+fn check_frames(mut bytes: &[u8]) -> Vec<Value> {
+    let mut texts = Vec::new();
     while !bytes.is_empty() {
         assert!(bytes.len() >= 2, "a cut frame header: {bytes:?}");
         let opcode = bytes[0] & 0x0f;
@@ -732,14 +737,17 @@ fn check_frames(mut bytes: &[u8]) {
         assert!(bytes.len() >= head + len, "a cut frame payload");
         let payload = &bytes[head..head + len];
         if opcode == 1 {
+            let text = serde_json::from_slice::<Value>(payload);
             assert!(
-                serde_json::from_slice::<Value>(payload).is_ok(),
+                text.is_ok(),
                 "a text frame that is not JSON: {}",
                 String::from_utf8_lossy(payload)
             );
+            texts.extend(text.ok());
         }
         bytes = &bytes[head + len..];
     }
+    texts
 }
 
 #[cfg(test)]
@@ -794,10 +802,10 @@ mod tests {
         assert!(user.methods.contains(&Method::GET) && user.methods.contains(&Method::DELETE));
     }
 
-    /// The harness itself, once: it starts, its requests reach the handlers, and a few
-    /// hand-made inputs (including ones that log the admin out) pass.
+    /// The harness itself: its requests reach the handlers with the statuses they should get,
+    /// the WebSocket stream is served, and it heals after a logout and a deleted channel.
     #[test]
-    fn the_harness_drives_the_router_and_heals_after_a_logout() {
+    fn the_harness_drives_the_router_and_the_socket_and_heals_what_inputs_break() {
         let routes = routes();
         let index = |path: &str, method: Method| -> Vec<u8> {
             let i = routes.iter().position(|r| r.path == path).expect("route") as u16;
@@ -810,37 +818,69 @@ mod tests {
             out.push(m);
             out
         };
-        let mut create = index("/api/v4/posts", Method::POST);
-        create.push(0);
-        create.extend_from_slice(br#"{"channel_id": 7, "message": ["x"]}"#);
-        http_request(&create);
+        let status = |input: &[u8]| http_exchange(input).expect("a valid URI");
         let known = harness().node.lock().known.clone();
         assert!(
             known.iter().all(|k| !k.is_empty()),
             "the harness made its objects: {known:?}"
         );
+        // A body of the wrong shape is refused with a 400 (and an error object: check_answer).
+        let mut create = index("/api/v4/posts", Method::POST);
+        create.push(0);
+        create.extend_from_slice(br#"{"channel_id": 7, "message": ["x"]}"#);
+        assert_eq!(status(&create), StatusCode::BAD_REQUEST);
+        // `@@5` in a body is the harness's channel: the post is made.
+        let mut post = index("/api/v4/posts", Method::POST);
+        post.push(0);
+        post.extend_from_slice(br#"{"channel_id": "@@5", "message": "hi"}"#);
+        assert_eq!(status(&post), StatusCode::CREATED);
+        // A known path id reaches the object.
+        let mut get_post = index("/api/v4/posts/{post_id}", Method::GET);
+        get_post.push(7);
+        get_post.push(0);
+        assert_eq!(status(&get_post), StatusCode::OK);
+        // A path id that is not UTF-8: a Mattermost 400, not axum's plain text (the finding).
+        let mut not_utf8 = index("/api/v4/posts/{post_id}/thread", Method::GET);
+        not_utf8.extend_from_slice(&[0x80 | 1, 0xff, 0]);
+        assert_eq!(status(&not_utf8), StatusCode::BAD_REQUEST);
+        // A logout: the harness logs in again.
         let token = harness().node.lock().token.clone();
         let mut logout = index("/api/v4/users/logout", Method::POST);
         logout.push(0);
-        http_request(&logout);
+        assert_eq!(status(&logout), StatusCode::OK);
         let healed = harness().node.lock().token.clone();
         assert_ne!(token, healed, "the harness logged in again after a logout");
-        let mut get_post = index("/api/v4/posts/{post_id}", Method::GET);
-        get_post.push(7); // the known post
-        get_post.push(0);
-        http_request(&get_post);
-        let mut bad_id = index("/api/v4/posts/{post_id}", Method::GET);
-        bad_id.push(0x80 | 5);
-        bad_id.extend_from_slice(b"%zz/.");
-        bad_id.push(3);
-        bad_id.extend_from_slice(b"a=\xff");
-        http_request(&bad_id);
-        // A masked text frame with a client message, then a ping, then a cut frame.
+        assert_eq!(status(&get_post), StatusCode::OK, "the new session works");
+        // The channel deleted: the harness makes another, with its posts.
+        let mut delete = index("/api/v4/channels/{channel_id}", Method::DELETE);
+        delete.extend_from_slice(&[5, 0]);
+        assert_eq!(status(&delete), StatusCode::OK);
+        let remade = harness().node.lock().known.clone();
+        assert_ne!(remade[5], known[5], "a new channel");
+        assert_ne!(remade[7], known[7], "a new post in it");
+        assert_eq!(status(&get_post), StatusCode::OK);
+
+        // An authenticated stream: the hello, then the answer to the client's message, then a
+        // ping and a cut frame.
         let mut ws = vec![1u8];
-        let message = br#"{"seq":1,"action":"user_typing","data":{"channel_id":"x"}}"#;
+        let message = br#"{"seq":1,"action":"ping"}"#;
         ws.extend_from_slice(&[0x81, 0x80 | message.len() as u8, 0, 0, 0, 0]);
         ws.extend_from_slice(message);
         ws.extend_from_slice(&[0x89, 0x80, 0, 0, 0, 0, 0x81, 0xfe]);
-        ws_stream(&ws);
+        let texts = ws_exchange(&ws);
+        assert!(
+            texts.iter().any(|t| t["event"] == "hello"),
+            "a hello: {texts:?}"
+        );
+        assert!(
+            texts
+                .iter()
+                .any(|t| t["seq_reply"] == 1 && t["data"]["text"] == "pong"),
+            "the ping answered: {texts:?}"
+        );
+        // Not authenticated: no hello.
+        ws[0] = 0;
+        let texts = ws_exchange(&ws);
+        assert!(!texts.iter().any(|t| t["event"] == "hello"), "{texts:?}");
     }
 }

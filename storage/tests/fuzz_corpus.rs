@@ -17,37 +17,28 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
-fn replay(target: &str, run: fn(&[u8])) -> usize {
-    fuzzing::replay_corpus(&fuzz_dir(), target, run)
+fn replay(target: &str, run: fn(&[u8])) {
+    fuzzing::replay_corpus(&fuzz_dir(), target, run);
 }
 
 #[test]
 fn log_entry_corpus() {
-    assert!(
-        replay("log_entry", fuzzing::log_entry) > 0,
-        "no log_entry corpus"
-    );
+    replay("log_entry", fuzzing::log_entry);
 }
 
 #[test]
 fn command_corpus() {
-    assert!(replay("command", fuzzing::command) > 0, "no command corpus");
+    replay("command", fuzzing::command);
 }
 
 #[test]
 fn snapshot_import_corpus() {
-    assert!(
-        replay("snapshot_import", fuzzing::snapshot_import) > 0,
-        "no snapshot_import corpus"
-    );
+    replay("snapshot_import", fuzzing::snapshot_import);
 }
 
 #[test]
 fn snapshot_stream_corpus() {
-    assert!(
-        replay("snapshot_stream", fuzzing::snapshot_stream) > 0,
-        "no snapshot_stream corpus"
-    );
+    replay("snapshot_stream", fuzzing::snapshot_stream);
 }
 
 /// A variety of commands, built as the storage tests build them.
