@@ -756,7 +756,7 @@ mod tests {
 
     #[test]
     fn route_sources_name_every_api_module() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+        let dir = confab_storage::fuzzing::package_dir(env!("CARGO_MANIFEST_DIR")).join("src/api");
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
             .expect("src/api")
             .filter_map(|e| e.ok())

@@ -51,7 +51,7 @@ fn post_ssts(dir: &Path) -> Vec<PathBuf> {
         .map(|n| dir.join(format!("{n:06}.sst")))
         .filter_map(|path| Some((std::fs::metadata(&path).ok()?.len(), path)))
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     files.into_iter().map(|(_, path)| path).collect()
 }
 

@@ -5,10 +5,10 @@
 //! `cargo test --release -p confab --test fuzz_corpus -- --ignored`.
 
 use confab::fuzzing::{self, Route};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+    confab_storage::fuzzing::package_dir(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
 
 fn replay(target: &str, run: fn(&[u8])) {

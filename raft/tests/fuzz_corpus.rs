@@ -6,10 +6,10 @@
 //! `cargo test --release -p confab-raft --test fuzz_corpus -- --ignored`.
 
 use confab_raft::fuzzing;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+    confab_storage::fuzzing::package_dir(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
 #[test]

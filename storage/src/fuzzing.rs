@@ -4,7 +4,17 @@
 //! are properties of successful decodes (a decoded value re-encodes to what was read).
 
 use crate::Command;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The package dir a test runs in: cargo's run-time `CARGO_MANIFEST_DIR`, else `compiled` (the
+/// caller's `env!("CARGO_MANIFEST_DIR")`). Run time first: the compile-time value names wherever
+/// the shared target dir was first built, which need not be this checkout, and cargo reuses a
+/// test binary built from another clone of the same sources.
+pub fn package_dir(compiled: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(compiled))
+}
 
 /// Replays a fuzz target's inputs without fuzzing, for `make test` on stable: every file of
 /// `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` under `fuzz_dir`, in name order,

@@ -11,10 +11,10 @@ use common::{create_channel, create_team, create_user, id, post, TestDb};
 use confab_storage::fuzzing;
 use confab_storage::teams::TeamPatch;
 use confab_storage::{ChannelPatch, ChannelType, Command, CustomStatus, UserProfile};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+    confab_storage::fuzzing::package_dir(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
 fn replay(target: &str, run: fn(&[u8])) {

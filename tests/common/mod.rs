@@ -11,9 +11,7 @@ pub mod smtp;
 /// the compile-time value names wherever the shared target dir was first built, which need not
 /// be this clone.
 pub fn repo_root() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    confab_storage::fuzzing::package_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 use reqwest::{Method, StatusCode};
