@@ -620,3 +620,58 @@ async fn marking_a_post_unread_updates_the_badge() {
     assert_eq!(badge["cont_ava"], 1);
     assert_eq!(badge["device_id"], "bob");
 }
+
+/// A custom `mention_keys` entry mentions in any case, the first name (with `first_name` on)
+/// only as written; both count as mentions for a user whose push level is `mention`, and in
+/// the channel's mention count and the badge.
+#[tokio::test(flavor = "multi_thread")]
+async fn mention_keys_and_the_first_name_mention() {
+    let proxy = PushProxy::start().await;
+    let (_dir, node) = push_node(&proxy, &[]).await;
+    let base = node.api.clone();
+    let (alice, bob, _carol, _team, public, _private) = team_fixture(&base).await;
+    attach(&bob, "android_rn-v2:bob-token").await;
+    let answer = bob
+        .call(
+            "PUT",
+            &format!("/users/{}/patch", bob.user_id),
+            Some(json!({
+                "first_name": "Bobby",
+                "notify_props": {"mention_keys": "oncall,@dbteam", "first_name": "true"},
+            })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    let mut expected = Vec::new();
+    for (message, mentions) in [
+        ("ONCALL: the db is down", true),
+        ("calling @DBteam.", true),
+        ("dbteam without the at", false),
+        ("Bobby, can you look?", true),
+        ("bobby in lower case", false),
+        ("nothing for anyone", false),
+    ] {
+        let (id, index) = post(&alice, &public, message, "").await;
+        settled(&base, index).await;
+        if mentions {
+            expected.push(id);
+        }
+        let pushed: Vec<Value> = proxy
+            .pushes_to("bob-token")
+            .iter()
+            .map(|p| p["post_id"].clone())
+            .collect();
+        assert_eq!(pushed, expected, "after {message:?}");
+    }
+    let last = proxy.pushes_to("bob-token").pop().expect("a push");
+    assert_eq!(last["badge"], 3, "{last}");
+    let unread = bob
+        .ok(
+            "GET",
+            &format!("/users/{}/channels/{public}/unread", bob.user_id),
+            None,
+        )
+        .await;
+    assert_eq!(unread["mention_count"], 3, "{unread}");
+}

@@ -81,6 +81,7 @@ pub(crate) fn update_profile(
     }
     user.timezone = zone.clone();
     search::people::replace_user(txn, &before, &user);
+    crate::keywords::replace_user(txn, Some(&before), &user)?;
     save(txn, user, at, Vec::new())
 }
 

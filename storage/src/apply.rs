@@ -18,6 +18,7 @@ use crate::id::Id;
 use crate::images;
 use crate::integrations;
 use crate::keys::{id2, id_key, KeyBuf};
+use crate::keywords;
 use crate::mentions;
 use crate::model::*;
 use crate::notify::{self, ChannelWide, OutboxEntry};
@@ -701,7 +702,9 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             let lower = KeyBuf::new().id(channel.id).u64(post.create_at).build();
             let upper = crate::keys::prefix_end(channel.id.as_bytes());
             let unread = txn.scan_range(Cf::ChannelidCreateatPostid, &lower, upper.as_deref())?;
-            let username = load_user(txn, *user_id)?.username;
+            let reader = load_user(txn, *user_id)?;
+            let username = reader.username.clone();
+            let their_keywords = keywords::of_user(&reader);
             let (mut unread_all, mut unread_root) = (0u64, 0u64);
             let (mut mentions, mut mentions_root, mut urgent) = (0u64, 0u64, 0u64);
             for (key, _) in &unread {
@@ -718,7 +721,10 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                     continue;
                 }
                 let found = mentions::parse(&other.message);
-                if found.channel_wide || found.usernames.contains(&username) {
+                if found.channel_wide
+                    || found.usernames.contains(&username)
+                    || keywords::message_mentions(&other.message, &their_keywords)
+                {
                     mentions += 1;
                     if is_root {
                         mentions_root += 1;
@@ -1472,6 +1478,8 @@ fn record_notification(
             mentioned.insert(user);
         }
     }
+    mentioned.extend(keywords::mentioned_members(txn, channel.id, &post.message)?);
+    mentioned.remove(&author);
     let channel_wide = match (found.channel_wide, found.everyone) {
         (false, _) => ChannelWide::None,
         (true, true) => ChannelWide::All,
@@ -1518,6 +1526,7 @@ fn resolve_mentions(
             users.insert(user);
         }
     }
+    users.extend(keywords::mentioned_members(txn, channel.id, message)?);
     users.remove(&author);
     Ok(users)
 }

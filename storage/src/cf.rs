@@ -49,13 +49,14 @@ pub enum Cf {
     KindKeyEmoji,
     KindIdImage,
     PostidUseridAck,
+    MentionkeyUserids,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 44] = [
+    pub const STATE: [Cf; 45] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -102,6 +103,7 @@ impl Cf {
         Cf::KindKeyEmoji,
         Cf::KindIdImage,
         Cf::PostidUseridAck,
+        Cf::MentionkeyUserids,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -153,6 +155,7 @@ impl Cf {
             Cf::KindKeyEmoji => "kind_key_emoji",
             Cf::KindIdImage => "kind_id_image",
             Cf::PostidUseridAck => "postid_userid_ack",
+            Cf::MentionkeyUserids => "mentionkey_userids",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

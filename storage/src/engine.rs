@@ -144,6 +144,7 @@ impl Engine {
         }
         engine.init_search_backfill()?;
         engine.init_pinned_index()?;
+        engine.init_mention_keywords()?;
         Ok(engine)
     }
 

@@ -63,6 +63,7 @@
 //! | `kind_key_emoji` | `n` · name → [`emoji::Emoji`] · `i` · emoji_id → name — custom emoji (`meta` `"emoji_count"` counts them) ([`emoji`]) |
 //! | `kind_id_image` | `u` · user_id → profile picture PNG · `e` · emoji_id → emoji image (BlobDB) ([`images`]) |
 //! | `postid_userid_ack` | post_id · user_id → u64 time — acknowledgements of posts that asked for them ([`acks`]) |
+//! | `mentionkey_userids` | lowercase keyword → [`keywords::Holder`]s by user id — who a custom `mention_keys` entry or a first name mentions; `meta` `"mention_keywords"` counts the keys ([`keywords`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -93,6 +94,7 @@ mod id;
 pub mod images;
 pub mod integrations;
 mod keys;
+pub mod keywords;
 pub mod log;
 pub mod mentions;
 pub mod model;

@@ -54,6 +54,48 @@ pub fn parse(message: &str) -> Mentions {
     mentions
 }
 
+/// Most distinct words of one message looked up as keywords: bounds the work a 16 K-character
+/// message costs at apply.
+pub const MAX_KEYWORD_CANDIDATES: usize = 512;
+
+/// The words of a message that can name a mention keyword (a custom `mention_keys` entry or a
+/// first name), case kept, as Mattermost's `StandardMentionParser.ProcessText` tries them: the
+/// text is split at every character that is not a letter, digit or one of `: . - _ @`; a
+/// `:emoji:` word is skipped; leading `: . - _` are trimmed; then the word itself, the word with
+/// trailing `. - : _` cut one at a time, and its pieces between `. - :` are each a candidate.
+/// (Mattermost stops at the first of these that matches; trying them all only differs for a
+/// word that matches whole and in pieces, where both name keywords anyway.)
+pub fn keyword_candidates(message: &str) -> BTreeSet<&str> {
+    let mut words = BTreeSet::new();
+    let fields = message
+        .split(|c: char| !(matches!(c, ':' | '.' | '-' | '_' | '@') || c.is_alphanumeric()))
+        .filter(|w| !w.is_empty());
+    for field in fields {
+        if words.len() >= MAX_KEYWORD_CANDIDATES {
+            break;
+        }
+        if field.len() > 1 && field.starts_with(':') && field.ends_with(':') {
+            continue;
+        }
+        let word = field.trim_start_matches([':', '.', '-', '_']);
+        if word.is_empty() {
+            continue;
+        }
+        words.insert(word);
+        let mut cut = word;
+        while let Some(shorter) = cut.strip_suffix(['.', '-', ':', '_']) {
+            if !shorter.is_empty() {
+                words.insert(shorter);
+            }
+            cut = shorter;
+        }
+        if word.contains(['.', '-', ':']) {
+            words.extend(word.split(['.', '-', ':']).filter(|w| !w.is_empty()));
+        }
+    }
+    words
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +108,33 @@ mod tests {
         assert!(here.channel_wide && !here.everyone);
         let names: Vec<_> = m.usernames.iter().cloned().collect();
         assert_eq!(names, vec!["alice", "bob", "dave"]);
+    }
+
+    #[test]
+    fn keyword_candidates_split_like_mattermost() {
+        let words: Vec<&str> = keyword_candidates("Ping Oncall: see db-team.. :smile: @Ops! x")
+            .into_iter()
+            .collect();
+        assert_eq!(
+            words,
+            vec![
+                "@Ops",
+                "Oncall",
+                "Oncall:",
+                "Ping",
+                "db",
+                "db-team",
+                "db-team.",
+                "db-team..",
+                "see",
+                "team",
+                "x"
+            ]
+        );
+        assert!(keyword_candidates("").is_empty());
+        assert!(keyword_candidates(":::: --").is_empty());
+        let many: String = (0..2000).map(|i| format!("w{i} ")).collect();
+        assert_eq!(keyword_candidates(&many).len(), MAX_KEYWORD_CANDIDATES);
     }
 
     #[test]
