@@ -165,6 +165,12 @@ pub fn session_id(token: Id) -> String {
     derived(b"confab session id", token).to_base32()
 }
 
+/// The `MMAUTHTOKEN` cookie of a session token, kept `max_age` seconds (at login, and again
+/// when a device attach restarts the session's lifetime).
+pub fn session_cookie(token: &str, max_age: u64) -> String {
+    format!("MMAUTHTOKEN={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax")
+}
+
 /// The session's CSRF token, sent as the `MMCSRF` cookie at login.
 pub fn csrf_token(token: Id) -> String {
     derived(b"confab csrf", token).to_base32()

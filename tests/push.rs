@@ -675,3 +675,118 @@ async fn mention_keys_and_the_first_name_mention() {
         .await;
     assert_eq!(unread["mention_count"], 3, "{unread}");
 }
+
+/// Attaching a device restarts the session's lifetime at `SessionLengthMobileInHours` and sets
+/// the cookie to match; a login that names a device gets that length too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_session_gets_the_mobile_length() {
+    let proxy = PushProxy::start().await;
+    let (_dir, node) = push_node(&proxy, &["--session-length-mobile-hours", "2"]).await;
+    let base = node.api.clone();
+    let bob = Api::signup(&base, "bob").await;
+    let expiry = |sessions: &Value| sessions[0]["expires_at"].as_u64().expect("expires_at");
+    let sessions = bob
+        .ok("GET", &format!("/users/{}/sessions", bob.user_id), None)
+        .await;
+    let web_expiry = expiry(&sessions);
+    let before = now_ms();
+    let answer = bob
+        .call(
+            "PUT",
+            "/users/sessions/device",
+            Some(json!({"device_id": "apple_rn-v2:bob-phone"})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let cookie = answer
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie");
+    assert!(
+        cookie.starts_with(&format!(
+            "MMAUTHTOKEN={};",
+            bob.token.as_deref().unwrap_or("")
+        )),
+        "{cookie}"
+    );
+    assert!(cookie.contains("Max-Age=7200;"), "{cookie}");
+    let sessions = bob
+        .ok("GET", &format!("/users/{}/sessions", bob.user_id), None)
+        .await;
+    let two_hours = 2 * 3_600_000;
+    let mobile_expiry = expiry(&sessions);
+    assert!(
+        (before + two_hours..=now_ms() + two_hours).contains(&mobile_expiry),
+        "{mobile_expiry} is not two hours from the attach (the web session ended at {web_expiry})"
+    );
+
+    // A login naming a device starts with the mobile length.
+    let answer = Api::new(&base)
+        .call(
+            "POST",
+            "/users/login",
+            Some(json!({"login_id": "bob", "password": "passw0rd!", "device_id": "android_rn-v2:tab"})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let sessions = bob
+        .ok("GET", &format!("/users/{}/sessions", bob.user_id), None)
+        .await;
+    let tablet = sessions
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["device_id"] == "android_rn-v2:tab")
+        .expect("the tablet's session");
+    assert!(tablet["expires_at"].as_u64().expect("expiry") <= now_ms() + two_hours);
+}
+
+/// A session with a device that expires gets one `session` push, from the leader, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_mobile_session_is_told_once() {
+    let proxy = PushProxy::start().await;
+    // Mobile sessions last 3.6 s; the leader looks every second.
+    let flags = [
+        "--session-length-mobile-hours",
+        "0.001",
+        "--session-expiry-check-secs",
+        "1",
+        "--site-name",
+        "Acme",
+    ];
+    let (_dir, node) = push_node(&proxy, &flags).await;
+    let base = node.api.clone();
+    let bob = Api::signup(&base, "bob").await;
+    let carol = Api::signup(&base, "carol").await;
+    attach(&bob, "android_rn-v2:bob-phone").await;
+    // Carol's web session has no device and lasts for days: nothing for her.
+    let pushes = proxy.wait_for(1, WAIT).await;
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    let push = &pushes[0];
+    assert_eq!(push["type"], "session", "{push}");
+    assert_eq!(push["platform"], "android_rn-v2");
+    assert_eq!(push["device_id"], "bob-phone");
+    assert_eq!(push["version"], "v2");
+    assert_eq!(push["ack_id"].as_str().map(str::len), Some(26));
+    assert!(
+        push["message"].as_str().unwrap_or_default().starts_with(
+            "Session Expired: Please log in to continue receiving notifications. Sessions for Acme"
+        ),
+        "{push}"
+    );
+    // The session is over, and three more rounds tell it nothing more.
+    let answer = bob.call("GET", "/users/me", None).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(proxy.pushes().len(), 1, "{:?}", proxy.pushes());
+    let me = carol.ok("GET", "/users/me", None).await;
+    assert_eq!(me["username"], "carol");
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -8,7 +8,7 @@ use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{post, put};
 use axum::Router;
@@ -32,7 +32,8 @@ struct Device {
 }
 
 /// `PUT /users/sessions/device`: the caller's session gets the device; the user's other
-/// sessions with the same device id end.
+/// sessions with the same device id end. As in Mattermost, the session's lifetime restarts at
+/// `SessionLengthMobileInHours`, and the `MMAUTHTOKEN` cookie is set again to match.
 async fn attach_device(
     State(app): State<AppState>,
     caller: Caller,
@@ -42,13 +43,20 @@ async fn attach_device(
     if device.device_id.trim().is_empty() {
         return Err(ApiError::invalid_param("device_id"));
     }
+    let length = app.push.session_length_mobile;
     let (index, _) = app
         .write(Command::AttachDevice {
             token: caller.session.token,
             device_id: device.device_id,
+            expires_at: now_ms() + length.as_millis() as u64,
         })
         .await?;
-    Ok(with_applied(status_ok(), index))
+    let mut response = with_applied(status_ok(), index);
+    let cookie = crate::auth::session_cookie(&caller.session.token.to_base32(), length.as_secs());
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 /// `PUT /channels/{channel_id}/members/{user_id}/notify_props`: merges the given props.

@@ -204,12 +204,18 @@ async fn login(
     } else {
         login.device_id
     };
+    // A login that names a mobile device gets the mobile session length, as in Mattermost.
+    let length_ms = if device_id.is_empty() {
+        app.settings.session_days * 86_400_000
+    } else {
+        app.push.session_length_mobile.as_millis() as u64
+    };
     let (index, outcome) = app
         .write(Command::CreateSession {
             token: Id::from_bytes(rand::random()),
             user_id: user.id,
             at: now,
-            expires_at: now + app.settings.session_days * 86_400_000,
+            expires_at: now + length_ms,
             device_id,
         })
         .await?;
@@ -222,11 +228,11 @@ async fn login(
     if let Ok(value) = HeaderValue::from_str(&token) {
         out.insert("token", value);
     }
-    let max_age = app.settings.session_days * 86_400;
+    let max_age = length_ms / 1000;
     // Derived from the token, so every node checks it without storing it.
     let csrf = crate::auth::csrf_token(session.token);
     for cookie in [
-        format!("MMAUTHTOKEN={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"),
+        crate::auth::session_cookie(&token, max_age),
         format!(
             "MMUSERID={}; Path=/; Max-Age={max_age}; SameSite=Lax",
             user.id

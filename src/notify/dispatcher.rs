@@ -3,6 +3,7 @@
 //! `NotificationsDispatched` for the batch. Every node runs it; only the current leader works.
 
 use super::email::{self, EmailContext, EmailDue, OutgoingMail};
+use super::payload;
 use super::plan::{self, Context, Delivery, Planned};
 use super::proxy::{ProxyClient, Reply};
 use super::settings::PushSettings;
@@ -21,6 +22,8 @@ const IDLE: Duration = Duration::from_millis(50);
 const FOLLOWER: Duration = Duration::from_millis(200);
 /// SMTP sends in flight at most (the mailer's pool holds a few connections).
 const MAIL_CONCURRENCY: usize = 8;
+/// How far back a round looks for expired mobile sessions at most (Mattermost: one hour).
+const SESSION_EXPIRY_WINDOW_MS: u64 = 3_600_000;
 
 pub struct Dispatcher {
     pub raft: RaftNode,
@@ -70,9 +73,11 @@ impl Dispatcher {
         // Whether this node has applied everything committed before it became leader (so the
         // mark it reads is the last leader's).
         let mut caught_up = false;
+        let mut last_expiry_round: Option<std::time::Instant> = None;
         loop {
             if !self.raft.is_leader() {
                 caught_up = false;
+                last_expiry_round = None;
                 tokio::time::sleep(FOLLOWER).await;
                 continue;
             }
@@ -93,6 +98,16 @@ impl Dispatcher {
                         tracing::debug!("dispatcher: not leader after all: {e}");
                         tokio::time::sleep(FOLLOWER).await;
                         continue;
+                    }
+                }
+            }
+            if let Some(proxy) = &self.proxy {
+                if last_expiry_round
+                    .is_none_or(|at| at.elapsed() >= self.settings.session_expiry_every)
+                {
+                    last_expiry_round = Some(std::time::Instant::now());
+                    if let Err(e) = self.notify_expired_sessions(proxy).await {
+                        tracing::warn!("expired-session pushes: {e}");
                     }
                 }
             }
@@ -162,6 +177,44 @@ impl Dispatcher {
         }
         self.mark(through, detach, queue_emails).await?;
         Ok(true)
+    }
+
+    /// One round of `session` pushes: every session with a device that expired after the
+    /// replicated mark (at most an hour back) and by now is told, then the mark moves to now
+    /// (`confab_storage::session_expiry` says what can repeat). The sessions are over, so a
+    /// `REMOVE` answer detaches nothing.
+    async fn notify_expired_sessions(
+        self: &Arc<Self>,
+        proxy: &ProxyClient,
+    ) -> Result<(), StepError> {
+        let now = crate::clock::now_ms();
+        let engine = self.engine.clone();
+        let sessions = tokio::task::spawn_blocking(move || {
+            let reader = engine.reader();
+            let after = reader
+                .session_expiry_mark()?
+                .max(now.saturating_sub(SESSION_EXPIRY_WINDOW_MS));
+            reader.expired_mobile_sessions(after, now)
+        })
+        .await
+        .map_err(|e| StepError::Task(e.to_string()))??;
+        let hours = self.settings.session_length_mobile.as_secs_f64() / 3600.0;
+        let push = payload::session_expired(&self.server_id, &self.site.name, hours);
+        let deliveries = sessions
+            .into_iter()
+            .map(|session| Delivery {
+                user: session.user_id,
+                token: session.token,
+                push: payload::for_device(push.clone(), &session.device_id),
+                device_id: session.device_id,
+            })
+            .collect();
+        self.send_all(proxy, deliveries).await;
+        self.raft
+            .write(Command::SessionExpiriesNotified { through: now })
+            .await
+            .map_err(|e| StepError::Mark(e.to_string()))?;
+        Ok(())
     }
 
     /// Plans a batch on a blocking thread (it reads the replica).

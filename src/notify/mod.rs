@@ -4,7 +4,8 @@
 //! Every node applies every post, but a notification must leave once. So nothing is sent while
 //! applying. `apply` (storage, `confab_storage::notify`) records, in the SAME write batch as the
 //! post, an outbox entry in the `seq_notification` family keyed by the post's log index: who
-//! MIGHT be notified — the `@`-mentioned members, whether `@channel`/`@all`/`@here` was used, the
+//! MIGHT be notified — the members mentioned by `@username` or by a keyword (a `mention_keys`
+//! entry, the first name: `confab_storage::keywords`), whether `@channel`/`@all`/`@here` was used, the
 //! thread's followers. It is deterministic, so every replica holds the same outbox. A channel
 //! view or thread read that clears something records a `Clear` entry the same way.
 //!
@@ -44,6 +45,14 @@
 //! offline status). Immediate emails are sent with the batch's pushes before the one mark
 //! write, so they share its bound; batched ones are queued by that mark write (only when it
 //! advances the mark) and mailed as digests by the leader's `email::Batcher`.
+//!
+//! ## Expired sessions
+//! With push on, the leader also makes a round every `session_expiry_check_secs`: each session
+//! with a device whose expiry lies after the replicated `session_expiry_notified` mark (at most
+//! an hour back) and by now gets one `type: session` push, then ONE
+//! `SessionExpiriesNotified { through: now }` write moves the mark. As with batches, a leader
+//! change can repeat at most the round that was sent and not yet committed
+//! (`confab_storage::session_expiry`).
 //!
 //! ## Badge
 //! `badge` is the user's unread mentions summed over their channel members (`mention_count`, or

@@ -225,6 +225,23 @@ pub fn update_badge(server_id: &str, badge: u64) -> PushNotification {
     }
 }
 
+/// A `session` push: the session on this device expired (Mattermost's `NotifySessionsExpired`,
+/// with the English text of `api.push_notifications.session.expired`).
+pub fn session_expired(server_id: &str, site_name: &str, length_hours: f64) -> PushNotification {
+    PushNotification {
+        ack_id: new_ack_id(),
+        server_id: server_id.to_string(),
+        kind: "session".into(),
+        version: "v2".into(),
+        message: format!(
+            "Session Expired: Please log in to continue receiving notifications. Sessions for \
+             {site_name} are configured by your System Administrator to expire every \
+             {length_hours} hours."
+        ),
+        ..PushNotification::default()
+    }
+}
+
 /// Addresses a push to one session's device, with its own ack id.
 pub fn for_device(mut push: PushNotification, device_id: &str) -> PushNotification {
     push.ack_id = new_ack_id();
@@ -245,6 +262,21 @@ mod tests {
             ("android_rn-v2".to_string(), "abc:def".to_string())
         );
         assert_eq!(split_device("tok"), (String::new(), "tok".to_string()));
+    }
+
+    #[test]
+    fn session_expired_says_where_and_how_long() {
+        let push = for_device(session_expired("srv", "Acme", 720.0), "android_rn-v2:t");
+        let json = serde_json::to_value(push).expect("json");
+        assert_eq!(json["type"], "session");
+        assert_eq!(json["version"], "v2");
+        assert_eq!(json["device_id"], "t");
+        assert_eq!(
+            json["message"],
+            "Session Expired: Please log in to continue receiving notifications. Sessions for \
+             Acme are configured by your System Administrator to expire every 720 hours."
+        );
+        assert!(json.get("badge").is_none() && json.get("channel_id").is_none());
     }
 
     #[test]

@@ -44,6 +44,14 @@ pub struct PushArgs {
     /// (`confab_push_dropped_total`) (default 100,000).
     #[arg(long, env = "CONFAB_PUSH_MAX_BACKLOG")]
     pub push_max_backlog: Option<u64>,
+    /// Lifetime of a session a mobile device is attached to, from the attach (or a login that
+    /// names a device), in hours (`SessionLengthMobileInHours`; default 720; fractions allowed).
+    #[arg(long, env = "CONFAB_SESSION_LENGTH_MOBILE_HOURS")]
+    pub session_length_mobile_hours: Option<f64>,
+    /// How often the leader looks for mobile sessions that expired, to push them a `session`
+    /// notification, in seconds (Mattermost's expiry-notify job; default 600).
+    #[arg(long, env = "CONFAB_SESSION_EXPIRY_CHECK_SECS")]
+    pub session_expiry_check_secs: Option<u64>,
 }
 
 /// What a push says about the post (`PushNotificationContents`).
@@ -82,6 +90,9 @@ pub struct PushSettings {
     pub retry_max: Duration,
     pub timeout: Duration,
     pub max_backlog: u64,
+    /// `SessionLengthMobileInHours`.
+    pub session_length_mobile: Duration,
+    pub session_expiry_every: Duration,
 }
 
 impl Default for PushSettings {
@@ -98,6 +109,8 @@ impl Default for PushSettings {
             retry_max: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             max_backlog: 100_000,
+            session_length_mobile: Duration::from_secs(720 * 3600),
+            session_expiry_every: Duration::from_secs(600),
         }
     }
 }
@@ -128,6 +141,20 @@ impl PushArgs {
         if enabled && server.is_empty() {
             return Err("send_push_notifications needs push_notification_server".into());
         }
+        let session_length_mobile = match self
+            .session_length_mobile_hours
+            .or(file.session_length_mobile_hours)
+        {
+            Some(hours) if hours.is_finite() && hours > 0.0 && hours <= 1e6 => {
+                Duration::from_secs_f64(hours * 3600.0)
+            }
+            Some(hours) => {
+                return Err(format!(
+                    "session_length_mobile_hours {hours}: more than 0, at most 1000000"
+                ))
+            }
+            None => d.session_length_mobile,
+        };
         let ms = |flag: Option<u64>, file: Option<u64>, default: Duration| {
             flag.or(file).map(Duration::from_millis).unwrap_or(default)
         };
@@ -167,6 +194,12 @@ impl PushArgs {
                 .or(file.push_max_backlog)
                 .unwrap_or(d.max_backlog)
                 .max(1),
+            session_length_mobile,
+            session_expiry_every: self
+                .session_expiry_check_secs
+                .or(file.session_expiry_check_secs)
+                .map(|s| Duration::from_secs(s.max(1)))
+                .unwrap_or(d.session_expiry_every),
         })
     }
 }
@@ -190,6 +223,17 @@ mod tests {
         assert_eq!(settings.server, "http://p");
         assert_eq!(settings.contents, Contents::IdLoaded);
         assert_eq!(settings.max_notifications_per_channel, 1000);
+        assert_eq!(
+            settings.session_length_mobile,
+            Duration::from_secs(720 * 3600)
+        );
+        assert_eq!(settings.session_expiry_every, Duration::from_secs(600));
+        let short = PushArgs {
+            session_length_mobile_hours: Some(0.5),
+            ..PushArgs::default()
+        };
+        let settings = short.resolve(PushArgs::default()).expect("valid");
+        assert_eq!(settings.session_length_mobile, Duration::from_secs(1800));
     }
 
     #[test]
@@ -205,5 +249,12 @@ mod tests {
         };
         assert!(no_server.resolve(PushArgs::default()).is_err());
         assert!(toml::from_str::<PushArgs>("push_servr = \"x\"\n").is_err());
+        for hours in [0.0, -1.0, f64::NAN, 2e6] {
+            let bad = PushArgs {
+                session_length_mobile_hours: Some(hours),
+                ..PushArgs::default()
+            };
+            assert!(bad.resolve(PushArgs::default()).is_err(), "{hours}");
+        }
     }
 }

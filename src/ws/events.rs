@@ -880,6 +880,7 @@ impl EventBuilder {
             | Outcome::DraftDeleted(None)
             | Outcome::EmailsSent { .. }
             | Outcome::NotificationsDispatched { .. }
+            | Outcome::SessionExpiriesNotified { .. }
             // File uploads are announced by the post they are attached to.
             | Outcome::FileChunkStored { .. }
             | Outcome::FileCommitted { .. }

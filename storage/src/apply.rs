@@ -26,6 +26,7 @@ use crate::outcome::{Applied, MembershipView, Outcome, Posted};
 use crate::pinned;
 use crate::preferences;
 use crate::search;
+use crate::session_expiry;
 use crate::sidebar;
 use crate::status;
 use crate::teams;
@@ -904,7 +905,11 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             categories,
         } => sidebar::set(txn, *user_id, *team_id, categories),
         Command::EmailsSent { entries } => email_queue::sent(txn, entries),
-        Command::AttachDevice { token, device_id } => notify::attach_device(txn, *token, device_id),
+        Command::AttachDevice {
+            token,
+            device_id,
+            expires_at,
+        } => notify::attach_device(txn, *token, device_id, *expires_at),
         Command::SetChannelNotifyProps {
             channel_id,
             user_id,
@@ -1041,6 +1046,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
         }
         Command::OutgoingHooksDispatched { through } => integrations::dispatched(txn, *through),
         Command::HookCallsDone { through, calls } => integrations::calls_done(txn, *through, calls),
+        Command::SessionExpiriesNotified { through } => session_expiry::notified(txn, *through),
         Command::CreateCommandHook { hook } => integrations::create_command_hook(txn, hook),
         Command::UseCommandHook { id, at } => integrations::use_command_hook(txn, *id, *at),
     }

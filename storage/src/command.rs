@@ -284,6 +284,11 @@ pub enum Command {
     AttachDevice {
         token: Id,
         device_id: String,
+        /// The session's new expiry (ms; Mattermost's `SessionLengthMobileInHours` from now),
+        /// or 0 to keep it. A session that never expires (an access token's) keeps never
+        /// expiring.
+        #[serde(default)]
+        expires_at: u64,
     },
     /// Merges notify props into a channel member's.
     SetChannelNotifyProps {
@@ -483,6 +488,11 @@ pub enum Command {
     HookCallsDone {
         through: u64,
         calls: Vec<(u64, Id)>,
+    },
+    /// The leader told every mobile session that expired up to `through` (ms) so
+    /// ([`session_expiry`](crate::session_expiry)): the mark advances, never back.
+    SessionExpiriesNotified {
+        through: u64,
     },
 }
 

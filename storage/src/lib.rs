@@ -19,7 +19,7 @@
 //!
 //! | name | key → value |
 //! |---|---|
-//! | `meta` | `"applied_index"` → u64 · `"replication"` → raft's bytes · `"importing"` → marker · `"notify_dispatched"`, `"notify_outbox_len"` → u64 ([`notify`]) |
+//! | `meta` | `"applied_index"` → u64 · `"replication"` → raft's bytes · `"importing"` → marker · `"notify_dispatched"`, `"notify_outbox_len"` → u64 ([`notify`]) · `"session_expiry_notified"` → u64 ms ([`session_expiry`]) |
 //! | `userid_user` | user_id → [`User`] |
 //! | `username_userid` | lowercase username → user_id |
 //! | `email_userid` | lowercase email → user_id |
@@ -105,6 +105,7 @@ pub mod preferences;
 mod query;
 mod read;
 pub mod search;
+pub mod session_expiry;
 pub mod sidebar;
 pub mod snapshot;
 mod source;

@@ -136,7 +136,12 @@ pub(crate) fn dispatched(txn: &mut Txn, through: u64, detach: &[(Id, String)]) -
 
 /// Attaches a device to a session (`PUT /users/sessions/device`), ending the user's other
 /// sessions that carry the same device id, as Mattermost does: one device, one session.
-pub(crate) fn attach_device(txn: &mut Txn, token: Id, device_id: &str) -> Step<Outcome> {
+pub(crate) fn attach_device(
+    txn: &mut Txn,
+    token: Id,
+    device_id: &str,
+    expires_at: u64,
+) -> Step<Outcome> {
     if device_id.is_empty() || device_id.len() > 512 {
         return refuse(CommandError::Invalid("device_id".into()));
     }
@@ -160,6 +165,9 @@ pub(crate) fn attach_device(txn: &mut Txn, token: Id, device_id: &str) -> Step<O
         }
     }
     session.device_id = device_id.to_string();
+    if session.expires_at != 0 && expires_at != 0 {
+        session.expires_at = expires_at;
+    }
     txn.put(Cf::TokenSession, id_key(token), &session)?;
     Ok(Outcome::DeviceAttached { session, revoked })
 }

@@ -253,4 +253,8 @@ pub enum Outcome {
     StatusUnchanged {
         user_id: Id,
     },
+    /// The expired-session mark is at `through` (ms).
+    SessionExpiriesNotified {
+        through: u64,
+    },
 }

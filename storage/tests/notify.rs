@@ -104,6 +104,7 @@ fn posts_and_views_fill_the_outbox_and_the_mark_empties_it() {
     db.ok(Command::AttachDevice {
         token: id(90),
         device_id: "apple:t".into(),
+        expires_at: 0,
     });
     let session = db.engine.reader().session(id(90)).unwrap().unwrap();
     assert_eq!(session.device_id, "apple:t");
@@ -156,6 +157,7 @@ fn attaching_a_device_ends_the_other_session_with_it() {
         db.ok(Command::AttachDevice {
             token: id(token),
             device_id: "android:same".into(),
+            expires_at: 0,
         });
     }
     let reader = db.engine.reader();
@@ -251,4 +253,46 @@ fn batched_emails_queue_with_the_mark_once_and_leave_when_sent() {
         reader.queued_emails(None, 10).unwrap(),
         vec![entry(3, 20, 60)]
     );
+}
+
+/// A device attach restarts a session's lifetime (a session that never expires keeps never
+/// expiring); the expired-session mark finds the sessions with a device in its window and only
+/// moves forward.
+#[test]
+fn device_sessions_expire_and_the_expiry_mark_moves_forward() {
+    let mut db = team_of_three();
+    for (token, expires_at) in [(90, 1_000), (91, 0), (92, 1_000)] {
+        db.ok(Command::CreateSession {
+            token: id(token),
+            user_id: id(2),
+            at: 1,
+            expires_at,
+            device_id: String::new(),
+        });
+    }
+    for (token, device) in [(90, "apple:a"), (91, "apple:b")] {
+        db.ok(Command::AttachDevice {
+            token: id(token),
+            device_id: device.into(),
+            expires_at: 5_000,
+        });
+    }
+    let reader = db.engine.reader();
+    assert_eq!(reader.session(id(90)).unwrap().unwrap().expires_at, 5_000);
+    assert_eq!(reader.session(id(91)).unwrap().unwrap().expires_at, 0);
+    // 92 expired at 1,000 but has no device; 91 never expires.
+    let tokens = |after, through| -> Vec<Id> {
+        let reader = db.engine.reader();
+        let sessions = reader.expired_mobile_sessions(after, through).unwrap();
+        sessions.iter().map(|s| s.token).collect()
+    };
+    assert_eq!(tokens(0, 4_999), Vec::<Id>::new());
+    assert_eq!(tokens(0, 5_000), vec![id(90)]);
+    assert_eq!(tokens(5_000, 9_000), Vec::<Id>::new());
+    drop(reader);
+
+    db.ok(Command::SessionExpiriesNotified { through: 6_000 });
+    assert_eq!(db.engine.reader().session_expiry_mark().unwrap(), 6_000);
+    db.ok(Command::SessionExpiriesNotified { through: 2_000 });
+    assert_eq!(db.engine.reader().session_expiry_mark().unwrap(), 6_000);
 }
