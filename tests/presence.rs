@@ -461,3 +461,71 @@ async fn custom_statuses_validation_and_permissions() {
     let me = alice.ok("GET", "/users/me", None).await;
     assert!(me["props"].get("customStatus").is_none(), "{me}");
 }
+
+/// `EnableUserStatuses` off: no status is shown (404 for one, `[]` for many, `{}` on the
+/// socket), none can be set, and no `status_change` is sent, even when the timeout passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn statuses_off_show_nothing_and_take_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flags = [
+        "--away-timeout-secs",
+        "1",
+        "--enable-user-statuses",
+        "false",
+    ]
+    .map(String::from);
+    let mut node = Node::start(1, dir.path().to_path_buf(), &flags);
+    node.wait_ready().await;
+    let base = node.api.clone();
+    let alice = Api::signup(&base, "alice").await;
+    let a = alice.user_id.clone();
+    let mut socket = Socket::connect(&base, alice.token.as_deref().expect("token")).await;
+
+    let answer = alice.call("GET", &format!("/users/{a}/status"), None).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    assert_eq!(answer.body["id"], "api.status.user_not_found.app_error");
+    let many = alice
+        .ok("POST", "/users/status/ids", Some(json!([a])))
+        .await;
+    assert_eq!(many, json!([]));
+    let set = json!({"user_id": a, "status": "dnd", "dnd_end_time": 0});
+    let answer = alice
+        .call("PUT", &format!("/users/{a}/status"), Some(set))
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    // A bad value is still a 400.
+    let bad = json!({"user_id": a, "status": "sleepy"});
+    let answer = alice
+        .call("PUT", &format!("/users/{a}/status"), Some(bad))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+
+    for (seq, request) in [
+        (1, json!({"seq": 1, "action": "get_statuses"})),
+        (
+            2,
+            json!({"seq": 2, "action": "get_statuses_by_ids", "data": {"user_ids": [a]}}),
+        ),
+        (
+            3,
+            json!({"seq": 3, "action": "user_update_active_status", "data": {"user_is_active": false, "manual": true}}),
+        ),
+    ] {
+        socket.send(request).await;
+        let reply = reply_to(&mut socket, seq).await;
+        assert_eq!(reply["status"], "OK", "{reply}");
+        if seq < 3 {
+            assert_eq!(reply["data"], json!({}), "{reply}");
+        }
+    }
+    // Three away timeouts pass: not one status_change.
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Some(frame) = socket
+        .next_json(until.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        assert_ne!(frame["event"], "status_change", "{frame}");
+    }
+    let answer = alice.call("GET", &format!("/users/{a}/status"), None).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}

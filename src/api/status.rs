@@ -50,6 +50,16 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// What `GET /users/{id}/status` answers with statuses off (`EnableUserStatuses`): Mattermost
+/// finds no status to return.
+fn no_status() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "api.status.user_not_found.app_error",
+        "We couldn't find the user.",
+    )
+}
+
 /// `GET /users/{id}/status`: anyone signed in may read anyone's status.
 async fn get_status(
     State(app): State<AppState>,
@@ -57,6 +67,9 @@ async fn get_status(
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
     let user = caller.resolve(&user_id)?;
+    if !app.presence.user_statuses_enabled() {
+        return Err(no_status());
+    }
     Ok(ok(app.presence.status(user).to_json()))
 }
 
@@ -73,6 +86,9 @@ async fn statuses_by_ids(
     let mut users = Vec::with_capacity(ids.len());
     for text in &ids {
         users.push(Id::parse(text).map_err(|_| ApiError::invalid_param("user_ids"))?);
+    }
+    if !app.presence.user_statuses_enabled() {
+        return Ok(ok(Value::Array(Vec::new())));
     }
     Ok(ok(Value::Array(
         users
@@ -121,6 +137,10 @@ pub async fn update_status(
     } else {
         0
     };
+    if !app.presence.user_statuses_enabled() {
+        // Mattermost's setters do nothing, and the status it then reads back is not found.
+        return Err(no_status());
+    }
     let (index, _) = app
         .write(Command::SetStatus {
             user_id: user,

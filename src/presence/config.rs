@@ -1,5 +1,5 @@
 //! The `[presence]` settings: flags, `CONFAB_*` variables, or keys of the `[presence]` table of
-//! the settings file (flags win), all in seconds.
+//! the settings file (flags win), times in seconds.
 
 use super::PresenceConfig;
 use clap::Args;
@@ -24,6 +24,9 @@ pub struct PresenceArgs {
     /// offline after it (default 20, at least two summaries).
     #[arg(long, env = "CONFAB_PRESENCE_PEER_TIMEOUT_SECS")]
     pub presence_peer_timeout_secs: Option<u64>,
+    /// Show and take user statuses (Mattermost's EnableUserStatuses; default true).
+    #[arg(long, env = "CONFAB_ENABLE_USER_STATUSES")]
+    pub enable_user_statuses: Option<bool>,
 }
 
 impl PresenceArgs {
@@ -59,6 +62,10 @@ impl PresenceArgs {
                 d.peer_timeout,
             )
             .max(summary_interval * 2),
+            user_statuses: self
+                .enable_user_statuses
+                .or(file.enable_user_statuses)
+                .unwrap_or(d.user_statuses),
         }
     }
 }

@@ -77,6 +77,10 @@ pub struct PresenceConfig {
     pub summary_interval: Duration,
     /// How long a peer's word about a user lasts without being repeated.
     pub peer_timeout: Duration,
+    /// Mattermost's `ServiceSettings.EnableUserStatuses`. Off, clients see no statuses (the
+    /// routes and socket actions answer nothing, `status_change` is never sent) and cannot set
+    /// one; the presence view is still kept, for deciding notifications.
+    pub user_statuses: bool,
 }
 
 impl Default for PresenceConfig {
@@ -87,6 +91,7 @@ impl Default for PresenceConfig {
             flush_interval: Duration::from_millis(250),
             summary_interval: Duration::from_secs(5),
             peer_timeout: Duration::from_secs(20),
+            user_statuses: true,
         }
     }
 }
@@ -263,6 +268,11 @@ impl Presence {
     /// `user`'s status now: the live view combined with the replicated manual status (one
     /// point lookup). Cheap and synchronous, for request handlers and the notification
     /// dispatcher. A storage failure reads as "no manual status" (logged).
+    /// Whether clients see and set statuses (`EnableUserStatuses`).
+    pub fn user_statuses_enabled(&self) -> bool {
+        self.config.user_statuses
+    }
+
     pub fn status(&self, user: Id) -> UserStatus {
         let manual = match self.engine.reader().manual_status(user) {
             Ok(manual) => manual,
@@ -490,7 +500,7 @@ impl Sweeper {
                         .ok()
                         .flatten()
                         .filter(|m| m.in_force(now));
-                    if manual.is_none() {
+                    if manual.is_none() && presence.config.user_statuses {
                         propose(
                             raft,
                             Command::StatusNotice {

@@ -6,6 +6,8 @@
 //! - `user_update_active_status` (`user_is_active` required, `manual` optional): activity, or
 //!   a manual away / a return from a manual status when `manual` is true. Replies carry
 //!   `seq_reply`, never a `seq`, so they leave the event stream's numbering alone.
+//!
+//! With statuses off (`EnableUserStatuses`), both getters answer `{}` and `manual` is ignored.
 
 use super::conn::Conn;
 use super::socket::{fail_reply, ok_reply};
@@ -40,6 +42,10 @@ pub fn handle(hub: &Hub, conn: &Arc<Conn>, action: &str, seq: u64, data: Option<
         );
     };
     match action {
+        // Statuses off (`EnableUserStatuses`): Mattermost's getters answer nothing.
+        "get_statuses" | "get_statuses_by_ids" if !presence.user_statuses_enabled() => {
+            ok_reply(seq, Some(Value::Object(Map::new())))
+        }
         "get_statuses" => {
             let map: Map<String, Value> = presence
                 .known_statuses(MAX_ALL)
@@ -87,7 +93,7 @@ pub fn handle(hub: &Hub, conn: &Arc<Conn>, action: &str, seq: u64, data: Option<
             if active {
                 presence.activity(user, None);
             }
-            if manual {
+            if manual && presence.user_statuses_enabled() {
                 let current = presence.status(user);
                 // Manual "active" ends a manual status (online is never stored manual); manual
                 // "inactive" sets away by hand, unless a manual status is already in force.
