@@ -157,8 +157,9 @@ async fn rules_and_json_in_full_mode() {
     assert_eq!(to_bob[1]["channel_name"], "alice");
     assert_eq!(to_bob[1]["channel_id"], json!(dm));
     assert!(to_bob[1].get("team_id").is_none());
-    // The badge counts unread mentions as confab keeps them (a DM post is not one there).
-    assert_eq!(to_bob[1]["badge"], 1);
+    // The badge is Mattermost's unread count: the unread mention in the public channel plus
+    // every unread message of a direct channel.
+    assert_eq!(to_bob[1]["badge"], 2);
 
     // @channel: both members with devices, not the author.
     let (wide, index) = post(&alice, &public, "@channel standup", "").await;

@@ -55,10 +55,12 @@
 //! (`confab_storage::session_expiry`).
 //!
 //! ## Badge
-//! `badge` is the user's unread mentions summed over their channel members (`mention_count`, or
-//! `mention_count_root` with Collapsed Reply Threads): one range of the user's channel index
-//! and a point read per channel — O(channels of the user), computed once per recipient in a
-//! batch, never a scan of posts.
+//! `badge` is Mattermost's unread count (`Reader::mention_badge`): over the user's live
+//! channels, a direct channel's unread messages and any other channel's unread mentions (root
+//! posts only with Collapsed Reply Threads, plus the unread mentions of followed threads). One
+//! range of the user's channel index, two point reads per channel and, with CRT, one pass over
+//! the followed-thread index — O(channels + followed threads of the user), computed once per
+//! recipient in a batch, never a scan of posts.
 
 pub mod dispatcher;
 pub mod email;

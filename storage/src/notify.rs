@@ -20,7 +20,7 @@ use crate::cf::Cf;
 use crate::error::{CommandError, Result};
 use crate::id::Id;
 use crate::keys::{id2, id_key};
-use crate::model::{ChannelMember, NotifyProps, Session};
+use crate::model::{ChannelMember, ChannelType, NotifyProps, Session};
 use crate::outcome::Outcome;
 use crate::read::Reader;
 use crate::txn::Txn;
@@ -322,19 +322,42 @@ impl Reader<'_> {
         }
     }
 
-    /// The push badge: the user's unread mentions over their channels (root-post mentions for
-    /// a Collapsed Reply Threads user, as Mattermost's `GetUnreadCount`). One range of the user's
-    /// channel index plus one point read per channel: O(channels of the user), never a post.
+    /// The push badge, as Mattermost's `GetUnreadCount` (plus, with Collapsed Reply Threads,
+    /// the unread mentions of followed threads): over the user's live channels, every unread
+    /// message of a direct channel and the unread mentions of any other (root posts only for
+    /// a CRT user). One range of the user's channel index, a member and a channel point read
+    /// per channel, and for a CRT user one pass over the followed-thread index: O(channels +
+    /// followed threads of the user), never a post.
     pub fn mention_badge(&self, user: Id, crt: bool) -> Result<u64> {
         let mut total = 0u64;
-        for (_, channel) in self.channel_ids_of_user(user)? {
-            if let Some(member) = self.channel_member(channel, user)? {
-                total += if crt {
-                    member.mention_count_root
-                } else {
-                    member.mention_count
-                };
+        let mut teams = std::collections::BTreeSet::new();
+        for (team, channel_id) in self.channel_ids_of_user(user)? {
+            teams.insert(team);
+            let (Some(member), Some(channel)) = (
+                self.channel_member(channel_id, user)?,
+                self.channel(channel_id)?,
+            ) else {
+                continue;
+            };
+            if channel.delete_at != 0 {
+                continue;
             }
+            total += match (channel.channel_type, crt) {
+                (ChannelType::Direct, false) => {
+                    channel.total_msg_count.saturating_sub(member.msg_count)
+                }
+                (ChannelType::Direct, true) => channel
+                    .total_msg_count_root
+                    .saturating_sub(member.msg_count_root),
+                (_, false) => member.mention_count,
+                (_, true) => member.mention_count_root,
+            };
+        }
+        if crt {
+            teams.insert(Id::NONE);
+            let teams: Vec<Id> = teams.into_iter().collect();
+            let threads = self.thread_totals_with(user, &teams, &mut Default::default())?;
+            total += threads.total_unread_mentions;
         }
         Ok(total)
     }

@@ -849,7 +849,7 @@ impl Reader<'_> {
         self.thread_totals_with(user, &teams, &mut BTreeMap::new())
     }
 
-    fn thread_totals_with(
+    pub(crate) fn thread_totals_with(
         &self,
         user: Id,
         teams: &[Id],

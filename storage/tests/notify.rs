@@ -296,3 +296,66 @@ fn device_sessions_expire_and_the_expiry_mark_moves_forward() {
     db.ok(Command::SessionExpiriesNotified { through: 2_000 });
     assert_eq!(db.engine.reader().session_expiry_mark().unwrap(), 6_000);
 }
+
+/// The badge is Mattermost's unread count: a direct channel's unread messages, other channels'
+/// unread mentions, nothing from an archived channel; with Collapsed Reply Threads, root posts
+/// only, plus the unread mentions of followed threads.
+#[test]
+fn the_badge_counts_direct_messages_mentions_and_thread_mentions() {
+    let mut db = team_of_three();
+    let mut names = [id(1).to_base32(), id(2).to_base32()];
+    names.sort();
+    db.ok(Command::CreateDirectOrGroup {
+        id: id(500),
+        at: 5,
+        channel_type: confab_storage::ChannelType::Direct,
+        name: format!("{}__{}", names[0], names[1]),
+        display_name: String::new(),
+        members: vec![id(1), id(2)],
+        creator_id: id(1),
+    });
+    db.ok(create_channel(
+        600,
+        100,
+        "side",
+        confab_storage::ChannelType::Open,
+        1,
+        6,
+    ));
+    db.ok(Command::AddChannelMember {
+        channel_id: id(600),
+        user_id: id(2),
+        at: 7,
+    });
+    let badge = |db: &TestDb, crt: bool| db.engine.reader().mention_badge(id(2), crt).unwrap();
+    assert_eq!((badge(&db, false), badge(&db, true)), (0, 0));
+
+    // Two DMs to bob, one a reply: 2 without CRT, 1 root with it.
+    db.ok(post(50, 500, 1, None, "hi bob", 10));
+    db.ok(post(51, 500, 1, Some(50), "still there?", 11));
+    assert_eq!((badge(&db, false), badge(&db, true)), (2, 1));
+    // A plain post in the town square is not counted; a mention is.
+    db.ok(post(52, TOWN, 1, None, "morning", 12));
+    db.ok(post(53, TOWN, 1, None, "@bob look", 13));
+    assert_eq!((badge(&db, false), badge(&db, true)), (3, 2));
+    // A mention in a reply of a thread bob follows: a thread mention with CRT.
+    db.ok(post(54, TOWN, 2, None, "my question", 14));
+    db.ok(post(55, TOWN, 1, Some(54), "@bob answered", 15));
+    assert_eq!((badge(&db, false), badge(&db, true)), (4, 3));
+    // A mention in a channel that is then archived stops counting.
+    db.ok(post(56, 600, 1, None, "@bob side", 16));
+    assert_eq!((badge(&db, false), badge(&db, true)), (5, 4));
+    db.ok(Command::DeleteChannel {
+        channel_id: id(600),
+        at: 17,
+    });
+    assert_eq!((badge(&db, false), badge(&db, true)), (4, 3));
+    // Reading the DM takes its messages off.
+    db.ok(Command::ViewChannel {
+        user_id: id(2),
+        channel_id: id(500),
+        at: 18,
+        collapsed_threads_supported: true,
+    });
+    assert_eq!((badge(&db, false), badge(&db, true)), (2, 2));
+}
