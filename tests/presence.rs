@@ -59,6 +59,18 @@ async fn status_change(socket: &mut Socket, user: &str, status: &str) {
     }
 }
 
+/// The user's recent custom statuses, decoded from their preference.
+async fn recent_custom_statuses(api: &Api) -> Value {
+    let recent = api
+        .ok(
+            "GET",
+            "/users/me/preferences/custom_status/name/recent_custom_statuses",
+            None,
+        )
+        .await;
+    inner(&recent["value"])
+}
+
 async fn set_status(api: &Api, node: &str, user: &str, status: &str, dnd_end: u64) -> Value {
     api.on(node)
         .ok(
@@ -379,14 +391,7 @@ async fn custom_statuses_validation_and_permissions() {
             )
             .await;
     }
-    let recent = alice
-        .ok(
-            "GET",
-            "/users/me/preferences/custom_status/name/recent_custom_statuses",
-            None,
-        )
-        .await;
-    let list = inner(&recent["value"]);
+    let list = recent_custom_statuses(&alice).await;
     let texts: Vec<&str> = list
         .as_array()
         .expect("recent list")
@@ -421,14 +426,8 @@ async fn custom_statuses_validation_and_permissions() {
         )
         .await;
     assert_eq!(gone.status, StatusCode::BAD_REQUEST);
-    let recent = alice
-        .ok(
-            "GET",
-            "/users/me/preferences/custom_status/name/recent_custom_statuses",
-            None,
-        )
-        .await;
-    assert_eq!(inner(&recent["value"]).as_array().map(Vec::len), Some(3));
+    let recent = recent_custom_statuses(&alice).await;
+    assert_eq!(recent.as_array().map(Vec::len), Some(3));
 
     // Validation: nothing to show, an unknown duration, an expiry in the past, a duration
     // without an expiry.
@@ -460,6 +459,82 @@ async fn custom_statuses_validation_and_permissions() {
         .await;
     let me = alice.ok("GET", "/users/me", None).await;
     assert!(me["props"].get("customStatus").is_none(), "{me}");
+}
+
+/// `seconds` since the epoch as RFC 3339 in UTC (`2026-12-03T06:30:00Z`), the form the apps
+/// send in `expires_at` (Howard Hinnant's civil-from-days).
+fn rfc3339(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let rest = seconds % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3_600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// A custom status with an expiry is cleared by the server when it ends: every client hears
+/// `user_updated` without it and the user record no longer carries it, on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expiring_custom_status_is_cleared_when_it_ends() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(1_796_160_600), "2026-12-01T21:30:00Z");
+    let (_dir, node) = single_node().await;
+    let base = node.api.clone();
+    let alice = Api::signup(&base, "alice").await;
+    let a = alice.user_id.clone();
+    let mut watcher = Socket::connect(&base, alice.token.as_deref().expect("token")).await;
+
+    // One that lasts (no expiry) and one that ends in three seconds.
+    let ends = now_secs() + 3;
+    let expires_at = rfc3339(ends);
+    alice
+        .ok(
+            "PUT",
+            "/users/me/status/custom",
+            Some(json!({"emoji": "hamburger", "text": "lunch", "duration": "date_and_time", "expires_at": expires_at})),
+        )
+        .await;
+    let set = watcher.wait_event("user_updated", WAIT).await;
+    assert_eq!(set["data"]["user"]["id"], a.as_str());
+    assert_eq!(
+        inner(&set["data"]["user"]["props"]["customStatus"])["expires_at"],
+        expires_at.as_str()
+    );
+
+    let cleared = watcher.wait_event("user_updated", WAIT).await;
+    assert_eq!(cleared["data"]["user"]["id"], a.as_str());
+    let props = &cleared["data"]["user"]["props"];
+    assert!(
+        props.get("customStatus").is_none() || props["customStatus"] == "",
+        "the expired status is gone: {props}"
+    );
+    assert!(now_secs() >= ends, "not before it ends");
+    let me = alice.ok("GET", &format!("/users/{a}"), None).await;
+    assert!(me["props"].get("customStatus").is_none(), "{me}");
+
+    // The recent list keeps it for picking again; a status without expiry stays.
+    assert_eq!(recent_custom_statuses(&alice).await[0]["text"], "lunch");
+    alice
+        .ok(
+            "PUT",
+            "/users/me/status/custom",
+            Some(json!({"emoji": "palm_tree", "text": "away"})),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let me = alice.ok("GET", "/users/me", None).await;
+    assert_eq!(inner(&me["props"]["customStatus"])["text"], "away");
 }
 
 /// `EnableUserStatuses` off: no status is shown (404 for one, `[]` for many, `{}` on the

@@ -167,8 +167,9 @@ struct CustomBody {
 
 impl CustomBody {
     /// Mattermost's `AreDurationAndExpirationTimeValid`: no duration and no expiry (or one in
-    /// the future), or a known duration with an expiry in the future.
-    fn check(&self, now: u64) -> ApiResult<()> {
+    /// the future), or a known duration with an expiry in the future. Answers the expiry in
+    /// ms (0: never), which the leader's sweep enforces.
+    fn check(&self, now: u64) -> ApiResult<u64> {
         let expires = match self.expires_at.as_str() {
             "" => None,
             text => match parse_rfc3339_ms(text) {
@@ -183,7 +184,7 @@ impl CustomBody {
             DURATIONS.contains(&self.duration.as_str()) && future
         };
         if valid && self.emoji.len() <= 64 {
-            Ok(())
+            Ok(expires.unwrap_or(0))
         } else {
             Err(ApiError::invalid_param("custom_status"))
         }
@@ -210,7 +211,7 @@ async fn set_custom(
     let user = caller.resolve(&user_id)?;
     caller.require_self_or_admin(user)?;
     let custom: CustomBody = parse_body(&body, "custom_status")?;
-    custom.check(now_ms())?;
+    let expires_at_ms = custom.check(now_ms())?;
     if custom.emoji.is_empty() && custom.text.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -223,6 +224,7 @@ async fn set_custom(
             user_id: user,
             at: now_ms(),
             custom_status: Some(custom.into_status()),
+            expires_at_ms,
         })
         .await?;
     Ok(with_applied(status_ok(), index))
@@ -241,6 +243,7 @@ async fn clear_custom(
             user_id: user,
             at: now_ms(),
             custom_status: None,
+            expires_at_ms: 0,
         })
         .await?;
     Ok(with_applied(status_ok(), index))
@@ -380,7 +383,11 @@ mod tests {
         };
         let now = 1_796_157_000_000;
         assert!(body("", "").check(now).is_ok());
-        assert!(body("one_hour", "2026-12-01T21:30:00Z").check(now).is_ok());
+        assert_eq!(
+            body("one_hour", "2026-12-01T21:30:00Z").check(now).ok(),
+            Some(1_796_160_600_000),
+            "the expiry in ms"
+        );
         assert!(
             body("one_hour", "").check(now).is_err(),
             "a duration needs an expiry"

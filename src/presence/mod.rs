@@ -478,6 +478,18 @@ impl Sweeper {
             }
             Err(error) => tracing::warn!(%error, "due DND not read"),
         }
+        match presence
+            .engine
+            .reader()
+            .due_custom_statuses(now, confab_storage::status::DUE_DND_LIMIT)
+        {
+            Ok(due) => {
+                for user_id in due {
+                    propose(raft, Command::ExpireCustomStatus { user_id, at: now });
+                }
+            }
+            Err(error) => tracing::warn!(%error, "due custom statuses not read"),
+        }
         let connected = presence.table.lock().connected_users();
         let away = presence.config.away_timeout.as_millis() as u64;
         self.announced

@@ -992,7 +992,8 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
         | Command::ExpireDnd { .. }
         | Command::StatusNotice { .. }
         | Command::SetCustomStatus { .. }
-        | Command::RemoveRecentCustomStatus { .. }) => status::apply(txn, command),
+        | Command::RemoveRecentCustomStatus { .. }
+        | Command::ExpireCustomStatus { .. }) => status::apply(txn, command),
         Command::PutIncomingHook { hook } => integrations::put_incoming(txn, hook),
         Command::DeleteIncomingHook { id } => {
             integrations::delete(txn, integrations::KIND_INCOMING, *id)

@@ -336,6 +336,10 @@ pub enum Command {
         user_id: Id,
         at: u64,
         custom_status: Option<CustomStatus>,
+        /// When it expires (ms; the server parsed `expires_at`), 0 for never: the leader
+        /// clears it then ([`Command::ExpireCustomStatus`]).
+        #[serde(default)]
+        expires_at_ms: u64,
     },
     /// Removes an entry from the user's recent custom statuses.
     RemoveRecentCustomStatus {
@@ -493,6 +497,12 @@ pub enum Command {
     /// ([`session_expiry`](crate::session_expiry)): the mark advances, never back.
     SessionExpiriesNotified {
         through: u64,
+    },
+    /// Clears a user's custom status if its expiry is due at `at` (ms; the leader commits it
+    /// when due); otherwise nothing happens.
+    ExpireCustomStatus {
+        user_id: Id,
+        at: u64,
     },
 }
 

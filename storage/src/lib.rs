@@ -51,7 +51,7 @@
 //! | `userid_createat_postid_email` | user_id · t(create) · post_id → channel_id — a notification email waiting in its user's batch ([`email_queue`]); `meta` `"email_queue_len"` counts them |
 //! | `channelid_createat_postid_pinned` | channel_id · t(create) · post_id → () — live pinned posts ([`pinned`]) |
 //! | `seq_notification` | u64 log index → [`notify::OutboxEntry`] — the notification outbox: who might be told of a post, whose devices clear a channel/thread, or whose badge changed (a post marked unread); deleted when the leader's dispatcher marks it done (`meta` `"notify_dispatched"`, `"notify_outbox_len"`) ([`notify`]) |
-//! | `userid_status` | `0` · user_id → [`ManualStatus`] — a status set by hand (away, offline, dnd, ooo) · `1` · u64(dnd end, s) · user_id → () — timed DND queue ([`status`]) |
+//! | `userid_status` | `0` · user_id → [`ManualStatus`] — a status set by hand (away, offline, dnd, ooo) · `1` · u64(dnd end, s) · user_id → () — timed DND queue · `2` · u64(expiry ms) · user_id → () — expiring custom statuses, soonest first · `3` · user_id → u64 expiry ms ([`status`]) |
 //! | `kind_key_integration` | kind u8 · id → record: `0` incoming hook, `1` outgoing hook, `2` slash command, `3` access token, `4` bot, `6` command hook (`response_url`) · `5` · u64 log index → the outgoing hooks a post triggered (the outgoing-webhook outbox, `meta` `"hooks_dispatched"` is its mark) ([`integrations`]) |
 //! | `fileid_fileinfo` | file_id → [`FileInfo`] ([`files`]) |
 //! | `sha256_blob` | sha-256 (32 bytes) → [`Blob`] — refcount, size, chunk count and the upload whose chunks hold the bytes (stored once per content) |

@@ -2,7 +2,7 @@
 //! when they were last active) is NOT here — it changes with every connect and is gossiped
 //! between nodes outside the log (the server's `presence` module). What must survive restarts
 //! and be the same on every node is rare and small, and lives in one column family,
-//! `userid_status`, with two kinds of key:
+//! `userid_status`, with four kinds of key:
 //!
 //! - `0 · user_id` → [`ManualStatus`]: a status the user chose (away, offline, dnd, ooo). No
 //!   record means "derived": online, away or offline from the live view. Setting `online` by
@@ -10,6 +10,10 @@
 //! - `1 · u64(dnd_end_time seconds) · user_id` → `()`: timed DND, soonest first, so the leader
 //!   finds the due ones with a bounded range scan ([`Reader::due_dnd`]) and commits
 //!   [`Command::ExpireDnd`](crate::Command::ExpireDnd) for each.
+//! - `2 · u64(expiry ms) · user_id` → `()` and `3 · user_id` → u64 expiry ms: a custom status
+//!   that expires, queued the same way ([`Reader::due_custom_statuses`],
+//!   [`Command::ExpireCustomStatus`](crate::Command::ExpireCustomStatus)), so when it ends every
+//!   client hears `user_updated` with it gone instead of each hiding it on its own clock.
 //!
 //! Custom statuses are kept where Mattermost keeps them: in the user record
 //! (`user.props.customStatus`, [`User::custom_status`]), so every user JSON carries them and a
@@ -45,6 +49,8 @@ pub const DUE_DND_LIMIT: usize = 256;
 
 const RECORD: u8 = 0;
 const DND_QUEUE: u8 = 1;
+const CUSTOM_QUEUE: u8 = 2;
+const CUSTOM_EXPIRY: u8 = 3;
 
 /// A status the user chose by hand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,10 +116,53 @@ fn record_key(user: Id) -> Vec<u8> {
     key
 }
 
-fn queue_key(end_secs: u64, user: Id) -> Vec<u8> {
-    let mut key = vec![DND_QUEUE];
-    key.extend(KeyBuf::new().u64(end_secs).id(user).build());
+/// An entry of a due queue (`DND_QUEUE`, `CUSTOM_QUEUE`): the queue, when, the user.
+fn due_key(queue: u8, at: u64, user: Id) -> Vec<u8> {
+    let mut key = vec![queue];
+    key.extend(KeyBuf::new().u64(at).id(user).build());
     key
+}
+
+fn queue_key(end_secs: u64, user: Id) -> Vec<u8> {
+    due_key(DND_QUEUE, end_secs, user)
+}
+
+fn custom_queue_key(expires_ms: u64, user: Id) -> Vec<u8> {
+    due_key(CUSTOM_QUEUE, expires_ms, user)
+}
+
+fn custom_expiry_key(user: Id) -> Vec<u8> {
+    let mut key = vec![CUSTOM_EXPIRY];
+    key.extend_from_slice(user.as_bytes());
+    key
+}
+
+/// The expiry (ms) of the user's custom status, if it has one.
+fn custom_expiry(txn: &mut Txn, user: Id) -> Step<Option<u64>> {
+    Ok(txn
+        .get_raw(Cf::UseridStatus, &custom_expiry_key(user))?
+        .and_then(|raw| raw.try_into().ok().map(u64::from_be_bytes)))
+}
+
+/// Replaces the user's custom-status expiry (0: none) and its queue entry.
+fn set_custom_expiry(txn: &mut Txn, user: Id, expires_ms: u64) -> Step<()> {
+    if let Some(old) = custom_expiry(txn, user)? {
+        txn.delete(Cf::UseridStatus, custom_queue_key(old, user));
+        txn.delete(Cf::UseridStatus, custom_expiry_key(user));
+    }
+    if expires_ms > 0 {
+        txn.put_raw(
+            Cf::UseridStatus,
+            custom_queue_key(expires_ms, user),
+            Vec::new(),
+        );
+        txn.put_raw(
+            Cf::UseridStatus,
+            custom_expiry_key(user),
+            expires_ms.to_be_bytes().to_vec(),
+        );
+    }
+    Ok(())
 }
 
 /// Applies the status commands (the one dispatch line in `apply.rs` lands here).
@@ -144,7 +193,9 @@ pub(crate) fn apply(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             user_id,
             at,
             custom_status,
-        } => set_custom(txn, *user_id, *at, custom_status.as_ref()),
+            expires_at_ms,
+        } => set_custom(txn, *user_id, *at, custom_status.as_ref(), *expires_at_ms),
+        Command::ExpireCustomStatus { user_id, at } => expire_custom(txn, *user_id, *at),
         Command::RemoveRecentCustomStatus {
             user_id,
             custom_status,
@@ -277,17 +328,21 @@ fn save_recent(txn: &mut Txn, user: Id, recent: &[CustomStatus]) -> Preference {
 }
 
 /// Applies `SetCustomStatus`: sets (and adds to the recent list, newest first, at most
-/// [`MAX_RECENT`]) or clears the user's custom status.
+/// [`MAX_RECENT`]) or clears the user's custom status, with its expiry (0: none) queued.
 pub(crate) fn set_custom(
     txn: &mut Txn,
     user_id: Id,
     at: u64,
     custom: Option<&CustomStatus>,
+    expires_ms: u64,
 ) -> Step<Outcome> {
     let mut user = load_user(txn, user_id)?;
+    if let Some(custom) = custom {
+        custom.check()?;
+    }
+    set_custom_expiry(txn, user_id, if custom.is_some() { expires_ms } else { 0 })?;
     match custom {
         Some(custom) => {
-            custom.check()?;
             let mut recent = load_recent(txn, user_id)?;
             recent.retain(|r| !r.same(custom));
             recent.insert(0, custom.clone());
@@ -298,6 +353,20 @@ pub(crate) fn set_custom(
         None => user.custom_status.clear(),
     }
     save_user(txn, user, at)
+}
+
+/// Applies `ExpireCustomStatus`: clears the custom status when its expiry is due at `at`;
+/// otherwise (changed since, cleared, not due) nothing happens.
+pub(crate) fn expire_custom(txn: &mut Txn, user_id: Id, at: u64) -> Step<Outcome> {
+    match custom_expiry(txn, user_id)? {
+        Some(expires) if expires <= at => {
+            let mut user = load_user(txn, user_id)?;
+            set_custom_expiry(txn, user_id, 0)?;
+            user.custom_status.clear();
+            save_user(txn, user, at)
+        }
+        _ => Ok(Outcome::StatusUnchanged { user_id }),
+    }
 }
 
 /// Applies `RemoveRecentCustomStatus`: refused when the entry is not in the list.
@@ -336,8 +405,19 @@ impl Reader<'_> {
 
     /// Users whose timed DND ended at or before `now_secs`, soonest first, at most `limit`.
     pub fn due_dnd(&self, now_secs: u64, limit: usize) -> Result<Vec<Id>> {
-        let lower = vec![DND_QUEUE];
-        let upper = queue_key(now_secs.saturating_add(1), Id::from_bytes([0; 16]));
+        self.due_in(DND_QUEUE, now_secs, limit)
+    }
+
+    /// Users whose custom status expired at or before `now_ms`, soonest first, at most `limit`.
+    pub fn due_custom_statuses(&self, now_ms: u64, limit: usize) -> Result<Vec<Id>> {
+        self.due_in(CUSTOM_QUEUE, now_ms, limit)
+    }
+
+    /// The users of a due queue whose time is at or before `now`, soonest first, at most
+    /// `limit`: one bounded range scan.
+    fn due_in(&self, queue: u8, now: u64, limit: usize) -> Result<Vec<Id>> {
+        let lower = vec![queue];
+        let upper = due_key(queue, now.saturating_add(1), Id::from_bytes([0; 16]));
         let mut due = Vec::new();
         self.scan(Cf::UseridStatus, &lower, Some(&upper), false, |key, _| {
             if let Some(user) = key.get(9..25).and_then(Id::from_slice) {

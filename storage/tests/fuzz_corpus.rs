@@ -233,8 +233,16 @@ fn commands() -> Vec<(&'static str, Command)> {
                     emoji: "palm_tree".into(),
                     text: "on holiday".into(),
                     duration: "this_week".into(),
-                    expires_at: String::new(),
+                    expires_at: "2026-12-07T00:00:00Z".into(),
                 }),
+                expires_at_ms: 1_796_601_600_000,
+            },
+        ),
+        (
+            "expire_custom_status",
+            Command::ExpireCustomStatus {
+                user_id: id(1),
+                at: 1_796_601_600_000,
             },
         ),
         (

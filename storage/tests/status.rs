@@ -1,6 +1,6 @@
 //! Replicated statuses on a real RocksDB: manual statuses set and cleared, timed DND read as
 //! ended past its end and committed ended (restoring the manual status it replaced), the due
-//! queue, custom statuses on the user with their recent list, refusals, and a snapshot round
+//! queue, custom statuses on the user with their recent list and their expiry, refusals, and a snapshot round
 //! trip.
 
 mod common;
@@ -134,6 +134,7 @@ fn custom_statuses_live_on_the_user_with_a_recent_list() {
             user_id: id(1),
             at: 10 + n,
             custom_status: Some(custom(&format!("s{}", n % 6))),
+            expires_at_ms: 0,
         });
         let Outcome::UserUpdated { user, revoked } = outcome else {
             panic!("not a user update");
@@ -166,6 +167,7 @@ fn custom_statuses_live_on_the_user_with_a_recent_list() {
         user_id: id(1),
         at: 99,
         custom_status: Some(CustomStatus::default()),
+        expires_at_ms: 0,
     });
     assert!(empty.result.is_err(), "neither emoji nor text");
 
@@ -173,9 +175,114 @@ fn custom_statuses_live_on_the_user_with_a_recent_list() {
         user_id: id(1),
         at: 100,
         custom_status: None,
+        expires_at_ms: 0,
     });
     let user = db.engine.reader().user(id(1)).unwrap().unwrap();
     assert_eq!(user.custom_status, "");
+}
+
+#[test]
+fn an_expiring_custom_status_is_queued_and_cleared_when_due() {
+    let mut db = TestDb::new();
+    db.ok(create_user(1, "alice", 1));
+    db.ok(create_user(2, "bob", 1));
+    let timed = |user: u64, text: &str, expires_at_ms: u64| Command::SetCustomStatus {
+        user_id: id(user),
+        at: 10,
+        custom_status: Some(custom(text)),
+        expires_at_ms,
+    };
+    db.ok(timed(1, "lunch", 5_000));
+    db.ok(timed(2, "away all week", 9_000));
+    assert!(db
+        .engine
+        .reader()
+        .due_custom_statuses(4_999, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        db.engine.reader().due_custom_statuses(9_000, 10).unwrap(),
+        [id(1), id(2)]
+    );
+    assert_eq!(
+        db.engine.reader().due_custom_statuses(9_000, 1).unwrap(),
+        [id(1)],
+        "bounded"
+    );
+
+    // Set again with a later expiry: the old queue entry is gone, so it is not due early.
+    db.ok(timed(1, "long lunch", 7_000));
+    assert_eq!(
+        db.engine.reader().due_custom_statuses(6_000, 10).unwrap(),
+        Vec::<_>::new()
+    );
+    let early = db.ok(Command::ExpireCustomStatus {
+        user_id: id(1),
+        at: 6_000,
+    });
+    assert!(
+        matches!(early, Outcome::StatusUnchanged { .. }),
+        "not due yet"
+    );
+    assert_ne!(
+        db.engine
+            .reader()
+            .user(id(1))
+            .unwrap()
+            .unwrap()
+            .custom_status,
+        ""
+    );
+
+    let cleared = db.ok(Command::ExpireCustomStatus {
+        user_id: id(1),
+        at: 7_000,
+    });
+    let Outcome::UserUpdated { user, .. } = cleared else {
+        panic!("the expiry clears the status on the user");
+    };
+    assert_eq!(user.custom_status, "");
+    assert_eq!(
+        db.engine
+            .reader()
+            .due_custom_statuses(u64::MAX - 1, 10)
+            .unwrap(),
+        [id(2)]
+    );
+    let again = db.ok(Command::ExpireCustomStatus {
+        user_id: id(1),
+        at: 8_000,
+    });
+    assert!(
+        matches!(again, Outcome::StatusUnchanged { .. }),
+        "once only"
+    );
+
+    // Cleared by hand, or replaced by one that never expires: nothing left to expire.
+    db.ok(Command::SetCustomStatus {
+        user_id: id(2),
+        at: 20,
+        custom_status: None,
+        expires_at_ms: 9_000,
+    });
+    assert!(db
+        .engine
+        .reader()
+        .due_custom_statuses(u64::MAX - 1, 10)
+        .unwrap()
+        .is_empty());
+    db.ok(timed(2, "forever", 0));
+    assert!(db
+        .engine
+        .reader()
+        .due_custom_statuses(u64::MAX - 1, 10)
+        .unwrap()
+        .is_empty());
+    let kept = db.ok(Command::ExpireCustomStatus {
+        user_id: id(2),
+        at: 100_000,
+    });
+    assert!(matches!(kept, Outcome::StatusUnchanged { .. }));
 }
 
 #[test]
@@ -189,6 +296,7 @@ fn snapshot_round_trip_carries_statuses() {
         user_id: id(2),
         at: 5,
         custom_status: Some(custom("lunch")),
+        expires_at_ms: 0,
     });
     let mut stream = Vec::new();
     db.engine.export_snapshot(&mut stream).unwrap();
