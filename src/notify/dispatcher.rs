@@ -4,7 +4,7 @@
 
 use super::email::{self, EmailContext, EmailDue, OutgoingMail};
 use super::payload;
-use super::plan::{self, Context, Delivery, Planned};
+use super::plan::{self, BatchReads, Context, Delivery};
 use super::proxy::{ProxyClient, Reply};
 use super::settings::PushSettings;
 use super::status::StatusSource;
@@ -15,11 +15,16 @@ use confab_storage::notify::{OutboxEntry, MAX_MARK_SPAN};
 use confab_storage::{Command, Engine, Id, StorageError};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::{JoinError, JoinSet};
 
 /// How long an idle or follower dispatcher waits before it looks again.
 const IDLE: Duration = Duration::from_millis(50);
 const FOLLOWER: Duration = Duration::from_millis(200);
+/// Entries whose planned pushes may wait for the sender at most: planning runs ahead of
+/// sending by this much, so a batch's first pushes leave while the rest is planned, and memory
+/// stays bounded (an `@channel` entry is a push per offline member).
+const PLANNED_AHEAD: usize = 8;
 /// SMTP sends in flight at most (the mailer's pool holds a few connections).
 const MAIL_CONCURRENCY: usize = 8;
 /// How far back a round looks for expired mobile sessions at most (Mattermost: one hour).
@@ -153,27 +158,34 @@ impl Dispatcher {
         let through = *through;
         let (mut detach, mut queue_emails) = (Vec::new(), Vec::new());
         if self.proxy.is_some() || self.mailer.is_some() {
-            let Planned { pushes, emails } = self.plan(entries).await?;
-            let mut send_now = Vec::new();
-            for due in emails {
-                match due {
-                    EmailDue::Now(mail) => send_now.push(mail),
-                    EmailDue::Queued(entry) => queue_emails.push(entry),
+            // Planning streams each entry's pushes to the sender as it goes; the immediate
+            // emails leave once the whole batch is planned.
+            let (planned, to_send) = mpsc::channel(PLANNED_AHEAD);
+            let plan_then_mail = async {
+                let emails = self.plan(entries, planned).await?;
+                let mut send_now = Vec::new();
+                let mut queued = Vec::new();
+                for due in emails {
+                    match due {
+                        EmailDue::Now(mail) => send_now.push(mail),
+                        EmailDue::Queued(entry) => queued.push(entry),
+                    }
                 }
-            }
-            metrics::counter!("confab_email_queued_total").increment(queue_emails.len() as u64);
-            let pushes = async {
-                match &self.proxy {
-                    Some(proxy) => self.send_all(proxy, pushes).await,
-                    None => Vec::new(),
-                }
-            };
-            let mails = async {
+                metrics::counter!("confab_email_queued_total").increment(queued.len() as u64);
                 if let Some(mailer) = &self.mailer {
                     self.mail_all(mailer, send_now).await;
                 }
+                Ok::<_, StepError>(queued)
             };
-            (detach, ()) = tokio::join!(pushes, mails);
+            let pushes = async {
+                match &self.proxy {
+                    Some(proxy) => self.send_stream(proxy, to_send).await,
+                    None => Vec::new(),
+                }
+            };
+            let queued;
+            (queued, detach) = tokio::join!(plan_then_mail, pushes);
+            queue_emails = queued?;
         }
         self.mark(through, detach, queue_emails).await?;
         Ok(true)
@@ -217,11 +229,13 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Plans a batch on a blocking thread (it reads the replica).
+    /// Plans a batch on a blocking thread (it reads the replica), handing each entry's pushes
+    /// to `planned` as soon as they are decided; answers the batch's emails.
     async fn plan(
         self: &Arc<Self>,
         entries: Vec<(u64, Option<OutboxEntry>)>,
-    ) -> Result<Planned, StepError> {
+        planned: mpsc::Sender<Vec<Delivery>>,
+    ) -> Result<Vec<EmailDue>, StepError> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let reader = me.engine.reader();
@@ -237,17 +251,21 @@ impl Dispatcher {
                 server_id: &me.server_id,
                 now: crate::clock::now_ms(),
             };
-            let mut planned = Planned::default();
+            let mut reads = BatchReads::default();
+            let mut emails = Vec::new();
             for (index, entry) in &entries {
                 let Some(entry) = entry else {
                     tracing::warn!(index, "outbox entry of an unknown format skipped");
                     continue;
                 };
-                let one = plan::plan(&reader, entry, &cx)?;
-                planned.pushes.extend(one.pushes);
-                planned.emails.extend(one.emails);
+                let one = plan::plan(&reader, entry, &cx, &mut reads)?;
+                // The sender is gone only when this step is over; nothing is left to send.
+                if !one.pushes.is_empty() && planned.blocking_send(one.pushes).is_err() {
+                    break;
+                }
+                emails.extend(one.emails);
             }
-            Ok::<_, StorageError>(planned)
+            Ok::<_, StorageError>(emails)
         })
         .await
         .map_err(|e| StepError::Task(e.to_string()))?
@@ -256,32 +274,43 @@ impl Dispatcher {
 
     /// Sends every delivery, at most `concurrency` at once; answers the devices to detach.
     async fn send_all(&self, proxy: &ProxyClient, deliveries: Vec<Delivery>) -> Vec<(Id, String)> {
+        let (planned, to_send) = mpsc::channel(1);
+        // The channel is empty and its receiver alive, so this cannot fail.
+        let _ = planned.try_send(deliveries);
+        drop(planned);
+        self.send_stream(proxy, to_send).await
+    }
+
+    /// Sends the deliveries as they are planned, at most `concurrency` at once, until planning
+    /// is over; answers the devices to detach.
+    async fn send_stream(
+        &self,
+        proxy: &ProxyClient,
+        mut planned: mpsc::Receiver<Vec<Delivery>>,
+    ) -> Vec<(Id, String)> {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
-        let mut tasks = tokio::task::JoinSet::new();
-        for delivery in deliveries {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
-            let proxy = proxy.clone();
-            let settings = self.settings.clone();
-            tasks.spawn(async move {
-                let sent = send_one(&proxy, &settings, delivery).await;
-                drop(permit);
-                sent
-            });
-        }
+        let settings = Arc::new(self.settings.clone());
+        let mut tasks = JoinSet::new();
         let mut detach = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Sent::Ok) => metrics::counter!("confab_push_sent_total").increment(1),
-                Ok(Sent::Removed(token, device)) => {
-                    metrics::counter!("confab_push_devices_removed_total").increment(1);
-                    detach.push((token, device));
+        while let Some(deliveries) = planned.recv().await {
+            for delivery in deliveries {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                while let Some(done) = tasks.try_join_next() {
+                    count_sent(done, &mut detach);
                 }
-                Ok(Sent::Failed) | Err(_) => {
-                    metrics::counter!("confab_push_failed_total").increment(1)
-                }
+                let proxy = proxy.clone();
+                let settings = settings.clone();
+                tasks.spawn(async move {
+                    let sent = send_one(&proxy, &settings, delivery).await;
+                    drop(permit);
+                    sent
+                });
             }
+        }
+        while let Some(done) = tasks.join_next().await {
+            count_sent(done, &mut detach);
         }
         detach
     }
@@ -320,6 +349,18 @@ impl Dispatcher {
             .map_err(|e| StepError::Mark(e.to_string()))?;
         metrics::counter!("confab_notify_batches_total").increment(1);
         Ok(())
+    }
+}
+
+/// Counts one finished delivery; a device the proxy answered `REMOVE` for goes to `detach`.
+fn count_sent(done: Result<Sent, JoinError>, detach: &mut Vec<(Id, String)>) {
+    match done {
+        Ok(Sent::Ok) => metrics::counter!("confab_push_sent_total").increment(1),
+        Ok(Sent::Removed(token, device)) => {
+            metrics::counter!("confab_push_devices_removed_total").increment(1);
+            detach.push((token, device));
+        }
+        Ok(Sent::Failed) | Err(_) => metrics::counter!("confab_push_failed_total").increment(1),
     }
 }
 

@@ -14,9 +14,11 @@
 //! everything committed (a read barrier), so it sees the previous leader's last mark. Then, in a
 //! loop: read up to `push_batch` entries after the replicated `notify_dispatched` mark; decide
 //! per candidate with CURRENT state (`plan.rs`: notify props, membership, mute, devices, badge;
-//! `rules.rs`: Mattermost's rules; [`StatusSource`]: presence); send (`proxy.rs`, at most
-//! `push_concurrency` requests in flight, transport errors and 5xx retried with doubling delays
-//! up to `push_retry_attempts` tries) and mail (`email.rs`); then commit ONE
+//! `rules.rs`: Mattermost's rules; [`StatusSource`]: presence; each member's reads made once
+//! per batch, `plan::BatchReads`); send (`proxy.rs`, at most `push_concurrency` requests in
+//! flight, transport errors and 5xx retried with doubling delays up to `push_retry_attempts`
+//! tries) as each entry is planned, so sending overlaps planning and at most a few entries'
+//! pushes wait in memory; mail (`email.rs`) once the batch is planned; then commit ONE
 //! `NotificationsDispatched { through, detach, queue_emails }` Raft write for the whole batch,
 //! which advances the mark, deletes the batch's entries, detaches the devices the proxy
 //! answered `REMOVE` for, and queues the batch's batched emails.
@@ -24,8 +26,10 @@
 //! ## What can repeat, what can be lost
 //! - A push is sent before its batch's mark commits. If the leader dies (or is deposed) between
 //!   sending and committing, the next leader resends that batch: **at most one batch
-//!   (`push_batch` entries) per leader change is delivered twice**. Nothing else repeats: a mark
-//!   never moves back, so a deposed leader's late mark is harmless.
+//!   (`push_batch` entries) per leader change is delivered twice**. The same holds when
+//!   planning fails part-way (a storage read error): the pushes already sent go again with the
+//!   retried batch. Nothing else repeats: a mark never moves back, so a deposed leader's late
+//!   mark is harmless.
 //! - Nothing due is lost to a crash: an entry leaves the outbox only with a committed mark
 //!   written after its pushes were attempted. A push whose retries are exhausted is counted in
 //!   `confab_push_failed_total` and not retried later (Mattermost's hub does the same).

@@ -1,6 +1,11 @@
 //! Turning one outbox entry into the pushes it is due, by reading the leader's replica: the
 //! post, its channel's members with their notify props, each candidate's devices, status and
 //! badge. Runs on a blocking thread of the dispatcher, never on the posting path.
+//!
+//! A batch's entries are mostly posts to the same few channels, so [`BatchReads`] reads each
+//! channel's members and each member's devices, record, settings and badge once per batch, not
+//! once per post: a dispatcher that fell behind takes up to `push_batch` entries at once, and
+//! those reads, not the pushes, were most of its planning.
 
 use super::email::{self, EmailContext, EmailDue};
 use super::payload::{self, MessageFacts, PushNotification};
@@ -10,8 +15,11 @@ use super::status::StatusSource;
 use confab_storage::notify::{
     with_defaults, ChannelWide, OutboxEntry, CHANNEL_DEFAULTS, USER_DEFAULTS,
 };
-use confab_storage::{ChannelType, Id, Reader, Session, StorageError, User};
-use std::collections::BTreeSet;
+use confab_storage::{
+    ChannelMember, ChannelType, Id, NotifyProps, Reader, Session, StorageError, User,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
 /// One push to one session's device.
 #[derive(Debug, Clone)]
@@ -41,6 +49,89 @@ pub struct Context<'a> {
     pub now: u64,
 }
 
+/// What one batch's planning has read, by channel and by user.
+///
+/// Every entry of a batch was applied before planning began, so a badge read for the first
+/// entry already counts the posts of the later ones: reading it once answers what reading it
+/// per post answered. Members, devices and settings can change while a batch is planned; a
+/// batch sees them as they were at its first read, as a single read per post would have seen
+/// them a few milliseconds apart.
+#[derive(Default)]
+pub struct BatchReads {
+    members: HashMap<Id, Rc<Vec<ChannelMember>>>,
+    sessions: HashMap<Id, Rc<[Session]>>,
+    recipients: HashMap<Id, Option<Rc<Recipient>>>,
+    badges: HashMap<Id, u64>,
+}
+
+/// A live user who may be notified, with what every decision about them reads.
+pub struct Recipient {
+    pub user: User,
+    /// Their notify props with Mattermost's defaults filled in.
+    pub props: NotifyProps,
+    /// Collapsed Reply Threads on.
+    pub crt: bool,
+}
+
+impl BatchReads {
+    fn members(
+        &mut self,
+        reader: &Reader,
+        channel: Id,
+    ) -> Result<Rc<Vec<ChannelMember>>, StorageError> {
+        cached(&mut self.members, channel, || {
+            Ok(Rc::new(reader.all_channel_members(channel)?))
+        })
+    }
+
+    fn sessions(
+        &mut self,
+        reader: &Reader,
+        user: Id,
+        now: u64,
+    ) -> Result<Rc<[Session]>, StorageError> {
+        cached(&mut self.sessions, user, || {
+            Ok(device_sessions(reader, user, now)?.into())
+        })
+    }
+
+    /// The user if they exist and are active.
+    fn recipient(
+        &mut self,
+        reader: &Reader,
+        user: Id,
+    ) -> Result<Option<Rc<Recipient>>, StorageError> {
+        cached(&mut self.recipients, user, || {
+            Ok(match reader.user(user)? {
+                Some(user) if user.delete_at == 0 => Some(Rc::new(Recipient {
+                    props: with_defaults(&user.notify_props, &USER_DEFAULTS),
+                    crt: crt_enabled(reader, user.id)?,
+                    user,
+                })),
+                _ => None,
+            })
+        })
+    }
+
+    fn badge(&mut self, reader: &Reader, user: Id, crt: bool) -> Result<u64, StorageError> {
+        cached(&mut self.badges, user, || reader.mention_badge(user, crt))
+    }
+}
+
+/// The value `read` answers for `key`, read once per map.
+fn cached<V: Clone>(
+    map: &mut HashMap<Id, V>,
+    key: Id,
+    read: impl FnOnce() -> Result<V, StorageError>,
+) -> Result<V, StorageError> {
+    if let Some(found) = map.get(&key) {
+        return Ok(found.clone());
+    }
+    let found = read()?;
+    map.insert(key, found.clone());
+    Ok(found)
+}
+
 /// The user's unexpired sessions that carry a device id.
 pub fn device_sessions(reader: &Reader, user: Id, now: u64) -> Result<Vec<Session>, StorageError> {
     Ok(reader
@@ -58,37 +149,25 @@ pub fn crt_enabled(reader: &Reader, user: Id) -> Result<bool, StorageError> {
         .is_some_and(|p| p.value == "on"))
 }
 
-/// The pushes and emails one entry is due.
-pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planned, StorageError> {
+/// The pushes and emails one entry is due; `reads` carries what earlier entries of the same
+/// batch read.
+pub fn plan(
+    reader: &Reader,
+    entry: &OutboxEntry,
+    cx: &Context,
+    reads: &mut BatchReads,
+) -> Result<Planned, StorageError> {
     match entry {
         OutboxEntry::Clear {
             user_id,
             channel_id,
             root_id,
-        } => {
-            let sessions = device_sessions(reader, *user_id, cx.now)?;
-            if sessions.is_empty() || !cx.push {
-                return Ok(Planned::default());
-            }
-            let crt = crt_enabled(reader, *user_id)?;
-            let badge = reader.mention_badge(*user_id, crt)?;
-            let push = payload::clear(cx.server_id, *channel_id, *root_id, badge, crt);
-            Ok(Planned {
-                pushes: to_devices(*user_id, &sessions, &push),
-                emails: Vec::new(),
-            })
-        }
+        } => to_own_devices(reader, *user_id, cx, reads, |badge, crt| {
+            payload::clear(cx.server_id, *channel_id, *root_id, badge, crt)
+        }),
         OutboxEntry::UpdateBadge { user_id } => {
-            let sessions = device_sessions(reader, *user_id, cx.now)?;
-            if sessions.is_empty() || !cx.push {
-                return Ok(Planned::default());
-            }
-            let crt = crt_enabled(reader, *user_id)?;
-            let badge = reader.mention_badge(*user_id, crt)?;
-            let push = payload::update_badge(cx.server_id, badge);
-            Ok(Planned {
-                pushes: to_devices(*user_id, &sessions, &push),
-                emails: Vec::new(),
+            to_own_devices(reader, *user_id, cx, reads, |badge, _| {
+                payload::update_badge(cx.server_id, badge)
             })
         }
         OutboxEntry::Post {
@@ -110,7 +189,7 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
             if post.delete_at != 0 || channel.delete_at != 0 {
                 return Ok(Planned::default());
             }
-            let members = reader.all_channel_members(channel.id)?;
+            let members = reads.members(reader, channel.id)?;
             let facts = PostFacts {
                 channel_id: channel.id,
                 channel_type: channel.channel_type,
@@ -129,16 +208,16 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
                 channel.channel_type,
                 ChannelType::Direct | ChannelType::Group
             );
-            for member in &members {
+            for member in members.iter() {
                 if member.user_id == *sender_id {
                     continue;
                 }
                 // Most members have no device and are not mentioned: those are the cheapest
                 // tests, so they go first.
                 let sessions = if cx.push {
-                    device_sessions(reader, member.user_id, cx.now)?
+                    reads.sessions(reader, member.user_id, cx.now)?
                 } else {
-                    Vec::new()
+                    Rc::from([])
                 };
                 let email_candidate = cx.email.is_some()
                     && (group
@@ -148,27 +227,23 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
                 if sessions.is_empty() && !email_candidate {
                     continue;
                 }
-                let Some(user) = reader.user(member.user_id)? else {
+                let Some(recipient) = reads.recipient(reader, member.user_id)? else {
                     continue;
                 };
-                if user.delete_at != 0 {
-                    continue;
-                }
-                let user_props = with_defaults(&user.notify_props, &USER_DEFAULTS);
+                let user = &recipient.user;
                 let channel_props = with_defaults(&member.notify_props, &CHANNEL_DEFAULTS);
-                let crt = crt_enabled(reader, user.id)?;
                 let candidate = Candidate {
                     user: user.id,
-                    user_props: &user_props,
+                    user_props: &recipient.props,
                     channel_props: &channel_props,
                     status: cx.status.status(user.id),
-                    crt,
+                    crt: recipient.crt,
                     explicit: mentioned.contains(&user.id),
                     follower: followers.contains(&user.id),
                 };
                 if let Some(email) = &cx.email {
-                    if email_candidate && email::decide(&facts, &candidate, &user) {
-                        let due = email::schedule(reader, email, &post, &channel, &sender, &user)?;
+                    if email_candidate && email::decide(&facts, &candidate, user) {
+                        let due = email::schedule(reader, email, &post, &channel, &sender, user)?;
                         planned.emails.extend(due);
                     }
                 }
@@ -178,13 +253,50 @@ pub fn plan(reader: &Reader, entry: &OutboxEntry, cx: &Context) -> Result<Planne
                 let Decision::Send(why) = rules::decide(&facts, &candidate, cx.now) else {
                     continue;
                 };
-                let badge = reader.mention_badge(user.id, crt)?;
-                let push = message_for(cx, &post, &text, &channel, &sender, &user, why, crt, badge);
+                let badge = reads.badge(reader, user.id, recipient.crt)?;
+                let push = message_for(
+                    cx,
+                    &post,
+                    &text,
+                    &channel,
+                    &sender,
+                    user,
+                    why,
+                    recipient.crt,
+                    badge,
+                );
                 planned.pushes.extend(to_devices(user.id, &sessions, &push));
             }
             Ok(planned)
         }
     }
+}
+
+/// A push about the user's own reading (`clear`, `update_badge`) to each of their devices,
+/// made by `push` from their badge and CRT setting; nothing when push is off, they have no
+/// device, or they are gone.
+fn to_own_devices(
+    reader: &Reader,
+    user: Id,
+    cx: &Context,
+    reads: &mut BatchReads,
+    push: impl FnOnce(u64, bool) -> PushNotification,
+) -> Result<Planned, StorageError> {
+    if !cx.push {
+        return Ok(Planned::default());
+    }
+    let sessions = reads.sessions(reader, user, cx.now)?;
+    if sessions.is_empty() {
+        return Ok(Planned::default());
+    }
+    let Some(recipient) = reads.recipient(reader, user)? else {
+        return Ok(Planned::default());
+    };
+    let badge = reads.badge(reader, user, recipient.crt)?;
+    Ok(Planned {
+        pushes: to_devices(user, &sessions, &push(badge, recipient.crt)),
+        emails: Vec::new(),
+    })
 }
 
 /// The post's `full` push text, once per post (other contents modes do not show it).

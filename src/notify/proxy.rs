@@ -11,6 +11,8 @@ pub enum ProxyError {
     Transport(String),
     #[error("push proxy answered HTTP {0}")]
     Status(u16),
+    #[error("push_notification_server is not a URL: {0}")]
+    Url(String),
 }
 
 impl ProxyError {
@@ -19,6 +21,7 @@ impl ProxyError {
         match self {
             ProxyError::Transport(_) => true,
             ProxyError::Status(code) => *code >= 500 || *code == 429,
+            ProxyError::Url(_) => false,
         }
     }
 }
@@ -32,10 +35,21 @@ pub enum Reply {
     Fail(String),
 }
 
+/// The proxy's answer body: `{"status": "OK" | "REMOVE" | "FAIL", "error": …}`.
+#[derive(serde::Deserialize)]
+struct Answer {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    error: String,
+}
+
 #[derive(Clone)]
 pub struct ProxyClient {
     http: reqwest::Client,
-    base: String,
+    /// `{server}/api/v1/send_push` and `/api/v1/ack`, parsed once.
+    send_url: reqwest::Url,
+    ack_url: reqwest::Url,
 }
 
 impl ProxyClient {
@@ -45,9 +59,14 @@ impl ProxyClient {
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| ProxyError::Transport(e.to_string()))?;
+        let url = |path: &str| {
+            reqwest::Url::parse(&format!("{}{path}", settings.server))
+                .map_err(|e| ProxyError::Url(format!("{}: {e}", settings.server)))
+        };
         Ok(ProxyClient {
             http,
-            base: settings.server.clone(),
+            send_url: url("/api/v1/send_push")?,
+            ack_url: url("/api/v1/ack")?,
         })
     }
 
@@ -55,7 +74,7 @@ impl ProxyClient {
     pub async fn send(&self, push: &PushNotification) -> Result<Reply, ProxyError> {
         let answer = self
             .http
-            .post(format!("{}/api/v1/send_push", self.base))
+            .post(self.send_url.clone())
             .json(push)
             .send()
             .await
@@ -64,18 +83,13 @@ impl ProxyClient {
         if !status.is_success() {
             return Err(ProxyError::Status(status.as_u16()));
         }
-        let body: serde_json::Value = answer
+        let body: Answer = answer
             .json()
             .await
             .map_err(|e| ProxyError::Transport(e.to_string()))?;
-        Ok(match body.get("status").and_then(|s| s.as_str()) {
-            Some("REMOVE") => Reply::Remove,
-            Some("FAIL") => Reply::Fail(
-                body.get("error")
-                    .and_then(|e| e.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-            ),
+        Ok(match body.status.as_str() {
+            "REMOVE" => Reply::Remove,
+            "FAIL" => Reply::Fail(body.error),
             _ => Reply::Ok,
         })
     }
@@ -84,7 +98,7 @@ impl ProxyClient {
     pub async fn ack(&self, ack: &serde_json::Value) -> Result<(), ProxyError> {
         let answer = self
             .http
-            .post(format!("{}/api/v1/ack", self.base))
+            .post(self.ack_url.clone())
             .json(ack)
             .send()
             .await
