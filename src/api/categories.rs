@@ -530,6 +530,8 @@ mod tests {
             total_msg_count: 0,
             total_msg_count_root: 0,
             creator_id: Id::NONE,
+            wide_mentions: Default::default(),
+            last_wide_mention_at: 0,
         }
     }
 
@@ -585,6 +587,8 @@ mod layout_tests {
             total_msg_count: 0,
             total_msg_count_root: 0,
             creator_id: Id::NONE,
+            wide_mentions: Default::default(),
+            last_wide_mention_at: 0,
         }
     }
 

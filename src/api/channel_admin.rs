@@ -44,7 +44,7 @@ pub fn may_manage_channel(
     if !channel.team_id.is_none() && may_manage_team(r, channel.team_id, caller)? {
         return Ok(true);
     }
-    Ok(r.channel_member(channel.id, caller.id())?
+    Ok(r.channel_member_record(channel.id, caller.id())?
         .is_some_and(|m| m.roles.split_whitespace().any(|r| r == "channel_admin")))
 }
 

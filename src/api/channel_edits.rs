@@ -68,7 +68,7 @@ async fn editable_channel(app: &AppState, caller: &Caller, id: Id) -> ApiResult<
             Ok(channel) => channel,
             Err(e) => return Ok(Err(e)),
         };
-        if admin || r.channel_member(id, me)?.is_some() {
+        if admin || r.is_channel_member(id, me)? {
             Ok(Ok(channel))
         } else {
             Ok(Err(ApiError::forbidden()))
@@ -104,7 +104,7 @@ pub async fn restore_channel(
         .await?
         .ok_or_else(|| ApiError::not_found("channel"))?;
     let me = caller.id();
-    let member = app.read(move |r| r.channel_member(id, me)).await?.is_some();
+    let member = app.read(move |r| r.is_channel_member(id, me)).await?;
     let may_restore = caller.is_admin() || (channel.creator_id == me && member);
     if !may_restore {
         return Err(ApiError::forbidden());

@@ -83,7 +83,7 @@ pub fn can_read_channel(
     user: Id,
     admin: bool,
 ) -> confab_storage::Result<bool> {
-    if r.channel_member(channel.id, user)?.is_some() {
+    if r.is_channel_member(channel.id, user)? {
         return Ok(true);
     }
     Ok(channel.channel_type == ChannelType::Open
@@ -508,8 +508,8 @@ pub async fn add_member(
     // Joining an open channel oneself needs only to see it; adding someone else, or to a private
     // channel, needs to be a member of it.
     if user != me || channel.channel_type != ChannelType::Open {
-        let member = app.read(move |r| r.channel_member(id, me)).await?;
-        if member.is_none() && !admin {
+        let member = app.read(move |r| r.is_channel_member(id, me)).await?;
+        if !member && !admin {
             return Err(ApiError::forbidden());
         }
     }
@@ -539,8 +539,8 @@ pub async fn remove_member(
     app.read(move |r| readable_channel(r, id, me, admin))
         .await??;
     if user != me {
-        let member = app.read(move |r| r.channel_member(id, me)).await?;
-        if member.is_none() && !admin {
+        let member = app.read(move |r| r.is_channel_member(id, me)).await?;
+        if !member && !admin {
             return Err(ApiError::forbidden());
         }
     }

@@ -442,7 +442,7 @@ async fn execute(
             let Some(channel) = r.channel(channel_id)? else {
                 return Ok(Err(ApiError::not_found("channel")));
             };
-            if r.channel_member(channel_id, me)?.is_none() && !admin {
+            if !r.is_channel_member(channel_id, me)? && !admin {
                 return Ok(Err(ApiError::forbidden()));
             }
             Ok(Ok(channel))
@@ -666,9 +666,9 @@ async fn response_channel(cx: &Context, msg: &Message) -> ApiResult<Id> {
         return Ok(id);
     }
     let me = cx.caller.id();
-    match cx.app.read(move |r| r.channel_member(id, me)).await? {
-        Some(_) => Ok(id),
-        None => Err(ApiError::forbidden()),
+    match cx.app.read(move |r| r.is_channel_member(id, me)).await? {
+        true => Ok(id),
+        false => Err(ApiError::forbidden()),
     }
 }
 

@@ -127,10 +127,7 @@ async fn list_drafts(
                     continue;
                 };
                 let in_team = channel.team_id == team || channel.channel_type.is_teamless();
-                if in_team
-                    && channel.delete_at == 0
-                    && r.channel_member(channel.id, user)?.is_some()
-                {
+                if in_team && channel.delete_at == 0 && r.is_channel_member(channel.id, user)? {
                     listed.push(draft);
                 }
             }

@@ -61,7 +61,7 @@ async fn check_upload(app: &AppState, caller: &Caller, channel_id: Id) -> ApiRes
         let Some(channel) = r.channel(channel_id)? else {
             return Ok(Err(ApiError::not_found("channel")));
         };
-        if channel.delete_at != 0 || r.channel_member(channel_id, me)?.is_none() {
+        if channel.delete_at != 0 || !r.is_channel_member(channel_id, me)? {
             return Ok(Err(ApiError::forbidden()));
         }
         Ok(Ok(()))

@@ -328,20 +328,9 @@ impl FromRequestParts<AppState> for Caller {
         let (token, source) =
             crate::auth::credentials_from_parts(&parts.headers, parts.uri.query())
                 .ok_or_else(ApiError::unauthorized)?;
-        let now = crate::clock::now_ms();
-        let sessions = &state.hub.sessions;
-        let (session, user) = match sessions.cached(&state.engine, &token, now) {
-            Some(found) => found,
-            None => {
-                let app = state.clone();
-                tokio::task::spawn_blocking(move || {
-                    app.hub.sessions.resolve(&app.engine, &token, now)
-                })
-                .await
-                .map_err(|_| ApiError::internal("auth task failed"))?
-                .ok_or_else(ApiError::unauthorized)?
-            }
-        };
+        let (session, user) = crate::catch_up::resolve_or_catch_up(&state.hub, &token)
+            .await
+            .ok_or_else(ApiError::unauthorized)?;
         if source == crate::auth::TokenSource::Cookie
             && !crate::auth::csrf_ok(&parts.method, &parts.headers, session.token)
         {

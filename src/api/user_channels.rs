@@ -188,8 +188,7 @@ async fn group_channel_members(
                 let Some(channel) = r.channel(id)? else {
                     continue;
                 };
-                if channel.channel_type != ChannelType::Group || r.channel_member(id, me)?.is_none()
-                {
+                if channel.channel_type != ChannelType::Group || !r.is_channel_member(id, me)? {
                     continue;
                 }
                 let mut users = Vec::new();

@@ -268,9 +268,9 @@ async fn hook_channel(app: &AppState, hook: &IncomingHook, asked: &str) -> ApiRe
     if channel.channel_type != ChannelType::Open {
         let channel_id = channel.id;
         let member = app
-            .read(move |r| r.channel_member(channel_id, owner))
+            .read(move |r| r.is_channel_member(channel_id, owner))
             .await?;
-        if member.is_none() {
+        if !member {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "web.incoming_webhook.permissions.app_error",
@@ -348,7 +348,7 @@ async fn hook_target(
         }
         if channel.channel_type != ChannelType::Open
             && !admin
-            && r.channel_member(channel_id, me)?.is_none()
+            && !r.is_channel_member(channel_id, me)?
         {
             return Ok(Err(ApiError::forbidden()));
         }

@@ -310,7 +310,7 @@ impl Batcher {
             let interval = interval_of(&reader, user_id, &self.settings)?;
             let decision = batch::decide(&entries, interval, now, |channel| {
                 reader
-                    .channel_member(channel, user_id)
+                    .channel_member_record(channel, user_id)
                     .ok()
                     .flatten()
                     .map(|m| m.last_viewed_at)

@@ -247,12 +247,12 @@ pub fn frame_header(opcode: u8, len: usize, out: &mut Vec<u8>) {
     }
 }
 
-/// Appends one frame for `out` to `buf`; returns whether it was an event.
-pub fn encode(out: &Out, buf: &mut Vec<u8>) -> bool {
+/// Appends one frame for `out`, as `user` receives it, to `buf`; returns whether it was an
+/// event.
+pub fn encode(out: &Out, user: Id, buf: &mut Vec<u8>) -> bool {
     match out {
         Out::Event(event, seq) => {
-            frame_header(0x1, event.frame_len(*seq), buf);
-            event.write_with_seq(*seq, buf);
+            event.write_frame(*seq, user, buf);
             true
         }
         Out::Reply(text) => {
@@ -285,6 +285,8 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Conn>, mut io: W) {
     let mut pending: VecDeque<Out> = VecDeque::new();
     let mut buf: Vec<u8> = Vec::new();
     loop {
+        // Known once the socket authenticates (the challenge may come after this loop starts).
+        let user = conn.user();
         let closing = {
             let mut q = conn.queue.lock();
             std::mem::swap(&mut q.frames, &mut pending);
@@ -295,7 +297,7 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Conn>, mut io: W) {
         while !pending.is_empty() {
             buf.clear();
             while let Some(out) = pending.pop_front() {
-                sent_events += encode(&out, &mut buf) as u64;
+                sent_events += encode(&out, user, &mut buf) as u64;
                 if buf.len() >= CORK_BYTES {
                     break;
                 }

@@ -1,9 +1,14 @@
 //! Events: built once from an applied [`Outcome`], serialized once (everything but the `seq`),
 //! and routed to an [`Audience`]. A frame for one connection is the shared prefix plus the
-//! connection's seq digits plus `}`; no JSON is encoded per recipient.
+//! connection's seq digits plus `}`; no JSON is encoded per recipient. The one exception is
+//! Mattermost's per-recipient fields of `posted` (its `add_mentions` and `add_followers`
+//! broadcast hooks): a mentioned member or a thread follower finds `mentions` / `followers`
+//! naming just themselves, spliced in at the start of `data` ([`ForRecipient`]), so a
+//! channel-wide mention in a 2,000-member channel does not put 2,000 ids in every frame.
 
 pub use super::audience::Audience;
 use super::audience::MemberCache;
+use super::conn::frame_header;
 use crate::views;
 use bytes::Bytes;
 use confab_storage::emoji::Emoji;
@@ -30,6 +35,44 @@ pub struct Event {
     /// What this event holds in memory, rendered or not (an estimate fixed at creation, so
     /// the hub's byte bounds add and subtract the same figure).
     bytes: usize,
+    /// Fields that name the recipient, for the events that have them.
+    for_recipient: Option<Box<ForRecipient>>,
+}
+
+/// Who finds themselves named in a `posted` frame: Mattermost sends `mentions` and `followers`
+/// as a JSON text holding only the recipient's own id, when it is among them.
+#[derive(Debug, Default)]
+pub struct ForRecipient {
+    /// Members the post names, sorted.
+    pub mentions: Vec<Id>,
+    /// A channel-wide mention: every recipient but this one (the author) is mentioned.
+    pub everyone_but: Option<Id>,
+    /// Thread followers, sorted.
+    pub followers: Vec<Id>,
+}
+
+impl ForRecipient {
+    /// `"mentions":"[\"<user>\"]",` and/or the same for `followers`, or nothing.
+    fn fields(&self, user: Id) -> Option<Vec<u8>> {
+        let mentioned = self.everyone_but.is_some_and(|author| author != user)
+            || self.mentions.binary_search(&user).is_ok();
+        let following = self.followers.binary_search(&user).is_ok();
+        if !mentioned && !following {
+            return None;
+        }
+        let id = views::id(user);
+        let mut out = Vec::with_capacity(96);
+        for (name, named) in [("mentions", mentioned), ("followers", following)] {
+            if named {
+                out.extend_from_slice(b"\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":\"[\\\"");
+                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(b"\\\"]\",");
+            }
+        }
+        Some(out)
+    }
 }
 
 /// Bytes of an event beyond its JSON: the struct, its `Arc` and the lazy closure's box.
@@ -43,6 +86,11 @@ impl std::fmt::Debug for Event {
             .field("droppable", &self.droppable)
             .finish()
     }
+}
+
+/// Where an event's `data` object opens in its prefix: just after `{"event":"<name>","data":{`.
+fn data_start(name: &str) -> usize {
+    "{\"event\":\"".len() + name.len() + "\",\"data\":{".len()
 }
 
 /// The frame up to the seq digits.
@@ -69,7 +117,15 @@ impl Event {
             render: Mutex::new(None),
             droppable,
             name,
+            for_recipient: None,
         }
+    }
+
+    /// This event with fields that name each recipient. `data` must be a non-empty object.
+    pub fn naming_recipients(mut self, for_recipient: ForRecipient) -> Event {
+        self.bytes += 40 * (for_recipient.mentions.len() + for_recipient.followers.len());
+        self.for_recipient = Some(Box::new(for_recipient));
+        self
     }
 
     /// An event whose JSON is built on its first frame. Every node builds every event (a client
@@ -93,6 +149,7 @@ impl Event {
             droppable,
             name,
             bytes: EVENT_OVERHEAD_BYTES + 2 * captured_bytes,
+            for_recipient: None,
         }
     }
 
@@ -119,11 +176,34 @@ impl Event {
         self.prefix().len() + digits(seq) + 1
     }
 
-    /// Appends the full event JSON with `seq` spliced in.
+    /// Appends the full event JSON with `seq` spliced in, as a frame for no one in particular.
     pub fn write_with_seq(&self, seq: u64, out: &mut Vec<u8>) {
         out.extend_from_slice(self.prefix());
         push_u64(seq, out);
         out.push(b'}');
+    }
+
+    /// Appends `user`'s text frame: its header, then the event JSON with `seq` and, for an
+    /// event that names recipients, `user`'s own fields spliced in.
+    pub fn write_frame(&self, seq: u64, user: Id, out: &mut Vec<u8>) {
+        let fields = self.for_recipient.as_ref().and_then(|f| f.fields(user));
+        let prefix = self.prefix();
+        let at = data_start(self.name);
+        match fields {
+            Some(fields) if prefix.get(at - 1) == Some(&b'{') => {
+                let len = prefix.len() + fields.len() + digits(seq) + 1;
+                frame_header(0x1, len, out);
+                out.extend_from_slice(&prefix[..at]);
+                out.extend_from_slice(&fields);
+                out.extend_from_slice(&prefix[at..]);
+                push_u64(seq, out);
+                out.push(b'}');
+            }
+            _ => {
+                frame_header(0x1, self.frame_len(seq), out);
+                self.write_with_seq(seq, out);
+            }
+        }
     }
 }
 
@@ -924,30 +1004,31 @@ fn thread_info(posted: &Posted) -> views::PostThreadInfo {
     }
 }
 
-fn id_list(ids: &[Id]) -> String {
-    Value::Array(ids.iter().map(|i| Value::String(views::id(*i))).collect()).to_string()
-}
-
 fn posted_event(posted: &Posted, sender: Option<&str>, emojis: Vec<Emoji>) -> Event {
     let post = posted.post.clone();
     let channel = posted.channel.clone();
     let info = thread_info(posted);
     let files = posted.files.clone();
-    let mentions = posted.mentions.clone();
-    let followers = if post.is_root() {
-        Vec::new()
-    } else {
-        posted.followers.clone()
+    let mut for_recipient = ForRecipient {
+        mentions: posted.mentions.clone(),
+        everyone_but: posted.channel_wide.then_some(post.user_id),
+        followers: if post.is_root() {
+            Vec::new()
+        } else {
+            posted.followers.clone()
+        },
     };
+    for_recipient.mentions.sort_unstable();
+    for_recipient.followers.sort_unstable();
     let sender_name = format!("@{}", sender.unwrap_or(""));
-    // The post's JSON keys and ids, its text, and the id lists (26 characters each).
+    // The post's JSON keys and ids, its text, and the participants (26 characters each).
     let captured = 1024
         + 200 * emojis.len()
         + post.message.len()
         + post.props.len()
-        + 40 * (mentions.len() + followers.len() + info.participants.len());
+        + 40 * info.participants.len();
     Event::lazy("posted", false, captured, move || {
-        let mut data = json!({
+        let data = json!({
             "channel_display_name": channel.display_name,
             "channel_name": channel.name,
             "channel_type": channel.channel_type.as_str(),
@@ -964,14 +1045,9 @@ fn posted_event(posted: &Posted, sender: Option<&str>, emojis: Vec<Emoji>) -> Ev
             "set_online": true,
             "team_id": views::opt_id(channel.team_id),
         });
-        if !mentions.is_empty() {
-            data["mentions"] = Value::String(id_list(&mentions));
-        }
-        if !followers.is_empty() {
-            data["followers"] = Value::String(id_list(&followers));
-        }
         (data, broadcast(None, Some(channel.id), None, None))
     })
+    .naming_recipients(for_recipient)
 }
 
 /// `user_updated` with the user as others may see them (no email, no password hash).
@@ -1044,7 +1120,7 @@ fn thread_updated_events(
             views::thread_participants_ids(&item),
             facts.parts(root),
         );
-        let mentioned = posted.mentions.contains(&user) as u64;
+        let mentioned = (posted.channel_wide || posted.mentions.contains(&user)) as u64;
         events.push((
             user,
             Event::new(

@@ -33,6 +33,9 @@ pub struct Hub {
     pub sessions: crate::auth::Sessions,
     /// Told of every registered connection opening and closing (set once at startup).
     pub presence: std::sync::OnceLock<Arc<crate::presence::Presence>>,
+    /// Catches this node up before an unknown token is refused (set once at startup; unset in
+    /// tests without a cluster).
+    pub catch_up: std::sync::OnceLock<Arc<crate::catch_up::CatchUp>>,
 }
 
 /// A user's recent events, for resuming on any node.
@@ -325,6 +328,7 @@ impl Hub {
             sockets: AtomicUsize::new(0),
             sessions,
             presence: std::sync::OnceLock::new(),
+            catch_up: std::sync::OnceLock::new(),
         })
     }
 

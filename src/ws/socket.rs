@@ -73,9 +73,12 @@ async fn upgrade(
     upgrade: IncomingUpgrade,
 ) -> Response {
     let query = parse_query(uri.query());
-    let session = auth::token_from_parts(&headers, uri.query())
-        .and_then(|token| hub.sessions.resolve(&hub.engine, &token, clock::now_ms()))
-        .map(|(session, _)| session);
+    let session = match auth::token_from_parts(&headers, uri.query()) {
+        Some(token) => crate::catch_up::resolve_or_catch_up(&hub, &token)
+            .await
+            .map(|(session, _)| session),
+        None => None,
+    };
     let (response, fut) = match upgrade.upgrade() {
         Ok(pair) => pair,
         Err(error) => {
@@ -346,7 +349,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             // Clients send small single-frame messages; fragments are not reassembled (that
             // would let a client grow a message without bound) and are ignored.
             OpCode::Text if frame.fin => {
-                if let Some(reply) = reader.handle_text(&frame.payload) {
+                if let Some(reply) = reader.handle_text(&frame.payload).await {
                     reader.conn.push(Out::Reply(reply));
                 }
             }
@@ -419,7 +422,7 @@ impl Reader {
     }
 
     /// Handles one client text message; returns the reply, if any.
-    fn handle_text(&mut self, payload: &[u8]) -> Option<Bytes> {
+    async fn handle_text(&mut self, payload: &[u8]) -> Option<Bytes> {
         let Ok(message) = serde_json::from_slice::<Value>(payload) else {
             // Not JSON: nothing to reply to (a reply without seq_reply would break Client4).
             return None;
@@ -435,7 +438,8 @@ impl Reader {
         };
         let data = message.get("data");
         match action {
-            "authentication_challenge" => self.challenge(seq, data),
+            // Boxed: the challenge may wait for a catch-up, a deep future to nest in the loop.
+            "authentication_challenge" => Box::pin(self.challenge(seq, data)).await,
             _ if self.conn.identity().is_none() => Some(fail_reply(
                 seq,
                 "api.web_socket_router.not_authenticated.app_error",
@@ -468,8 +472,10 @@ impl Reader {
     }
 
     /// `authentication_challenge`: the OK reply goes out before the hello (or the replay), as
-    /// mattermostdriver and Client4 expect.
-    fn challenge(&mut self, seq: u64, data: Option<&Value>) -> Option<Bytes> {
+    /// mattermostdriver and Client4 expect. The mobile app sends it right after logging in,
+    /// maybe to a node that has not applied the session yet: an unknown token waits for this
+    /// node to catch up (the connection has nothing else to do before it authenticates).
+    async fn challenge(&mut self, seq: u64, data: Option<&Value>) -> Option<Bytes> {
         if self.conn.identity().is_some() {
             return Some(ok_reply(seq, None));
         }
@@ -477,10 +483,7 @@ impl Reader {
             .and_then(|d| d.get("token"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        let Some((session, _)) =
-            self.hub
-                .sessions
-                .resolve(&self.hub.engine, token, clock::now_ms())
+        let Some((session, _)) = crate::catch_up::resolve_or_catch_up(&self.hub, token).await
         else {
             return Some(fail_reply(
                 seq,
@@ -538,8 +541,8 @@ impl Reader {
             .hub
             .engine
             .reader()
-            .channel_member(channel_id, identity.user);
-        if !matches!(member, Ok(Some(_))) {
+            .is_channel_member(channel_id, identity.user);
+        if !matches!(member, Ok(true)) {
             return fail_reply(
                 seq,
                 "api.context.permissions.app_error",

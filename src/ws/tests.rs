@@ -181,7 +181,17 @@ impl Fixture {
     }
 }
 
-/// The frames a connection has queued, as JSON.
+/// The payload of one server text frame (its header skipped).
+fn payload(frame: &[u8]) -> &[u8] {
+    let head = match frame[1] & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    &frame[head..]
+}
+
+/// The frames a connection has queued, as JSON, as its socket would send them.
 fn drain(conn: &Conn) -> Vec<Value> {
     // What the writer does: take everything, which frees the queue's room.
     let frames: Vec<Out> = {
@@ -194,8 +204,8 @@ fn drain(conn: &Conn) -> Vec<Value> {
         .map(|out| match out {
             Out::Event(event, seq) => {
                 let mut buf = Vec::new();
-                event.write_with_seq(seq, &mut buf);
-                serde_json::from_slice(&buf).expect("event frame is JSON")
+                event.write_frame(seq, conn.user(), &mut buf);
+                serde_json::from_slice(payload(&buf)).expect("event frame is JSON")
             }
             Out::Reply(bytes) | Out::Raw(bytes) => {
                 serde_json::from_slice(&bytes).unwrap_or(Value::Null)
@@ -278,20 +288,17 @@ fn hello_then_contiguous_seqs_and_private_channel_stays_private() {
     assert_eq!(posted["data"]["sender_name"], "@alice");
     assert_eq!(posted["data"]["team_id"], id(TEAM).to_base32());
     assert_eq!(posted["data"]["set_online"], true);
-    let mentions: Value = serde_json::from_str(
-        posted["data"]["mentions"]
-            .as_str()
-            .expect("mentions string"),
-    )
-    .expect("mentions JSON");
-    assert_eq!(mentions, json!([id(B).to_base32()]));
     assert_eq!(posted["broadcast"]["channel_id"], id(PRIVATE).to_base32());
-    // No mentions in the second post: no `mentions` key.
-    assert!(a_frames[2]["data"].get("mentions").is_none());
+    // The author is not mentioned: no `mentions` key in their frame.
+    assert!(posted["data"].get("mentions").is_none());
 
     let b_frames = drain(&b);
     assert_eq!(names(&b_frames), ["hello", "posted", "posted"]);
     assert_eq!(seqs(&b_frames), [0, 1, 2]);
+    // Bob's frame names him, as Mattermost's `add_mentions` hook does.
+    assert_eq!(mentioned_in(&b_frames[1]), [id(B).to_base32()]);
+    // No mentions in the second post: no `mentions` key.
+    assert!(b_frames[2]["data"].get("mentions").is_none());
 
     // Carol is not in the private channel: she sees only the town-square post.
     let c_frames = drain(&c);
@@ -318,18 +325,8 @@ fn reply_sends_thread_updated_to_followers_but_not_the_replier() {
     assert_eq!(names(&a_frames), ["hello", "posted", "thread_updated"]);
     assert_eq!(seqs(&a_frames), [0, 1, 2]);
     let posted = &a_frames[1];
-    let followers: Value = serde_json::from_str(
-        posted["data"]["followers"]
-            .as_str()
-            .expect("followers string"),
-    )
-    .expect("followers JSON");
-    let followers: Vec<&str> = followers
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    assert!(followers.contains(&id(A).to_base32().as_str()));
-    assert!(followers.contains(&id(B).to_base32().as_str()));
+    // Each follower's frame names that follower only (Mattermost's `add_followers` hook).
+    assert_eq!(id_list_in(posted, "followers"), [id(A).to_base32()]);
     let reply: Value =
         serde_json::from_str(posted["data"]["post"].as_str().unwrap_or("")).expect("post JSON");
     assert_eq!(reply["root_id"], id(400).to_base32());
@@ -349,6 +346,45 @@ fn reply_sends_thread_updated_to_followers_but_not_the_replier() {
     // Bob replied: he gets the post, not a thread_updated.
     let b_frames = drain(&b);
     assert_eq!(names(&b_frames), ["hello", "posted"]);
+    assert_eq!(id_list_in(&b_frames[1], "followers"), [id(B).to_base32()]);
+}
+
+/// The ids in a frame's `data.<key>`, a JSON text holding an array (empty when absent).
+fn id_list_in(frame: &Value, key: &str) -> Vec<String> {
+    frame["data"][key]
+        .as_str()
+        .and_then(|text| serde_json::from_str::<Vec<String>>(text).ok())
+        .unwrap_or_default()
+}
+
+fn mentioned_in(frame: &Value) -> Vec<String> {
+    id_list_in(frame, "mentions")
+}
+
+#[test]
+fn a_channel_wide_mention_names_each_member_but_the_author_in_their_own_frame() {
+    let fx = Fixture::new(512);
+    fx.world();
+    let (a, _) = fx.connect(A, None);
+    let (b, _) = fx.connect(B, None);
+    let (c, _) = fx.connect(C, None);
+    // Alice says @channel and names carol too; then a plain post.
+    fx.post(500, TOWN, A, None, "@channel look, and @carol too", 30_000);
+    fx.post(501, TOWN, A, None, "nothing for anyone", 30_100);
+
+    let a_frames = drain(&a);
+    assert_eq!(names(&a_frames), ["hello", "posted", "posted"]);
+    assert!(a_frames[1]["data"].get("mentions").is_none(), "the author");
+    for (conn, user) in [(&b, B), (&c, C)] {
+        let frames = drain(conn);
+        assert_eq!(names(&frames), ["hello", "posted", "posted"]);
+        assert_eq!(mentioned_in(&frames[1]), [id(user).to_base32()]);
+        assert!(frames[2]["data"].get("mentions").is_none());
+        // The rest of the frame is the shared one.
+        assert_eq!(frames[1]["data"]["post"], a_frames[1]["data"]["post"]);
+        assert_eq!(frames[1]["broadcast"], a_frames[1]["broadcast"]);
+        assert_eq!(frames[1]["seq"], 1);
+    }
 }
 
 #[test]

@@ -478,8 +478,8 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
                 txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &id2(*channel_id, *user_id))?
             {
                 return Ok(Outcome::ChannelMemberAdded {
+                    member: member.settled(&channel),
                     channel,
-                    member,
                     existed: true,
                 });
             }
@@ -1142,7 +1142,43 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         channel.last_root_post_at = channel.last_root_post_at.max(at);
     }
     channel.update_at = channel.update_at.max(at);
+
+    // Mentions count for channel members other than the author. Members named (or matched by
+    // a keyword) are counted in their records, settled against the channel as it was, so a
+    // post that also says `@channel` counts once for them; a channel-wide mention is counted
+    // once on the channel, and every other member folds it in when read.
+    let found = mentions::parse(new.message);
+    let named = resolve_named_mentions(txn, channel.id, &found, new.message, author.id)?;
+    let mut named_members = Vec::with_capacity(named.len());
+    for user in &named {
+        let key = id2(channel.id, *user);
+        let Some(member) = txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &key)? else {
+            continue;
+        };
+        let mut member = member.settled(&channel);
+        member.mention_count += 1;
+        if post.is_root() {
+            member.mention_count_root += 1;
+        }
+        if post.priority == "urgent" {
+            member.urgent_mention_count += 1;
+        }
+        member.last_update_at = at;
+        named_members.push(member);
+    }
+    if found.channel_wide {
+        channel.wide_mentions.all += 1;
+        if post.is_root() {
+            channel.wide_mentions.root += 1;
+        }
+        if post.priority == "urgent" {
+            channel.wide_mentions.urgent += 1;
+        }
+        channel.last_wide_mention_at = at;
+    }
     txn.put(Cf::ChannelidChannel, id_key(channel.id), &channel)?;
+    // The author's record was settled before this post, and passes over its own mention.
+    author_member.wide_seen = channel.wide_mentions;
     author_member.last_viewed_at = at;
     author_member.msg_count = channel.total_msg_count;
     author_member.msg_count_root = channel.total_msg_count_root;
@@ -1153,28 +1189,25 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         &author_member,
     )?;
     let mut channel_members = vec![author_member];
-
-    // Mentions count for channel members other than the author.
-    let mentioned = resolve_mentions(txn, &channel, new.message, author.id)?;
-    for user in &mentioned {
-        let key = id2(channel.id, *user);
-        let Some(mut member) = txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &key)? else {
-            continue;
-        };
-        member.mention_count += 1;
-        if post.is_root() {
-            member.mention_count_root += 1;
-        }
-        if post.priority == "urgent" {
-            member.urgent_mention_count += 1;
-        }
-        member.last_update_at = at;
-        txn.put(Cf::ChannelidUseridMember, key, &member)?;
+    for mut member in named_members {
+        member.wide_seen = channel.wide_mentions;
+        txn.put(
+            Cf::ChannelidUseridMember,
+            id2(channel.id, member.user_id),
+            &member,
+        )?;
         channel_members.push(member);
     }
 
     let (root, thread, followers, memberships) = match root {
         Some(root) => {
+            // A reply's channel-wide mention makes every member a follower: thread state is
+            // per user, so here the members are listed.
+            let mut mentioned = named.clone();
+            if found.channel_wide {
+                mentioned.extend(channel_member_ids(txn, channel.id)?);
+                mentioned.remove(&author.id);
+            }
             let (root, thread, followers, memberships) =
                 record_reply(txn, root, &post, &channel, &mentioned)?;
             (Some(root), Some(thread), followers, memberships)
@@ -1182,7 +1215,7 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         None => (None, None, Vec::new(), Vec::new()),
     };
     if !post.post_type.starts_with("system_") {
-        record_notification(txn, &post, &channel, author.id, &followers)?;
+        record_notification(txn, &post, &channel, &found, &named, &followers)?;
     }
     integrations::record_hook_calls(txn, &post, &channel)?;
     Ok(Outcome::Posted(Box::new(Posted {
@@ -1190,7 +1223,8 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         channel,
         root,
         thread,
-        mentions: mentioned.into_iter().collect(),
+        mentions: named.into_iter().collect(),
+        channel_wide: found.channel_wide,
         followers,
         memberships,
         channel_members,
@@ -1469,24 +1503,11 @@ fn record_notification(
     txn: &mut Txn,
     post: &Post,
     channel: &Channel,
-    author: Id,
+    found: &mentions::Mentions,
+    named: &BTreeSet<Id>,
     followers: &[Id],
 ) -> Step<()> {
-    let found = mentions::parse(&post.message);
-    let mut mentioned = BTreeSet::new();
-    for name in &found.usernames {
-        let Some(user) = txn
-            .get_raw(Cf::UsernameUserid, name.as_bytes())?
-            .and_then(|raw| Id::from_slice(&raw))
-        else {
-            continue;
-        };
-        if user != author && txn.exists(Cf::ChannelidUseridMember, &id2(channel.id, user))? {
-            mentioned.insert(user);
-        }
-    }
-    mentioned.extend(keywords::mentioned_members(txn, channel.id, &post.message)?);
-    mentioned.remove(&author);
+    let author = post.user_id;
     let channel_wide = match (found.channel_wide, found.everyone) {
         (false, _) => ChannelWide::None,
         (true, true) => ChannelWide::All,
@@ -1499,14 +1520,15 @@ fn record_notification(
             channel_id: channel.id,
             sender_id: author,
             root_id: post.root_id,
-            mentioned: mentioned.into_iter().collect(),
+            mentioned: named.iter().copied().collect(),
             channel_wide,
             followers: followers.iter().copied().filter(|f| *f != author).collect(),
         },
     )
 }
 
-/// The channel members a message mentions, without its author.
+/// The channel members a message mentions, without its author: every member for a
+/// channel-wide mention.
 fn resolve_mentions(
     txn: &mut Txn,
     channel: &Channel,
@@ -1514,14 +1536,33 @@ fn resolve_mentions(
     author: Id,
 ) -> Step<BTreeSet<Id>> {
     let found = mentions::parse(message);
-    let mut users = BTreeSet::new();
+    let mut users = resolve_named_mentions(txn, channel.id, &found, message, author)?;
     if found.channel_wide {
-        for (key, _) in txn.scan_prefix(Cf::ChannelidUseridMember, channel.id.as_bytes())? {
-            if let Some(user) = Id::from_slice(&key[16..]) {
-                users.insert(user);
-            }
-        }
+        users.extend(channel_member_ids(txn, channel.id)?);
+        users.remove(&author);
     }
+    Ok(users)
+}
+
+/// Every member of a channel: one range of its member family.
+fn channel_member_ids(txn: &mut Txn, channel: Id) -> Step<Vec<Id>> {
+    Ok(txn
+        .scan_prefix(Cf::ChannelidUseridMember, channel.as_bytes())?
+        .into_iter()
+        .filter_map(|(key, _)| Id::from_slice(&key[16..]))
+        .collect())
+}
+
+/// The channel members a message names, by `@username` or by one of their mention keywords,
+/// without its author (a channel-wide mention is not expanded).
+fn resolve_named_mentions(
+    txn: &mut Txn,
+    channel: Id,
+    found: &mentions::Mentions,
+    message: &str,
+    author: Id,
+) -> Step<BTreeSet<Id>> {
+    let mut users = BTreeSet::new();
     for name in &found.usernames {
         let Some(raw) = txn.get_raw(Cf::UsernameUserid, name.as_bytes())? else {
             continue;
@@ -1529,11 +1570,11 @@ fn resolve_mentions(
         let Some(user) = Id::from_slice(&raw) else {
             continue;
         };
-        if txn.exists(Cf::ChannelidUseridMember, &id2(channel.id, user))? {
+        if txn.exists(Cf::ChannelidUseridMember, &id2(channel, user))? {
             users.insert(user);
         }
     }
-    users.extend(keywords::mentioned_members(txn, channel.id, message)?);
+    users.extend(keywords::mentioned_members(txn, channel, message)?);
     users.remove(&author);
     Ok(users)
 }
@@ -1683,6 +1724,8 @@ fn new_channel(
         total_msg_count: 0,
         total_msg_count_root: 0,
         creator_id,
+        wide_mentions: WideMentions::default(),
+        last_wide_mention_at: 0,
     }
 }
 
@@ -1719,6 +1762,8 @@ fn put_new_channel_member(
         threads_viewed_at: 0,
         threads_viewed_seq: 0,
         notify_props: NotifyProps::new(),
+        // Channel-wide mentions from before joining are not this member's.
+        wide_seen: channel.wide_mentions,
     };
     txn.put(Cf::ChannelidUseridMember, id2(channel.id, user), &member)?;
     txn.put_raw(
@@ -1839,8 +1884,11 @@ fn require_team_member(txn: &mut Txn, team: Id, user: Id) -> Step<TeamMember> {
         })
 }
 
+/// A member's record, settled against `channel` (which must be the channel as it stands), so
+/// that what the caller writes back and returns holds every channel-wide mention so far.
 fn require_channel_member(txn: &mut Txn, channel: &Channel, user: Id) -> Step<ChannelMember> {
-    txn.get(Cf::ChannelidUseridMember, &id2(channel.id, user))?
+    txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &id2(channel.id, user))?
+        .map(|member| member.settled(channel))
         .ok_or_else(|| {
             CommandError::NotMember {
                 user: user.to_string(),

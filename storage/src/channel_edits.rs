@@ -136,6 +136,7 @@ pub(crate) fn set_member_admin(
             of: format!("channel {channel_id}"),
         });
     };
+    member.settle(&channel);
     member.roles = with_role(&member.roles, "channel_admin", admin);
     member.last_update_at = member.last_update_at.max(at);
     txn.put(Cf::ChannelidUseridMember, key, &member)?;

@@ -29,9 +29,9 @@
 //! | `teamname_teamid` | team name → team_id |
 //! | `teamid_userid_member` | team_id · user_id → [`TeamMember`] |
 //! | `userid_teamid` | user_id · team_id → () |
-//! | `channelid_channel` | channel_id → [`Channel`] (with its message totals) |
+//! | `channelid_channel` | channel_id → [`Channel`] (with its message totals and its count of channel-wide mentions) |
 //! | `teamid_channelname_channelid` | team_id (zero for DM/GM) · name → channel_id |
-//! | `channelid_userid_member` | channel_id · user_id → [`ChannelMember`] (read state) |
+//! | `channelid_userid_member` | channel_id · user_id → [`ChannelMember`] (read state; channel-wide mentions since its `wide_seen` are folded in when read, [`ChannelMember::settle`]) |
 //! | `userid_teamid_channelid` | user_id · team_id (zero for DM/GM) · channel_id → () |
 //! | `postid_post` | post_id → [`Post`] |
 //! | `channelid_createat_postid` | channel_id · t(create) · post_id → () — live posts |

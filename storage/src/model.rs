@@ -217,6 +217,26 @@ pub struct Channel {
     pub total_msg_count: u64,
     pub total_msg_count_root: u64,
     pub creator_id: Id,
+    /// Channel-wide mentions (`@channel`, `@all`, `@here`) posted so far, counted here once per
+    /// post instead of in every member's record: members fold them in lazily
+    /// ([`ChannelMember::settle`]), so such a post costs O(1) writes however big the channel.
+    /// Appended; absent = none.
+    #[serde(default)]
+    pub wide_mentions: WideMentions,
+    /// When the last channel-wide mention was posted: a member's `last_update_at` moves to it
+    /// when that member folds it in.
+    #[serde(default)]
+    pub last_wide_mention_at: u64,
+}
+
+/// Running counts of a channel's channel-wide mentions, in the three kinds a member counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WideMentions {
+    pub all: u64,
+    /// Those in root posts (`mention_count_root`).
+    pub root: u64,
+    /// Those in urgent posts (`urgent_mention_count`).
+    pub urgent: u64,
 }
 
 /// A member's read state in a channel. Unread = channel totals − these counts, so it is O(1).
@@ -240,6 +260,35 @@ pub struct ChannelMember {
     /// The member's notification settings for this channel (appended; absent = `default`).
     #[serde(default)]
     pub notify_props: NotifyProps,
+    /// The channel's [`Channel::wide_mentions`] already folded into the mention counts above.
+    /// Appended; absent = none (records from before channel-wide counting had every such
+    /// mention written into their counts, and their channels start at zero too).
+    #[serde(default)]
+    pub wide_seen: WideMentions,
+}
+
+impl ChannelMember {
+    /// Folds the channel-wide mentions posted since this record last did into its counts.
+    /// Every reader that shows counts, and every apply path that changes them, settles first;
+    /// a record written back unsettled keeps `wide_seen` and the counts paired, so settling
+    /// later gives the same result.
+    pub fn settle(&mut self, channel: &Channel) {
+        let wide = channel.wide_mentions;
+        if wide == self.wide_seen {
+            return;
+        }
+        self.mention_count += wide.all.saturating_sub(self.wide_seen.all);
+        self.mention_count_root += wide.root.saturating_sub(self.wide_seen.root);
+        self.urgent_mention_count += wide.urgent.saturating_sub(self.wide_seen.urgent);
+        self.last_update_at = self.last_update_at.max(channel.last_wide_mention_at);
+        self.wide_seen = wide;
+    }
+
+    /// This record with the channel's wide mentions folded in.
+    pub fn settled(mut self, channel: &Channel) -> ChannelMember {
+        self.settle(channel);
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -217,6 +217,7 @@ pub(crate) fn set_channel_props(
     let Some(mut member) = txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &key)? else {
         return refuse(CommandError::not_found("channel member", user_id));
     };
+    member.settle(&channel);
     let mut merged = member.notify_props.clone();
     merged.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
     validate_props(&merged, true)?;
@@ -316,10 +317,16 @@ impl Reader<'_> {
                 failed.is_none()
             },
         )?;
-        match failed {
-            Some(e) => Err(e.into()),
-            None => Ok(members),
+        if let Some(e) = failed {
+            return Err(e.into());
         }
+        Ok(match self.channel(channel)? {
+            Some(channel) => members
+                .into_iter()
+                .map(|m: ChannelMember| m.settled(&channel))
+                .collect(),
+            None => members,
+        })
     }
 
     /// The push badge, as Mattermost's `GetUnreadCount` (plus, with Collapsed Reply Threads,
@@ -334,11 +341,12 @@ impl Reader<'_> {
         for (team, channel_id) in self.channel_ids_of_user(user)? {
             teams.insert(team);
             let (Some(member), Some(channel)) = (
-                self.channel_member(channel_id, user)?,
+                self.channel_member_record(channel_id, user)?,
                 self.channel(channel_id)?,
             ) else {
                 continue;
             };
+            let member = member.settled(&channel);
             if channel.delete_at != 0 {
                 continue;
             }

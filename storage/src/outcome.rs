@@ -51,13 +51,17 @@ pub struct Posted {
     pub root: Option<Post>,
     /// The thread after the reply, for replies.
     pub thread: Option<Thread>,
-    /// Channel members mentioned by this post.
+    /// Channel members this post names (by `@username` or a mention keyword), without the
+    /// author. A channel-wide mention is not expanded here: see `channel_wide`.
     pub mentions: Vec<Id>,
+    /// The post says `@channel`, `@all` or `@here`: every member but the author is mentioned.
+    pub channel_wide: bool,
     /// Thread followers after the reply.
     pub followers: Vec<Id>,
     /// Thread memberships the reply changed, as their users now see them.
     pub memberships: Vec<MembershipView>,
-    /// Channel members whose read state changed (the author, the mentioned).
+    /// Channel members whose records this post rewrote (the author, the named); members
+    /// mentioned only channel-wide fold the mention in when read ([`ChannelMember::settle`]).
     pub channel_members: Vec<ChannelMember>,
     /// The files attached to the post (`metadata.files`).
     pub files: Vec<FileInfo>,

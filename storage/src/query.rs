@@ -274,7 +274,7 @@ impl Reader<'_> {
             if ids.len() >= per_page {
                 break;
             }
-            if self.channel_member(channel, user)?.is_some() {
+            if self.is_channel_member(channel, user)? {
                 continue;
             }
             if skip > 0 {
@@ -299,7 +299,21 @@ impl Reader<'_> {
         }
     }
 
+    /// A member's read state, with the channel's channel-wide mentions folded in (two point
+    /// reads). Whether someone is a member at all is [`Reader::is_channel_member`].
     pub fn channel_member(&self, channel: Id, user: Id) -> Result<Option<ChannelMember>> {
+        let Some(member) = self.channel_member_record(channel, user)? else {
+            return Ok(None);
+        };
+        Ok(Some(match self.channel(channel)? {
+            Some(channel) => member.settled(&channel),
+            None => member,
+        }))
+    }
+
+    /// A member's record as stored: its roles, notify props and read position are current,
+    /// its mention counts may lack the channel-wide mentions since it was last written.
+    pub fn channel_member_record(&self, channel: Id, user: Id) -> Result<Option<ChannelMember>> {
         self.get(Cf::ChannelidUseridMember, &id2(channel, user))
     }
 
@@ -310,12 +324,16 @@ impl Reader<'_> {
         page: usize,
         per_page: usize,
     ) -> Result<Vec<ChannelMember>> {
-        self.page_of_records(
+        let members: Vec<ChannelMember> = self.page_of_records(
             Cf::ChannelidUseridMember,
             channel.as_bytes(),
             page,
             per_page,
-        )
+        )?;
+        Ok(match self.channel(channel)? {
+            Some(channel) => members.into_iter().map(|m| m.settled(&channel)).collect(),
+            None => members,
+        })
     }
 
     /// The ids of a user's channels in a team, with their direct and group channels.
@@ -384,9 +402,10 @@ impl Reader<'_> {
         let Some(channel) = self.channel(channel)? else {
             return Ok(None);
         };
-        let Some(member) = self.channel_member(channel.id, user)? else {
+        let Some(member) = self.channel_member_record(channel.id, user)? else {
             return Ok(None);
         };
+        let member = member.settled(&channel);
         Ok(Some(ChannelUnread {
             team_id: channel.team_id,
             channel_id: channel.id,
@@ -626,7 +645,7 @@ impl Reader<'_> {
         limit_after: usize,
         collapsed: bool,
     ) -> Result<Option<PostPage>> {
-        let Some(member) = self.channel_member(channel, user)? else {
+        let Some(member) = self.channel_member_record(channel, user)? else {
             return Ok(None);
         };
         let cf = if collapsed {

@@ -116,7 +116,7 @@ impl Reader<'_> {
                     if channel.name == format!("{me_text}__{me_text}") {
                         return Ok(true);
                     }
-                } else if self.channel_member(channel.id, other.id)?.is_some() {
+                } else if self.is_channel_member(channel.id, other.id)? {
                     return Ok(true);
                 }
             } else if channel.channel_type != ChannelType::Direct

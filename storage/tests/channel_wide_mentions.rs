@@ -1,0 +1,214 @@
+//! Channel-wide mentions (`@channel`, `@all`, `@here`) are counted once on the channel and
+//! folded into each member's counts when read: a root post that says `@channel` leaves every
+//! member record but its author's (and the named) untouched, however big the channel, while
+//! every read path — one member, a channel's page, all members, a team's members of a user,
+//! the unread counts and the push badge — shows what eager counting showed.
+
+mod common;
+
+use common::*;
+use confab_storage::{ChannelMember, Command, Engine, Outcome};
+
+const TEAM: u64 = 100;
+const TOWN: u64 = 101;
+/// alice (1) and bob (2) and `others` more, all in team 100 and its town square.
+const FIRST_OTHER: u64 = 10;
+
+fn team_of(others: u64) -> TestDb {
+    let mut db = TestDb::two_users_in_a_team();
+    db.ok(create_user(3, "carol", 1));
+    db.ok(Command::AddTeamMember {
+        team_id: id(TEAM),
+        user_id: id(3),
+        at: 3,
+    });
+    for n in FIRST_OTHER..FIRST_OTHER + others {
+        db.ok(create_user(n, &format!("user{n}"), 1));
+        db.ok(Command::AddTeamMember {
+            team_id: id(TEAM),
+            user_id: id(n),
+            at: 3,
+        });
+    }
+    db
+}
+
+fn member(engine: &Engine, user: u64) -> ChannelMember {
+    engine
+        .reader()
+        .channel_member(id(TOWN), id(user))
+        .expect("read")
+        .expect("a member")
+}
+
+fn record(engine: &Engine, user: u64) -> ChannelMember {
+    engine
+        .reader()
+        .channel_member_record(id(TOWN), id(user))
+        .expect("read")
+        .expect("a member")
+}
+
+/// (mentions, root mentions, urgent mentions) of a member, as read.
+fn counts(engine: &Engine, user: u64) -> (u64, u64, u64) {
+    let m = member(engine, user);
+    (
+        m.mention_count,
+        m.mention_count_root,
+        m.urgent_mention_count,
+    )
+}
+
+fn post_with_priority(db: &mut TestDb, n: u64, author: u64, message: &str, priority: &str) {
+    let mut command = post(n, TOWN, author, None, message, 1_000 + n);
+    if let Command::CreatePost { priority: p, .. } = &mut command {
+        *p = priority.to_string();
+    }
+    db.ok(command);
+}
+
+#[test]
+fn a_root_channel_wide_mention_rewrites_only_the_authors_record_in_any_channel_size() {
+    for others in [1, 300] {
+        let mut db = team_of(others);
+        let before: Vec<ChannelMember> = (FIRST_OTHER..FIRST_OTHER + others)
+            .map(|n| record(&db.engine, n))
+            .collect();
+        let outcome = db.ok(post(500, TOWN, 1, None, "@channel standup now", 2_000));
+        let Outcome::Posted(posted) = outcome else {
+            panic!("not posted: {outcome:?}")
+        };
+        assert!(posted.channel_wide);
+        assert!(posted.mentions.is_empty(), "nobody is named");
+        assert_eq!(
+            posted.channel_members.len(),
+            1,
+            "only the author's record is written ({others} others)"
+        );
+        assert_eq!(posted.channel.wide_mentions.all, 1);
+        for (n, was) in (FIRST_OTHER..FIRST_OTHER + others).zip(&before) {
+            assert_eq!(&record(&db.engine, n), was, "user{n}'s stored record");
+            let read = member(&db.engine, n);
+            assert_eq!((read.mention_count, read.mention_count_root), (1, 1));
+            assert_eq!(read.last_update_at, posted.post.create_at);
+        }
+        assert_eq!(counts(&db.engine, 1), (0, 0, 0), "the author");
+        // Every read path shows the folded counts.
+        let reader = db.engine.reader();
+        let page = reader.channel_members(id(TOWN), 0, 1_000).expect("page");
+        assert_eq!(page.len() as u64, others + 3);
+        for m in &page {
+            let expected = u64::from(m.user_id != id(1));
+            assert_eq!(m.mention_count, expected, "channel_members");
+        }
+        let all = reader.all_channel_members(id(TOWN)).expect("all");
+        assert_eq!(all, page, "all_channel_members");
+        let unread = reader
+            .channel_unread(id(2), id(TOWN))
+            .expect("read")
+            .expect("unread");
+        assert_eq!((unread.mention_count, unread.mention_count_root), (1, 1));
+        let of_user = reader
+            .channel_members_of_user_in_team(id(2), id(TEAM))
+            .expect("members of bob");
+        let town = of_user
+            .iter()
+            .find(|m| m.channel_id == id(TOWN))
+            .expect("town square");
+        assert_eq!(town.mention_count, 1);
+        assert_eq!(reader.mention_badge(id(2), false).expect("badge"), 1);
+        assert_eq!(reader.mention_badge(id(1), false).expect("badge"), 0);
+    }
+}
+
+#[test]
+fn counts_stay_right_through_views_joins_leaves_named_mentions_and_mark_unread() {
+    let mut db = team_of(0);
+    // A post both channel-wide and naming bob counts once for bob.
+    db.ok(post(500, TOWN, 1, None, "@all and especially @bob", 2_000));
+    assert_eq!(counts(&db.engine, 2), (1, 1, 0));
+    assert_eq!(counts(&db.engine, 3), (1, 1, 0));
+    // A reply's channel-wide mention counts, not as a root mention.
+    db.ok(post(501, TOWN, 2, Some(500), "@here in the thread", 2_100));
+    assert_eq!(counts(&db.engine, 2), (1, 1, 0), "bob wrote it");
+    assert_eq!(counts(&db.engine, 3), (2, 1, 0));
+    assert_eq!(counts(&db.engine, 1), (1, 0, 0));
+    // An urgent one.
+    post_with_priority(&mut db, 502, 3, "@channel fire", "urgent");
+    assert_eq!(counts(&db.engine, 2), (2, 2, 1));
+    assert_eq!(counts(&db.engine, 3), (2, 1, 0), "carol wrote it");
+
+    // Viewing clears, and the next channel-wide mention counts from zero.
+    db.ok(Command::ViewChannel {
+        user_id: id(2),
+        channel_id: id(TOWN),
+        at: 3_000,
+        collapsed_threads_supported: true,
+    });
+    assert_eq!(counts(&db.engine, 2), (0, 0, 0));
+    db.ok(post(503, TOWN, 1, None, "@channel again", 3_100));
+    assert_eq!(counts(&db.engine, 2), (1, 1, 0));
+
+    // A member who joins later has none of the earlier ones.
+    db.ok(create_user(4, "dave", 1));
+    db.ok(Command::AddTeamMember {
+        team_id: id(TEAM),
+        user_id: id(4),
+        at: 3_200,
+    });
+    assert_eq!(counts(&db.engine, 4), (0, 0, 0));
+    db.ok(post(504, TOWN, 1, None, "welcome @all", 3_300));
+    assert_eq!(counts(&db.engine, 4), (1, 1, 0));
+
+    // Leaving and rejoining starts over.
+    db.ok(Command::RemoveChannelMember {
+        channel_id: id(TOWN),
+        user_id: id(4),
+        at: 3_400,
+    });
+    db.ok(post(
+        505,
+        TOWN,
+        1,
+        None,
+        "@channel while dave is away",
+        3_500,
+    ));
+    db.ok(Command::AddChannelMember {
+        channel_id: id(TOWN),
+        user_id: id(4),
+        at: 3_600,
+    });
+    assert_eq!(counts(&db.engine, 4), (0, 0, 0));
+
+    // Marking unread recounts from the posts: bob's mentions from post 503 on are 503, 504,
+    // 505 (all channel-wide); then a later one adds to that recount exactly once.
+    db.ok(Command::SetPostUnread {
+        user_id: id(2),
+        post_id: id(503),
+        at: 3_700,
+        collapsed_threads: false,
+    });
+    assert_eq!(counts(&db.engine, 2), (3, 3, 0));
+    db.ok(post(506, TOWN, 3, None, "@here last call", 3_800));
+    assert_eq!(counts(&db.engine, 2), (4, 4, 0));
+    assert_eq!(
+        db.engine
+            .reader()
+            .mention_badge(id(2), false)
+            .expect("badge"),
+        4
+    );
+    // A change to the record (notify props) keeps the counts.
+    db.ok(Command::SetChannelNotifyProps {
+        channel_id: id(TOWN),
+        user_id: id(2),
+        at: 3_900,
+        props: [("push".to_string(), "all".to_string())]
+            .into_iter()
+            .collect(),
+    });
+    assert_eq!(counts(&db.engine, 2), (4, 4, 0));
+    db.ok(post(507, TOWN, 1, None, "@channel one more", 4_000));
+    assert_eq!(counts(&db.engine, 2), (5, 5, 0));
+}
