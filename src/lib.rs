@@ -5,6 +5,7 @@
 mod api;
 mod app;
 mod auth;
+mod catch_up;
 mod clock;
 mod cluster_cli;
 mod config;

@@ -258,6 +258,9 @@ pub async fn start(config: &ServeConfig) -> Result<Started, BoxError> {
     share_checkpoints(&raft, hub.clone())?;
     let presence = crate::presence::Presence::new(engine.clone(), config.presence);
     let _ = hub.presence.set(presence.clone());
+    let _ = hub
+        .catch_up
+        .set(crate::catch_up::CatchUp::new(raft.clone()));
     crate::presence::start(&presence, &raft)?;
 
     let push_proxy = if config.push.enabled {

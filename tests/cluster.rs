@@ -535,3 +535,102 @@ async fn a_retry_after_a_leader_change_and_a_restart_finds_the_original() {
         );
     }
 }
+
+/// A login through one node, then at once a request through a node that has not applied that
+/// session yet (a load balancer, or the mobile app's WebSocket, may pick any node): the lagging
+/// node catches up before it refuses a token it does not know, so the user is not logged out.
+/// A follower's links are slowed by 40 ms each way, so it applies every entry well after the
+/// others acknowledged it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_made_on_one_node_works_at_once_on_a_lagging_node() {
+    use common::links::Links;
+    use common::{free_port, initial_members, Node};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let raft_addrs: Vec<String> = ports
+        .iter()
+        .map(|(_, raft)| format!("127.0.0.1:{raft}"))
+        .collect();
+    let links = Links::start(&raft_addrs).await;
+    let members = initial_members(ports.iter().map(|(_, raft)| *raft));
+    let mut nodes = Vec::new();
+    for (i, (api, raft)) in ports.iter().enumerate() {
+        let node_dir = dir.path().join(format!("n{}", i + 1));
+        std::fs::create_dir_all(&node_dir).expect("node dir");
+        let args = vec![
+            "--initial-members".to_string(),
+            members.clone(),
+            "--raft-dial".to_string(),
+            links.dial_arg(i, &raft_addrs),
+        ];
+        nodes.push(Node::start_on(i as u64 + 1, node_dir, *api, *raft, &args));
+    }
+    for node in &mut nodes {
+        node.wait_ready().await;
+    }
+    let admin = Api::signup(&nodes[0].api, "admin").await;
+    // Logins go through the leader; a follower lags (slowing the leader would slow every
+    // write instead).
+    let status = admin.ok("GET", "/cluster/status", None).await;
+    let leader = status["leader"].as_u64().expect("a leader") as usize - 1;
+    let slow = (leader + 1) % 3;
+    let fast = nodes[leader].api.clone();
+    let lagging = nodes[slow].api.clone();
+    for name in ["ann", "ben", "cat"] {
+        admin
+            .ok(
+                "POST",
+                "/users",
+                Some(json!({"username": name, "email": format!("{name}@example.com"), "password": "passw0rd!"})),
+            )
+            .await;
+    }
+    links.slow(slow, Duration::from_millis(40));
+
+    // REST: the first request on the lagging node with a session it has not applied.
+    let ann = Api::login(&fast, "ann").await;
+    let me = ann.on(&lagging).call("GET", "/users/me", None).await;
+    assert_eq!(
+        me.status, 200,
+        "the lagging node refused a new session: {}",
+        me.body
+    );
+    assert_eq!(me.body["username"], "ann");
+
+    // The WebSocket upgrade, authenticated by header.
+    let ben = Api::login(&fast, "ben").await;
+    let socket = Socket::connect(&lagging, ben.token.as_deref().expect("token")).await;
+    assert!(!socket.connection_id.is_empty());
+    socket.close().await;
+
+    // The mobile app's way: a socket with no credentials, then the challenge.
+    let cat = Api::login(&fast, "cat").await;
+    let mut socket = Socket::connect_anonymous(&lagging).await;
+    socket
+        .send(json!({"seq": 1, "action": "authentication_challenge", "data": {"token": cat.token}}))
+        .await;
+    let reply = socket
+        .next_frame(Duration::from_secs(15))
+        .await
+        .expect("a reply to the challenge");
+    assert_eq!(reply["status"], "OK", "{reply}");
+    let hello = socket.wait_event("hello", Duration::from_secs(10)).await;
+    assert_eq!(hello["broadcast"]["user_id"], cat.user_id.as_str());
+    socket.close().await;
+
+    // A well-formed token no node knows (a user id is not a session) is still refused once
+    // caught up.
+    let mut stranger = Api::new(&lagging);
+    stranger.token = Some(admin.user_id.clone());
+    let refused = stranger.call("GET", "/users/me", None).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let caught_up = common::metrics(&lagging).await;
+    assert!(
+        caught_up
+            .get("confab_auth_catch_ups_total")
+            .is_some_and(|n| *n >= 1.0),
+        "the lagging node counted its catch-ups"
+    );
+    drop(links);
+}
