@@ -543,16 +543,11 @@ async fn a_retry_after_a_leader_change_and_a_restart_finds_the_original() {
 /// others acknowledged it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_made_on_one_node_works_at_once_on_a_lagging_node() {
-    use common::links::Links;
-    use common::{free_port, initial_members, Node};
+    use common::links::ports_with_links;
+    use common::{initial_members, Node};
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let raft_addrs: Vec<String> = ports
-        .iter()
-        .map(|(_, raft)| format!("127.0.0.1:{raft}"))
-        .collect();
-    let links = Links::start(&raft_addrs).await;
+    let (ports, raft_addrs, links) = ports_with_links(3).await;
     let members = initial_members(ports.iter().map(|(_, raft)| *raft));
     let mut nodes = Vec::new();
     for (i, (api, raft)) in ports.iter().enumerate() {

@@ -30,7 +30,7 @@
 
 mod common;
 
-use common::links::Links;
+use common::links::{ports_with_links, Links};
 use common::{
     assert_equal_digests, eventually, free_port, initial_members, inner, list_posts, slow_fsync,
     team_with, Api, Node, Socket,
@@ -231,12 +231,7 @@ impl Cluster {
 
     async fn try_start(n: usize) -> Result<Cluster, String> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let raft_addrs: Vec<String> = ports
-            .iter()
-            .map(|(_, raft)| format!("127.0.0.1:{raft}"))
-            .collect();
-        let links = Links::start(&raft_addrs).await;
+        let (ports, raft_addrs, links) = ports_with_links(n).await;
         let members = initial_members(ports.iter().map(|(_, raft)| *raft));
         let mut cluster = Cluster {
             dir,

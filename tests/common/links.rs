@@ -51,6 +51,20 @@ pub struct Counts {
     pub dropped: AtomicU64,
 }
 
+/// Ports for `n` nodes (API, Raft), their Raft addresses, and a proxy for every link between
+/// them: what a cluster whose links a test can cut or slow is started from.
+pub async fn ports_with_links(n: usize) -> (Vec<(u16, u16)>, Vec<String>, Links) {
+    let ports: Vec<(u16, u16)> = (0..n)
+        .map(|_| (super::free_port(), super::free_port()))
+        .collect();
+    let raft_addrs: Vec<String> = ports
+        .iter()
+        .map(|(_, raft)| format!("127.0.0.1:{raft}"))
+        .collect();
+    let links = Links::start(&raft_addrs).await;
+    (ports, raft_addrs, links)
+}
+
 impl Links {
     /// Starts a proxy for every directed link between the nodes whose Raft ports are
     /// `raft_addrs` (one per slot).
