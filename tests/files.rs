@@ -596,9 +596,9 @@ async fn a_50_mib_file_through_a_follower_reads_identically_from_every_node() {
     }
     // The upload streamed: the node did not hold the file (50 MiB) in memory on top of its
     // baseline, let alone several copies of it. What it does hold after 50 MiB of writes is the
-    // memtables (16 MiB here), the allocator's free lists and recent log entries: runs measured
-    // 30–48 MiB of growth, so the bound is 64 MiB; a whole buffered copy with the memtables
-    // would be above it.
+    // memtables (16 MiB here), the allocator's free lists and recent log entries: one CI run
+    // measured 48.1 MiB of growth, so the bound is 64 MiB; a whole buffered copy with the
+    // memtables would be above it.
     assert!(
         after < before + (64 << 20),
         "uploader RSS grew from {before} to {after}"
