@@ -192,6 +192,10 @@ fn an_expiring_custom_status_is_queued_and_cleared_when_due() {
         custom_status: Some(custom(text)),
         expires_at_ms,
     };
+    let expire = |user: u64, at: u64| Command::ExpireCustomStatus {
+        user_id: id(user),
+        at,
+    };
     db.ok(timed(1, "lunch", 5_000));
     db.ok(timed(2, "away all week", 9_000));
     assert!(db
@@ -216,10 +220,7 @@ fn an_expiring_custom_status_is_queued_and_cleared_when_due() {
         db.engine.reader().due_custom_statuses(6_000, 10).unwrap(),
         Vec::<_>::new()
     );
-    let early = db.ok(Command::ExpireCustomStatus {
-        user_id: id(1),
-        at: 6_000,
-    });
+    let early = db.ok(expire(1, 6_000));
     assert!(
         matches!(early, Outcome::StatusUnchanged { .. }),
         "not due yet"
@@ -234,10 +235,7 @@ fn an_expiring_custom_status_is_queued_and_cleared_when_due() {
         ""
     );
 
-    let cleared = db.ok(Command::ExpireCustomStatus {
-        user_id: id(1),
-        at: 7_000,
-    });
+    let cleared = db.ok(expire(1, 7_000));
     let Outcome::UserUpdated { user, .. } = cleared else {
         panic!("the expiry clears the status on the user");
     };
@@ -249,10 +247,7 @@ fn an_expiring_custom_status_is_queued_and_cleared_when_due() {
             .unwrap(),
         [id(2)]
     );
-    let again = db.ok(Command::ExpireCustomStatus {
-        user_id: id(1),
-        at: 8_000,
-    });
+    let again = db.ok(expire(1, 8_000));
     assert!(
         matches!(again, Outcome::StatusUnchanged { .. }),
         "once only"
@@ -278,10 +273,7 @@ fn an_expiring_custom_status_is_queued_and_cleared_when_due() {
         .due_custom_statuses(u64::MAX - 1, 10)
         .unwrap()
         .is_empty());
-    let kept = db.ok(Command::ExpireCustomStatus {
-        user_id: id(2),
-        at: 100_000,
-    });
+    let kept = db.ok(expire(2, 100_000));
     assert!(matches!(kept, Outcome::StatusUnchanged { .. }));
 }
 
