@@ -384,6 +384,31 @@ async fn people_and_channel_search() {
         )
         .await;
     assert_eq!(not_mine, json!([]));
+    // After `in:` the search box offers only the caller's own channels, private ones included.
+    alice
+        .ok(
+            "POST",
+            "/channels",
+            Some(json!({"team_id": team, "name": "pubquiz", "display_name": "Pub quiz", "type": "O"})),
+        )
+        .await;
+    let offered = carol
+        .ok(
+            "GET",
+            &format!("/teams/{team}/channels/autocomplete?name=pubq"),
+            None,
+        )
+        .await;
+    assert_eq!(offered[0]["name"], "pubquiz");
+    let for_search = |who: &Api, name: &str| {
+        let path = format!("/teams/{team}/channels/search_autocomplete?name={name}");
+        let who = who.clone();
+        async move { who.ok("GET", &path, None).await }
+    };
+    assert_eq!(for_search(&carol, "pubq").await, json!([]));
+    assert_eq!(for_search(&carol, "pri").await, json!([]));
+    assert_eq!(for_search(&bob, "pri").await[0]["name"], "priv");
+    assert_eq!(for_search(&carol, "pu").await[0]["name"], "pub");
     let outside = outsider
         .call(
             "POST",

@@ -7,6 +7,7 @@
 //! `CONFAB_SEARCH_POSTS` sets the number of posts (default 1,000,000; `CONFAB_BENCH_SMALL=1`
 //! makes it 200,000).
 
+use confab_bench::words::{word, Zipf};
 use confab_bench::{id, Loader};
 use confab_storage::cf::Cf;
 use confab_storage::search::{parse, PostSearch, DEFAULT_KEY_BUDGET};
@@ -25,48 +26,6 @@ const WRITERS: u64 = 40;
 const CHANNELS: u64 = 200;
 const FIRST_CHANNEL: u64 = 1_000;
 const VOCABULARY: usize = 4_000;
-const SYLLABLES: [&str; 20] = [
-    "ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "da", "gu", "sho", "ber", "lin", "tor",
-    "fa", "zen", "qui", "mar", "dus",
-];
-
-/// Word `rank` of the vocabulary: distinct syllable strings, stable across runs.
-fn word(rank: usize) -> String {
-    let mut n = rank;
-    let mut out = String::new();
-    loop {
-        out.push_str(SYLLABLES[n % SYLLABLES.len()]);
-        n /= SYLLABLES.len();
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(["a", "o", "e", "um", "ix"][rank % 5]);
-    out
-}
-
-/// Cumulative Zipf weights (s = 1.0) over the vocabulary.
-struct Zipf(Vec<f64>);
-
-impl Zipf {
-    fn new(n: usize) -> Zipf {
-        let mut acc = 0.0;
-        Zipf(
-            (1..=n)
-                .map(|r| {
-                    acc += 1.0 / r as f64;
-                    acc
-                })
-                .collect(),
-        )
-    }
-    fn draw(&self, rng: &mut StdRng) -> usize {
-        let total = self.0.last().copied().unwrap_or(1.0);
-        let x = rng.random::<f64>() * total;
-        self.0.partition_point(|c| *c < x).min(self.0.len() - 1)
-    }
-}
-
 struct DataSet {
     _dir: tempfile::TempDir,
     engine: Engine,

@@ -1,6 +1,8 @@
 //! Shared fixtures for confab's criterion benches (in `benches/benches/`) and the `confab-load`
 //! tool: deterministic databases of a chosen shape, built through the engine's own commands.
 
+pub mod words;
+
 use confab_storage::{ChannelType, Command, Engine, Id, TeamType};
 
 /// A deterministic id from a number.

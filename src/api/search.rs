@@ -43,6 +43,10 @@ pub fn routes() -> Router<AppState> {
             "/teams/{team_id}/channels/autocomplete",
             get(autocomplete_channels),
         )
+        .route(
+            "/teams/{team_id}/channels/search_autocomplete",
+            get(autocomplete_channels_for_search),
+        )
 }
 
 /// The body of a post search (Mattermost's `SearchParameter`).
@@ -382,6 +386,36 @@ async fn autocomplete_channels(
             let channels =
                 r.search_team_channels(team, &name, false, CHANNEL_AUTOCOMPLETE_LIMIT, |r, c| {
                     Ok(c.channel_type == ChannelType::Open || r.is_channel_member(c.id, me)?)
+                })?;
+            Ok(Ok(channels))
+        })
+        .await??;
+    Ok(ok(Value::Array(
+        channels.iter().map(views::channel).collect(),
+    )))
+}
+
+/// `GET /teams/{team_id}/channels/search_autocomplete?name=`: the channels the search box offers
+/// after `in:`. As Mattermost's `AutocompleteChannelsForSearch`, only channels the caller is a
+/// member of, public or private: a search finds nothing in the others.
+async fn autocomplete_channels_for_search(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(team_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let team = path_id(&team_id, "team_id")?;
+    let params = Params::parse(query.as_deref());
+    let name = params.get("name").unwrap_or("").to_string();
+    let (me, admin) = (caller.id(), caller.is_admin());
+    let channels = app
+        .read(move |r| {
+            if !can_read_team(r, team, me, admin)? {
+                return Ok(Err(ApiError::forbidden()));
+            }
+            let channels =
+                r.search_team_channels(team, &name, false, CHANNEL_AUTOCOMPLETE_LIMIT, |r, c| {
+                    r.is_channel_member(c.id, me)
                 })?;
             Ok(Ok(channels))
         })

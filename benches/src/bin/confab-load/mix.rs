@@ -2,13 +2,14 @@
 //! after an idle time of 1–39 s, picks an action by load-test-ng's weights: switch channel (view
 //! and posts around the unread mark), scroll, unread check, create a post (18% replies), open a
 //! DM, view the threads list, mark a thread read, open a permalink, view a thread, reconnect
-//! the socket, react, edit. Drafts and search have no confab endpoint yet and are left out
-//! (their weights are dropped, so the others keep their proportions). Every request is timed
-//! per action; errors are transport failures, timeouts and 5xx, as load-test-ng counts them.
+//! the socket, react, edit, save and delete drafts, search users and posts ([`finding`]). Posts
+//! are 6–18 words drawn by a Zipf law, so searches find them. Every request is timed per
+//! action; errors are transport failures, timeouts and 5xx, as load-test-ng counts them.
 //! With `--app-calls` (the default) each user also makes the official apps' own calls — entry
 //! sync, status polling, WebSocket pings, preference changes — see [`app`].
 
 mod app;
+mod finding;
 
 use crate::api::{Api, CallError};
 use crate::proto::{ActionTotals, ConnSpec, Layout};
@@ -37,24 +38,32 @@ pub struct MixSpec {
     pub idle_max_ms: u64,
     /// Users to open direct channels with.
     pub dm_peers: Vec<String>,
+    /// Usernames searched for and typed after `from:`.
+    pub usernames: Vec<String>,
+    /// Channel names typed after `in:`.
+    pub channel_names: Vec<String>,
     /// Also make the apps' periodic and login calls ([`app`]); off for an A/B comparison.
     pub app_calls: bool,
 }
 
-/// load-test-ng's action weights (drafts and search left out: no confab endpoint).
+/// load-test-ng's action weights.
 pub const WEIGHTS: &[(&str, f64)] = &[
     ("switch_channel", 6.52),
     ("scroll_channel", 1.99),
+    ("delete_draft", 1.41),
     ("unread_check", 1.0),
     ("create_post", 1.0),
     ("open_direct", 0.98),
     ("view_global_threads", 0.60),
+    ("upsert_draft", 0.50),
     ("update_thread_read", 0.32),
     ("click_permalink", 0.30),
     ("view_thread", 0.28),
     ("reconnect_websocket", 0.14),
     ("add_reaction", 0.13),
     ("edit_post", 0.04),
+    ("search_users", 0.03),
+    ("search_posts", 0.02),
 ];
 
 fn pick_action(rng: &mut impl Rng) -> &'static str {
@@ -202,6 +211,8 @@ struct User {
     recent: Vec<(String, String)>,
     mine: Vec<String>,
     threads: Vec<String>,
+    /// (channel id, root id or "") of the drafts this user saved, oldest first.
+    drafts: Vec<(String, String)>,
     /// The apps' own calls (`MixSpec::app_calls`), from first load on.
     app: Option<app::AppCalls>,
 }
@@ -292,8 +303,7 @@ impl User {
             }
             "create_post" => {
                 let channel = self.channels[self.current].clone();
-                let mut body =
-                    json!({"channel_id": channel, "message": "load test message from the mix"});
+                let mut body = json!({"channel_id": channel, "message": finding::message(rng)});
                 if rng.random_bool(0.18) {
                     if let Some((id, root)) = self.some_post(rng) {
                         body["root_id"] = json!(if root.is_empty() { id } else { root });
@@ -405,6 +415,10 @@ impl User {
                     .await;
                 }
             }
+            "upsert_draft" => self.upsert_draft(action, rng).await,
+            "delete_draft" => self.delete_draft(action, rng).await,
+            "search_users" => self.search_users(action, rng).await,
+            "search_posts" => self.search_posts(action, rng).await,
             _ => {}
         }
     }
@@ -446,6 +460,7 @@ pub fn start(
             recent: Vec::new(),
             mine: Vec::new(),
             threads: Vec::new(),
+            drafts: Vec::new(),
             app: None,
         };
         tokio::spawn(async move { user.live().await });

@@ -104,6 +104,13 @@ pub async fn run(
             .step_by((population.users.len() / 500).max(1))
             .map(|u| u.id.clone())
             .collect(),
+        usernames: (0..population.users.len())
+            .step_by((population.users.len() / 500).max(1))
+            .map(crate::population::username)
+            .collect(),
+        channel_names: (0..layout.channels())
+            .map(|c| crate::population::channel_name(&layout, c))
+            .collect(),
         app_calls: opts.app_calls,
     };
     let server_pids = servers.pids();

@@ -47,6 +47,16 @@ pub struct Population {
     pub layout: Layout,
 }
 
+/// The username of the population's user `i`.
+pub fn username(i: usize) -> String {
+    format!("lu{i}")
+}
+
+/// The name of channel `c` of a layout.
+pub fn channel_name(layout: &Layout, c: u32) -> String {
+    format!("{}-c{c}", layout_key(layout))
+}
+
 fn layout_key(layout: &Layout) -> String {
     format!(
         "u{}-s{}-k{}",
@@ -151,7 +161,7 @@ pub async fn ensure(
             .map(|i| {
                 let (api, node, progress) = (api.clone(), node(i), progress.clone());
                 async move {
-                    let username = format!("lu{i}");
+                    let username = username(i);
                     api.ensure_user(&node, &username, PASSWORD).await?;
                     let (token, id) = api.login(&node, &username, PASSWORD).await?;
                     progress.inc(1);
@@ -193,7 +203,7 @@ pub async fn ensure(
     let key = layout_key(&layout);
     let mut channels = Vec::new();
     for c in 0..layout.channels() {
-        let name = format!("{key}-c{c}");
+        let name = channel_name(&layout, c);
         let id = match store.state.channels.get(&name) {
             Some(id) => id.clone(),
             None => {

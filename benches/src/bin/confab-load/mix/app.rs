@@ -340,6 +340,8 @@ mod tests {
             idle_min_ms: 1000,
             idle_max_ms: 39_000,
             dm_peers: (0..peers).map(|i| format!("peer{i}")).collect(),
+            usernames: vec![],
+            channel_names: vec![],
             app_calls: true,
         }
     }
