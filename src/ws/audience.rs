@@ -159,11 +159,7 @@ impl MemberCache {
             return Ok(set.clone());
         }
         let reader = engine.reader();
-        let mut set: Members = reader
-            .channel_members(channel, 0, usize::MAX)?
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect();
+        let mut set: Members = reader.channel_member_ids(channel)?.into_iter().collect();
         for later in batch.iter().skip(position + 1).rev() {
             let Ok(outcome) = &later.result else { continue };
             for change in member_changes(outcome) {

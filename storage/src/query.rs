@@ -336,6 +336,23 @@ impl Reader<'_> {
         })
     }
 
+    /// The ids of a channel's members, from the keys of its member range alone: no record is
+    /// decoded and the channel is not read, for callers that want only who is in it (the
+    /// WebSocket fan-out's audience of a channel not cached yet).
+    pub fn channel_member_ids(&self, channel: Id) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        self.scan_prefix(
+            Cf::ChannelidUseridMember,
+            channel.as_bytes(),
+            false,
+            |key, _| {
+                ids.extend(key.get(16..).and_then(Id::from_slice));
+                true
+            },
+        )?;
+        Ok(ids)
+    }
+
     /// The ids of a user's channels in a team, with their direct and group channels.
     fn channel_ids_of_user_in_team(&self, user: Id, team: Id) -> Result<Vec<Id>> {
         let mut ids = Vec::new();

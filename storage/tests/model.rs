@@ -794,6 +794,16 @@ impl Harness {
         }
         // Channel pages, both with and without collapsed threads.
         for (channel, _) in CHANNELS {
+            let mut ids = reader.channel_member_ids(id(channel)).unwrap();
+            ids.sort();
+            let mut expected: Vec<Id> = self
+                .model
+                .channel_members(channel)
+                .into_iter()
+                .map(id)
+                .collect();
+            expected.sort();
+            assert_eq!(ids, expected, "member ids of {channel}");
             for collapsed in [false, true] {
                 let mut expected: Vec<(u64, u64)> = self
                     .model
