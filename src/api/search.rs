@@ -374,25 +374,7 @@ async fn autocomplete_channels(
     Path(team_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let team = path_id(&team_id, "team_id")?;
-    let params = Params::parse(query.as_deref());
-    let name = params.get("name").unwrap_or("").to_string();
-    let (me, admin) = (caller.id(), caller.is_admin());
-    let channels = app
-        .read(move |r| {
-            if !can_read_team(r, team, me, admin)? {
-                return Ok(Err(ApiError::forbidden()));
-            }
-            let channels =
-                r.search_team_channels(team, &name, false, CHANNEL_AUTOCOMPLETE_LIMIT, |r, c| {
-                    Ok(c.channel_type == ChannelType::Open || r.is_channel_member(c.id, me)?)
-                })?;
-            Ok(Ok(channels))
-        })
-        .await??;
-    Ok(ok(Value::Array(
-        channels.iter().map(views::channel).collect(),
-    )))
+    team_channel_autocomplete(app, caller, &team_id, query, Offered::Visible).await
 }
 
 /// `GET /teams/{team_id}/channels/search_autocomplete?name=`: the channels the search box offers
@@ -404,7 +386,27 @@ async fn autocomplete_channels_for_search(
     Path(team_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let team = path_id(&team_id, "team_id")?;
+    team_channel_autocomplete(app, caller, &team_id, query, Offered::Mine).await
+}
+
+/// Which of a team's channels an autocomplete offers.
+#[derive(Clone, Copy)]
+enum Offered {
+    /// Public channels and the private channels the caller is in.
+    Visible,
+    /// Only the caller's own channels, public or private.
+    Mine,
+}
+
+/// A team's channels whose names start with `?name=`, not archived, as `offered` allows.
+async fn team_channel_autocomplete(
+    app: AppState,
+    caller: Caller,
+    team_id: &str,
+    query: Option<String>,
+    offered: Offered,
+) -> ApiResult<Response> {
+    let team = path_id(team_id, "team_id")?;
     let params = Params::parse(query.as_deref());
     let name = params.get("name").unwrap_or("").to_string();
     let (me, admin) = (caller.id(), caller.is_admin());
@@ -415,7 +417,12 @@ async fn autocomplete_channels_for_search(
             }
             let channels =
                 r.search_team_channels(team, &name, false, CHANNEL_AUTOCOMPLETE_LIMIT, |r, c| {
-                    r.is_channel_member(c.id, me)
+                    Ok(match offered {
+                        Offered::Visible => {
+                            c.channel_type == ChannelType::Open || r.is_channel_member(c.id, me)?
+                        }
+                        Offered::Mine => r.is_channel_member(c.id, me)?,
+                    })
                 })?;
             Ok(Ok(channels))
         })
