@@ -275,75 +275,12 @@ async fn remove_recent(
 /// Milliseconds since the epoch of an RFC 3339 time (`2026-12-01T20:30:00Z`, fractions and
 /// `±hh:mm` offsets allowed). Go's zero time (year 1) is "no time": `Some(None)`.
 fn parse_rfc3339_ms(text: &str) -> Option<Option<u64>> {
-    let bytes = text.as_bytes();
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' {
-        return None;
-    }
-    if !matches!(bytes[10], b'T' | b't' | b' ') || bytes[16] != b':' {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = text.get(range)?;
-        if part.bytes().all(|b| b.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-        return None;
-    }
-    if second > 60 {
-        return None;
-    }
-    let mut rest = text.get(19..)?;
-    let mut millis = 0i64;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let kept: String = fraction[..digits]
-            .chars()
-            .chain("000".chars())
-            .take(3)
-            .collect();
-        millis = kept.parse().ok()?;
-        rest = &fraction[digits..];
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let zone = rest.get(1..)?;
-            if zone.len() != 5 || zone.as_bytes()[2] != b':' {
-                return None;
-            }
-            let h: i64 = zone.get(0..2)?.parse().ok()?;
-            let m: i64 = zone.get(3..5)?.parse().ok()?;
-            sign * (h * 60 + m)
-        }
-    };
-    if year == 1 {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    if at.year() == 1 {
         return Some(None);
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    let ms = seconds.checked_mul(1000)?.checked_add(millis)?;
-    Some(u64::try_from(ms).ok())
+    Some(u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok())
 }
 
 #[cfg(test)]

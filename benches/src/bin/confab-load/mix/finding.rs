@@ -37,21 +37,15 @@ pub fn message(rng: &mut StdRng) -> String {
     WORDS.sentence(rng, count)
 }
 
-/// A day `days_ago` before now, as the search syntax writes dates (UTC).
+/// A day `days_ago` before today, as the search syntax writes dates (UTC).
 fn date(days_ago: u64) -> String {
-    let now_secs = crate::proto::unix_ns() / 1_000_000_000;
-    let days = (now_secs / 86_400).saturating_sub(days_ago) as i64;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!("{year:04}-{month:02}-{day:02}")
+    let day = time::OffsetDateTime::now_utc().date() - time::Duration::days(days_ago as i64);
+    format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
 }
 
 /// The terms of one post search, as load-test-ng's `GeneratePostsSearchTerm` writes them.
