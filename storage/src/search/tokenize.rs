@@ -15,8 +15,8 @@ pub const MAX_TERM_BYTES: usize = 64;
 
 /// Lowercase, compatibility-decomposed, without combining marks, recomposed (so Hangul stays
 /// syllables): "Ångström" and "angstrom" fold alike. ASCII text, most words of most posts, has
-/// nothing to decompose or recompose, so it is only lowercased: normalization is the dearest
-/// step of indexing a post at apply.
+/// nothing to decompose or recompose, so it is only lowercased, without normalization's
+/// per-character iterators (the terms are the same).
 pub fn fold(text: &str) -> String {
     if text.is_ascii() {
         return text.to_ascii_lowercase();
