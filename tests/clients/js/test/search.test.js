@@ -1,6 +1,6 @@
 // Search as the web app calls it: searchPostsWithParams (team and all-teams routes, with
 // is_or_search, paging and the matches map), autocompleteUsers (users and out_of_channel),
-// searchUsers and autocompleteChannels, on a single node and on a 3-node cluster where the
+// searchUsers, autocompleteChannels and autocompleteChannelsForSearch, on a single node and on a 3-node cluster where the
 // searcher talks to another node than the writer.
 'use strict';
 const { test } = require('node:test');
@@ -101,6 +101,20 @@ for (const count of [1, 3]) {
             assert.deepEqual(searched.map((u) => u.username), [`alice${tag}`]);
             const channels = await bob.c.autocompleteChannels(team.id, 'town');
             assert.deepEqual(channels.map((ch) => ch.name), ['town-square']);
+            // After in: the search box offers the caller's own channels only (bob's node has the
+            // secret channel: it holds the later posts found above).
+            const forSearch = await alice.c.autocompleteChannelsForSearch(team.id, 'secret');
+            assert.deepEqual(forSearch.map((ch) => ch.name), [`secret-${tag}`]);
+            const notMine = await bob.c.autocompleteChannelsForSearch(team.id, 'secret');
+            assert.deepEqual(notMine, []);
+            // A public channel bob is not in: offered to switch to, not to search in.
+            await alice.c.createChannel({ team_id: team.id, name: `open-${tag}`, display_name: 'Open', type: 'O' });
+            await eventually('the open channel on bob\'s node',
+                () => bob.c.autocompleteChannels(team.id, 'open'),
+                (list) => list.length === 1);
+            assert.deepEqual(await bob.c.autocompleteChannelsForSearch(team.id, 'open'), []);
+            const own = await bob.c.autocompleteChannelsForSearch(team.id, 'town');
+            assert.deepEqual(own.map((ch) => ch.name), ['town-square']);
         } finally {
             await servers.stop();
         }

@@ -162,6 +162,7 @@ impl User {
         self.type_into(
             &username,
             rng,
+            false,
             |term| {
                 (
                     Method::POST,
@@ -183,6 +184,7 @@ impl User {
             self.type_into(
                 from,
                 rng,
+                true,
                 |name| {
                     let path = format!("/users/autocomplete?in_team={team}&name={name}&limit=25");
                     (Method::GET, path, None)
@@ -195,6 +197,7 @@ impl User {
             self.type_into(
                 channel,
                 rng,
+                true,
                 |name| {
                     let path = format!("/teams/{team}/channels/search_autocomplete?name={name}");
                     (Method::GET, path, None)
@@ -215,13 +218,15 @@ impl User {
         self.call(action, Method::POST, &path, Some(&body)).await;
     }
 
-    /// load-test-ng's `EmulateUserTyping`: one request per character typed, 100–300 ms apart,
-    /// stopping early once the answer lists exactly one entry; a mistyped character (15 %) is
-    /// sent too before the next one replaces it.
+    /// load-test-ng's `EmulateUserTyping`: one request per character typed, 100–300 ms apart; a
+    /// mistyped character (15 %) is sent too before the next one replaces it. With
+    /// `until_one`, typing stops once the answer lists exactly one entry, as its `from:` and
+    /// `in:` autocompletes do; its user search types the whole name.
     async fn type_into(
         &self,
         text: &str,
         rng: &mut StdRng,
+        until_one: bool,
         request: impl Fn(&str) -> (Method, String, Option<Value>),
         action: &'static str,
     ) {
@@ -233,7 +238,7 @@ impl User {
             typed.push(*c);
             let (method, path, body) = request(&typed);
             let answer = self.call(action, method, &path, body.as_ref()).await;
-            if listed_one(answer.as_ref()) {
+            if until_one && listed_one(answer.as_ref()) {
                 return;
             }
             if rng.random_bool(0.15) && i + 1 < chars.len() {
