@@ -5,7 +5,10 @@
 //! criterion with one searcher, then median and p99 with 1 and 8 concurrent searchers.
 //!
 //! `CONFAB_SEARCH_POSTS` sets the number of posts (default 1,000,000; `CONFAB_BENCH_SMALL=1`
-//! makes it 200,000).
+//! makes it 200,000). `CONFAB_SEARCH_SPACING_MS` sets the time between two posts (default 10,
+//! as the first runs had: 1M posts within 3 hours; 31,536 spreads 1M posts over a year, the
+//! index's blocks then each hold about 25 days of a channel). The data set is compacted before
+//! the searches; `CONFAB_SEARCH_COMPACT=0` searches it as loading left it.
 
 use confab_bench::words::{word, Zipf};
 use confab_bench::{id, Loader};
@@ -94,7 +97,31 @@ fn setup_commands() -> Vec<Command> {
     commands
 }
 
+/// Milliseconds between two posts of the data set.
+fn spacing_ms() -> u64 {
+    std::env::var("CONFAB_SEARCH_SPACING_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+/// Compacts everything (the postings blocks folded at the last level, as background compaction
+/// leaves a settled data set) and prints the index's size then.
+fn compact_and_report(engine: &Engine, posts: u64) {
+    let started = Instant::now();
+    engine.compact().expect("compact");
+    let compacted = engine
+        .family_size_bytes(Cf::TermChannelidBucketCreateats)
+        .expect("size");
+    eprintln!(
+        "index after a full compaction ({:.1} s): {:.1} bytes/post; searches below run on it",
+        started.elapsed().as_secs_f64(),
+        compacted as f64 / posts as f64
+    );
+}
+
 fn build(posts: u64) -> DataSet {
+    let spacing = spacing_ms();
     let dir = tempfile::tempdir().expect("temp dir");
     let engine = Engine::open(dir.path()).expect("open");
     let zipf = Zipf::new(VOCABULARY);
@@ -136,7 +163,7 @@ fn build(posts: u64) -> DataSet {
             loader.push(Command::CreatePost {
                 file_ids: Vec::new(),
                 id: id(10_000_000 + n),
-                at: 1_000 + n * 10,
+                at: 1_000 + n * spacing,
                 channel_id: id(channel),
                 user_id: id(author),
                 root_id: None,
@@ -153,7 +180,7 @@ fn build(posts: u64) -> DataSet {
     let load_secs = started.elapsed().as_secs_f64();
     engine.flush().expect("flush");
     let index_bytes = engine
-        .family_size_bytes(Cf::TermChannelidCreateatPostid)
+        .family_size_bytes(Cf::TermChannelidBucketCreateats)
         .expect("size");
     let post_bytes = engine.family_size_bytes(Cf::PostidPost).expect("size");
     let share = |r: usize| df.get(&r).copied().unwrap_or(0) as f64 / posts as f64 * 100.0;
@@ -169,10 +196,15 @@ fn build(posts: u64) -> DataSet {
         share(b_rank)
     );
     eprintln!(
-        "index: {:.1} bytes/post on disk (posts themselves: {:.1} bytes/post)",
+        "index: {:.1} bytes/post on disk (posts themselves: {:.1} bytes/post), posts {spacing} ms apart",
         index_bytes as f64 / posts as f64,
         post_bytes as f64 / posts as f64
     );
+    if std::env::var("CONFAB_SEARCH_COMPACT").as_deref() == Ok("0") {
+        eprintln!("not compacted: searches below read the data set as loading left it");
+    } else {
+        compact_and_report(&engine, posts);
+    }
     // A rare word: in about 1 post in 10,000.
     let rare_rank = (0..VOCABULARY)
         .rev()

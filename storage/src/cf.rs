@@ -31,7 +31,7 @@ pub enum Cf {
     PostidUseridEmojiReaction,
     UseridPreference,
     UseridPendingpostidPostid,
-    TermChannelidCreateatPostid,
+    TermChannelidBucketCreateats,
     NametermUserid,
     UseridCreateatPostidEmail,
     ChannelidCreateatPostidPinned,
@@ -85,7 +85,8 @@ impl Cf {
         // Appended: a snapshot names a family by its position here.
         Cf::UseridPreference,
         Cf::UseridPendingpostidPostid,
-        Cf::TermChannelidCreateatPostid,
+        // Replaced `term_channelid_createat_postid` (one key per post and term) in place.
+        Cf::TermChannelidBucketCreateats,
         Cf::NametermUserid,
         Cf::UseridCreateatPostidEmail,
         Cf::ChannelidCreateatPostidPinned,
@@ -138,7 +139,7 @@ impl Cf {
             Cf::PostidUseridEmojiReaction => "postid_userid_emoji_reaction",
             Cf::UseridPreference => "userid_preference",
             Cf::UseridPendingpostidPostid => "userid_pendingpostid_postid",
-            Cf::TermChannelidCreateatPostid => "term_channelid_createat_postid",
+            Cf::TermChannelidBucketCreateats => "term_channelid_bucket_createats",
             Cf::NametermUserid => "nameterm_userid",
             Cf::UseridCreateatPostidEmail => "userid_createat_postid_email",
             Cf::ChannelidCreateatPostidPinned => "channelid_createat_postid_pinned",
@@ -160,6 +161,9 @@ impl Cf {
             Cf::RaftState => "raft_state",
         }
     }
+
+    /// Families of earlier versions, dropped at open (their content is rebuilt elsewhere).
+    pub const RETIRED: [&'static str; 1] = ["term_channelid_createat_postid"];
 
     pub fn all() -> impl Iterator<Item = Cf> {
         Cf::STATE.into_iter().chain(Cf::LOG)

@@ -4,6 +4,7 @@
 use crate::cf::Cf;
 use crate::error::{Result, StorageError};
 use crate::read::Reader;
+use crate::search::postings;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
     IteratorMode, Options, ReadOptions, WriteBufferManager, DB,
@@ -124,7 +125,26 @@ impl Engine {
             cf_opts.set_write_buffer_size(memtable_bytes);
             ColumnFamilyDescriptor::new(cf.name(), cf_opts)
         });
-        let db = DB::open_cf_descriptors(&opts, &path, descriptors)?;
+        // A family of an earlier version must be opened to be dropped; its content is rebuilt
+        // (the old post index by the search backfill, started over below).
+        let existing = DB::list_cf(&opts, &path).unwrap_or_default();
+        let retired: Vec<&str> = Cf::RETIRED
+            .into_iter()
+            .filter(|name| existing.iter().any(|e| e == name))
+            .collect();
+        let descriptors = descriptors.chain(
+            retired
+                .iter()
+                .map(|name| ColumnFamilyDescriptor::new(*name, Options::default())),
+        );
+        let mut db = DB::open_cf_descriptors(&opts, &path, descriptors)?;
+        for name in &retired {
+            tracing::info!(
+                family = name,
+                "dropping a column family of an earlier version"
+            );
+            db.drop_cf(name)?;
+        }
         let engine = Engine {
             db: Arc::new(db),
             path,
@@ -142,7 +162,7 @@ impl Engine {
             tracing::warn!("an interrupted snapshot import left partial state; clearing it");
             engine.clear_state()?;
         }
-        engine.init_search_backfill()?;
+        engine.init_search_backfill(!retired.is_empty())?;
         engine.init_pinned_index()?;
         engine.init_mention_keywords()?;
         Ok(engine)
@@ -193,6 +213,18 @@ impl Engine {
     pub fn flush(&self) -> Result<()> {
         for cf in Cf::all() {
             self.db.flush_cf(self.cf(cf)?)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and then compacts every family to its last level, so that what RocksDB does in
+    /// the background (the search postings' merges at flush and compaction included) happens
+    /// now. For tests and benchmarks.
+    pub fn compact(&self) -> Result<()> {
+        self.flush()?;
+        for cf in Cf::all() {
+            self.db
+                .compact_range_cf(self.cf(cf)?, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
     }
@@ -315,6 +347,16 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
             opts.set_blob_file_size(256 << 20);
             opts.set_blob_compression_type(DBCompressionType::None);
             opts.set_enable_blob_gc(true);
+        }
+        // Post search postings: apply writes "add t" / "remove t" operands, folded into blocks
+        // by the merge operator ([`crate::search::postings`]).
+        Cf::TermChannelidBucketCreateats => {
+            opts.set_compression_type(DBCompressionType::Lz4);
+            opts.set_merge_operator(
+                "confab_postings_v1",
+                postings::full_merge,
+                postings::partial_merge,
+            );
         }
         _ => opts.set_compression_type(DBCompressionType::Lz4),
     }

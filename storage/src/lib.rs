@@ -46,7 +46,7 @@
 //! | `postid_userid_emoji_reaction` | post_id · user_id · emoji → [`Reaction`] |
 //! | `userid_preference` | user_id · len(category) as u8 · category · name → value as raw UTF-8 ([`preferences`]) |
 //! | `userid_pendingpostid_postid` | `0` · user_id · pending_post_id → post_id · t(create) — a post's retry answer ([`dedup`]) · `1` · t(create) · user_id · pending_post_id → () — its expiry queue |
-//! | `term_channelid_createat_postid` | term · `0x00` · channel_id · rev(t(create)) · post_id → () — post search index: each distinct term of a live, non-system post (stemmed words, CJK bigrams, `#tags`, `@`author) ([`search`]) |
+//! | `term_channelid_bucket_createats` | term · `0x00` · channel_id · rev(u32 t(create) >> 31) → the creation times of the channel's posts holding the term in that ≈ 25-day span, newest first, delta-coded varints — post search postings: each distinct term of a live, non-system post (stemmed words, CJK bigrams, `#tags`, `@`author); written as merge operands, folded by a merge operator ([`search::postings`]). Replaced `term_channelid_createat_postid` (one key per term and post), dropped at open and rebuilt by the backfill |
 //! | `nameterm_userid` | folded name term · `0x00` · user_id → () — people search: the username and each word of first name, last name and nickname ([`search`]) |
 //! | `userid_createat_postid_email` | user_id · t(create) · post_id → channel_id — a notification email waiting in its user's batch ([`email_queue`]); `meta` `"email_queue_len"` counts them |
 //! | `channelid_createat_postid_pinned` | channel_id · t(create) · post_id → () — live pinned posts ([`pinned`]) |

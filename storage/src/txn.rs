@@ -6,6 +6,7 @@ use crate::cf::Cf;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::keys::prefix_end;
+use crate::search::postings;
 use rocksdb::WriteBatch;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -13,12 +14,19 @@ use std::collections::BTreeMap;
 
 type Layer = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
 
+/// Merge operands by key, in the order they were made.
+type MergeLayer = BTreeMap<(Cf, Vec<u8>), Vec<Vec<u8>>>;
+
 pub(crate) struct Txn<'a> {
     engine: &'a Engine,
     /// Writes of commands already accepted in this batch.
     batch: Layer,
     /// Writes of the command being applied.
     command: Layer,
+    /// Merge operands of commands already accepted in this batch, and of the command being
+    /// applied. Never read back: a merged family is written by apply, read by queries.
+    batch_merges: MergeLayer,
+    command_merges: MergeLayer,
     pub keys_read: u64,
     pub keys_written: u64,
     /// The log index of the command being applied; orders read-state changes.
@@ -31,6 +39,8 @@ impl<'a> Txn<'a> {
             engine,
             batch: Layer::new(),
             command: Layer::new(),
+            batch_merges: MergeLayer::new(),
+            command_merges: MergeLayer::new(),
             keys_read: 0,
             keys_written: 0,
             index: 0,
@@ -43,15 +53,20 @@ impl<'a> Txn<'a> {
         self.keys_read = 0;
         self.keys_written = 0;
         self.command.clear();
+        self.command_merges.clear();
     }
 
     pub fn commit_command(&mut self) {
         let layer = std::mem::take(&mut self.command);
         self.batch.extend(layer);
+        for (key, operands) in std::mem::take(&mut self.command_merges) {
+            self.batch_merges.entry(key).or_default().extend(operands);
+        }
     }
 
     pub fn abort_command(&mut self) {
         self.command.clear();
+        self.command_merges.clear();
     }
 
     /// What this batch has pending for a key: `Some(None)` when deleted, `None` when untouched
@@ -96,6 +111,15 @@ impl<'a> Txn<'a> {
     pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
         self.keys_written += 1;
         self.command.insert((cf, key), None);
+    }
+
+    /// A merge operand for `key` of a family with a merge operator (the search postings).
+    pub fn merge(&mut self, cf: Cf, key: Vec<u8>, operand: Vec<u8>) {
+        self.keys_written += 1;
+        self.command_merges
+            .entry((cf, key))
+            .or_default()
+            .push(operand);
     }
 
     /// Whether `cf` holds any live entry, merging the database with pending writes. Stops at the
@@ -205,7 +229,8 @@ impl<'a> Txn<'a> {
         Ok(live)
     }
 
-    /// Moves all accepted writes into one RocksDB write batch.
+    /// Moves all accepted writes into one RocksDB write batch: puts and deletes, then one merge
+    /// operand per key, the batch's operands for it folded together.
     pub fn into_write_batch(self) -> Result<WriteBatch> {
         let mut batch = WriteBatch::default();
         for ((cf, key), value) in self.batch {
@@ -213,6 +238,17 @@ impl<'a> Txn<'a> {
             match value {
                 Some(value) => batch.put_cf(handle, key, value),
                 None => batch.delete_cf(handle, key),
+            }
+        }
+        for ((cf, key), operands) in self.batch_merges {
+            let handle = self.engine.cf(cf)?;
+            match operands.as_slice() {
+                [one] => batch.merge_cf(handle, key, one),
+                _ => batch.merge_cf(
+                    handle,
+                    key,
+                    postings::combine(operands.iter().map(Vec::as_slice)),
+                ),
             }
         }
         Ok(batch)

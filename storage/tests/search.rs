@@ -5,6 +5,7 @@
 mod common;
 
 use common::{create_channel, create_team, create_user, id, post, TestDb};
+use confab_storage::search::postings::BUCKET_MS;
 use confab_storage::search::tokenize::{author_term, hashtags, tokens};
 use confab_storage::search::{parse, PostSearch, SearchResults, Word, DEFAULT_KEY_BUDGET};
 use confab_storage::{ChannelType, Command, Engine, Id, Outcome};
@@ -391,6 +392,61 @@ fn two_common_words_that_rarely_meet_leapfrog() {
 }
 
 #[test]
+fn posts_of_the_same_millisecond_come_in_id_order() {
+    let mut db = fixture();
+    db.ok(say(5, PUBLIC, 1, "tie", 10));
+    db.ok(say(4, TOWN_SQUARE, 1, "tie", 10));
+    db.ok(say(6, PRIVATE, 1, "tie", 10));
+    db.ok(say(3, PUBLIC, 1, "tie", 11));
+    assert_eq!(found(&db, "tie"), [3, 4, 5, 6]);
+    assert_eq!(
+        found(&db, "on:1970-01-01"),
+        [3, 4, 5, 6],
+        "a date alone: every live post"
+    );
+}
+
+#[test]
+fn interleaved_common_words_are_intersected_a_block_at_a_time() {
+    let mut db = fixture();
+    // The hard case for a leapfrog over single posts: the two words alternate, post by post,
+    // over 8 postings blocks, and meet in the oldest post only.
+    db.ok(say(999, PUBLIC, 1, "alpha beta", 5));
+    let step = BUCKET_MS / 250;
+    for n in 0..2_000u64 {
+        let text = if n % 2 == 0 { "alpha one" } else { "beta two" };
+        db.ok(say(1_000 + n, PUBLIC, 1, text, 10 + n * step));
+    }
+    for compacted in [false, true] {
+        if compacted {
+            db.engine.compact().expect("compact");
+        }
+        let reader = db.engine.reader();
+        let results = reader
+            .search_posts(&PostSearch {
+                user: id(1),
+                team: Some(id(TEAM)),
+                query: parse("alpha beta").expect("parse"),
+                is_or: false,
+                time_zone_offset_secs: 0,
+                include_deleted_channels: false,
+                page: 0,
+                per_page: 20,
+                key_budget: DEFAULT_KEY_BUDGET,
+            })
+            .expect("search");
+        assert_eq!(ids(&results), [999], "compacted: {compacted}");
+        // Two words' blocks in one channel (9 spans each), the one post and its lookup; one
+        // key per post would be 2,000.
+        assert!(
+            reader.keys_read() < 40,
+            "read {} keys (compacted: {compacted})",
+            reader.keys_read()
+        );
+    }
+}
+
+#[test]
 fn the_key_budget_stops_a_search() {
     let mut db = fixture();
     for n in 0..500u64 {
@@ -532,6 +588,8 @@ enum Op {
         page: usize,
         per_page: usize,
     },
+    /// Flush and compact: the postings' merge operator folds what is stored.
+    Compact,
 }
 
 const QUERIES: [&str; 16] = [
@@ -567,7 +625,14 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (1..=4u64, 0..3usize).prop_map(|(user, channel)| Op::Leave { user, channel }),
         3 => (1..=4u64, 0..QUERIES.len(), any::<bool>(), 0..3usize, 1..4usize)
             .prop_map(|(user, query, is_or, page, per_page)| Op::Search { user, query, is_or, page, per_page }),
+        1 => Just(Op::Compact),
     ]
+}
+
+/// Time between two operations: none (posts of different channels at the same millisecond), a
+/// second (the same postings block), or a third of a block's span (blocks over many spans).
+fn gap_strategy() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0), Just(1_000), Just(BUCKET_MS / 3)]
 }
 
 fn message(words: &[usize]) -> String {
@@ -649,7 +714,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn search_agrees_with_a_scan_of_every_post(ops in prop::collection::vec(op_strategy(), 1..60)) {
+    fn search_agrees_with_a_scan_of_every_post(ops in prop::collection::vec((op_strategy(), gap_strategy()), 1..60)) {
         let mut db = fixture();
         let mut members: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
         members.insert(PUBLIC, [1].into());
@@ -657,8 +722,8 @@ proptest! {
         members.insert(TOWN_SQUARE, [1, 2, 3, 4].into());
         let mut posts: Vec<ModelPost> = Vec::new();
         let mut at = 1_000u64;
-        for op in ops {
-            at += 1_000;
+        for (op, gap) in ops {
+            at += gap;
             match op {
                 Op::Post { user, channel, words, reply_to } => {
                     let channel = CHANNELS[channel];
@@ -724,6 +789,7 @@ proptest! {
                     let matched: Vec<Id> = got.matches.iter().map(|(i, _)| *i).collect();
                     prop_assert_eq!(matched, want);
                 }
+                Op::Compact => db.engine.compact().expect("compact"),
             }
         }
     }

@@ -5,8 +5,9 @@
 //! that read the post before it. The marker travels in snapshots, so a node that installs one
 //! mid-backfill carries on from the same place; a fresh data directory is marked done at open.
 
-use super::index::{is_searchable, message_terms, term_key};
+use super::index::{block_key, is_searchable, message_terms};
 use super::people::user_terms;
+use super::postings;
 use crate::cf::Cf;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -15,7 +16,8 @@ use crate::model::{Post, User};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use std::sync::atomic::Ordering;
 
-/// The `meta` key: `done`, or `p` · the last post id indexed, or `u` · the last user id.
+/// The `meta` key: `done`, or `p` · the last post id indexed (`p` alone: posts from the first),
+/// or `u` · the last user id.
 pub(crate) const BACKFILL_KEY: &[u8] = b"search_backfill";
 const DONE: &[u8] = b"done";
 
@@ -29,10 +31,18 @@ pub enum BackfillStep {
 }
 
 impl Engine {
-    /// At open: a data directory with no marker and no posts or users needs no backfill.
-    pub(crate) fn init_search_backfill(&self) -> Result<()> {
+    /// At open: a data directory with no marker and no posts or users needs no backfill. When
+    /// `posts_again` (the post index of an earlier version was just dropped), a finished
+    /// backfill starts over at the first post; one under way carries on, writing the new index.
+    pub(crate) fn init_search_backfill(&self, posts_again: bool) -> Result<()> {
         let meta = self.cf(Cf::Meta)?;
-        if self.db.get_cf(meta, BACKFILL_KEY)?.is_some() {
+        let marker = self.db.get_cf(meta, BACKFILL_KEY)?;
+        if posts_again && marker.as_deref() == Some(DONE) {
+            tracing::info!("the post search index is rebuilt in blocks, in the background");
+            self.db.put_cf(meta, BACKFILL_KEY, b"p")?;
+            return Ok(());
+        }
+        if marker.is_some() {
             return Ok(());
         }
         let empty = |cf: Cf| -> Result<bool> {
@@ -62,6 +72,7 @@ impl Engine {
         let marker = self.db.get_cf(meta, BACKFILL_KEY)?;
         let (phase, after) = match marker.as_deref() {
             Some(DONE) => return Ok(BackfillStep::Done),
+            Some([b'p']) => (Cf::PostidPost, None),
             Some([b'p', last @ ..]) => (Cf::PostidPost, Some(last.to_vec())),
             Some([b'u', last @ ..]) => (Cf::UseridUser, Some(last.to_vec())),
             _ => (Cf::UseridUser, None),
@@ -80,9 +91,10 @@ impl Engine {
             if phase == Cf::PostidPost {
                 let post: Post = rmp_serde::from_slice(&value)?;
                 if post.delete_at == 0 && is_searchable(&post) {
+                    let add = postings::add(post.create_at);
                     for term in message_terms(&post.message, post.user_id) {
-                        let key = term_key(&term, post.channel_id, post.create_at, post.id);
-                        batch.put_cf(self.cf(Cf::TermChannelidCreateatPostid)?, key, []);
+                        let key = block_key(&term, post.channel_id, post.create_at);
+                        batch.merge_cf(self.cf(Cf::TermChannelidBucketCreateats)?, key, &add);
                     }
                 }
             } else {
@@ -140,62 +152,102 @@ mod tests {
         results.page.order.len()
     }
 
+    /// A user, a team and `posts` posts "old message n" in its town square.
+    fn user_team_and_posts(engine: &Engine, posts: u8) {
+        let mut index = 1;
+        let mut apply = |command: Command| {
+            engine
+                .apply(index, &command)
+                .expect("apply")
+                .result
+                .expect("accepted");
+            index += 1;
+        };
+        apply(Command::CreateUser {
+            id: id(1),
+            at: 1,
+            username: "ann".into(),
+            email: "ann@example.com".into(),
+            password_hash: "h".into(),
+            nickname: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            roles: String::new(),
+        });
+        apply(Command::CreateTeam {
+            id: id(2),
+            at: 2,
+            name: "team".into(),
+            display_name: "Team".into(),
+            team_type: TeamType::Open,
+            creator_id: id(1),
+            town_square_id: id(3),
+            off_topic_id: id(4),
+            invite_id: String::new(),
+        });
+        for n in 0..posts {
+            apply(Command::CreatePost {
+                file_ids: Vec::new(),
+                id: id(100 + n),
+                at: 10 + u64::from(n),
+                channel_id: id(3),
+                user_id: id(1),
+                root_id: None,
+                message: format!("old message {n}"),
+                post_type: String::new(),
+                props: "{}".into(),
+                pending_post_id: String::new(),
+                priority: String::new(),
+                requested_ack: false,
+            });
+        }
+    }
+
+    #[test]
+    fn the_post_index_of_an_earlier_version_is_dropped_and_rebuilt() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let engine = Engine::open(dir.path()).expect("open");
+            user_team_and_posts(&engine, 5);
+            assert_eq!(found(&engine, "old"), 5);
+            // As an earlier version left it: no blocks, the index in its old family.
+            let mut wipe = WriteBatch::default();
+            let postings = engine.cf(Cf::TermChannelidBucketCreateats).expect("cf");
+            wipe.delete_range_cf(postings, [0u8].as_slice(), [0xffu8; 8].as_slice());
+            engine.db.write(wipe).expect("wipe");
+            engine.compact().expect("compact");
+        }
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).expect("list");
+        {
+            let mut db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &names)
+                .expect("raw open");
+            db.create_cf(Cf::RETIRED[0], &rocksdb::Options::default())
+                .expect("old family");
+        }
+        let engine = Engine::open(dir.path()).expect("reopen");
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).expect("list");
+        assert!(!names.iter().any(|name| name == Cf::RETIRED[0]), "dropped");
+        assert!(engine.search_backfill_pending().expect("marker"));
+        assert_eq!(found(&engine, "old"), 0, "not indexed yet");
+        let mut indexed = 0;
+        while let BackfillStep::Indexed(n) = engine.search_backfill_step(2).expect("step") {
+            indexed += n;
+        }
+        assert_eq!(indexed, 5, "posts only: the users were indexed already");
+        assert_eq!(found(&engine, "old"), 5);
+        assert_eq!(found(&engine, "message 3"), 1);
+    }
+
     #[test]
     fn an_old_data_directory_is_indexed_in_resumable_steps() {
         let dir = tempfile::tempdir().expect("temp dir");
         {
             let engine = Engine::open(dir.path()).expect("open");
-            let mut index = 1;
-            let mut apply = |command: Command| {
-                engine
-                    .apply(index, &command)
-                    .expect("apply")
-                    .result
-                    .expect("accepted");
-                index += 1;
-            };
-            apply(Command::CreateUser {
-                id: id(1),
-                at: 1,
-                username: "ann".into(),
-                email: "ann@example.com".into(),
-                password_hash: "h".into(),
-                nickname: String::new(),
-                first_name: String::new(),
-                last_name: String::new(),
-                roles: String::new(),
-            });
-            apply(Command::CreateTeam {
-                id: id(2),
-                at: 2,
-                name: "team".into(),
-                display_name: "Team".into(),
-                team_type: TeamType::Open,
-                creator_id: id(1),
-                town_square_id: id(3),
-                off_topic_id: id(4),
-                invite_id: String::new(),
-            });
-            for n in 0..25u8 {
-                apply(Command::CreatePost {
-                    file_ids: Vec::new(),
-                    id: id(100 + n),
-                    at: 10 + u64::from(n),
-                    channel_id: id(3),
-                    user_id: id(1),
-                    root_id: None,
-                    message: format!("old message {n}"),
-                    post_type: String::new(),
-                    props: "{}".into(),
-                    pending_post_id: String::new(),
-                    priority: String::new(),
-                    requested_ack: false,
-                });
-            }
+            user_team_and_posts(&engine, 25);
             assert!(!engine.search_backfill_pending().expect("marker"));
             // As a data directory from before search: no index, no marker.
             let mut wipe = WriteBatch::default();
-            for cf in [Cf::TermChannelidCreateatPostid, Cf::NametermUserid] {
+            for cf in [Cf::TermChannelidBucketCreateats, Cf::NametermUserid] {
                 wipe.delete_range_cf(
                     engine.cf(cf).expect("cf"),
                     [0u8].as_slice(),

@@ -1,11 +1,14 @@
-//! Cursors over one channel's candidates, newest first. A position is `rev(create_at) · post_id`
-//! (24 bytes), the suffix of the index keys, so byte order is newest first. Every cursor answers
-//! `seek(target)`: its first position at or after `target`. Words are leaves over the index; AND
-//! is a leapfrog (each child seeks to the largest position any child stands on, until they
-//! agree), so two common words that rarely meet skip ahead by seeks instead of reading every
-//! match of either; OR is the smallest position of its children.
+//! Cursors over one channel's candidates, newest first. A position is `u64::MAX - create_at`:
+//! post times are unique within a channel (apply makes them so), so a position names a post of
+//! the channel, and ascending positions are newest first. Every cursor answers `seek(target)`:
+//! its first position at or after `target`. Words are leaves over the index's blocks, stepped
+//! through in memory; AND is a leapfrog (each child seeks to the largest position any child
+//! stands on, until they agree), so two common words that rarely meet skip whole blocks where
+//! one of them has none and walk the rest at in-memory speed; OR is the smallest position of its
+//! children.
 
-use super::index::term_channel_prefix;
+use super::index::{rev_bucket, term_channel_prefix};
+use super::postings::SetReader;
 use crate::cf::Cf;
 use crate::error::Result;
 use crate::id::Id;
@@ -16,45 +19,20 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// `rev(create_at) · post_id`.
-pub(crate) type Pos = [u8; 24];
+/// `u64::MAX - create_at`.
+pub(crate) type Pos = u64;
 
-pub(crate) fn pos(create_at: u64, post: Id) -> Pos {
-    let mut out = [0u8; 24];
-    out[..8].copy_from_slice(&(u64::MAX - create_at).to_be_bytes());
-    out[8..].copy_from_slice(post.as_bytes());
-    out
+pub(crate) fn pos(create_at: u64) -> Pos {
+    u64::MAX - create_at
 }
 
-pub(crate) fn pos_create_at(pos: &Pos) -> u64 {
-    let mut rev = [0u8; 8];
-    rev.copy_from_slice(&pos[..8]);
-    u64::MAX - u64::from_be_bytes(rev)
-}
-
-pub(crate) fn pos_post(pos: &Pos) -> Id {
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&pos[8..]);
-    Id::from_bytes(id)
-}
-
-/// The smallest position after `pos`, or None after the last possible one.
-pub(crate) fn successor(pos: &Pos) -> Option<Pos> {
-    let mut next = *pos;
-    for byte in next.iter_mut().rev() {
-        if *byte == 0xff {
-            *byte = 0;
-        } else {
-            *byte += 1;
-            return Some(next);
-        }
-    }
-    None
+pub(crate) fn pos_create_at(pos: Pos) -> u64 {
+    u64::MAX - pos
 }
 
 /// The first position of posts created at or before `t`.
 pub(crate) fn pos_at_or_before(t: u64) -> Pos {
-    pos(t, Id::NONE)
+    pos(t)
 }
 
 pub(crate) enum Cursor<'r> {
@@ -83,7 +61,7 @@ impl<'r> TermIterators<'r> {
         }
         let lower = KeyBuf::new().str(term).byte(0).build();
         let upper = KeyBuf::new().str(term).byte(1).build();
-        let it = reader.raw_iter(Cf::TermChannelidCreateatPostid, &lower, Some(&upper))?;
+        let it = reader.raw_iter(Cf::TermChannelidBucketCreateats, &lower, Some(&upper))?;
         let it = Rc::new(RefCell::new(it));
         self.by_term.insert(term.to_string(), it.clone());
         Ok(it)
@@ -100,6 +78,7 @@ impl<'r> Cursor<'r> {
         Ok(Cursor::Term(TermCursor {
             it: iterators.get(reader, term)?,
             prefix: term_channel_prefix(term, channel),
+            block: None,
             head: None,
             done: false,
         }))
@@ -118,7 +97,7 @@ impl<'r> Cursor<'r> {
     }
 
     /// The first position at or after `target`, or None when there is none.
-    pub fn seek(&mut self, reader: &Reader, target: &Pos) -> Result<Option<Pos>> {
+    pub fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
         match self {
             Cursor::Term(c) => c.seek(reader, target),
             Cursor::Live(c) => c.seek(reader, target),
@@ -133,10 +112,10 @@ impl<'r> Cursor<'r> {
                 Ok(best)
             }
             Cursor::And(children) => {
-                let mut candidate = *target;
+                let mut candidate = target;
                 'agree: loop {
                     for child in children.iter_mut() {
-                        match child.seek(reader, &candidate)? {
+                        match child.seek(reader, candidate)? {
                             None => return Ok(None),
                             Some(p) if p > candidate => {
                                 candidate = p;
@@ -156,59 +135,78 @@ pub(crate) struct TermCursor<'r> {
     it: Rc<RefCell<DBRawIterator<'r>>>,
     /// `term · 0x00 · channel`.
     prefix: Vec<u8>,
+    /// The key of the block the head is in, and its times after the head.
+    block: Option<(Vec<u8>, SetReader)>,
     head: Option<Pos>,
     done: bool,
 }
 
 impl TermCursor<'_> {
-    /// The position of the iterator's current key, if it is one of this cursor's keys.
-    fn current(&self, it: &DBRawIterator) -> Result<Option<Pos>> {
-        match it.key() {
-            Some(key) if key.len() == self.prefix.len() + 24 && key.starts_with(&self.prefix) => {
-                let mut p = [0u8; 24];
-                p.copy_from_slice(&key[self.prefix.len()..]);
-                Ok(Some(p))
-            }
-            _ => {
-                it.status()?;
-                Ok(None)
-            }
-        }
-    }
-
-    fn seek(&mut self, reader: &Reader, target: &Pos) -> Result<Option<Pos>> {
+    /// The first position at or after `target`: first in the rest of the current block when
+    /// `target` falls in it, else in the blocks from `target`'s on. The shared iterator steps to
+    /// the next block when it still stands on this cursor's block (the usual case) and seeks
+    /// when that next block is newer than `target`'s.
+    fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
         if self.done {
             return Ok(None);
         }
-        let shared = self.it.clone();
-        let mut it = shared.borrow_mut();
         if let Some(head) = self.head {
-            if head >= *target {
+            if head >= target {
                 return Ok(Some(head));
             }
-            // When the shared iterator still stands on this cursor's head, the next key is
-            // usually the one wanted: a step is cheaper than a seek.
-            if self.current(&it)? == Some(head) {
-                it.next();
-                reader.count(1);
-                match self.current(&it)? {
-                    Some(p) if p >= *target => return Ok(self.stand(Some(p))),
-                    Some(_) => {}
-                    None => return Ok(self.stand(None)),
+        }
+        let mut target_key = self.prefix.clone();
+        target_key.extend_from_slice(&rev_bucket(pos_create_at(target)));
+        let mut current = None;
+        if let Some((key, mut times)) = self.block.take() {
+            if key == target_key {
+                if let Some(t) = times.by_ref().find(|t| pos(*t) >= target) {
+                    self.block = Some((key, times));
+                    return Ok(self.stand(Some(pos(t))));
                 }
             }
+            current = Some(key);
         }
-        let mut key = self.prefix.clone();
-        key.extend_from_slice(target);
-        it.seek(&key);
-        reader.count(1);
-        let found = self.current(&it)?;
-        Ok(self.stand(found))
+        let shared = self.it.clone();
+        let mut it = shared.borrow_mut();
+        let on_current = current.is_some() && it.key() == current.as_deref();
+        let mut must_seek = true;
+        if on_current {
+            it.next();
+            reader.count(1);
+            must_seek = it
+                .key()
+                .is_some_and(|key| key.starts_with(&self.prefix) && key < target_key.as_slice());
+        }
+        if must_seek {
+            it.seek(&target_key);
+            reader.count(1);
+        }
+        loop {
+            let Some(key) = it.key().filter(|key| key.starts_with(&self.prefix)) else {
+                it.status()?;
+                return Ok(self.stand(None));
+            };
+            // A key of another shape under this prefix is not a block: passed over.
+            if key.len() == self.prefix.len() + 4 {
+                let key = key.to_vec();
+                let mut times = SetReader::new(it.value().unwrap_or_default());
+                if let Some(t) = times.by_ref().find(|t| pos(*t) >= target) {
+                    self.block = Some((key, times));
+                    return Ok(self.stand(Some(pos(t))));
+                }
+            }
+            it.next();
+            reader.count(1);
+        }
     }
 
     fn stand(&mut self, at: Option<Pos>) -> Option<Pos> {
         self.head = at;
         self.done = at.is_none();
+        if at.is_none() {
+            self.block = None;
+        }
         at
     }
 }
@@ -228,9 +226,7 @@ impl LiveCursor<'_> {
             Some(key) if key.len() == 40 && key.starts_with(self.channel.as_bytes()) => {
                 let mut t = [0u8; 8];
                 t.copy_from_slice(&key[16..24]);
-                let mut id = [0u8; 16];
-                id.copy_from_slice(&key[24..40]);
-                Ok(Some(pos(u64::from_be_bytes(t), Id::from_bytes(id))))
+                Ok(Some(pos(u64::from_be_bytes(t))))
             }
             _ => {
                 self.it.status()?;
@@ -239,12 +235,12 @@ impl LiveCursor<'_> {
         }
     }
 
-    fn seek(&mut self, reader: &Reader, target: &Pos) -> Result<Option<Pos>> {
+    fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
         if self.done {
             return Ok(None);
         }
         match self.head {
-            Some(head) if head >= *target => return Ok(Some(head)),
+            Some(head) if head >= target => return Ok(Some(head)),
             Some(_) => self.it.prev(),
             None => {
                 let key = KeyBuf::new()
@@ -258,7 +254,7 @@ impl LiveCursor<'_> {
         loop {
             reader.count(1);
             match self.current()? {
-                Some(p) if p >= *target => {
+                Some(p) if p >= target => {
                     self.head = Some(p);
                     return Ok(Some(p));
                 }

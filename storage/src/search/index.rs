@@ -1,14 +1,15 @@
-//! The post search index, `term_channelid_createat_postid`: one empty-valued key per distinct
-//! term of a post — `term · 0x00 · channel_id · rev(create_at) · post_id` — written at apply in
-//! the same batch as the post. Under one term the keys of a channel are newest first, so the
-//! newest matches of a user come from one seek per (term, channel) and stop after a page, and the
-//! same key answers "does post P hold term T" with one point lookup.
+//! The post search index, `term_channelid_bucket_createats`: for each distinct term of a post,
+//! its creation time in the block `term · 0x00 · channel_id · rev(bucket(create_at))`, written at
+//! apply as a merge operand in the same batch as the post ([`super::postings`] holds the block
+//! format and the merge operator). Under one term the blocks of a channel are newest first, so
+//! the newest matches of a user come from one seek per (term, channel) and stop after a page.
 //!
 //! A post's terms are its words' terms, its hashtags and its author (`from:`). System messages
 //! are not indexed (Mattermost never finds them). Terms hold no NUL byte (words, `#tags` and
 //! `@author` cannot), so the NUL ends the variable-length part and keys of one term group
 //! together before any longer term.
 
+use super::postings::{self, bucket};
 use super::tokenize::{author_term, hashtags, tokens};
 use crate::cf::Cf;
 use crate::id::Id;
@@ -31,45 +32,53 @@ pub fn message_terms(message: &str, author: Id) -> BTreeSet<String> {
     terms
 }
 
-/// `term · 0x00 · channel`: the prefix of a term's keys in one channel.
+/// `term · 0x00 · channel`: the prefix of a term's blocks in one channel.
 pub(crate) fn term_channel_prefix(term: &str, channel: Id) -> Vec<u8> {
     KeyBuf::new().str(term).byte(0).id(channel).build()
 }
 
-pub(crate) fn term_key(term: &str, channel: Id, create_at: u64, post: Id) -> Vec<u8> {
+/// `rev(bucket)`: newer blocks sort first.
+pub(crate) fn rev_bucket(create_at: u64) -> [u8; 4] {
+    (u32::MAX - bucket(create_at)).to_be_bytes()
+}
+
+/// The block holding `create_at` for `term` in `channel`.
+pub(crate) fn block_key(term: &str, channel: Id, create_at: u64) -> Vec<u8> {
     KeyBuf::new()
         .str(term)
         .byte(0)
         .id(channel)
-        .rev_u64(create_at)
-        .id(post)
+        .raw(&rev_bucket(create_at))
         .build()
+}
+
+fn put_in(txn: &mut Txn, terms: impl IntoIterator<Item = impl AsRef<str>>, post: &Post) {
+    let operand = postings::add(post.create_at);
+    for term in terms {
+        let key = block_key(term.as_ref(), post.channel_id, post.create_at);
+        txn.merge(Cf::TermChannelidBucketCreateats, key, operand.clone());
+    }
+}
+
+fn take_out(txn: &mut Txn, terms: impl IntoIterator<Item = impl AsRef<str>>, post: &Post) {
+    let operand = postings::remove(post.create_at);
+    for term in terms {
+        let key = block_key(term.as_ref(), post.channel_id, post.create_at);
+        txn.merge(Cf::TermChannelidBucketCreateats, key, operand.clone());
+    }
 }
 
 /// Indexes a new post.
 pub(crate) fn add(txn: &mut Txn, post: &Post) {
-    if !is_searchable(post) {
-        return;
-    }
-    for term in message_terms(&post.message, post.user_id) {
-        txn.put_raw(
-            Cf::TermChannelidCreateatPostid,
-            term_key(&term, post.channel_id, post.create_at, post.id),
-            Vec::new(),
-        );
+    if is_searchable(post) {
+        put_in(txn, message_terms(&post.message, post.user_id), post);
     }
 }
 
 /// Takes a deleted post out of the index.
 pub(crate) fn remove(txn: &mut Txn, post: &Post) {
-    if !is_searchable(post) {
-        return;
-    }
-    for term in message_terms(&post.message, post.user_id) {
-        txn.delete(
-            Cf::TermChannelidCreateatPostid,
-            term_key(&term, post.channel_id, post.create_at, post.id),
-        );
+    if is_searchable(post) {
+        take_out(txn, message_terms(&post.message, post.user_id), post);
     }
 }
 
@@ -80,17 +89,6 @@ pub(crate) fn replace(txn: &mut Txn, old_message: &str, post: &Post) {
     }
     let old = message_terms(old_message, post.user_id);
     let new = message_terms(&post.message, post.user_id);
-    for term in old.difference(&new) {
-        txn.delete(
-            Cf::TermChannelidCreateatPostid,
-            term_key(term, post.channel_id, post.create_at, post.id),
-        );
-    }
-    for term in new.difference(&old) {
-        txn.put_raw(
-            Cf::TermChannelidCreateatPostid,
-            term_key(term, post.channel_id, post.create_at, post.id),
-            Vec::new(),
-        );
-    }
+    take_out(txn, old.difference(&new), post);
+    put_in(txn, new.difference(&old), post);
 }

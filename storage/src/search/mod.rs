@@ -9,6 +9,7 @@ mod cursor;
 pub mod index;
 pub mod parse;
 pub mod people;
+pub mod postings;
 pub mod posts;
 pub mod tokenize;
 

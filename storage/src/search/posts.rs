@@ -1,11 +1,11 @@
 //! Post search: the caller's channels, a cursor per channel built from the query, merged newest
-//! first across channels with a heap, each candidate checked against its post (phrases,
-//! exclusions, authors, time) and kept until one page (plus one, for `has_next`) is full. The
-//! work is bounded by the page, by the channels searched, and by a budget of keys read.
+//! first across channels with a heap, each candidate's time mapped to its post
+//! (`channelid_createat_postid`) and checked against it (phrases, exclusions, authors, time) and
+//! kept until one page (plus one, for `has_next`) is full. Posts of different channels made at
+//! the same millisecond come in post id order. The work is bounded by the page, by the channels
+//! searched, and by a budget of keys read.
 
-use super::cursor::{
-    pos_at_or_before, pos_create_at, pos_post, successor, Cursor, Pos, TermIterators,
-};
+use super::cursor::{pos_at_or_before, pos_create_at, Cursor, TermIterators};
 use super::index::{is_searchable, message_terms};
 use super::parse::{ParsedQuery, Word};
 use super::tokenize::{author_term, hashtags, tokens, MAX_TERM_BYTES};
@@ -16,6 +16,7 @@ use crate::keys::{id2, prefix_end, KeyBuf};
 use crate::model::{Channel, ChannelType, Post};
 use crate::query::PostPage;
 use crate::read::Reader;
+use rocksdb::DBRawIterator;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
@@ -56,6 +57,7 @@ pub struct SearchResults {
 
 /// One channel's candidates.
 struct Stream<'r> {
+    channel: Id,
     cursor: Cursor<'r>,
     /// Candidates older than this are out of the time window.
     oldest: u64,
@@ -134,7 +136,7 @@ impl Reader<'_> {
         let mut terms = Vec::new();
         let lower = prefix.as_bytes().to_vec();
         let upper = prefix_end(&lower);
-        let mut it = self.raw_iter(Cf::TermChannelidCreateatPostid, &lower, upper.as_deref())?;
+        let mut it = self.raw_iter(Cf::TermChannelidBucketCreateats, &lower, upper.as_deref())?;
         it.seek(&lower);
         while terms.len() < MAX_PREFIX_TERMS {
             self.count(1);
@@ -192,42 +194,71 @@ impl Reader<'_> {
         for channel in &channels {
             let cursor =
                 self.channel_cursor(&mut iterators, channel.id, search, &from, &prefixes)?;
-            streams.push(Stream { cursor, oldest });
+            streams.push(Stream {
+                channel: channel.id,
+                cursor,
+                oldest,
+            });
         }
         let first = pos_at_or_before(newest);
         let mut heap = BinaryHeap::new();
         for (index, stream) in streams.iter_mut().enumerate() {
-            if let Some(p) = stream.cursor.seek(self, &first)? {
+            if let Some(p) = stream.cursor.seek(self, first)? {
                 heap.push(Reverse((p, index)));
             }
         }
+        let mut posts_by_time = self.raw_iter(Cf::ChannelidCreateatPostid, &[], None)?;
         let skip = search.page.saturating_mul(search.per_page);
         let mut accepted = 0usize;
         let mut order = Vec::new();
         let mut has_next = false;
-        while let Some(Reverse((p, index))) = heap.pop() {
-            if self.keys_read() - start_keys > search.key_budget {
-                results.truncated = true;
-                break;
-            }
-            let stream = &mut streams[index];
-            if pos_create_at(&p) < stream.oldest {
-                continue;
-            }
-            if let Some(matched) = self.check(&p, search, &from, &not_from)? {
-                if accepted >= skip {
-                    if order.len() == search.per_page {
-                        has_next = true;
-                        break;
-                    }
-                    order.push(pos_post(&p));
-                    results.matches.push((pos_post(&p), matched));
+        let mut group = Vec::new();
+        let mut candidates = Vec::new();
+        'search: while let Some(Reverse((p, index))) = heap.pop() {
+            // Every channel standing on this millisecond, so that their posts come in id order.
+            group.clear();
+            group.push(index);
+            while let Some(Reverse((q, other))) = heap.peek() {
+                if *q != p {
+                    break;
                 }
-                accepted += 1;
+                group.push(*other);
+                heap.pop();
             }
-            if let Some(next) = successor(&p) {
-                if let Some(q) = stream.cursor.seek(self, &next)? {
-                    heap.push(Reverse((q, index)));
+            group.retain(|index| pos_create_at(p) >= streams[*index].oldest);
+            candidates.clear();
+            for index in &group {
+                self.posts_at(
+                    &mut posts_by_time,
+                    streams[*index].channel,
+                    pos_create_at(p),
+                    &mut candidates,
+                )?;
+            }
+            candidates.sort();
+            for post_id in &candidates {
+                if self.keys_read() - start_keys > search.key_budget {
+                    results.truncated = true;
+                    break 'search;
+                }
+                if let Some(matched) = self.check(*post_id, search, &from, &not_from)? {
+                    if accepted >= skip {
+                        if order.len() == search.per_page {
+                            has_next = true;
+                            break 'search;
+                        }
+                        order.push(*post_id);
+                        results.matches.push((*post_id, matched));
+                    }
+                    accepted += 1;
+                }
+            }
+            for index in &group {
+                let Some(next) = p.checked_add(1) else {
+                    continue;
+                };
+                if let Some(q) = streams[*index].cursor.seek(self, next)? {
+                    heap.push(Reverse((q, *index)));
                 }
             }
         }
@@ -304,15 +335,38 @@ impl Reader<'_> {
         })
     }
 
+    /// The posts of `channel` made at `create_at` (one, but for data written before post times
+    /// were made unique within a channel), added to `out`.
+    fn posts_at(
+        &self,
+        it: &mut DBRawIterator,
+        channel: Id,
+        create_at: u64,
+        out: &mut Vec<Id>,
+    ) -> Result<()> {
+        let prefix = KeyBuf::new().id(channel).u64(create_at).build();
+        it.seek(&prefix);
+        loop {
+            self.count(1);
+            match it.key() {
+                Some(key) if key.len() == 40 && key.starts_with(&prefix) => {
+                    out.extend(Id::from_slice(&key[24..]));
+                    it.next();
+                }
+                _ => return Ok(it.status()?),
+            }
+        }
+    }
+
     /// Checks a candidate against its post; the matched words when it is a result.
     fn check(
         &self,
-        p: &Pos,
+        post_id: Id,
         search: &PostSearch,
         from: &[Id],
         not_from: &BTreeSet<Id>,
     ) -> Result<Option<Vec<String>>> {
-        let Some(post) = self.post(pos_post(p))? else {
+        let Some(post) = self.post(post_id)? else {
             return Ok(None);
         };
         if !post_matches(&post, &search.query, search.is_or, from, not_from) {
