@@ -8,7 +8,7 @@
 //! children.
 
 use super::index::{rev_bucket, term_channel_prefix};
-use super::postings::SetReader;
+use super::postings::{bucket, SetReader};
 use crate::cf::Cf;
 use crate::error::Result;
 use crate::id::Id;
@@ -135,17 +135,24 @@ pub(crate) struct TermCursor<'r> {
     it: Rc<RefCell<DBRawIterator<'r>>>,
     /// `term · 0x00 · channel`.
     prefix: Vec<u8>,
-    /// The key of the block the head is in, and its times after the head.
-    block: Option<(Vec<u8>, SetReader)>,
+    /// The block the head is in, and its times after the head.
+    block: Option<Block>,
     head: Option<Pos>,
     done: bool,
+}
+
+/// A postings block being read.
+struct Block {
+    key: Vec<u8>,
+    bucket: u32,
+    times: SetReader,
 }
 
 impl TermCursor<'_> {
     /// The first position at or after `target`: first in the rest of the current block when
     /// `target` falls in it, else in the blocks from `target`'s on. The shared iterator steps to
     /// the next block when it still stands on this cursor's block (the usual case) and seeks
-    /// when that next block is newer than `target`'s.
+    /// when that next block is newer than `target`'s. Stepping within a block allocates nothing.
     fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
         if self.done {
             return Ok(None);
@@ -155,18 +162,19 @@ impl TermCursor<'_> {
                 return Ok(Some(head));
             }
         }
+        let target_bucket = bucket(pos_create_at(target));
+        let in_block = match self.block.as_mut() {
+            Some(block) if block.bucket == target_bucket => {
+                block.times.by_ref().find(|t| pos(*t) >= target)
+            }
+            _ => None,
+        };
+        if let Some(t) = in_block {
+            return Ok(self.stand(Some(pos(t))));
+        }
+        let current = self.block.take().map(|block| block.key);
         let mut target_key = self.prefix.clone();
         target_key.extend_from_slice(&rev_bucket(pos_create_at(target)));
-        let mut current = None;
-        if let Some((key, mut times)) = self.block.take() {
-            if key == target_key {
-                if let Some(t) = times.by_ref().find(|t| pos(*t) >= target) {
-                    self.block = Some((key, times));
-                    return Ok(self.stand(Some(pos(t))));
-                }
-            }
-            current = Some(key);
-        }
         let shared = self.it.clone();
         let mut it = shared.borrow_mut();
         let on_current = current.is_some() && it.key() == current.as_deref();
@@ -188,11 +196,12 @@ impl TermCursor<'_> {
                 return Ok(self.stand(None));
             };
             // A key of another shape under this prefix is not a block: passed over.
-            if key.len() == self.prefix.len() + 4 {
+            if let Ok(rev) = <[u8; 4]>::try_from(&key[self.prefix.len()..]) {
                 let key = key.to_vec();
                 let mut times = SetReader::new(it.value().unwrap_or_default());
                 if let Some(t) = times.by_ref().find(|t| pos(*t) >= target) {
-                    self.block = Some((key, times));
+                    let bucket = u32::MAX - u32::from_be_bytes(rev);
+                    self.block = Some(Block { key, bucket, times });
                     return Ok(self.stand(Some(pos(t))));
                 }
             }

@@ -260,6 +260,26 @@ mod tests {
         assert_eq!(one_by_one, [30, 20, 10, 2, 1]);
     }
 
+    proptest::proptest! {
+        /// Any bytes, as a stored value or as operands, read and merge without a panic, and a
+        /// merge always gives a well-formed set.
+        #[test]
+        fn any_bytes_fold_to_a_well_formed_set(
+            values in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24), 0..6)
+        ) {
+            let mut folded = BTreeMap::new();
+            for value in &values {
+                let _ = SetReader::new(value).count();
+                fold_into(&mut folded, value);
+            }
+            let merged = encode_set(present_newest_first(&folded));
+            let times: Vec<u64> = SetReader::new(&merged).collect();
+            let want: Vec<u64> = present_newest_first(&folded).collect();
+            proptest::prop_assert_eq!(times, want);
+            let _ = combine(values.iter().map(Vec::as_slice));
+        }
+    }
+
     #[test]
     fn malformed_values_read_as_what_precedes_the_damage() {
         assert_eq!(set_of(&[]), Vec::<u64>::new());

@@ -215,6 +215,10 @@ impl Reader<'_> {
         let mut group = Vec::new();
         let mut candidates = Vec::new();
         'search: while let Some(Reverse((p, index))) = heap.pop() {
+            if self.keys_read() - start_keys > search.key_budget {
+                results.truncated = true;
+                break;
+            }
             // Every channel standing on this millisecond, so that their posts come in id order.
             group.clear();
             group.push(index);
