@@ -232,8 +232,9 @@ impl User {
                 }
             }
             Tick::Ping => {
-                self.check_pong().await;
-                self.send_ping().await;
+                if self.check_pong().await {
+                    self.send_ping().await;
+                }
                 if let Some(app) = self.app.as_mut() {
                     app.ping.advance(now, rng);
                 }
@@ -259,10 +260,23 @@ impl User {
     }
 
     /// A new ping is due: the previous one must have had its pong, else the app gives up on
-    /// the socket and reconnects (and syncs again).
-    async fn check_pong(&mut self) {
-        let Some(pending) = self.app.as_mut().and_then(|app| app.pending.take()) else {
-            return;
+    /// the socket and reconnects (and syncs again). False when the previous ping went less
+    /// than half a period ago: the first load's ping, with the timer's random first phase just
+    /// after it, where the app itself would wait a whole period. That ping stays awaited and no
+    /// new one goes, so a pong is never judged missing after milliseconds.
+    async fn check_pong(&mut self) -> bool {
+        let Some(app) = self.app.as_mut() else {
+            return true;
+        };
+        if app
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.sent.elapsed() < PING_PERIOD / 2)
+        {
+            return false;
+        }
+        let Some(pending) = app.pending.take() else {
+            return true;
         };
         let mut arrival = pending.arrival;
         match arrival.try_recv() {
@@ -277,6 +291,7 @@ impl User {
                 self.entry_sync().await;
             }
         }
+        true
     }
 
     async fn send_ping(&mut self) {
