@@ -71,19 +71,28 @@ fn search_as(
     page: usize,
     per_page: usize,
 ) -> SearchResults {
-    let query = parse(terms).expect("query parses");
     let search = PostSearch {
         user: id(user),
-        team: Some(id(TEAM)),
-        query,
         is_or,
-        time_zone_offset_secs: 0,
-        include_deleted_channels: false,
         page,
-        per_page,
-        key_budget: DEFAULT_KEY_BUDGET,
+        ..team_search(terms, per_page)
     };
     engine.reader().search_posts(&search).expect("search")
+}
+
+/// User 1's search in the team, first page, newest first.
+fn team_search(terms: &str, per_page: usize) -> PostSearch {
+    PostSearch {
+        user: id(1),
+        team: Some(id(TEAM)),
+        query: parse(terms).expect("query parses"),
+        is_or: false,
+        time_zone_offset_secs: 0,
+        include_deleted_channels: false,
+        page: 0,
+        per_page,
+        key_budget: DEFAULT_KEY_BUDGET,
+    }
 }
 
 /// Post numbers of a search by user 1, newest first.
@@ -180,15 +189,8 @@ fn the_time_zone_moves_the_day() {
     db.ok(say(1, PUBLIC, 1, "late word", 23 * 3_600_000));
     let query = |offset: i64| {
         let search = PostSearch {
-            user: id(1),
-            team: Some(id(TEAM)),
-            query: parse("on:1970-01-02 word").expect("parse"),
-            is_or: false,
             time_zone_offset_secs: offset,
-            include_deleted_channels: false,
-            page: 0,
-            per_page: 10,
-            key_budget: DEFAULT_KEY_BUDGET,
+            ..team_search("on:1970-01-02 word", 10)
         };
         ids(&db.engine.reader().search_posts(&search).expect("search"))
     };
@@ -239,15 +241,9 @@ fn edits_and_deletes_keep_the_index_in_step() {
 
 fn count_keys(engine: &Engine, term: &str) -> usize {
     let results = engine.reader().search_posts(&PostSearch {
-        user: id(1),
         team: None,
-        query: parse(term).expect("parse"),
-        is_or: false,
-        time_zone_offset_secs: 0,
         include_deleted_channels: true,
-        page: 0,
-        per_page: 100,
-        key_budget: DEFAULT_KEY_BUDGET,
+        ..team_search(term, 100)
     });
     results.expect("search").page.order.len()
 }
@@ -340,17 +336,7 @@ fn a_common_word_reads_one_page_not_every_match() {
     }
     let reader = db.engine.reader();
     let results = reader
-        .search_posts(&PostSearch {
-            user: id(1),
-            team: Some(id(TEAM)),
-            query: parse("common").expect("parse"),
-            is_or: false,
-            time_zone_offset_secs: 0,
-            include_deleted_channels: false,
-            page: 0,
-            per_page: 20,
-            key_budget: DEFAULT_KEY_BUDGET,
-        })
+        .search_posts(&team_search("common", 20))
         .expect("search");
     assert_eq!(results.page.order.len(), 20);
     assert!(results.page.has_next);
@@ -375,17 +361,7 @@ fn two_common_words_that_rarely_meet_leapfrog() {
     }
     let reader = db.engine.reader();
     let results = reader
-        .search_posts(&PostSearch {
-            user: id(1),
-            team: Some(id(TEAM)),
-            query: parse("alpha beta").expect("parse"),
-            is_or: false,
-            time_zone_offset_secs: 0,
-            include_deleted_channels: false,
-            page: 0,
-            per_page: 20,
-            key_budget: DEFAULT_KEY_BUDGET,
-        })
+        .search_posts(&team_search("alpha beta", 20))
         .expect("search");
     assert_eq!(ids(&results), [999]);
     assert!(reader.keys_read() < 100, "read {} keys", reader.keys_read());
@@ -423,17 +399,7 @@ fn interleaved_common_words_are_intersected_a_block_at_a_time() {
         }
         let reader = db.engine.reader();
         let results = reader
-            .search_posts(&PostSearch {
-                user: id(1),
-                team: Some(id(TEAM)),
-                query: parse("alpha beta").expect("parse"),
-                is_or: false,
-                time_zone_offset_secs: 0,
-                include_deleted_channels: false,
-                page: 0,
-                per_page: 20,
-                key_budget: DEFAULT_KEY_BUDGET,
-            })
+            .search_posts(&team_search("alpha beta", 20))
             .expect("search");
         assert_eq!(ids(&results), [999], "compacted: {compacted}");
         // Two words' blocks in one channel (9 spans each), the one post and its lookup; one
@@ -460,15 +426,8 @@ fn the_key_budget_stops_a_search() {
     }
     // Excluding every candidate makes the search walk them all, until the budget ends it.
     let search = PostSearch {
-        user: id(1),
-        team: Some(id(TEAM)),
-        query: parse("filler -word0 -word1").expect("parse"),
-        is_or: false,
-        time_zone_offset_secs: 0,
-        include_deleted_channels: false,
-        page: 0,
-        per_page: 20,
         key_budget: 100,
+        ..team_search("filler -word0 -word1", 20)
     };
     let reader = db.engine.reader();
     let results = reader.search_posts(&search).expect("search");
