@@ -52,33 +52,32 @@ pub(crate) fn block_key(term: &str, channel: Id, create_at: u64) -> Vec<u8> {
         .build()
 }
 
-fn put_in(txn: &mut Txn, terms: impl IntoIterator<Item = impl AsRef<str>>, post: &Post) {
-    let operand = postings::add(post.create_at);
+/// Writes `operand` (an add or a remove of `post`'s time) to each term's block.
+fn write_to_blocks(
+    txn: &mut Txn,
+    terms: impl IntoIterator<Item = impl AsRef<str>>,
+    post: &Post,
+    operand: &[u8],
+) {
     for term in terms {
         let key = block_key(term.as_ref(), post.channel_id, post.create_at);
-        txn.merge(Cf::TermChannelidBucketCreateats, key, operand.clone());
-    }
-}
-
-fn take_out(txn: &mut Txn, terms: impl IntoIterator<Item = impl AsRef<str>>, post: &Post) {
-    let operand = postings::remove(post.create_at);
-    for term in terms {
-        let key = block_key(term.as_ref(), post.channel_id, post.create_at);
-        txn.merge(Cf::TermChannelidBucketCreateats, key, operand.clone());
+        txn.merge(Cf::TermChannelidBucketCreateats, key, operand.to_vec());
     }
 }
 
 /// Indexes a new post.
 pub(crate) fn add(txn: &mut Txn, post: &Post) {
     if is_searchable(post) {
-        put_in(txn, message_terms(&post.message, post.user_id), post);
+        let terms = message_terms(&post.message, post.user_id);
+        write_to_blocks(txn, terms, post, &postings::add(post.create_at));
     }
 }
 
 /// Takes a deleted post out of the index.
 pub(crate) fn remove(txn: &mut Txn, post: &Post) {
     if is_searchable(post) {
-        take_out(txn, message_terms(&post.message, post.user_id), post);
+        let terms = message_terms(&post.message, post.user_id);
+        write_to_blocks(txn, terms, post, &postings::remove(post.create_at));
     }
 }
 
@@ -89,6 +88,10 @@ pub(crate) fn replace(txn: &mut Txn, old_message: &str, post: &Post) {
     }
     let old = message_terms(old_message, post.user_id);
     let new = message_terms(&post.message, post.user_id);
-    take_out(txn, old.difference(&new), post);
-    put_in(txn, new.difference(&old), post);
+    let (remove, add) = (
+        postings::remove(post.create_at),
+        postings::add(post.create_at),
+    );
+    write_to_blocks(txn, old.difference(&new), post, &remove);
+    write_to_blocks(txn, new.difference(&old), post, &add);
 }

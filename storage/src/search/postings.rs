@@ -52,10 +52,13 @@ pub(crate) fn remove(create_at: u64) -> Vec<u8> {
     encode_ops([(create_at, false)])
 }
 
-fn push_varint(out: &mut Vec<u8>, value: u64) {
+/// Appends `t` as a varint: whole for the first time, else its distance below the previous.
+fn push_time(out: &mut Vec<u8>, previous: &mut Option<u64>, t: u64) {
+    let value = previous.map_or(t, |p| p.saturating_sub(t));
     let mut buf = [0u8; 10];
     let n = value.encode_var(&mut buf);
     out.extend_from_slice(&buf[..n]);
+    *previous = Some(t);
 }
 
 /// `(time, present)` pairs, newest first, as [`OPS`].
@@ -63,9 +66,8 @@ fn encode_ops(entries: impl IntoIterator<Item = (u64, bool)>) -> Vec<u8> {
     let mut out = vec![OPS];
     let mut previous: Option<u64> = None;
     for (t, present) in entries {
-        push_varint(&mut out, previous.map_or(t, |p| p.saturating_sub(t)));
+        push_time(&mut out, &mut previous, t);
         out.push(u8::from(present));
-        previous = Some(t);
     }
     out
 }
@@ -75,8 +77,7 @@ pub(crate) fn encode_set(times: impl IntoIterator<Item = u64>) -> Vec<u8> {
     let mut out = vec![SET];
     let mut previous: Option<u64> = None;
     for t in times {
-        push_varint(&mut out, previous.map_or(t, |p| p.saturating_sub(t)));
-        previous = Some(t);
+        push_time(&mut out, &mut previous, t);
     }
     out
 }
@@ -96,11 +97,7 @@ impl SetReader {
     pub fn new(value: &[u8]) -> SetReader {
         let bytes = match value.first() {
             Some(&SET) => value.to_vec(),
-            Some(&OPS) => {
-                let mut folded = BTreeMap::new();
-                fold_into(&mut folded, value);
-                encode_set(present_newest_first(&folded))
-            }
+            Some(&OPS) => fold_to_set([value]),
             _ => Vec::new(),
         };
         SetReader {
@@ -134,12 +131,7 @@ impl Iterator for SetReader {
 fn fold_into(folded: &mut BTreeMap<u64, bool>, value: &[u8]) {
     match value.first() {
         Some(&SET) => {
-            let times = SetReader {
-                bytes: value.to_vec(),
-                offset: 1,
-                previous: None,
-            };
-            for t in times {
+            for t in SetReader::new(value) {
                 folded.insert(t, true);
             }
         }
@@ -174,6 +166,15 @@ fn present_newest_first(folded: &BTreeMap<u64, bool>) -> impl Iterator<Item = u6
         .map(|(t, _)| *t)
 }
 
+/// Values (either encoding, oldest first) folded into one [`SET`].
+fn fold_to_set<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut folded = BTreeMap::new();
+    for value in values {
+        fold_into(&mut folded, value);
+    }
+    encode_set(present_newest_first(&folded))
+}
+
 /// The full merge: the older value (if any) and every operand, in order, to a [`SET`]. Never
 /// fails, since a failed merge is a read error for RocksDB.
 pub(crate) fn full_merge(
@@ -181,14 +182,7 @@ pub(crate) fn full_merge(
     existing: Option<&[u8]>,
     operands: &MergeOperands,
 ) -> Option<Vec<u8>> {
-    let mut folded = BTreeMap::new();
-    if let Some(value) = existing {
-        fold_into(&mut folded, value);
-    }
-    for operand in operands.iter() {
-        fold_into(&mut folded, operand);
-    }
-    Some(encode_set(present_newest_first(&folded)))
+    Some(fold_to_set(existing.into_iter().chain(operands.iter())))
 }
 
 /// The partial merge: operands folded without the older value, removes kept, as [`OPS`].
@@ -220,14 +214,11 @@ mod tests {
 
     /// The full merge as RocksDB would call it, with the operands as plain slices.
     fn merge(existing: Option<&[u8]>, operands: &[Vec<u8>]) -> Vec<u64> {
-        let mut folded = BTreeMap::new();
-        if let Some(value) = existing {
-            fold_into(&mut folded, value);
-        }
-        for operand in operands {
-            fold_into(&mut folded, operand);
-        }
-        set_of(&encode_set(present_newest_first(&folded)))
+        set_of(&fold_to_set(
+            existing
+                .into_iter()
+                .chain(operands.iter().map(Vec::as_slice)),
+        ))
     }
 
     #[test]
