@@ -103,6 +103,10 @@ impl App {
         let load =
             |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
         let seconds = |us: u64| us as f64 / 1e6;
+        let blob_bytes = confab_storage::cf::Cf::BLOB_FILES
+            .into_iter()
+            .filter_map(|cf| self.engine.blob_file_bytes(cf).ok())
+            .fold((0, 0), |(live, garbage), (l, g)| (live + l, garbage + g));
         let mut gauges = vec![
             (
                 "confab_raft_writes_ok_total".into(),
@@ -255,6 +259,21 @@ impl App {
                 "confab_files_blobs".into(),
                 "Distinct file contents stored (the same bytes uploaded twice count once)",
                 self.engine.reader().blob_count().unwrap_or(0) as f64,
+            ),
+            (
+                "confab_files_blob_file_bytes".into(),
+                "Bytes of this node's blob files (file chunks, previews, images), garbage included",
+                blob_bytes.0 as f64,
+            ),
+            (
+                "confab_files_blob_garbage_bytes".into(),
+                "Bytes of deleted blobs in this node's blob files, not yet collected",
+                blob_bytes.1 as f64,
+            ),
+            (
+                "confab_files_blob_reclaimed_bytes_total".into(),
+                "Blob-file bytes this node freed by collecting garbage since it started",
+                load(&self.files.blob_bytes_reclaimed),
             ),
         ];
         gauges.extend(self.memory_gauges());

@@ -339,6 +339,7 @@ pub async fn start(config: &ServeConfig) -> Result<Started, BoxError> {
         outbound: outbound.clone(),
     });
     crate::files::spawn_reaper(raft.clone(), engine.clone(), config.files.abandon_after);
+    crate::files::spawn_blob_reclaimer(engine.clone(), state.files.clone());
     crate::integrations::dispatcher::HookDispatcher {
         app: state.clone(),
         outbound,

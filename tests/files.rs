@@ -703,7 +703,15 @@ async fn slow_upload(api: Api, channel: String, total: usize) -> Result<StatusCo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaimed() {
-    let (_dir, mut nodes) = three_nodes_with(&["--upload-abandon-secs", "2"]).await;
+    let (_dir, mut nodes) = three_nodes_with(&[
+        "--upload-abandon-secs",
+        "2",
+        "--blob-reclaim-secs",
+        "1",
+        "--blob-reclaim-min-mib",
+        "1",
+    ])
+    .await;
     let (alice, _bob, _carol, _team, public, _private) = team_fixture(&nodes[0].api).await;
     let uploader = alice.on(&nodes[1].api);
     let upload = tokio::spawn(slow_upload(uploader, public.clone(), 16 * MIB));
@@ -731,6 +739,26 @@ async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaim
                 (metrics(&base).await["confab_files_staged_uploads"] == 0.0).then_some(())
             }
         })
+        .await;
+    }
+    // And their space: no blob file of this node holds the aborted chunk any more (a blob
+    // file left all garbage is deleted by the reclaimer's key compaction; one with live blobs
+    // too would be collected, see storage's `deleted_chunks_space_is_reclaimed…`).
+    for node in &nodes {
+        let base = node.api.clone();
+        eventually(
+            Duration::from_secs(60),
+            "blob space of the aborted chunks freed",
+            || {
+                let base = base.clone();
+                async move {
+                    let m = metrics(&base).await;
+                    (m["confab_files_blob_garbage_bytes"] == 0.0
+                        && m["confab_files_blob_file_bytes"] == 0.0)
+                        .then_some(())
+                }
+            },
+        )
         .await;
     }
     // Nothing of it is attached or listed: a post with no files is all alice can make.

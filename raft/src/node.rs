@@ -127,12 +127,9 @@ impl RaftNode {
                     .map_err(storage_io)?
                     .map(|(index, _)| index);
                 let kept_log = match last {
-                    Some(last) => Some((
-                        last,
-                        reading
-                            .log_approximate_bytes(0, last.saturating_add(1))
-                            .map_err(storage_io)?,
-                    )),
+                    Some(last) => {
+                        Some((last, reading.log_approximate_bytes().map_err(storage_io)?))
+                    }
                     None => None,
                 };
                 Ok((

@@ -19,6 +19,10 @@ pub struct FileSettings {
     pub enable_public_link: bool,
     /// An upload not committed after this long is reclaimed by the leader.
     pub abandon_after: Duration,
+    /// How often each node looks at the garbage in its blob files (deleted chunks).
+    pub blob_reclaim_every: Duration,
+    /// Garbage a node collects at least (and at least a quarter of its blob bytes).
+    pub blob_reclaim_min_bytes: u64,
 }
 
 impl Default for FileSettings {
@@ -30,6 +34,8 @@ impl Default for FileSettings {
             upload_wait: Duration::from_secs(30),
             enable_public_link: false,
             abandon_after: Duration::from_secs(30 * 60),
+            blob_reclaim_every: Duration::from_secs(10 * 60),
+            blob_reclaim_min_bytes: 256 << 20,
         }
     }
 }
@@ -54,6 +60,14 @@ pub struct FileArgs {
     /// Seconds after which an upload that never committed is reclaimed (default 1800).
     #[arg(long, env = "CONFAB_UPLOAD_ABANDON_SECS")]
     pub upload_abandon_secs: Option<u64>,
+    /// Seconds between two looks at the garbage of deleted chunks in this node's blob files
+    /// (default 600).
+    #[arg(long, env = "CONFAB_BLOB_RECLAIM_SECS")]
+    pub blob_reclaim_secs: Option<u64>,
+    /// Garbage, in MiB, worth moving the live blobs for (default 256; also at least a quarter
+    /// of the blob bytes).
+    #[arg(long, env = "CONFAB_BLOB_RECLAIM_MIN_MIB")]
+    pub blob_reclaim_min_mib: Option<u64>,
 }
 
 impl FileArgs {
@@ -85,6 +99,16 @@ impl FileArgs {
                 .or(file.upload_abandon_secs)
                 .map(|s| Duration::from_secs(s.max(1)))
                 .unwrap_or(d.abandon_after),
+            blob_reclaim_every: self
+                .blob_reclaim_secs
+                .or(file.blob_reclaim_secs)
+                .map(|s| Duration::from_secs(s.max(1)))
+                .unwrap_or(d.blob_reclaim_every),
+            blob_reclaim_min_bytes: self
+                .blob_reclaim_min_mib
+                .or(file.blob_reclaim_min_mib)
+                .map(|mib| mib.max(1).saturating_mul(1 << 20))
+                .unwrap_or(d.blob_reclaim_min_bytes),
         }
     }
 }

@@ -16,6 +16,10 @@
 //! them; the leader's reaper ([`spawn_reaper`]) proposes `AbortUploads` with a cut-off time for
 //! uploads older than `abandon_after`, and every replica deletes the same chunks.
 //!
+//! **Space of deleted chunks** (aborted uploads, the second copy of deduplicated bytes): each
+//! node's [`spawn_blob_reclaimer`] asks storage to collect the garbage of its blob files when
+//! there is enough of it (`Engine::reclaim_blob_garbage`); physical space only, not replicated.
+//!
 //! **Limits**: `MaxFileSize` (request `Content-Length` and every file's bytes, 413 in
 //! Mattermost's shape); at most `max_concurrent_uploads` requests stream at once per node —
 //! more wait up to `upload_wait` for a slot, then get 429; images past `MaxImageResolution`
@@ -40,6 +44,7 @@ use confab_raft::RaftNode;
 use confab_storage::{Command, Engine};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -58,6 +63,8 @@ pub struct Files {
     /// Temp files of images being uploaded (emptied at start).
     pub spool_dir: PathBuf,
     public_link_salt: [u8; 32],
+    /// Blob-file bytes freed by the reclaimer since start (for `/metrics`).
+    pub blob_bytes_reclaimed: AtomicU64,
 }
 
 impl Files {
@@ -74,6 +81,7 @@ impl Files {
             settings,
             spool_dir,
             public_link_salt: salt,
+            blob_bytes_reclaimed: AtomicU64::new(0),
         })
     }
 
@@ -108,6 +116,45 @@ pub fn spawn_reaper(raft: RaftNode, engine: Arc<Engine>, abandon_after: Duration
                 }
                 Ok(false) => {}
                 Err(e) => tracing::warn!("reading staged uploads: {e}"),
+            }
+        }
+    });
+}
+
+/// On every node, every `blob_reclaim_every`: collects the garbage of deleted chunks in this
+/// node's blob files once there is at least `blob_reclaim_min_bytes` of it (see
+/// `Engine::reclaim_blob_garbage`), on a blocking thread.
+pub fn spawn_blob_reclaimer(engine: Arc<Engine>, files: Arc<Files>) {
+    let every = files.settings.blob_reclaim_every;
+    let min_bytes = files.settings.blob_reclaim_min_bytes;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let engine = engine.clone();
+            let done =
+                tokio::task::spawn_blocking(move || engine.reclaim_blob_garbage(min_bytes)).await;
+            match done {
+                Ok(Ok(collected)) => {
+                    for c in collected {
+                        let freed = c.blob_bytes_before.saturating_sub(c.blob_bytes_after);
+                        files
+                            .blob_bytes_reclaimed
+                            .fetch_add(freed, Ordering::Relaxed);
+                        tracing::info!(
+                            "blob garbage of {} collected: {} of {} bytes were garbage, {} bytes \
+                             of blob files now",
+                            c.family,
+                            c.garbage_bytes_before,
+                            c.blob_bytes_before,
+                            c.blob_bytes_after
+                        );
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!("collecting blob garbage: {e}"),
+                Err(e) => tracing::warn!("collecting blob garbage: {e}"),
             }
         }
     });

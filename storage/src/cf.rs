@@ -110,6 +110,14 @@ impl Cf {
     /// The Raft log families: local to a node, never in a snapshot.
     pub const LOG: [Cf; 2] = [Cf::RaftLog, Cf::RaftState];
 
+    /// Families of the replicated state whose big values live in blob files (BlobDB), with
+    /// their deleted blobs reclaimed by `Engine::reclaim_blob_garbage`.
+    pub const BLOB_FILES: [Cf; 3] = [
+        Cf::UploadidChunknoBytes,
+        Cf::FileidKindPreview,
+        Cf::KindIdImage,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Cf::Meta => "meta",

@@ -229,6 +229,68 @@ impl Engine {
         Ok(())
     }
 
+    /// Reclaims the space of deleted blobs (chunks of aborted or deduplicated uploads, replaced
+    /// images) in the families that keep values in blob files, on this node only (the space
+    /// is physical; the replicated state is the same before and after).
+    ///
+    /// First a compaction of the family's keys (cheap: its SSTs hold keys and blob pointers
+    /// only), which drops deleted keys and so counts their blobs as garbage. Then, only if the
+    /// garbage is at least `min_garbage_bytes` and a quarter of the live blob bytes, a second
+    /// compaction with garbage collection on for every blob file moves the live blobs to new
+    /// files, and the old files, with their garbage, are deleted. So the bytes moved are at
+    /// most three times the bytes reclaimed. Returns (family, garbage bytes before, after) for
+    /// the families collected.
+    pub fn reclaim_blob_garbage(&self, min_garbage_bytes: u64) -> Result<Vec<BlobReclaim>> {
+        let mut reclaimed = Vec::new();
+        for cf in Cf::BLOB_FILES {
+            let handle = self.cf(cf)?;
+            self.db.flush_cf(handle)?;
+            self.db
+                .compact_range_cf(handle, None::<&[u8]>, None::<&[u8]>);
+            let (live, garbage) = self.blob_file_bytes(cf)?;
+            if garbage < min_garbage_bytes.max(1) || garbage.saturating_mul(4) < live {
+                continue;
+            }
+            self.db.set_options_cf(
+                handle,
+                &[
+                    ("enable_blob_garbage_collection", "true"),
+                    ("blob_garbage_collection_age_cutoff", "1.0"),
+                ],
+            )?;
+            // The last level too: it holds the keys that point into the oldest blob files.
+            let mut all_levels = rocksdb::CompactOptions::default();
+            all_levels.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+            self.db
+                .compact_range_cf_opt(handle, None::<&[u8]>, None::<&[u8]>, &all_levels);
+            self.db
+                .set_options_cf(handle, &[("enable_blob_garbage_collection", "false")])?;
+            let (live_after, garbage_after) = self.blob_file_bytes(cf)?;
+            reclaimed.push(BlobReclaim {
+                family: cf.name(),
+                blob_bytes_before: live,
+                garbage_bytes_before: garbage,
+                blob_bytes_after: live_after,
+                garbage_bytes_after: garbage_after,
+            });
+        }
+        Ok(reclaimed)
+    }
+
+    /// (bytes of the family's live blob files, bytes of garbage in them).
+    pub fn blob_file_bytes(&self, cf: Cf) -> Result<(u64, u64)> {
+        let handle = self.cf(cf)?;
+        let live = self
+            .db
+            .property_int_value_cf(handle, "rocksdb.live-blob-file-size")?
+            .unwrap_or(0);
+        let garbage = self
+            .db
+            .property_int_value_cf(handle, "rocksdb.live-blob-file-garbage-size")?
+            .unwrap_or(0);
+        Ok((live, garbage))
+    }
+
     /// Bytes a family takes in its SST files (compressed), plus what its memtables hold.
     pub fn family_size_bytes(&self, cf: Cf) -> Result<u64> {
         let handle = self.cf(cf)?;
@@ -319,6 +381,16 @@ impl Engine {
     }
 }
 
+/// What one [`Engine::reclaim_blob_garbage`] collection did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobReclaim {
+    pub family: &'static str,
+    pub blob_bytes_before: u64,
+    pub garbage_bytes_before: u64,
+    pub blob_bytes_after: u64,
+    pub garbage_bytes_after: u64,
+}
+
 /// Uncompressed blocks kept in memory, shared by every column family. Without a shared cache each
 /// family gets RocksDB's small default one, and once the data outgrows it every read decompresses
 /// its blocks again: read CPU then grows with the database instead of with the request.
@@ -330,23 +402,38 @@ pub const WRITE_BUFFER_BYTES: usize = 64 << 20;
 fn cf_options(cf: Cf, cache: &Cache) -> Options {
     let mut opts = Options::default();
     match cf {
-        // The log is written once, read soon and purged: keep it cheap to write.
-        Cf::RaftLog => opts.set_compression_type(DBCompressionType::Lz4),
+        // The log is written once, read soon and purged: keep it cheap to write. Entries past
+        // 4 KiB (file chunks) go to blob files at flush, uncompressed (uploads are mostly
+        // compressed already), so a megabyte chunk is written to disk once after the WAL
+        // instead of once per compaction level. Purged entries need no blob garbage
+        // collection: the log is purged from the front, so the SSTs that point into a blob
+        // file go, and the file with them, once compaction (or the purge's file deletion)
+        // drops them.
+        Cf::RaftLog => {
+            opts.set_compression_type(DBCompressionType::Lz4);
+            opts.set_enable_blob_files(true);
+            opts.set_min_blob_size(4096);
+            opts.set_blob_compression_type(DBCompressionType::None);
+        }
         Cf::PostidPost => {
             opts.set_compression_type(DBCompressionType::Lz4);
             opts.set_bottommost_compression_type(DBCompressionType::Zstd);
         }
-        // File bytes (and profile pictures, custom emoji images): values past 4 KiB go to blob files (BlobDB), so compaction rewrites keys
-        // and small pointers, never megabytes. Uploads are mostly compressed already (images,
-        // archives), so the blobs are stored as they are; garbage collection reclaims the
-        // blob files of deleted chunks.
+        // File bytes (and profile pictures, custom emoji images): values past 4 KiB go to blob
+        // files (BlobDB), so compaction rewrites keys and small pointers, never megabytes.
+        // Uploads are mostly compressed already (images, archives), so the blobs are stored as
+        // they are. RocksDB's garbage collection is off: when on, every compaction moves the
+        // live blobs of the oldest quarter of blob files whether they hold garbage or not, and
+        // upload ids are random, so every compaction reaches them — a quarter of all stored
+        // files rewritten per compaction. Deleted blobs are reclaimed by
+        // [`Engine::reclaim_blob_garbage`] instead, when there is enough garbage to pay for it.
         Cf::UploadidChunknoBytes | Cf::FileidKindPreview | Cf::KindIdImage => {
             opts.set_compression_type(DBCompressionType::Lz4);
             opts.set_enable_blob_files(true);
             opts.set_min_blob_size(4096);
             opts.set_blob_file_size(256 << 20);
             opts.set_blob_compression_type(DBCompressionType::None);
-            opts.set_enable_blob_gc(true);
+            opts.set_enable_blob_gc(false);
         }
         // Post search postings: apply writes "add t" / "remove t" operands, folded into blocks
         // by the merge operator ([`crate::search::postings`]).

@@ -9,7 +9,8 @@
 //!   the id of the upload that brought them and never copied: committing makes them a blob by
 //!   recording them in `sha256_blob`, so the commit writes a few small keys whatever the size of
 //!   the file. The family uses RocksDB's BlobDB: values past 4 KiB live in blob files, so
-//!   compaction moves keys, not megabytes.
+//!   compaction moves keys, not megabytes; the space of deleted chunks is freed by
+//!   [`Engine::reclaim_blob_garbage`](crate::Engine::reclaim_blob_garbage).
 //! - `uploadid_upload`: `0 · upload_id` → [`StagedUpload`] while an upload is in progress;
 //!   `1 · t(started) · upload_id` → `()`, the queue the leader's reaper reads oldest first.
 //! - `sha256_blob`: sha-256 → [`Blob`] (refcount, size, where the chunks are). The same bytes

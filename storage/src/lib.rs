@@ -64,7 +64,7 @@
 //! | `kind_id_image` | `u` · user_id → profile picture PNG · `e` · emoji_id → emoji image (BlobDB) ([`images`]) |
 //! | `postid_userid_ack` | post_id · user_id → u64 time — acknowledgements of posts that asked for them ([`acks`]) |
 //! | `mentionkey_userids` | lowercase keyword → [`keywords::Holder`]s by user id — who a custom `mention_keys` entry or a first name mentions; `meta` `"mention_keywords"` counts the keys ([`keywords`]) |
-//! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots) |
+//! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots; BlobDB: entries past 4 KiB, the file chunks, in blob files) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
 //! ## Complexity by construction
@@ -117,7 +117,7 @@ pub mod validate;
 
 pub use channel_edits::ChannelPatch;
 pub use command::{Command, MAX_MESSAGE_CHARS};
-pub use engine::{Engine, EngineStats, MemoryLimits, MemoryUsage};
+pub use engine::{BlobReclaim, Engine, EngineStats, MemoryLimits, MemoryUsage};
 pub use error::{CommandError, Result, StorageError};
 pub use files::{Blob, FileInfo, PreviewKind};
 pub use id::{Id, InvalidId};

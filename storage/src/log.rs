@@ -164,16 +164,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Estimated bytes on disk of the entries with index in `[start, end)`: RocksDB's estimate
-    /// from the SST files only (not the memtable). A restarted node learns from it how big the
-    /// log it kept is.
-    pub fn log_approximate_bytes(&self, start: u64, end: u64) -> Result<u64> {
+    /// Estimated bytes on disk of the whole log: RocksDB's estimate from the SST files (not
+    /// the memtable) plus the family's live blob files, where the big entries are (their bytes
+    /// are not in the SSTs). A restarted node learns from it how big the log it kept is.
+    pub fn log_approximate_bytes(&self) -> Result<u64> {
         let cf = self.cf(Cf::RaftLog)?;
-        let (from, to) = (start.to_be_bytes(), end.to_be_bytes());
+        let (from, to) = (0u64.to_be_bytes(), u64::MAX.to_be_bytes());
         let sizes = self
             .db
             .get_approximate_sizes_cf(cf, &[rocksdb::Range::new(&from, &to)]);
-        Ok(sizes.first().copied().unwrap_or(0))
+        let in_ssts = sizes.first().copied().unwrap_or(0);
+        let in_blobs = self
+            .db
+            .property_int_value_cf(cf, "rocksdb.live-blob-file-size")?
+            .unwrap_or(0);
+        Ok(in_ssts + in_blobs)
     }
 
     /// Stores a value of the Raft state (vote, committed, …) durably.
@@ -329,6 +334,50 @@ mod tests {
             engine.log_state_get(state_key::VOTE).unwrap(),
             Some(b"vote".to_vec())
         );
+    }
+
+    fn log_blob_bytes(engine: &Engine) -> u64 {
+        let cf = engine.cf(Cf::RaftLog).unwrap();
+        engine
+            .db
+            .property_int_value_cf(cf, "rocksdb.live-blob-file-size")
+            .unwrap()
+            .unwrap_or(0)
+    }
+
+    /// File chunks in the log live in blob files: read back whole, counted in the size a
+    /// restarted node learns, and their blob files deleted once the log is purged past them.
+    #[test]
+    fn big_entries_live_in_blob_files_that_go_with_the_purge() {
+        let (_dir, engine) = engine();
+        let big = |i: u64| vec![i as u8; 256 << 10];
+        let entries: Vec<(u64, Vec<u8>)> = (1..=16).map(|i| (i, big(i))).collect();
+        engine.log_append(&entries).unwrap();
+        engine
+            .log_append(&[(17, b"a small entry stays in the SST".to_vec())])
+            .unwrap();
+        engine.flush().unwrap();
+        let in_blobs = log_blob_bytes(&engine);
+        assert!(
+            in_blobs >= 16 * (256 << 10),
+            "{in_blobs} bytes in blob files"
+        );
+        assert!(engine.log_approximate_bytes().unwrap() >= in_blobs);
+        assert_eq!(engine.log_read(3, 5).unwrap(), entries[2..4].to_vec());
+        assert_eq!(
+            engine.log_last().unwrap().map(|e| e.0),
+            Some(17),
+            "the small entry after them"
+        );
+        engine.log_purge(16, b"purged-16").unwrap();
+        engine.compact().unwrap();
+        assert_eq!(
+            log_blob_bytes(&engine),
+            0,
+            "purged chunks' blob files remain"
+        );
+        assert_eq!(engine.log_read(0, 100).unwrap().len(), 1);
+        assert!(engine.log_approximate_bytes().unwrap() < 64 << 10);
     }
 
     #[test]

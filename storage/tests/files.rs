@@ -209,6 +209,51 @@ fn an_abandoned_upload_is_reclaimed_by_abort_and_cannot_commit_after() {
     assert_eq!(read_back(&db, 601), bytes);
 }
 
+/// Chunks of aborted and deduplicated uploads are garbage in the blob files until
+/// `reclaim_blob_garbage` moves the live blobs out: then the space is freed and every committed
+/// file still reads back whole. Too little garbage is left alone.
+#[test]
+fn deleted_chunks_space_is_reclaimed_and_live_files_survive() {
+    let mut db = setup();
+    let kept = content(3 * MAX_CHUNK_BYTES, 7);
+    upload(&mut db, 700, 800, ALICE, TOWN, &kept, 7);
+    // The same bytes again: its own staged chunks are deleted at commit (here before any
+    // flush, so they never reach a blob file).
+    assert!(upload(&mut db, 701, 801, ALICE, TOWN, &kept, 7));
+    let lost = content(4 * MAX_CHUNK_BYTES, 9);
+    stage(&mut db, 702, &lost, 1_000);
+    db.engine.flush().unwrap();
+    assert_eq!(
+        db.ok(Command::AbortUploads { before: 1_001 }),
+        Outcome::UploadsAborted(vec![id(702)])
+    );
+    let family = confab_storage::cf::Cf::UploadidChunknoBytes;
+    let (live_before, _) = db.engine.blob_file_bytes(family).unwrap();
+    assert!(live_before >= (7 * MAX_CHUNK_BYTES) as u64, "{live_before}");
+
+    // Not enough garbage for the threshold: counted, not collected.
+    assert!(db.engine.reclaim_blob_garbage(u64::MAX).unwrap().is_empty());
+    let (live, garbage) = db.engine.blob_file_bytes(family).unwrap();
+    assert_eq!(live, live_before);
+    assert!(
+        garbage >= (4 * MAX_CHUNK_BYTES) as u64,
+        "{garbage} of {live} garbage"
+    );
+
+    let reclaimed = db.engine.reclaim_blob_garbage(1 << 20).unwrap();
+    assert_eq!(reclaimed.len(), 1, "{reclaimed:?}");
+    assert_eq!(reclaimed[0].family, "uploadid_chunkno_bytes");
+    let (live_after, garbage_after) = db.engine.blob_file_bytes(family).unwrap();
+    assert_eq!(garbage_after, 0);
+    assert!(
+        live_after < (4 * MAX_CHUNK_BYTES) as u64 && live_after >= (3 * MAX_CHUNK_BYTES) as u64,
+        "{live_after} bytes live after"
+    );
+    assert_eq!(read_back(&db, 800), kept);
+    assert_eq!(read_back(&db, 801), kept);
+    assert_eq!(db.engine.reader().stored_chunks().unwrap(), 3);
+}
+
 #[test]
 fn chunks_out_of_order_and_commits_that_do_not_match_are_refused() {
     let mut db = setup();
