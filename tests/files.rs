@@ -743,7 +743,7 @@ async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaim
     }
     // And their space: no blob file of this node holds the aborted chunk any more (a blob
     // file left all garbage is deleted by the reclaimer's key compaction; one with live blobs
-    // too would be collected, see storage's `deleted_chunks_space_is_reclaimed…`).
+    // too is collected, see `an_aborted_uploads_space_is_reclaimed…`).
     for node in &nodes {
         let base = node.api.clone();
         eventually(
@@ -779,6 +779,64 @@ async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaim
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_uploads_space_is_reclaimed_on_every_node_beside_a_live_file() {
+    // The reclaimer flushes the chunk family every second, so chunks reach blob files while
+    // the uploads stream; garbage above 1 MiB (and a quarter of the blob bytes) is collected.
+    let (_dir, nodes) = three_nodes_with(&[
+        "--upload-abandon-secs",
+        "2",
+        "--blob-reclaim-secs",
+        "1",
+        "--blob-reclaim-min-mib",
+        "1",
+    ])
+    .await;
+    let (alice, _bob, _carol, _team, public, _private) = team_fixture(&nodes[0].api).await;
+    let uploader = alice.on(&nodes[1].api);
+    // An upload trickling at ≈ 5 MiB/s, and a live file uploaded in the middle of it: their
+    // chunks share a flush, so one blob file holds both.
+    let abandoned = tokio::spawn(slow_upload(uploader.clone(), public.clone(), 16 * MIB));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let live = random_bytes(2 * MIB, 31);
+    let (status, answer) = upload_raw(&uploader, &public, "live.bin", live.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let live_id = file_id(&answer, 0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The client goes away mid-upload; its staged chunks become garbage, part of it in a blob
+    // file with live chunks that only the reclaimer's garbage collection frees.
+    abandoned.abort();
+    for node in &nodes {
+        let base = node.api.clone();
+        let m = eventually(
+            Duration::from_secs(90),
+            "the aborted upload's blob space collected",
+            || {
+                let base = base.clone();
+                async move {
+                    let m = metrics(&base).await;
+                    (m["confab_files_staged_uploads"] == 0.0
+                        && m["confab_files_blob_reclaimed_bytes_total"] > 0.0
+                        && m["confab_files_blob_garbage_bytes"] == 0.0)
+                        .then_some(m)
+                }
+            },
+        )
+        .await;
+        // What is left is the live file's chunks.
+        let left = m["confab_files_blob_file_bytes"];
+        assert!(
+            left >= (2 * MIB) as f64 && left < (3 * MIB) as f64,
+            "node {}: {left} blob bytes left",
+            node.id
+        );
+    }
+    for node in &nodes {
+        let download = download_once_there(&alice.on(&node.api), &live_id).await;
+        assert_eq!(sha256(&download.body), sha256(&live), "node {}", node.id);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
