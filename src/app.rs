@@ -3,10 +3,11 @@
 //! reads run on the local replica in a blocking task, never on the async runtime.
 
 use crate::error::{ApiError, ApiResult};
+use crate::presence::StatusKind;
 use crate::ratelimit::LoginLimiter;
 use crate::ws::Hub;
 use confab_raft::RaftNode;
-use confab_storage::{Command, Engine, Outcome, Reader, StorageError};
+use confab_storage::{Command, Engine, Id, Outcome, Reader, StorageError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,6 +92,23 @@ impl App {
     {
         let reader = self.engine.reader();
         query(&reader).map_err(ApiError::from)
+    }
+
+    /// Whom `@here` reaches in a message for `channel`: the members this node sees online, when
+    /// `@here` is the message's only channel-wide mention (`@channel`/`@all` reach everyone and
+    /// need no list). Presence is not replicated, so this goes into the post's command
+    /// (`here_online`) and every node counts the mention for the same members.
+    pub async fn here_online(&self, channel: Id, message: &str) -> ApiResult<Vec<Id>> {
+        let found = confab_storage::mentions::parse(message);
+        if !found.channel_wide || found.everyone {
+            return Ok(Vec::new());
+        }
+        let members = self.read(|r| r.channel_member_ids(channel)).await?;
+        Ok(members
+            .into_iter()
+            .filter(|user| self.presence.live(*user).connected)
+            .filter(|user| self.presence.status(*user).status == StatusKind::Online)
+            .collect())
     }
 }
 

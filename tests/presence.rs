@@ -597,3 +597,53 @@ async fn statuses_off_show_nothing_and_take_nothing() {
     let answer = alice.call("GET", &format!("/users/{a}/status"), None).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
+
+/// A member's `mention_count` in `channel` as node `node` has it.
+async fn mention_count_on(api: &Api, node: &str, channel: &str, user: &str) -> u64 {
+    api.on(node)
+        .ok("GET", &format!("/channels/{channel}/members/{user}"), None)
+        .await["mention_count"]
+        .as_u64()
+        .expect("a mention count")
+}
+
+/// `@here` is a mention only for the members online somewhere in the cluster when it is posted
+/// (Mattermost's rule): the node taking the post decides from its presence view, and every node
+/// counts the same. `@channel` still counts for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn here_is_a_mention_only_for_members_online_when_it_is_posted() {
+    let (_dir, nodes) = three_nodes_with(&[]).await;
+    let urls: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
+    let (alice, bob, carol, _team, public, _private) = team_fixture(&urls[0]).await;
+    // bob has a socket on node 3; carol has none anywhere.
+    let bob_socket = Socket::connect(&urls[2], bob.token.as_deref().expect("token")).await;
+    everywhere(&bob, &urls, &bob.user_id, "online").await;
+    everywhere(&carol, &urls, &carol.user_id, "offline").await;
+    // Posted through node 2.
+    alice
+        .on(&urls[1])
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": public, "message": "@here standup in 5"})),
+        )
+        .await;
+    alice
+        .on(&urls[1])
+        .ok(
+            "POST",
+            "/posts",
+            Some(json!({"channel_id": public, "message": "and now @channel"})),
+        )
+        .await;
+    for node in &urls {
+        let counts = eventually(WAIT, &format!("both posts on {node}"), || async {
+            let bob_count = mention_count_on(&alice, node, &public, &bob.user_id).await;
+            let carol_count = mention_count_on(&alice, node, &public, &carol.user_id).await;
+            (bob_count + carol_count >= 3).then_some((bob_count, carol_count))
+        })
+        .await;
+        assert_eq!(counts, (2, 1), "(bob, carol) on {node}");
+    }
+    drop(bob_socket);
+}

@@ -173,6 +173,7 @@ fn build(posts: u64) -> DataSet {
                 pending_post_id: String::new(),
                 priority: String::new(),
                 requested_ack: false,
+                here_online: Vec::new(),
             });
         }
         loader.flush();

@@ -187,6 +187,7 @@ pub fn raft_wire_seeds() -> Vec<(String, Vec<u8>)> {
             priority: String::new(),
             file_ids: Vec::new(),
             requested_ack: false,
+            here_online: Vec::new(),
         },
     };
     let entries = vec![

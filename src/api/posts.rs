@@ -192,6 +192,7 @@ pub async fn create_post(
     let me = caller.id();
     // Posting is activity (Mattermost's `set_online`).
     app.presence.activity(me, None);
+    let here_online = app.here_online(channel_id, &new.message).await?;
     let (index, outcome) = app
         .write(Command::CreatePost {
             id: Id::from_bytes(rand::random()),
@@ -206,6 +207,7 @@ pub async fn create_post(
             priority,
             file_ids,
             requested_ack,
+            here_online,
         })
         .await?;
     // A retry (same author and pending_post_id) is answered like the first attempt: 201 with the

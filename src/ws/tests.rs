@@ -166,6 +166,7 @@ impl Fixture {
             pending_post_id: String::new(),
             priority: String::new(),
             requested_ack: false,
+            here_online: Vec::new(),
         });
     }
 
@@ -524,6 +525,7 @@ fn a_cold_cache_sees_membership_as_of_each_entry_of_a_batch() {
         pending_post_id: String::new(),
         priority: String::new(),
         requested_ack: false,
+        here_online: Vec::new(),
     };
     let add = Command::AddChannelMember {
         channel_id: id(PRIVATE),
@@ -570,6 +572,7 @@ fn lag_closes_connections_and_refuses_to_resume_across_the_gap() {
             pending_post_id: String::new(),
             priority: String::new(),
             requested_ack: false,
+            here_online: Vec::new(),
         };
         fx.engine.apply(*next, &missed).expect("apply");
     }

@@ -529,11 +529,13 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             priority,
             file_ids,
             requested_ack,
+            here_online,
         } => create_post(
             txn,
             NewPost {
                 file_ids,
                 requested_ack: *requested_ack,
+                here_online,
                 id: *id,
                 at: *at,
                 channel_id: *channel_id,
@@ -1066,6 +1068,7 @@ struct NewPost<'a> {
     priority: &'a str,
     file_ids: &'a [Id],
     requested_ack: bool,
+    here_online: &'a [Id],
 }
 
 fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
@@ -1145,12 +1148,19 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
 
     // Mentions count for channel members other than the author. Members named (or matched by
     // a keyword) are counted in their records, settled against the channel as it was, so a
-    // post that also says `@channel` counts once for them; a channel-wide mention is counted
-    // once on the channel, and every other member folds it in when read.
+    // post that also says `@channel` counts once for them; `@channel`/`@all` is counted once
+    // on the channel, and every other member folds it in when read.
     let found = mentions::parse(new.message);
     let named = resolve_named_mentions(txn, channel.id, &found, new.message, author.id)?;
-    let mut named_members = Vec::with_capacity(named.len());
-    for user in &named {
+    // `@here` alone reaches the members its node saw online: they are counted like the named
+    // (one record each), and the channel's wide counter stays for `@channel`/`@all`.
+    let here_only = found.channel_wide && !found.everyone;
+    let mut counted = named.clone();
+    if here_only {
+        counted.extend(new.here_online.iter().filter(|u| **u != author.id));
+    }
+    let mut named_members = Vec::with_capacity(counted.len());
+    for user in &counted {
         let key = id2(channel.id, *user);
         let Some(member) = txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &key)? else {
             continue;
@@ -1166,7 +1176,7 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         member.last_update_at = at;
         named_members.push(member);
     }
-    if found.channel_wide {
+    if found.channel_wide && !here_only {
         channel.wide_mentions.all += 1;
         if post.is_root() {
             channel.wide_mentions.root += 1;
@@ -1201,13 +1211,13 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
 
     let (root, thread, followers, memberships) = match root {
         Some(root) => {
-            // A reply's channel-wide mention makes every member a follower: thread state is
-            // per user, so here the members are listed.
-            let mut mentioned = named.clone();
-            if found.channel_wide {
+            // A reply's channel-wide mention makes every member a follower (`@here` the
+            // members it reached): thread state is per user, so here the members are listed.
+            let mut mentioned = counted.clone();
+            if found.channel_wide && !here_only {
                 mentioned.extend(channel_member_ids(txn, channel.id)?);
-                mentioned.remove(&author.id);
             }
+            mentioned.remove(&author.id);
             let (root, thread, followers, memberships) =
                 record_reply(txn, root, &post, &channel, &mentioned)?;
             (Some(root), Some(thread), followers, memberships)

@@ -156,6 +156,12 @@ pub enum Command {
         /// Readers are asked to acknowledge it (root posts only).
         #[serde(default)]
         requested_ack: bool,
+        /// For a post whose only channel-wide mention is `@here`: the members the proposing
+        /// node saw online. Presence is not replicated, so the node that takes the post decides
+        /// who `@here` reaches and apply counts the mention for those members only, as
+        /// Mattermost does. Appended; absent = none.
+        #[serde(default)]
+        here_online: Vec<Id>,
     },
     /// A user acknowledges a post (again: no change).
     AckPost {

@@ -1,8 +1,9 @@
-//! Channel-wide mentions (`@channel`, `@all`, `@here`) are counted once on the channel and
-//! folded into each member's counts when read: a root post that says `@channel` leaves every
-//! member record but its author's (and the named) untouched, however big the channel, while
-//! every read path — one member, a channel's page, all members, a team's members of a user,
-//! the unread counts and the push badge — shows what eager counting showed.
+//! Channel-wide mentions (`@channel`, `@all`) are counted once on the channel and folded into
+//! each member's counts when read: a root post that says `@channel` leaves every member record
+//! but its author's (and the named) untouched, however big the channel, while every read path —
+//! one member, a channel's page, all members, a team's members of a user, the unread counts and
+//! the push badge — shows what eager counting showed. `@here` counts only for the members the
+//! proposing node saw online (the command's `here_online`), in their records.
 
 mod common;
 
@@ -67,6 +68,75 @@ fn post_with_priority(db: &mut TestDb, n: u64, author: u64, message: &str, prior
     db.ok(command);
 }
 
+/// A post saying `@here`, which the proposing node saw `online` reach.
+fn here_post(n: u64, author: u64, root: Option<u64>, message: &str, online: &[u64]) -> Command {
+    here_post_at(n, author, root, message, online, 1_000 + n)
+}
+
+fn here_post_at(
+    n: u64,
+    author: u64,
+    root: Option<u64>,
+    message: &str,
+    online: &[u64],
+    at: u64,
+) -> Command {
+    let mut command = post(n, TOWN, author, root, message, at);
+    if let Command::CreatePost { here_online, .. } = &mut command {
+        *here_online = online.iter().map(|u| id(*u)).collect();
+    }
+    command
+}
+
+#[test]
+fn here_counts_only_for_the_members_its_node_saw_online() {
+    let mut db = team_of(2);
+    // bob and user10 online; carol and user11 not; the author (alice) listed too, and skipped.
+    let outcome = db.ok(here_post(
+        500,
+        1,
+        None,
+        "@here lunch?",
+        &[1, 2, FIRST_OTHER],
+    ));
+    let Outcome::Posted(posted) = outcome else {
+        panic!("not posted: {outcome:?}")
+    };
+    assert_eq!(
+        posted.channel.wide_mentions.all, 0,
+        "not counted channel-wide"
+    );
+    assert_eq!(counts(&db.engine, 2), (1, 1, 0));
+    assert_eq!(counts(&db.engine, FIRST_OTHER), (1, 1, 0));
+    assert_eq!(counts(&db.engine, 3), (0, 0, 0), "carol was offline");
+    assert_eq!(counts(&db.engine, FIRST_OTHER + 1), (0, 0, 0));
+    assert_eq!(counts(&db.engine, 1), (0, 0, 0), "the author");
+    let reader = db.engine.reader();
+    assert_eq!(reader.mention_badge(id(2), false).expect("badge"), 1);
+    assert_eq!(reader.mention_badge(id(3), false).expect("badge"), 0);
+    // A listed user who is not a member is not counted (nor made one).
+    let mut db = team_of(0);
+    db.ok(Command::RemoveChannelMember {
+        channel_id: id(TOWN),
+        user_id: id(3),
+        at: 1_400,
+    });
+    db.ok(here_post(501, 1, None, "@here again", &[2, 3, 999]));
+    assert_eq!(counts(&db.engine, 2), (1, 1, 0));
+    assert!(db
+        .engine
+        .reader()
+        .channel_member(id(TOWN), id(3))
+        .expect("read")
+        .is_none());
+    // `@here` with `@all` in the same post is channel-wide: everyone, whatever the list.
+    db.ok(here_post(502, 1, None, "@here and @all", &[]));
+    assert_eq!(counts(&db.engine, 2), (2, 2, 0));
+    // A reply's `@here` counts for the online, not as a root mention.
+    db.ok(here_post(503, 2, Some(502), "@here in the thread", &[1]));
+    assert_eq!(counts(&db.engine, 1), (1, 0, 0));
+}
+
 #[test]
 fn a_root_channel_wide_mention_rewrites_only_the_authors_record_in_any_channel_size() {
     for others in [1, 300] {
@@ -129,7 +199,14 @@ fn counts_stay_right_through_views_joins_leaves_named_mentions_and_mark_unread()
     assert_eq!(counts(&db.engine, 2), (1, 1, 0));
     assert_eq!(counts(&db.engine, 3), (1, 1, 0));
     // A reply's channel-wide mention counts, not as a root mention.
-    db.ok(post(501, TOWN, 2, Some(500), "@here in the thread", 2_100));
+    db.ok(here_post_at(
+        501,
+        2,
+        Some(500),
+        "@here in the thread",
+        &[1, 3],
+        2_100,
+    ));
     assert_eq!(counts(&db.engine, 2), (1, 1, 0), "bob wrote it");
     assert_eq!(counts(&db.engine, 3), (2, 1, 0));
     assert_eq!(counts(&db.engine, 1), (1, 0, 0));
@@ -190,7 +267,7 @@ fn counts_stay_right_through_views_joins_leaves_named_mentions_and_mark_unread()
         collapsed_threads: false,
     });
     assert_eq!(counts(&db.engine, 2), (3, 3, 0));
-    db.ok(post(506, TOWN, 3, None, "@here last call", 3_800));
+    db.ok(here_post_at(506, 3, None, "@here last call", &[2], 3_800));
     assert_eq!(counts(&db.engine, 2), (4, 4, 0));
     assert_eq!(
         db.engine

@@ -161,6 +161,7 @@ fn commands() -> Vec<(&'static str, Command)> {
                 pending_post_id: "user:1234".into(),
                 priority: "urgent".into(),
                 requested_ack: true,
+                here_online: Vec::new(),
             },
         ),
         (

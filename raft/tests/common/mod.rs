@@ -63,6 +63,7 @@ pub fn post(n: u64, channel: u64, user: u64, message: &str) -> Command {
         pending_post_id: String::new(),
         priority: String::new(),
         requested_ack: false,
+        here_online: Vec::new(),
     }
 }
 

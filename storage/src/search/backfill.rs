@@ -199,6 +199,7 @@ mod tests {
                 pending_post_id: String::new(),
                 priority: String::new(),
                 requested_ack: false,
+                here_online: Vec::new(),
             });
         }
     }

@@ -148,5 +148,6 @@ pub fn post(n: u64, channel: u64, user: u64, root: Option<u64>, message: &str, a
         pending_post_id: String::new(),
         priority: String::new(),
         requested_ack: false,
+        here_online: Vec::new(),
     }
 }
