@@ -76,6 +76,16 @@ pub struct ServeArgs {
     /// (default 1024: file uploads are 1 MiB log entries).
     #[arg(long, env = "CONFAB_SNAPSHOT_LOG_MIB")]
     pub snapshot_log_mib: Option<u64>,
+    /// Raft heartbeat interval in ms (default 100). It must exceed the slowest round trip
+    /// between two nodes: a heartbeat that does not come back within it is lost. Every node of
+    /// a cluster should use the same value.
+    #[arg(long, env = "CONFAB_RAFT_HEARTBEAT_MS")]
+    pub raft_heartbeat_ms: Option<u64>,
+    /// Shortest Raft election timeout in ms (default 500; the longest is twice it): how long
+    /// followers wait without hearing from a leader before electing another. At least three
+    /// heartbeat intervals.
+    #[arg(long, env = "CONFAB_RAFT_ELECTION_TIMEOUT_MS")]
+    pub raft_election_timeout_ms: Option<u64>,
     /// Read the whole data dir with checksums before serving, and refuse to start if any block
     /// is corrupted (default true; reads every byte, files included, once per start).
     #[arg(long, env = "CONFAB_VERIFY_ON_START")]
@@ -162,6 +172,8 @@ struct FileConfig {
     session_days: Option<u64>,
     snapshot_every: Option<u64>,
     snapshot_log_mib: Option<u64>,
+    raft_heartbeat_ms: Option<u64>,
+    raft_election_timeout_ms: Option<u64>,
     verify_on_start: Option<bool>,
     password_hash_memory_kib: Option<u32>,
     password_hash_iterations: Option<u32>,
@@ -204,6 +216,8 @@ pub struct ServeConfig {
     pub session_days: u64,
     pub snapshot_every: Option<u64>,
     pub snapshot_log_mib: Option<u64>,
+    pub raft_heartbeat_ms: Option<u64>,
+    pub raft_election_timeout_ms: Option<u64>,
     pub verify_on_start: bool,
     pub password_cost: crate::app::PasswordCost,
     pub limits: crate::limits::Limits,
@@ -353,6 +367,10 @@ impl ServeArgs {
             session_days: self.session_days.or(file.session_days).unwrap_or(30),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             snapshot_log_mib: self.snapshot_log_mib.or(file.snapshot_log_mib),
+            raft_heartbeat_ms: self.raft_heartbeat_ms.or(file.raft_heartbeat_ms),
+            raft_election_timeout_ms: self
+                .raft_election_timeout_ms
+                .or(file.raft_election_timeout_ms),
             verify_on_start: self
                 .verify_on_start
                 .or(file.verify_on_start)

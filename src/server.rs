@@ -210,6 +210,13 @@ pub async fn start(config: &ServeConfig) -> Result<Started, BoxError> {
         tuning.snapshot_every_log_bytes = mib.max(1) << 20;
         tuning.log_bytes_kept_after_snapshot = (mib << 20) / 4;
     }
+    if let Some(ms) = config.raft_heartbeat_ms {
+        tuning.heartbeat_interval = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = config.raft_election_timeout_ms {
+        tuning.election_timeout_min = Duration::from_millis(ms.max(1));
+        tuning.election_timeout_max = Duration::from_millis(ms.max(1).saturating_mul(2));
+    }
     let raft = RaftNode::start(NodeConfig {
         node_id: config.node_id,
         listen_addr: config.raft_listen.clone(),

@@ -215,13 +215,19 @@ struct Cluster {
     members: String,
     next_id: u64,
     generation: u64,
+    /// More arguments for every node.
+    extra_args: Vec<String>,
 }
 
 impl Cluster {
     async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[]).await
+    }
+
+    async fn start_with(n: usize, extra_args: &[&str]) -> Cluster {
         let mut failures = Vec::new();
         for _ in 0..3 {
-            match Cluster::try_start(n).await {
+            match Cluster::try_start(n, extra_args).await {
                 Ok(cluster) => return cluster,
                 Err(why) => failures.push(why),
             }
@@ -229,7 +235,7 @@ impl Cluster {
         panic!("{n}-node cluster did not start: {failures:?}");
     }
 
-    async fn try_start(n: usize) -> Result<Cluster, String> {
+    async fn try_start(n: usize, extra_args: &[&str]) -> Result<Cluster, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (ports, raft_addrs, links) = ports_with_links(n).await;
         let members = initial_members(ports.iter().map(|(_, raft)| *raft));
@@ -242,6 +248,7 @@ impl Cluster {
             members,
             next_id: n as u64 + 1,
             generation: 0,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         for slot in 0..n {
             let node = cluster.spawn(slot, slot as u64 + 1);
@@ -261,7 +268,7 @@ impl Cluster {
             .path()
             .join(format!("slot{slot}-node{id}-{}", self.generation));
         std::fs::create_dir_all(&node_dir).expect("node dir");
-        let args = vec![
+        let mut args = vec![
             "--initial-members".to_string(),
             self.members.clone(),
             "--raft-dial".to_string(),
@@ -269,6 +276,7 @@ impl Cluster {
             "--snapshot-every".to_string(),
             SNAPSHOT_EVERY.to_string(),
         ];
+        args.extend(self.extra_args.iter().cloned());
         let (api, raft) = self.ports[slot];
         let envs = slow_fsync::env(&self.fsync_delay_file(slot));
         Node::start_on_with_env(id, node_dir, api, raft, &args, envs)
@@ -461,6 +469,81 @@ async fn the_slow_fsync_library_slows_a_nodes_commits() {
         slow >= Duration::from_millis(5 * 300),
         "5 posts with a 300 ms fsync took only {slow:?}"
     );
+}
+
+/// Latency between nodes slows commits but does not stop them: with every message 150 ms late
+/// each way (a 300 ms round trip, beyond the 75 ms openraft allows an append by default) and
+/// the heartbeat set above the round trip, posts through every node are each acknowledged at
+/// their first attempt and every replica ends equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_goes_on_over_links_with_150_ms_of_latency() {
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--raft-heartbeat-ms",
+            "500",
+            "--raft-election-timeout-ms",
+            "2500",
+        ],
+    )
+    .await;
+    let bases = cluster.bases();
+    let admin = Api::signup(&bases[0], "admin").await;
+    let (_team, channel) = team_with(&admin, "latency", &[]).await;
+    for slot in 0..3 {
+        cluster.links.slow(slot, Duration::from_millis(150));
+    }
+    let started = Instant::now();
+    let mut acknowledged = Vec::new();
+    for n in 0..12 {
+        let base = &bases[n % bases.len()];
+        let answer = admin
+            .on(base)
+            .try_call_with(
+                "POST",
+                "/posts",
+                Some(json!({"channel_id": channel, "message": format!("far {n}")})),
+                &[],
+                Some(Duration::from_secs(30)),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("post {n} through {base}: {e}"));
+        assert_eq!(
+            answer.status, 201,
+            "post {n} through {base}: {:?}",
+            answer.body
+        );
+        acknowledged.push(answer.body["id"].as_str().unwrap_or_default().to_string());
+    }
+    // The latency is real: a commit needs the leader and a follower to exchange messages, so no
+    // post is answered in less than one round trip.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(12 * 300),
+        "12 posts over 300 ms round trips took only {took:?}"
+    );
+    for base in &bases {
+        let api = admin.on(base);
+        let listed = eventually(Duration::from_secs(30), "every post on the node", || {
+            let api = api.clone();
+            let channel = channel.clone();
+            let acknowledged = acknowledged.clone();
+            async move {
+                let ids: HashSet<String> = list_posts(&api, &channel)
+                    .await?
+                    .iter()
+                    .filter_map(|p| p["id"].as_str().map(str::to_string))
+                    .collect();
+                acknowledged
+                    .iter()
+                    .all(|id| ids.contains(id))
+                    .then_some(ids)
+            }
+        })
+        .await;
+        assert!(listed.len() >= acknowledged.len());
+    }
+    assert_equal_digests(&admin, &bases, Duration::from_secs(30)).await;
 }
 
 async fn run(seed: u64, seconds: u64, n: usize) {

@@ -32,7 +32,11 @@ pub struct NodeConfig {
 /// Timing and size knobs. The defaults suit a LAN cluster; tests shrink the snapshot thresholds.
 #[derive(Debug, Clone)]
 pub struct Tuning {
+    /// How often the leader tells idle followers it is alive. openraft gives a heartbeat this
+    /// long to come back, so it must exceed the slowest round trip between two nodes.
     pub heartbeat_interval: Duration,
+    /// A follower that heard nothing from a leader for a random time in this range starts an
+    /// election: several heartbeat intervals, so a late heartbeat or two do not depose a leader.
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
     /// Build a snapshot after this many entries since the last one.
@@ -51,8 +55,9 @@ pub struct Tuning {
     pub max_entries_per_append: u64,
     /// Upper bound of one write, retries included; past it the outcome is unknown.
     pub write_timeout: Duration,
-    /// Timeout of one status or read-index call to another node (Raft RPCs use openraft's
-    /// heartbeat-derived timeouts).
+    /// Timeout of one status or read-index call to another node, and the least an append may
+    /// take (openraft's own bound, from the heartbeat interval, is kept for heartbeats and
+    /// votes).
     pub rpc_timeout: Duration,
     pub snapshot_chunk_bytes: usize,
     pub snapshot_chunk_timeout: Duration,

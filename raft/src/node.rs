@@ -158,6 +158,7 @@ impl RaftNode {
         let http = HttpClient::new(&config.secret, config.dial.clone());
         let network = NetworkFactory {
             http: http.clone(),
+            append_timeout: config.tuning.rpc_timeout,
             snapshot_chunk_bytes: config.tuning.snapshot_chunk_bytes,
             snapshot_chunk_timeout: config.tuning.snapshot_chunk_timeout,
             snapshot_install_timeout: config.tuning.snapshot_install_timeout,

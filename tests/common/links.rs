@@ -7,7 +7,7 @@
 //! sees no error and waits for answers that never come. A connection that lost bytes is never
 //! used again (a TCP stream with a hole in it would be garbage): it is closed when the link
 //! heals, as a real connection is reset after a long outage, and new ones are made. A delay
-//! holds every chunk that long before passing it on.
+//! passes every chunk on that long after it arrived (latency, chunks in flight together).
 //!
 //! Clients reach the nodes' API ports directly: a partition cuts nodes from each other, not from
 //! their clients, as in the classic split where a cut-off leader still accepts requests.
@@ -211,21 +211,33 @@ async fn serve(
 }
 
 /// Copies one direction until either side closes, or until the link heals after this
-/// connection lost bytes.
+/// connection lost bytes. A delay is latency, not a narrow pipe: each chunk leaves `delay` after
+/// it arrived, whatever is still in flight ahead of it (holding every chunk in turn would make
+/// a link of 64 KiB per `delay`, where a steady stream of heartbeats alone queues without end).
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    to: tokio::net::tcp::OwnedWriteHalf,
     mut state: watch::Receiver<LinkState>,
     counts: &Counts,
     dropped: fn(&LinkState) -> bool,
 ) {
+    let (in_flight, arriving) = tokio::sync::mpsc::unbounded_channel();
+    let deliver = deliver(to, arriving, counts);
+    tokio::pin!(deliver);
     let mut buf = vec![0u8; 64 * 1024];
     let mut broken = false;
     loop {
         tokio::select! {
+            // The receiving side closed.
+            _ = &mut deliver => return,
             read = from.read(&mut buf) => {
                 let n = match read {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => {
+                        // What is in flight still arrives, then the connection closes.
+                        drop(in_flight);
+                        deliver.await;
+                        return;
+                    }
                     Ok(n) => n,
                 };
                 let now = *state.borrow();
@@ -234,13 +246,10 @@ async fn pump(
                     counts.dropped.fetch_add(n as u64, Ordering::Relaxed);
                     continue;
                 }
-                if !now.delay.is_zero() {
-                    tokio::time::sleep(now.delay).await;
-                }
-                if to.write_all(&buf[..n]).await.is_err() {
+                let due = tokio::time::Instant::now() + now.delay;
+                if in_flight.send((due, buf[..n].to_vec())).is_err() {
                     return;
                 }
-                counts.passed.fetch_add(n as u64, Ordering::Relaxed);
             }
             changed = state.changed() => {
                 if changed.is_err() {
@@ -252,5 +261,22 @@ async fn pump(
                 }
             }
         }
+    }
+}
+
+/// Writes each chunk once it is due, in the order read.
+async fn deliver(
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut arriving: tokio::sync::mpsc::UnboundedReceiver<(tokio::time::Instant, Vec<u8>)>,
+    counts: &Counts,
+) {
+    while let Some((due, bytes)) = arriving.recv().await {
+        tokio::time::sleep_until(due).await;
+        if to.write_all(&bytes).await.is_err() {
+            return;
+        }
+        counts
+            .passed
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
 }

@@ -40,6 +40,11 @@ fn entries_within_budget(entries: &[crate::types::Entry], budget: usize) -> usiz
 #[derive(Clone)]
 pub(crate) struct NetworkFactory {
     pub http: HttpClient,
+    /// The least time an append may take. openraft gives each append three quarters of the
+    /// heartbeat interval (75 ms by default), which a round trip between distant nodes, a
+    /// follower's slow fsync or 16 MiB of file chunks can exceed: such an append was cut off
+    /// and sent again, and with every round trip past it replication stopped altogether.
+    pub append_timeout: Duration,
     pub snapshot_chunk_bytes: usize,
     pub snapshot_chunk_timeout: Duration,
     pub snapshot_install_timeout: Duration,
@@ -85,12 +90,12 @@ impl PeerClient {
         &self,
         path: &str,
         request: &Req,
-        option: &RPCOption,
+        timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let answer: Result<Resp, RaftError<TypeConfig>> = self
             .factory
             .http
-            .call(&self.addr, path, request, option.soft_ttl())
+            .call(&self.addr, path, request, timeout)
             .await
             .map_err(rpc_error)?;
         // The remote Raft is stopped or broken: as good as unreachable.
@@ -164,14 +169,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let timeout = option.soft_ttl().max(self.factory.append_timeout);
         let keep = entries_within_budget(&rpc.entries, APPEND_FILE_BYTES);
         if keep == rpc.entries.len() {
-            return self.rpc(wire::APPEND, &rpc, &option).await;
+            return self.rpc(wire::APPEND, &rpc, timeout).await;
         }
         rpc.entries.truncate(keep);
         let last = rpc.entries.last().map(|entry| entry.log_id);
         let answer: AppendEntriesResponse<TypeConfig> =
-            self.rpc(wire::APPEND, &rpc, &option).await?;
+            self.rpc(wire::APPEND, &rpc, timeout).await?;
         Ok(match answer {
             AppendEntriesResponse::Success => AppendEntriesResponse::PartialSuccess(last),
             other => other,
@@ -183,7 +189,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.rpc(wire::VOTE, &rpc, &option).await
+        self.rpc(wire::VOTE, &rpc, option.soft_ttl()).await
     }
 
     async fn pre_vote(
@@ -191,7 +197,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.rpc(wire::PRE_VOTE, &rpc, &option).await
+        self.rpc(wire::PRE_VOTE, &rpc, option.soft_ttl()).await
     }
 
     async fn full_snapshot(
