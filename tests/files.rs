@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{eventually, metrics, team_fixture, three_nodes_with, Api, Node, Socket};
+use common::{confab_bin, eventually, metrics, team_fixture, three_nodes_with, Api, Node, Socket};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -861,19 +861,38 @@ async fn a_node_added_after_uploads_catches_up_by_snapshot_and_serves_them() {
             )
             .await;
     }
+    // Node 4 starts empty, knowing the founding members but not among them, so it waits to be
+    // added; the operator adds it with `confab cluster add`.
     let node_dir = dir.path().join("n4");
-    std::fs::create_dir_all(&node_dir).unwrap();
+    std::fs::create_dir_all(&node_dir).expect("node dir");
+    let members = nodes
+        .iter()
+        .map(|n| format!("{}={}", n.id, n.raft_addr))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut fourth = Node::start(
         4,
         node_dir,
         &[
-            "--join".to_string(),
-            nodes[1].api.clone(),
+            "--initial-members".to_string(),
+            members,
             "--snapshot-every".to_string(),
             "20".to_string(),
         ],
     );
     fourth.wait_ready().await;
+    let added = tokio::process::Command::new(confab_bin())
+        .args(["cluster", "--api", &nodes[1].api, "--token"])
+        .arg(alice.token.as_deref().expect("alice's token"))
+        .args(["add", "--node-id", "4", "--raft-addr", &fourth.raft_addr])
+        .output()
+        .await
+        .expect("run confab cluster add");
+    assert!(
+        added.status.success(),
+        "confab cluster add: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     eventually(Duration::from_secs(90), "node 4 to become a voter", || {
         let alice = alice.clone();
         async move {
