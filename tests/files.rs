@@ -677,18 +677,34 @@ async fn uploads_snapshot_and_purge_the_log_by_size_on_every_node() {
     );
 }
 
-/// A raw upload whose body trickles out over time, so a node can be killed mid-way.
-async fn slow_upload(api: Api, channel: String, total: usize) -> Result<StatusCode, String> {
-    let pieces = total / (256 << 10);
+/// Uploads abandoned after 2 s, and blob garbage past 1 MiB collected every second.
+const RECLAIM_QUICKLY: &[&str] = &[
+    "--upload-abandon-secs",
+    "2",
+    "--blob-reclaim-secs",
+    "1",
+    "--blob-reclaim-min-mib",
+    "1",
+];
+
+/// A raw upload whose body trickles out over time (≈ 5 MiB/s), so a node can be killed or
+/// the client can go away mid-way; its bytes are [`trickled_bytes`]`(total, seed)`.
+async fn slow_upload(
+    api: Api,
+    channel: String,
+    total: usize,
+    seed: u64,
+) -> Result<(StatusCode, Value), String> {
+    let pieces = total / TRICKLE_PIECE;
     let stream = futures_util::stream::unfold(0usize, move |n| async move {
         if n == pieces {
             return None;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let piece = bytes::Bytes::from(random_bytes(256 << 10, n as u64));
+        let piece = bytes::Bytes::from(trickle_piece(seed, n));
         Some((Ok::<_, std::io::Error>(piece), n + 1))
     });
-    client()
+    let answer = client()
         .post(format!(
             "{}/api/v4/files?channel_id={channel}&filename=slow.bin",
             api.base
@@ -697,24 +713,31 @@ async fn slow_upload(api: Api, channel: String, total: usize) -> Result<StatusCo
         .body(reqwest::Body::wrap_stream(stream))
         .send()
         .await
-        .map(|answer| answer.status())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let status = answer.status();
+    let body = answer.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+const TRICKLE_PIECE: usize = 256 << 10;
+
+fn trickle_piece(seed: u64, n: usize) -> Vec<u8> {
+    random_bytes(TRICKLE_PIECE, seed * 1_000_000 + n as u64)
+}
+
+/// The bytes [`slow_upload`] sends.
+fn trickled_bytes(total: usize, seed: u64) -> Vec<u8> {
+    (0..total / TRICKLE_PIECE)
+        .flat_map(|n| trickle_piece(seed, n))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaimed() {
-    let (_dir, mut nodes) = three_nodes_with(&[
-        "--upload-abandon-secs",
-        "2",
-        "--blob-reclaim-secs",
-        "1",
-        "--blob-reclaim-min-mib",
-        "1",
-    ])
-    .await;
+    let (_dir, mut nodes) = three_nodes_with(RECLAIM_QUICKLY).await;
     let (alice, _bob, _carol, _team, public, _private) = team_fixture(&nodes[0].api).await;
     let uploader = alice.on(&nodes[1].api);
-    let upload = tokio::spawn(slow_upload(uploader, public.clone(), 16 * MIB));
+    let upload = tokio::spawn(slow_upload(uploader, public.clone(), 16 * MIB, 1));
     // Wait until chunks of it are in the log, then kill the node taking it.
     let watched = nodes[0].api.clone();
     eventually(Duration::from_secs(30), "an upload in progress", || {
@@ -725,7 +748,7 @@ async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaim
     nodes[1].kill();
     let outcome = upload.await.expect("upload task");
     assert!(
-        !matches!(outcome, Ok(StatusCode::CREATED)),
+        !matches!(outcome, Ok((StatusCode::CREATED, _))),
         "an upload cut short does not succeed: {outcome:?}"
     );
     nodes[1].restart();
@@ -785,28 +808,22 @@ async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaim
 async fn an_aborted_uploads_space_is_reclaimed_on_every_node_beside_a_live_file() {
     // The reclaimer flushes the chunk family every second, so chunks reach blob files while
     // the uploads stream; garbage above 1 MiB (and a quarter of the blob bytes) is collected.
-    let (_dir, nodes) = three_nodes_with(&[
-        "--upload-abandon-secs",
-        "2",
-        "--blob-reclaim-secs",
-        "1",
-        "--blob-reclaim-min-mib",
-        "1",
-    ])
-    .await;
+    let (_dir, nodes) = three_nodes_with(RECLAIM_QUICKLY).await;
     let (alice, _bob, _carol, _team, public, _private) = team_fixture(&nodes[0].api).await;
     let uploader = alice.on(&nodes[1].api);
-    // An upload trickling at ≈ 5 MiB/s, and a live file uploaded in the middle of it: their
-    // chunks share a flush, so one blob file holds both.
-    let abandoned = tokio::spawn(slow_upload(uploader.clone(), public.clone(), 16 * MIB));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let live = random_bytes(2 * MIB, 31);
-    let (status, answer) = upload_raw(&uploader, &public, "live.bin", live.clone()).await;
+    // Two uploads trickle at once, so their chunks interleave in the log and every flush while
+    // both stream (the reclaimer flushes every second) holds chunks of each: one finishes, the
+    // client of the other goes away.
+    let abandoned = tokio::spawn(slow_upload(uploader.clone(), public.clone(), 16 * MIB, 1));
+    let (status, answer) = slow_upload(uploader.clone(), public.clone(), 3 * MIB, 2)
+        .await
+        .expect("the live upload");
     assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let live = trickled_bytes(3 * MIB, 2);
     let live_id = file_id(&answer, 0);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    // The client goes away mid-upload; its staged chunks become garbage, part of it in a blob
-    // file with live chunks that only the reclaimer's garbage collection frees.
+    // The other client goes away: its staged chunks become garbage, part of it in blob files
+    // with live chunks, which only the reclaimer's garbage collection frees.
     abandoned.abort();
     for node in &nodes {
         let base = node.api.clone();
@@ -828,7 +845,7 @@ async fn an_aborted_uploads_space_is_reclaimed_on_every_node_beside_a_live_file(
         // What is left is the live file's chunks.
         let left = m["confab_files_blob_file_bytes"];
         assert!(
-            left >= (2 * MIB) as f64 && left < (3 * MIB) as f64,
+            left >= (3 * MIB) as f64 && left < (4 * MIB) as f64,
             "node {}: {left} blob bytes left",
             node.id
         );

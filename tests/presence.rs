@@ -620,22 +620,16 @@ async fn here_is_a_mention_only_for_members_online_when_it_is_posted() {
     everywhere(&bob, &urls, &bob.user_id, "online").await;
     everywhere(&carol, &urls, &carol.user_id, "offline").await;
     // Posted through node 2.
-    alice
-        .on(&urls[1])
-        .ok(
-            "POST",
-            "/posts",
-            Some(json!({"channel_id": public, "message": "@here standup in 5"})),
-        )
-        .await;
-    alice
-        .on(&urls[1])
-        .ok(
-            "POST",
-            "/posts",
-            Some(json!({"channel_id": public, "message": "and now @channel"})),
-        )
-        .await;
+    for message in ["@here standup in 5", "and now @channel"] {
+        alice
+            .on(&urls[1])
+            .ok(
+                "POST",
+                "/posts",
+                Some(json!({"channel_id": public, "message": message})),
+            )
+            .await;
+    }
     for node in &urls {
         let counts = eventually(WAIT, &format!("both posts on {node}"), || async {
             let bob_count = mention_count_on(&alice, node, &public, &bob.user_id).await;
