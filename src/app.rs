@@ -41,6 +41,14 @@ impl Default for PasswordCost {
     }
 }
 
+/// What [`App::channel_wide_reach`] decided for a post (the command's `channel_wide_ignored`
+/// and `here_online`).
+#[derive(Debug, Default)]
+pub struct WideReach {
+    pub ignored: bool,
+    pub here_online: Vec<Id>,
+}
+
 pub struct App {
     pub engine: Arc<Engine>,
     /// Push settings, and the proxy client when push is on (the ack route uses both).
@@ -94,21 +102,38 @@ impl App {
         query(&reader).map_err(ApiError::from)
     }
 
-    /// Whom `@here` reaches in a message for `channel`: the members this node sees online, when
-    /// `@here` is the message's only channel-wide mention (`@channel`/`@all` reach everyone and
-    /// need no list). Presence is not replicated, so this goes into the post's command
-    /// (`here_online`) and every node counts the mention for the same members.
-    pub async fn here_online(&self, channel: Id, message: &str) -> ApiResult<Vec<Id>> {
+    /// Whom a channel-wide mention in a message for `channel` reaches, decided where the post
+    /// is taken because it depends on this node's settings and presence view, which are not
+    /// replicated: nobody at or past `MaxNotificationsPerChannel` members (Mattermost's rule),
+    /// and for `@here` alone the members this node sees online. It goes into the post's command
+    /// and every node counts the same. Reads at most the cap's worth of member keys.
+    pub async fn channel_wide_reach(&self, channel: Id, message: &str) -> ApiResult<WideReach> {
         let found = confab_storage::mentions::parse(message);
-        if !found.channel_wide || found.everyone {
-            return Ok(Vec::new());
+        if !found.channel_wide {
+            return Ok(WideReach::default());
         }
-        let members = self.read(|r| r.channel_member_ids(channel)).await?;
-        Ok(members
+        let cap = self.push.max_notifications_per_channel;
+        let members = self
+            .read(|r| r.channel_member_ids_up_to(channel, cap))
+            .await?;
+        if members.len() >= cap {
+            return Ok(WideReach {
+                ignored: true,
+                here_online: Vec::new(),
+            });
+        }
+        if found.everyone {
+            return Ok(WideReach::default());
+        }
+        let here_online = members
             .into_iter()
             .filter(|user| self.presence.live(*user).connected)
             .filter(|user| self.presence.status(*user).status == StatusKind::Online)
-            .collect())
+            .collect();
+        Ok(WideReach {
+            ignored: false,
+            here_online,
+        })
     }
 }
 

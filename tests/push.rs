@@ -293,12 +293,27 @@ async fn generic_contents_and_the_channel_mention_cap() {
     let base = node.api.clone();
     let (alice, bob, _carol, _team, public, _private) = team_fixture(&base).await;
     attach(&bob, "android:bob").await;
-    // Three members: at the cap, @channel notifies nobody; an explicit mention still does.
+    // Three members: at the cap, @channel notifies nobody and counts for nobody (as
+    // Mattermost's mention counts leave it out); an explicit mention still does both.
+    let bobs_mentions = || async {
+        bob.ok(
+            "GET",
+            &format!("/channels/{public}/members/{}", bob.user_id),
+            None,
+        )
+        .await["mention_count"]
+            .as_u64()
+    };
     let (_, index) = post(&alice, &public, "@channel hello", "").await;
     settled(&base, index).await;
     assert!(proxy.pushes().is_empty());
+    assert_eq!(bobs_mentions().await, Some(0));
+    let (_, index) = post(&alice, &public, "@here hello", "").await;
+    settled(&base, index).await;
+    assert_eq!(bobs_mentions().await, Some(0));
     let (_, index) = post(&alice, &public, "@bob hello", "").await;
     settled(&base, index).await;
+    assert_eq!(bobs_mentions().await, Some(1));
     let dm = direct(&alice, &bob).await;
     let (_, index) = post(&alice, &dm, "secret text", "").await;
     settled(&base, index).await;

@@ -174,6 +174,7 @@ fn build(posts: u64) -> DataSet {
                 priority: String::new(),
                 requested_ack: false,
                 here_online: Vec::new(),
+                channel_wide_ignored: false,
             });
         }
         loader.flush();

@@ -96,6 +96,7 @@ pub fn post(n: u64, channel: u64, user: u64, root: Option<u64>, at: u64) -> Comm
         priority: String::new(),
         requested_ack: false,
         here_online: Vec::new(),
+        channel_wide_ignored: false,
     }
 }
 

@@ -188,6 +188,7 @@ pub fn raft_wire_seeds() -> Vec<(String, Vec<u8>)> {
             file_ids: Vec::new(),
             requested_ack: false,
             here_online: Vec::new(),
+            channel_wide_ignored: false,
         },
     };
     let entries = vec![

@@ -192,7 +192,7 @@ pub async fn create_post(
     let me = caller.id();
     // Posting is activity (Mattermost's `set_online`).
     app.presence.activity(me, None);
-    let here_online = app.here_online(channel_id, &new.message).await?;
+    let reach = app.channel_wide_reach(channel_id, &new.message).await?;
     let (index, outcome) = app
         .write(Command::CreatePost {
             id: Id::from_bytes(rand::random()),
@@ -207,7 +207,8 @@ pub async fn create_post(
             priority,
             file_ids,
             requested_ack,
-            here_online,
+            here_online: reach.here_online,
+            channel_wide_ignored: reach.ignored,
         })
         .await?;
     // A retry (same author and pending_post_id) is answered like the first attempt: 201 with the

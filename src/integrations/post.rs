@@ -99,7 +99,7 @@ pub async fn post(app: &App, who: &Poster<'_>, msg: &Message) -> ApiResult<(u64,
     let mut posts = Vec::new();
     let mut last = 0;
     for part in split_message(&text, MAX_MESSAGE_CHARS) {
-        let here_online = app.here_online(who.channel_id, &part).await?;
+        let reach = app.channel_wide_reach(who.channel_id, &part).await?;
         let (index, outcome) = app
             .write(Command::CreatePost {
                 id: Id::from_bytes(rand::random()),
@@ -114,7 +114,8 @@ pub async fn post(app: &App, who: &Poster<'_>, msg: &Message) -> ApiResult<(u64,
                 priority: priority.clone(),
                 file_ids: Vec::new(),
                 requested_ack: false,
-                here_online,
+                here_online: reach.here_online,
+                channel_wide_ignored: reach.ignored,
             })
             .await?;
         last = index;

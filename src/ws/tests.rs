@@ -167,6 +167,7 @@ impl Fixture {
             priority: String::new(),
             requested_ack: false,
             here_online: Vec::new(),
+            channel_wide_ignored: false,
         });
     }
 
@@ -526,6 +527,7 @@ fn a_cold_cache_sees_membership_as_of_each_entry_of_a_batch() {
         priority: String::new(),
         requested_ack: false,
         here_online: Vec::new(),
+        channel_wide_ignored: false,
     };
     let add = Command::AddChannelMember {
         channel_id: id(PRIVATE),
@@ -573,6 +575,7 @@ fn lag_closes_connections_and_refuses_to_resume_across_the_gap() {
             priority: String::new(),
             requested_ack: false,
             here_online: Vec::new(),
+            channel_wide_ignored: false,
         };
         fx.engine.apply(*next, &missed).expect("apply");
     }

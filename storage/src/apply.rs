@@ -530,12 +530,14 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             file_ids,
             requested_ack,
             here_online,
+            channel_wide_ignored,
         } => create_post(
             txn,
             NewPost {
                 file_ids,
                 requested_ack: *requested_ack,
                 here_online,
+                channel_wide_ignored: *channel_wide_ignored,
                 id: *id,
                 at: *at,
                 channel_id: *channel_id,
@@ -1069,6 +1071,7 @@ struct NewPost<'a> {
     file_ids: &'a [Id],
     requested_ack: bool,
     here_online: &'a [Id],
+    channel_wide_ignored: bool,
 }
 
 fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
@@ -1150,7 +1153,9 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
     // a keyword) are counted in their records, settled against the channel as it was, so a
     // post that also says `@channel` counts once for them; `@channel`/`@all` is counted once
     // on the channel, and every other member folds it in when read.
-    let found = mentions::parse(new.message);
+    let mut found = mentions::parse(new.message);
+    // In a channel too big for channel-wide mentions they mention nobody, as in Mattermost.
+    found.channel_wide &= !new.channel_wide_ignored;
     let named = resolve_named_mentions(txn, channel.id, &found, new.message, author.id)?;
     // `@here` alone reaches the members its node saw online: they are counted like the named
     // (one record each), and the channel's wide counter stays for `@channel`/`@all`.

@@ -162,6 +162,11 @@ pub enum Command {
         /// Mattermost does. Appended; absent = none.
         #[serde(default)]
         here_online: Vec<Id>,
+        /// `@channel`/`@all`/`@here` mention nobody: the channel had at least
+        /// `MaxNotificationsPerChannel` members when the post was taken (Mattermost's rule; the
+        /// setting is each node's, so the taking node decides). Appended; absent = false.
+        #[serde(default)]
+        channel_wide_ignored: bool,
     },
     /// A user acknowledges a post (again: no change).
     AckPost {

@@ -340,14 +340,23 @@ impl Reader<'_> {
     /// decoded and the channel is not read, for callers that want only who is in it (the
     /// WebSocket fan-out's audience of a channel not cached yet).
     pub fn channel_member_ids(&self, channel: Id) -> Result<Vec<Id>> {
+        self.channel_member_ids_up_to(channel, usize::MAX)
+    }
+
+    /// [`Reader::channel_member_ids`], the first `limit` of them at most: enough to tell whether
+    /// a channel has at least `limit` members without reading a big channel's whole range.
+    pub fn channel_member_ids_up_to(&self, channel: Id, limit: usize) -> Result<Vec<Id>> {
         let mut ids = Vec::new();
+        if limit == 0 {
+            return Ok(ids);
+        }
         self.scan_prefix(
             Cf::ChannelidUseridMember,
             channel.as_bytes(),
             false,
             |key, _| {
                 ids.extend(key.get(16..).and_then(Id::from_slice));
-                true
+                ids.len() < limit
             },
         )?;
         Ok(ids)

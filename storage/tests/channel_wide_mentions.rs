@@ -138,6 +138,38 @@ fn here_counts_only_for_the_members_its_node_saw_online() {
 }
 
 #[test]
+fn a_channel_wide_mention_the_taking_node_ignored_counts_for_nobody() {
+    let mut db = team_of(2);
+    let ignored = |n: u64, root: Option<u64>, message: &str| {
+        let mut command = post(n, TOWN, 1, root, message, 1_000 + n);
+        if let Command::CreatePost {
+            channel_wide_ignored,
+            here_online,
+            ..
+        } = &mut command
+        {
+            *channel_wide_ignored = true;
+            // Even a list that came along is not counted.
+            *here_online = vec![id(2)];
+        }
+        command
+    };
+    let outcome = db.ok(ignored(500, None, "@channel too many of us"));
+    let Outcome::Posted(posted) = outcome else {
+        panic!("not posted: {outcome:?}")
+    };
+    assert!(!posted.channel_wide);
+    assert_eq!(posted.channel.wide_mentions.all, 0);
+    db.ok(ignored(501, None, "@here anyone?"));
+    db.ok(ignored(502, Some(500), "@all in the thread, and @carol"));
+    for user in [2, FIRST_OTHER, FIRST_OTHER + 1] {
+        assert_eq!(counts(&db.engine, user), (0, 0, 0), "user {user}");
+    }
+    // A name in the same post still counts.
+    assert_eq!(counts(&db.engine, 3), (1, 0, 0));
+}
+
+#[test]
 fn a_root_channel_wide_mention_rewrites_only_the_authors_record_in_any_channel_size() {
     for others in [1, 300] {
         let mut db = team_of(others);

@@ -162,6 +162,7 @@ fn commands() -> Vec<(&'static str, Command)> {
                 priority: "urgent".into(),
                 requested_ack: true,
                 here_online: Vec::new(),
+                channel_wide_ignored: false,
             },
         ),
         (

@@ -64,6 +64,7 @@ pub fn post(n: u64, channel: u64, user: u64, message: &str) -> Command {
         priority: String::new(),
         requested_ack: false,
         here_online: Vec::new(),
+        channel_wide_ignored: false,
     }
 }
 

@@ -200,6 +200,7 @@ mod tests {
                 priority: String::new(),
                 requested_ack: false,
                 here_online: Vec::new(),
+                channel_wide_ignored: false,
             });
         }
     }

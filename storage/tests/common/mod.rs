@@ -149,5 +149,6 @@ pub fn post(n: u64, channel: u64, user: u64, root: Option<u64>, message: &str, a
         priority: String::new(),
         requested_ack: false,
         here_online: Vec::new(),
+        channel_wide_ignored: false,
     }
 }
