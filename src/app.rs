@@ -125,6 +125,8 @@ impl App {
         if found.everyone {
             return Ok(WideReach::default());
         }
+        // Only a connected user can be online: the cheap table lookup spares the others the
+        // manual-status read that `status` makes.
         let here_online = members
             .into_iter()
             .filter(|user| self.presence.live(*user).connected)

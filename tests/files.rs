@@ -677,6 +677,22 @@ async fn uploads_snapshot_and_purge_the_log_by_size_on_every_node() {
     );
 }
 
+type Metrics = std::collections::HashMap<String, f64>;
+
+/// The node's `/metrics` once they satisfy `holds` (within `timeout`).
+async fn metrics_once(
+    base: &str,
+    timeout: Duration,
+    what: &str,
+    holds: impl Fn(&Metrics) -> bool,
+) -> Metrics {
+    eventually(timeout, what, || async {
+        let m = metrics(base).await;
+        holds(&m).then_some(m)
+    })
+    .await
+}
+
 /// Uploads abandoned after 2 s, and blob garbage past 1 MiB collected every second.
 const RECLAIM_QUICKLY: &[&str] = &[
     "--upload-abandon-secs",
@@ -755,31 +771,25 @@ async fn a_node_killed_mid_upload_leaves_no_half_file_and_its_chunks_are_reclaim
     nodes[1].wait_ready().await;
     // The staged chunks are reclaimed on every node (the reaper runs on the leader).
     for node in &nodes {
-        let base = node.api.clone();
-        eventually(Duration::from_secs(90), "staged chunks reclaimed", || {
-            let base = base.clone();
-            async move {
-                (metrics(&base).await["confab_files_staged_uploads"] == 0.0).then_some(())
-            }
-        })
+        metrics_once(
+            &node.api,
+            Duration::from_secs(90),
+            "staged chunks reclaimed",
+            |m| m["confab_files_staged_uploads"] == 0.0,
+        )
         .await;
     }
     // And their space: no blob file of this node holds the aborted chunk any more (a blob
     // file left all garbage is deleted by the reclaimer's key compaction; one with live blobs
     // too is collected, see `an_aborted_uploads_space_is_reclaimed…`).
     for node in &nodes {
-        let base = node.api.clone();
-        eventually(
+        metrics_once(
+            &node.api,
             Duration::from_secs(60),
             "blob space of the aborted chunks freed",
-            || {
-                let base = base.clone();
-                async move {
-                    let m = metrics(&base).await;
-                    (m["confab_files_blob_garbage_bytes"] == 0.0
-                        && m["confab_files_blob_file_bytes"] == 0.0)
-                        .then_some(())
-                }
+            |m| {
+                m["confab_files_blob_garbage_bytes"] == 0.0
+                    && m["confab_files_blob_file_bytes"] == 0.0
             },
         )
         .await;
@@ -826,19 +836,14 @@ async fn an_aborted_uploads_space_is_reclaimed_on_every_node_beside_a_live_file(
     // with live chunks, which only the reclaimer's garbage collection frees.
     abandoned.abort();
     for node in &nodes {
-        let base = node.api.clone();
-        let m = eventually(
+        let m = metrics_once(
+            &node.api,
             Duration::from_secs(90),
             "the aborted upload's blob space collected",
-            || {
-                let base = base.clone();
-                async move {
-                    let m = metrics(&base).await;
-                    (m["confab_files_staged_uploads"] == 0.0
-                        && m["confab_files_blob_reclaimed_bytes_total"] > 0.0
-                        && m["confab_files_blob_garbage_bytes"] == 0.0)
-                        .then_some(m)
-                }
+            |m| {
+                m["confab_files_staged_uploads"] == 0.0
+                    && m["confab_files_blob_reclaimed_bytes_total"] > 0.0
+                    && m["confab_files_blob_garbage_bytes"] == 0.0
             },
         )
         .await;
