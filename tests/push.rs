@@ -325,6 +325,48 @@ async fn generic_contents_and_the_channel_mention_cap() {
     assert_eq!(pushes[1]["platform"], "android");
 }
 
+async fn mention_count(api: &Api, channel: &str) -> Option<u64> {
+    api.ok(
+        "GET",
+        &format!("/channels/{channel}/members/{}", api.user_id),
+        None,
+    )
+    .await["mention_count"]
+        .as_u64()
+}
+
+/// A user who turned channel mentions off (`channel: "false"`), and a member who ignores them
+/// in the channel (`ignore_channel_mentions: "on"`), get no push, no mention count and no badge
+/// from `@channel`; turned back on, the next one counts and the earlier one stays uncounted.
+#[tokio::test(flavor = "multi_thread")]
+async fn channel_mentions_turned_off_count_and_notify_nobody() {
+    let proxy = PushProxy::start().await;
+    let (_dir, node) = push_node(&proxy, &[]).await;
+    let base = node.api.clone();
+    let (alice, bob, carol, _team, public, _private) = team_fixture(&base).await;
+    attach(&bob, "android:bob").await;
+    attach(&carol, "android:carol").await;
+    set_user_props(&bob, json!({"channel": "false"})).await;
+    set_channel_props(&carol, &public, json!({"ignore_channel_mentions": "on"})).await;
+    let (_, index) = post(&alice, &public, "@channel hello", "").await;
+    settled(&base, index).await;
+    assert!(proxy.pushes().is_empty(), "{:?}", proxy.pushes());
+    assert_eq!(mention_count(&bob, &public).await, Some(0));
+    assert_eq!(mention_count(&carol, &public).await, Some(0));
+
+    set_user_props(&bob, json!({"channel": "true"})).await;
+    set_channel_props(&carol, &public, json!({"ignore_channel_mentions": "off"})).await;
+    let (_, index) = post(&alice, &public, "@channel again", "").await;
+    settled(&base, index).await;
+    let pushes = proxy.pushes();
+    assert_eq!(pushes.len(), 2, "{pushes:?}");
+    for push in &pushes {
+        assert_eq!(push["badge"], 1, "{push}");
+    }
+    assert_eq!(mention_count(&bob, &public).await, Some(1));
+    assert_eq!(mention_count(&carol, &public).await, Some(1));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn generic_no_channel_hides_the_channel_name() {
     let proxy = PushProxy::start().await;

@@ -66,8 +66,7 @@ pub fn channel_wide_counts(post: &PostFacts, c: &Candidate) -> bool {
     match post.channel_wide {
         ChannelWide::None => false,
         _ if post.member_count >= post.cap => false,
-        _ if prop(c.user_props, "channel") == "false" => false,
-        _ if prop(c.channel_props, "ignore_channel_mentions") == "on" => false,
+        _ if confab_storage::wide_ignore::ignores(c.user_props, c.channel_props) => false,
         ChannelWide::All => true,
         ChannelWide::Here => c.status.status == StatusKind::Online,
     }

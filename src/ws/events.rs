@@ -45,8 +45,11 @@ pub struct Event {
 pub struct ForRecipient {
     /// Members the post names, sorted.
     pub mentions: Vec<Id>,
-    /// A channel-wide mention: every recipient but this one (the author) is mentioned.
+    /// A channel-wide mention: every recipient but this one (the author) and `not_wide` is
+    /// mentioned.
     pub everyone_but: Option<Id>,
+    /// Members a channel-wide mention does not mention (they turned them off), sorted.
+    pub not_wide: Vec<Id>,
     /// Thread followers, sorted.
     pub followers: Vec<Id>,
 }
@@ -54,7 +57,9 @@ pub struct ForRecipient {
 impl ForRecipient {
     /// `"mentions":"[\"<user>\"]",` and/or the same for `followers`, or nothing.
     fn fields(&self, user: Id) -> Option<Vec<u8>> {
-        let mentioned = self.everyone_but.is_some_and(|author| author != user)
+        let mentioned = self
+            .everyone_but
+            .is_some_and(|author| author != user && self.not_wide.binary_search(&user).is_err())
             || self.mentions.binary_search(&user).is_ok();
         let following = self.followers.binary_search(&user).is_ok();
         if !mentioned && !following {
@@ -123,7 +128,10 @@ impl Event {
 
     /// This event with fields that name each recipient. `data` must be a non-empty object.
     pub fn naming_recipients(mut self, for_recipient: ForRecipient) -> Event {
-        self.bytes += 40 * (for_recipient.mentions.len() + for_recipient.followers.len());
+        self.bytes += 40
+            * (for_recipient.mentions.len()
+                + for_recipient.not_wide.len()
+                + for_recipient.followers.len());
         self.for_recipient = Some(Box::new(for_recipient));
         self
     }
@@ -1012,6 +1020,7 @@ fn posted_event(posted: &Posted, sender: Option<&str>, emojis: Vec<Emoji>) -> Ev
     let mut for_recipient = ForRecipient {
         mentions: posted.mentions.clone(),
         everyone_but: posted.channel_wide.then_some(post.user_id),
+        not_wide: posted.wide_ignored.clone(),
         followers: if post.is_root() {
             Vec::new()
         } else {
@@ -1019,6 +1028,7 @@ fn posted_event(posted: &Posted, sender: Option<&str>, emojis: Vec<Emoji>) -> Ev
         },
     };
     for_recipient.mentions.sort_unstable();
+    for_recipient.not_wide.sort_unstable();
     for_recipient.followers.sort_unstable();
     let sender_name = format!("@{}", sender.unwrap_or(""));
     // The post's JSON keys and ids, its text, and the participants (26 characters each).
@@ -1120,7 +1130,8 @@ fn thread_updated_events(
             views::thread_participants_ids(&item),
             facts.parts(root),
         );
-        let mentioned = (posted.channel_wide || posted.mentions.contains(&user)) as u64;
+        let mentioned = ((posted.channel_wide && !posted.wide_ignored.contains(&user))
+            || posted.mentions.contains(&user)) as u64;
         events.push((
             user,
             Event::new(

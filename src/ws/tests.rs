@@ -389,6 +389,32 @@ fn a_channel_wide_mention_names_each_member_but_the_author_in_their_own_frame() 
     }
 }
 
+/// A member who set `ignore_channel_mentions` is not named by `@channel` in their frame (as
+/// Mattermost leaves them out of its keyword map); a name still mentions them.
+#[test]
+fn a_channel_wide_mention_does_not_name_a_member_who_ignores_them() {
+    let fx = Fixture::new(512);
+    fx.world();
+    fx.apply(Command::SetChannelNotifyProps {
+        channel_id: id(TOWN),
+        user_id: id(C),
+        at: 29_000,
+        props: [("ignore_channel_mentions".to_string(), "on".to_string())]
+            .into_iter()
+            .collect(),
+    });
+    let (b, _) = fx.connect(B, None);
+    let (c, _) = fx.connect(C, None);
+    fx.post(500, TOWN, A, None, "@channel look", 30_000);
+    fx.post(501, TOWN, A, None, "@channel and @carol", 30_100);
+    let b_frames = drain(&b);
+    assert_eq!(mentioned_in(&b_frames[1]), [id(B).to_base32()]);
+    let c_frames = drain(&c);
+    assert_eq!(names(&c_frames), ["hello", "posted", "posted"]);
+    assert!(c_frames[1]["data"].get("mentions").is_none(), "ignored");
+    assert_eq!(mentioned_in(&c_frames[2]), [id(C).to_base32()], "named");
+}
+
 #[test]
 fn user_events_go_to_that_user_only() {
     let fx = Fixture::new(512);

@@ -82,6 +82,7 @@ pub(crate) fn update_profile(
     user.timezone = zone.clone();
     search::people::replace_user(txn, &before, &user);
     crate::keywords::replace_user(txn, Some(&before), &user)?;
+    crate::wide_ignore::on_user_props_changed(txn, &before, &user)?;
     save(txn, user, at, Vec::new())
 }
 

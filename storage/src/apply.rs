@@ -33,6 +33,7 @@ use crate::teams;
 use crate::threads::{self, count_replies_after, Watermarks};
 use crate::txn::Txn;
 use crate::validate;
+use crate::wide_ignore;
 use rocksdb::WriteOptions;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -503,6 +504,7 @@ fn apply_command(txn: &mut Txn, command: &Command) -> Step<Outcome> {
             }
             require_channel_member(txn, &channel, *user_id)?;
             txn.delete(Cf::ChannelidUseridMember, id2(channel.id, *user_id));
+            wide_ignore::on_leave(txn, channel.id, *user_id);
             txn.delete(
                 Cf::UseridTeamidChannelid,
                 KeyBuf::new()
@@ -1160,9 +1162,19 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
     // `@here` alone reaches the members its node saw online: they are counted like the named
     // (one record each), and the channel's wide counter stays for `@channel`/`@all`.
     let here_only = found.channel_wide && !found.everyone;
+    // Members who turned channel-wide mentions off are not mentioned by them at all.
+    let wide_ignored = if found.channel_wide {
+        wide_ignore::ignorers(txn, channel.id)?
+    } else {
+        BTreeSet::new()
+    };
     let mut counted = named.clone();
     if here_only {
-        counted.extend(new.here_online.iter().filter(|u| **u != author.id));
+        counted.extend(
+            new.here_online
+                .iter()
+                .filter(|u| **u != author.id && !wide_ignored.contains(u)),
+        );
     }
     let mut named_members = Vec::with_capacity(counted.len());
     for user in &counted {
@@ -1220,7 +1232,7 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
             // members it reached): thread state is per user, so here the members are listed.
             let mut mentioned = counted.clone();
             if found.channel_wide && !here_only {
-                mentioned.extend(channel_member_ids(txn, channel.id)?);
+                mentioned.extend(channel_wide_members(txn, channel.id, &wide_ignored)?);
             }
             mentioned.remove(&author.id);
             let (root, thread, followers, memberships) =
@@ -1238,8 +1250,13 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         channel,
         root,
         thread,
-        mentions: named.into_iter().collect(),
-        channel_wide: found.channel_wide,
+        mentions: counted.into_iter().collect(),
+        channel_wide: found.channel_wide && !here_only,
+        wide_ignored: if here_only {
+            Vec::new()
+        } else {
+            wide_ignored.into_iter().collect()
+        },
         followers,
         memberships,
         channel_members,
@@ -1553,18 +1570,21 @@ fn resolve_mentions(
     let found = mentions::parse(message);
     let mut users = resolve_named_mentions(txn, channel.id, &found, message, author)?;
     if found.channel_wide {
-        users.extend(channel_member_ids(txn, channel.id)?);
+        let ignored = wide_ignore::ignorers(txn, channel.id)?;
+        users.extend(channel_wide_members(txn, channel.id, &ignored)?);
         users.remove(&author);
     }
     Ok(users)
 }
 
-/// Every member of a channel: one range of its member family.
-fn channel_member_ids(txn: &mut Txn, channel: Id) -> Step<Vec<Id>> {
+/// The members a channel-wide mention mentions: one range of the channel's member family,
+/// without those who ignore such mentions (`ignored`, [`wide_ignore::ignorers`]).
+fn channel_wide_members(txn: &mut Txn, channel: Id, ignored: &BTreeSet<Id>) -> Step<Vec<Id>> {
     Ok(txn
         .scan_prefix(Cf::ChannelidUseridMember, channel.as_bytes())?
         .into_iter()
         .filter_map(|(key, _)| Id::from_slice(&key[16..]))
+        .filter(|user| !ignored.contains(user))
         .collect())
 }
 
@@ -1763,7 +1783,8 @@ fn put_new_channel_member(
     user: Id,
     at: u64,
 ) -> Step<ChannelMember> {
-    let member = ChannelMember {
+    let profile: Option<User> = txn.get(Cf::UseridUser, &id_key(user))?;
+    let mut member = ChannelMember {
         channel_id: channel.id,
         user_id: user,
         roles: "channel_user".into(),
@@ -1779,7 +1800,11 @@ fn put_new_channel_member(
         notify_props: NotifyProps::new(),
         // Channel-wide mentions from before joining are not this member's.
         wide_seen: channel.wide_mentions,
+        ignores_channel_wide: false,
     };
+    if let Some(profile) = &profile {
+        wide_ignore::on_join(txn, &mut member, profile);
+    }
     txn.put(Cf::ChannelidUseridMember, id2(channel.id, user), &member)?;
     txn.put_raw(
         Cf::UseridTeamidChannelid,

@@ -50,13 +50,14 @@ pub enum Cf {
     KindIdImage,
     PostidUseridAck,
     MentionkeyUserids,
+    ChannelidIgnorerid,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 45] = [
+    pub const STATE: [Cf; 46] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -105,6 +106,7 @@ impl Cf {
         Cf::KindIdImage,
         Cf::PostidUseridAck,
         Cf::MentionkeyUserids,
+        Cf::ChannelidIgnorerid,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -165,6 +167,7 @@ impl Cf {
             Cf::KindIdImage => "kind_id_image",
             Cf::PostidUseridAck => "postid_userid_ack",
             Cf::MentionkeyUserids => "mentionkey_userids",
+            Cf::ChannelidIgnorerid => "channelid_ignorerid",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

@@ -165,6 +165,7 @@ impl Engine {
         engine.init_search_backfill(!retired.is_empty())?;
         engine.init_pinned_index()?;
         engine.init_mention_keywords()?;
+        engine.init_channel_wide_ignorers()?;
         Ok(engine)
     }
 

@@ -64,6 +64,7 @@
 //! | `kind_id_image` | `u` · user_id → profile picture PNG · `e` · emoji_id → emoji image (BlobDB) ([`images`]) |
 //! | `postid_userid_ack` | post_id · user_id → u64 time — acknowledgements of posts that asked for them ([`acks`]) |
 //! | `mentionkey_userids` | lowercase keyword → [`keywords::Holder`]s by user id — who a custom `mention_keys` entry or a first name mentions; `meta` `"mention_keywords"` counts the keys ([`keywords`]) |
+//! | `channelid_ignorerid` | channel_id · user_id → () — members who do not count channel-wide mentions (their `channel` prop off, or the channel's `ignore_channel_mentions` on); mirrors [`ChannelMember::ignores_channel_wide`] ([`wide_ignore`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots; BlobDB: entries past 4 KiB, the file chunks, in blob files) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -114,6 +115,7 @@ pub mod teams;
 mod threads;
 mod txn;
 pub mod validate;
+pub mod wide_ignore;
 
 pub use channel_edits::ChannelPatch;
 pub use command::{Command, MAX_MESSAGE_CHARS};

@@ -265,16 +265,25 @@ pub struct ChannelMember {
     /// mention written into their counts, and their channels start at zero too).
     #[serde(default)]
     pub wide_seen: WideMentions,
+    /// Channel-wide mentions are not mentions of this member: the user's `channel` notify prop
+    /// is `"false"` or this channel's `ignore_channel_mentions` is `"on"` ([`crate::wide_ignore`]).
+    /// Appended; absent = counted.
+    #[serde(default)]
+    pub ignores_channel_wide: bool,
 }
 
 impl ChannelMember {
-    /// Folds the channel-wide mentions posted since this record last did into its counts.
-    /// Every reader that shows counts, and every apply path that changes them, settles first;
-    /// a record written back unsettled keeps `wide_seen` and the counts paired, so settling
-    /// later gives the same result.
+    /// Folds the channel-wide mentions posted since this record last did into its counts
+    /// (none for a member who ignores them). Every reader that shows counts, and every apply
+    /// path that changes them or the flag, settles first; a record written back unsettled keeps
+    /// `wide_seen` and the counts paired, so settling later gives the same result.
     pub fn settle(&mut self, channel: &Channel) {
         let wide = channel.wide_mentions;
         if wide == self.wide_seen {
+            return;
+        }
+        if self.ignores_channel_wide {
+            self.wide_seen = wide;
             return;
         }
         self.mention_count += wide.all.saturating_sub(self.wide_seen.all);

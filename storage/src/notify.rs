@@ -212,7 +212,7 @@ pub(crate) fn set_channel_props(
     props: &NotifyProps,
 ) -> Step<Outcome> {
     let channel = load_channel(txn, channel_id)?;
-    load_user(txn, user_id)?;
+    let user = load_user(txn, user_id)?;
     let key = id2(channel_id, user_id);
     let Some(mut member) = txn.get::<ChannelMember>(Cf::ChannelidUseridMember, &key)? else {
         return refuse(CommandError::not_found("channel member", user_id));
@@ -222,6 +222,7 @@ pub(crate) fn set_channel_props(
     merged.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
     validate_props(&merged, true)?;
     member.notify_props = merged;
+    crate::wide_ignore::set_for_member(txn, &mut member, &user);
     member.last_update_at = member.last_update_at.max(at);
     txn.put(Cf::ChannelidUseridMember, key, &member)?;
     Ok(Outcome::ChannelMemberUpdated { channel, member })

@@ -51,11 +51,16 @@ pub struct Posted {
     pub root: Option<Post>,
     /// The thread after the reply, for replies.
     pub thread: Option<Thread>,
-    /// Channel members this post names (by `@username` or a mention keyword), without the
-    /// author. A channel-wide mention is not expanded here: see `channel_wide`.
+    /// Channel members this post mentions one by one, without the author: those it names (by
+    /// `@username` or a mention keyword) and, for `@here`, the online members it reached. An
+    /// `@channel`/`@all` is not expanded here: see `channel_wide`.
     pub mentions: Vec<Id>,
-    /// The post says `@channel`, `@all` or `@here`: every member but the author is mentioned.
+    /// The post says `@channel` or `@all` (and the channel is not past the notification cap):
+    /// every member but the author and `wide_ignored` is mentioned.
     pub channel_wide: bool,
+    /// Members who do not count channel-wide mentions ([`crate::wide_ignore`]); empty unless
+    /// `channel_wide`.
+    pub wide_ignored: Vec<Id>,
     /// Thread followers after the reply.
     pub followers: Vec<Id>,
     /// Thread memberships the reply changed, as their users now see them.

@@ -321,3 +321,137 @@ fn counts_stay_right_through_views_joins_leaves_named_mentions_and_mark_unread()
     db.ok(post(507, TOWN, 1, None, "@channel one more", 4_000));
     assert_eq!(counts(&db.engine, 2), (5, 5, 0));
 }
+
+/// Sets one of a user's notify props through a profile update, as `PUT /users/{id}/patch` does.
+fn set_user_prop(db: &mut TestDb, user: u64, key: &str, value: &str, at: u64) {
+    let current = db
+        .engine
+        .reader()
+        .user(id(user))
+        .expect("read")
+        .expect("user");
+    let mut profile = confab_storage::UserProfile::of(&current);
+    profile.notify_props.insert(key.into(), value.into());
+    db.ok(Command::UpdateUser {
+        user_id: id(user),
+        at,
+        profile,
+    });
+}
+
+fn set_member_prop(db: &mut TestDb, user: u64, key: &str, value: &str, at: u64) {
+    db.ok(Command::SetChannelNotifyProps {
+        channel_id: id(TOWN),
+        user_id: id(user),
+        at,
+        props: [(key.to_string(), value.to_string())].into_iter().collect(),
+    });
+}
+
+fn posted(outcome: Outcome) -> Box<confab_storage::Posted> {
+    match outcome {
+        Outcome::Posted(posted) => posted,
+        other => panic!("not posted: {other:?}"),
+    }
+}
+
+/// Mattermost's keyword map leaves `@channel`, `@all` and `@here` out for a member whose
+/// `channel` prop is off or who set `ignore_channel_mentions` in the channel: no count, no
+/// badge, no `mentions` entry, no follow. The rule in force when a mention is posted decides.
+#[test]
+fn members_who_turned_channel_mentions_off_are_not_counted_or_named_by_them() {
+    let mut db = team_of(1);
+    let user10 = FIRST_OTHER;
+    // A mention pending in bob's record when he turns them off still counts: it was posted
+    // under the old rule.
+    db.ok(post(600, TOWN, 1, None, "@channel before", 2_000));
+    set_user_prop(&mut db, 2, "channel", "false", 2_010);
+    set_member_prop(&mut db, 3, "ignore_channel_mentions", "on", 2_020);
+    assert_eq!(counts(&db.engine, 2), (1, 1, 0));
+    assert_eq!(counts(&db.engine, 3), (1, 1, 0));
+
+    let root = posted(db.ok(post(601, TOWN, 1, None, "@channel standup", 2_100)));
+    assert!(root.channel_wide);
+    assert_eq!(root.wide_ignored, vec![id(2), id(3)]);
+    assert_eq!(counts(&db.engine, 2), (1, 1, 0), "bob's user prop is off");
+    assert_eq!(counts(&db.engine, 3), (1, 1, 0), "carol ignores them here");
+    assert_eq!(counts(&db.engine, user10), (2, 2, 0));
+    let reader = db.engine.reader();
+    assert_eq!(reader.mention_badge(id(2), false).expect("badge"), 1);
+    assert_eq!(reader.mention_badge(id(user10), false).expect("badge"), 2);
+    drop(reader);
+
+    // `@here` reaches only the online members who count it; they are named one by one.
+    let here = posted(db.ok(here_post_at(
+        602,
+        1,
+        None,
+        "@here anyone?",
+        &[2, 3, user10],
+        2_200,
+    )));
+    assert!(!here.channel_wide);
+    assert_eq!(here.mentions, vec![id(user10)]);
+    assert_eq!(counts(&db.engine, 2), (1, 1, 0));
+    assert_eq!(counts(&db.engine, user10), (3, 3, 0));
+
+    // A name still mentions them.
+    db.ok(post(603, TOWN, 1, None, "@bob and @carol, look", 2_300));
+    assert_eq!(counts(&db.engine, 2), (2, 2, 0));
+    assert_eq!(counts(&db.engine, 3), (2, 2, 0));
+
+    // A reply's `@channel` makes followers of the members it mentions only.
+    let reply = posted(db.ok(post(
+        604,
+        TOWN,
+        1,
+        Some(601),
+        "@channel in the thread",
+        2_400,
+    )));
+    assert!(reply.followers.contains(&id(user10)));
+    assert!(!reply.followers.contains(&id(2)));
+    assert!(!reply.followers.contains(&id(3)));
+
+    // Turned back on: later mentions count again, the ones posted meanwhile do not.
+    set_user_prop(&mut db, 2, "channel", "true", 2_500);
+    set_member_prop(&mut db, 3, "ignore_channel_mentions", "off", 2_510);
+    let again = posted(db.ok(post(605, TOWN, 1, None, "@all again", 2_600)));
+    assert!(again.wide_ignored.is_empty());
+    assert_eq!(counts(&db.engine, 2), (3, 3, 0));
+    assert_eq!(counts(&db.engine, 3), (3, 3, 0));
+    // `off` in the channel does not override the user's own choice.
+    set_user_prop(&mut db, 3, "channel", "false", 2_700);
+    db.ok(post(606, TOWN, 1, None, "@channel once more", 2_800));
+    assert_eq!(counts(&db.engine, 3), (3, 3, 0));
+    assert_eq!(counts(&db.engine, 2), (4, 4, 0));
+}
+
+/// The list of members who ignore channel-wide mentions follows joins and leaves: a channel
+/// prop goes with the membership, a user prop comes back with the next one.
+#[test]
+fn leaving_and_rejoining_resets_a_channel_choice_but_keeps_a_users() {
+    let mut db = team_of(0);
+    set_user_prop(&mut db, 2, "channel", "false", 2_000);
+    set_member_prop(&mut db, 3, "ignore_channel_mentions", "on", 2_010);
+    for user in [2, 3] {
+        db.ok(Command::RemoveChannelMember {
+            channel_id: id(TOWN),
+            user_id: id(user),
+            at: 2_100,
+        });
+        let gone = posted(db.ok(post(700 + user, TOWN, 1, None, "@channel", 2_200 + user)));
+        assert!(!gone.wide_ignored.contains(&id(user)), "left: not listed");
+        db.ok(Command::AddChannelMember {
+            channel_id: id(TOWN),
+            user_id: id(user),
+            at: 2_300 + user,
+        });
+    }
+    let back = posted(db.ok(post(710, TOWN, 1, None, "@channel", 2_400)));
+    assert_eq!(back.wide_ignored, vec![id(2)], "bob's user prop stays off");
+    assert_eq!(counts(&db.engine, 2), (0, 0, 0));
+    assert_eq!(counts(&db.engine, 3), (1, 1, 0));
+    assert!(!member(&db.engine, 3).ignores_channel_wide);
+    assert!(record(&db.engine, 2).ignores_channel_wide);
+}
