@@ -324,18 +324,8 @@ fn counts_stay_right_through_views_joins_leaves_named_mentions_and_mark_unread()
 
 /// Sets one of a user's notify props through a profile update, as `PUT /users/{id}/patch` does.
 fn set_user_prop(db: &mut TestDb, user: u64, key: &str, value: &str, at: u64) {
-    let current = db
-        .engine
-        .reader()
-        .user(id(user))
-        .expect("read")
-        .expect("user");
-    let mut profile = confab_storage::UserProfile::of(&current);
-    profile.notify_props.insert(key.into(), value.into());
-    db.ok(Command::UpdateUser {
-        user_id: id(user),
-        at,
-        profile,
+    db.update_profile(user, at, |profile| {
+        profile.notify_props.insert(key.into(), value.into());
     });
 }
 

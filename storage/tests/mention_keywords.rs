@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use confab_storage::notify::OutboxEntry;
-use confab_storage::{Command, Id, UserProfile};
+use confab_storage::{Command, Id};
 
 const TOWN: u64 = 101;
 
@@ -29,22 +29,12 @@ fn team() -> TestDb {
 }
 
 fn set_profile(db: &mut TestDb, user: u64, first_name: &str, props: &[(&str, &str)]) {
-    let current = db
-        .engine
-        .reader()
-        .user(id(user))
-        .expect("read")
-        .expect("user");
-    let mut profile = UserProfile::of(&current);
-    profile.first_name = first_name.to_string();
-    profile.notify_props = props
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    db.ok(Command::UpdateUser {
-        user_id: id(user),
-        at: 4,
-        profile,
+    db.update_profile(user, 4, |profile| {
+        profile.first_name = first_name.to_string();
+        profile.notify_props = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     });
 }
 

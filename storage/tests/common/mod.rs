@@ -1,7 +1,7 @@
 //! Fixtures shared by the storage tests: a fresh engine in a temp dir and id helpers.
 #![allow(dead_code)]
 
-use confab_storage::{Applied, ChannelType, Command, Engine, Id, Outcome, TeamType};
+use confab_storage::{Applied, ChannelType, Command, Engine, Id, Outcome, TeamType, UserProfile};
 
 pub struct TestDb {
     pub engine: Engine,
@@ -58,6 +58,23 @@ impl TestDb {
             at: 5,
         });
         db
+    }
+
+    /// Changes a user's profile as `PUT /users/{id}/patch` does (the current one, changed).
+    pub fn update_profile(&mut self, user: u64, at: u64, change: impl FnOnce(&mut UserProfile)) {
+        let current = self
+            .engine
+            .reader()
+            .user(id(user))
+            .expect("read")
+            .expect("user");
+        let mut profile = UserProfile::of(&current);
+        change(&mut profile);
+        self.ok(Command::UpdateUser {
+            user_id: id(user),
+            at,
+            profile,
+        });
     }
 
     /// Applies a command that must succeed.
