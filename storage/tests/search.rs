@@ -348,6 +348,42 @@ fn a_common_word_reads_one_page_not_every_match() {
     );
 }
 
+/// A word that few of the user's channels hold costs about one seek per channel that holds
+/// it, not one per channel searched: the seeks of the channels without it, made in channel
+/// order, all land on the same next key, and the term's iterator knows it.
+#[test]
+fn a_rare_word_costs_the_channels_that_hold_it_not_every_channel() {
+    let mut db = fixture();
+    let channels: Vec<u64> = (0..150).map(|n| 1_000 + n).collect();
+    for channel in &channels {
+        db.ok(create_channel(
+            *channel,
+            TEAM,
+            &format!("c{channel}"),
+            ChannelType::Open,
+            1,
+            4,
+        ));
+        // Every channel has posts (and so terms); only two hold the rare word.
+        db.ok(say(10_000 + channel, *channel, 1, "ordinary chatter", 10));
+    }
+    db.ok(say(20_001, channels[40], 1, "zyzzyva here", 20));
+    db.ok(say(20_002, channels[120], 1, "zyzzyva there", 30));
+    let reader = db.engine.reader();
+    let results = reader
+        .search_posts(&team_search("zyzzyva", 20))
+        .expect("search");
+    assert_eq!(ids(&results), [20_002, 20_001]);
+    // The user's membership list is read whole (one key per channel); then a few seeks and
+    // the two posts. A seek per channel would read 150 keys more.
+    let memberships = channels.len() as u64 + 4;
+    assert!(
+        reader.keys_read() < memberships + 30,
+        "read {} keys over {memberships} channels",
+        reader.keys_read(),
+    );
+}
+
 #[test]
 fn two_common_words_that_rarely_meet_leapfrog() {
     let mut db = fixture();

@@ -51,20 +51,79 @@ pub(crate) enum Cursor<'r> {
 /// word.
 #[derive(Default)]
 pub(crate) struct TermIterators<'r> {
-    by_term: HashMap<String, Rc<RefCell<DBRawIterator<'r>>>>,
+    by_term: HashMap<String, Rc<RefCell<SharedIter<'r>>>>,
 }
 
 impl<'r> TermIterators<'r> {
-    fn get(&mut self, reader: &'r Reader, term: &str) -> Result<Rc<RefCell<DBRawIterator<'r>>>> {
+    fn get(&mut self, reader: &'r Reader, term: &str) -> Result<Rc<RefCell<SharedIter<'r>>>> {
         if let Some(it) = self.by_term.get(term) {
             return Ok(it.clone());
         }
         let lower = KeyBuf::new().str(term).byte(0).build();
         let upper = KeyBuf::new().str(term).byte(1).build();
         let it = reader.raw_iter(Cf::TermChannelidBucketCreateats, &lower, Some(&upper))?;
-        let it = Rc::new(RefCell::new(it));
+        let it = Rc::new(RefCell::new(SharedIter { it, gap_from: None }));
         self.by_term.insert(term.to_string(), it.clone());
         Ok(it)
+    }
+}
+
+/// A term's iterator that remembers the gap it just crossed, so that a seek whose answer it
+/// already knows costs nothing. The channels' cursors seek in channel order, so for a word
+/// that few channels use, the seeks of every channel without it land on the same next key:
+/// one RocksDB seek answers the whole run of them instead of one seek per channel.
+pub(crate) struct SharedIter<'r> {
+    it: DBRawIterator<'r>,
+    /// No key lies in `[gap_from, current key)` (or at or after `gap_from` when the iterator
+    /// is past its last key); `None` when unknown.
+    gap_from: Option<Vec<u8>>,
+}
+
+impl SharedIter<'_> {
+    /// Stands on the first key at or after `target`; true when RocksDB had to be asked.
+    fn seek(&mut self, target: &[u8]) -> bool {
+        let known = match &self.gap_from {
+            Some(from) if from.as_slice() <= target => match self.it.key() {
+                Some(key) => target <= key,
+                None => self.it.status().is_ok(),
+            },
+            _ => false,
+        };
+        if known {
+            return false;
+        }
+        self.it.seek(target);
+        let gap = self.gap_from.get_or_insert_with(Vec::new);
+        gap.clear();
+        gap.extend_from_slice(target);
+        true
+    }
+
+    fn next(&mut self) {
+        // Just past the current key: the smallest key after it.
+        let mut after = self.gap_from.take().unwrap_or_default();
+        after.clear();
+        match self.it.key() {
+            Some(key) => {
+                after.extend_from_slice(key);
+                after.push(0);
+                self.gap_from = Some(after);
+            }
+            None => self.gap_from = None,
+        }
+        self.it.next();
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.it.key()
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        self.it.value()
+    }
+
+    fn status(&self) -> std::result::Result<(), rocksdb::Error> {
+        self.it.status()
     }
 }
 
@@ -132,7 +191,7 @@ impl<'r> Cursor<'r> {
 }
 
 pub(crate) struct TermCursor<'r> {
-    it: Rc<RefCell<DBRawIterator<'r>>>,
+    it: Rc<RefCell<SharedIter<'r>>>,
     /// `term · 0x00 · channel`.
     prefix: Vec<u8>,
     /// The block the head is in, and its times after the head.
@@ -186,8 +245,7 @@ impl TermCursor<'_> {
                 .key()
                 .is_some_and(|key| key.starts_with(&self.prefix) && key < target_key.as_slice());
         }
-        if must_seek {
-            it.seek(&target_key);
+        if must_seek && it.seek(&target_key) {
             reader.count(1);
         }
         loop {

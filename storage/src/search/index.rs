@@ -10,7 +10,7 @@
 //! together before any longer term.
 
 use super::postings::{self, bucket};
-use super::tokenize::{author_term, hashtags, tokens};
+use super::tokenize::{author_term, hashtags, tokens, Token};
 use crate::cf::Cf;
 use crate::id::Id;
 use crate::keys::KeyBuf;
@@ -25,8 +25,13 @@ pub fn is_searchable(post: &Post) -> bool {
 
 /// Every term a message by `author` is found by.
 pub fn message_terms(message: &str, author: Id) -> BTreeSet<String> {
-    let mut terms: BTreeSet<String> = tokens(message).into_iter().map(|t| t.term).collect();
-    terms.extend(hashtags(message).into_iter().map(|t| t.term));
+    terms_of(&tokens(message), &hashtags(message), author)
+}
+
+/// The index terms of a message already split into its word tokens and its hashtags.
+pub(crate) fn terms_of(words: &[Token], tags: &[Token], author: Id) -> BTreeSet<String> {
+    let mut terms: BTreeSet<String> = words.iter().map(|t| t.term.clone()).collect();
+    terms.extend(tags.iter().map(|t| t.term.clone()));
     terms.insert(author_term(author));
     terms.retain(|t| !t.is_empty() && !t.contains('\0'));
     terms

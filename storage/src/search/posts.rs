@@ -6,9 +6,9 @@
 //! searched, and by a budget of keys read.
 
 use super::cursor::{pos_at_or_before, pos_create_at, Cursor, TermIterators};
-use super::index::{is_searchable, message_terms};
+use super::index::{is_searchable, terms_of};
 use super::parse::{ParsedQuery, Word};
-use super::tokenize::{author_term, hashtags, tokens, MAX_TERM_BYTES};
+use super::tokenize::{author_term, hashtags, tokens, Token, MAX_TERM_BYTES};
 use crate::cf::Cf;
 use crate::error::Result;
 use crate::id::Id;
@@ -18,7 +18,7 @@ use crate::query::PostPage;
 use crate::read::Reader;
 use rocksdb::DBRawIterator;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 /// At most this many index terms stand for one `prefix*` (the first ones in byte order).
 pub const MAX_PREFIX_TERMS: usize = 64;
@@ -55,6 +55,14 @@ pub struct SearchResults {
     pub truncated: bool,
 }
 
+/// The channels a search covers ([`Reader::search_channels`]).
+#[derive(Debug, Clone, Default)]
+pub struct Covered {
+    pub ids: Vec<Id>,
+    /// Each was read and found searchable; else each is read when it first offers a candidate.
+    pub checked: bool,
+}
+
 /// One channel's candidates.
 struct Stream<'r> {
     channel: Id,
@@ -64,8 +72,12 @@ struct Stream<'r> {
 }
 
 impl Reader<'_> {
-    /// The channels a search covers: the user's memberships, never another channel.
-    pub fn search_channels(&self, search: &PostSearch) -> Result<Vec<Channel>> {
+    /// The channels a search covers: the user's memberships, never another channel. With
+    /// `in:` or `-in:` the channel records are read to match names, and archived channels are
+    /// left out here (`checked`); without, only the ids are listed, and a channel's record is
+    /// read when it first offers a candidate ([`Reader::searchable`]): a search over 200
+    /// channels reads the records of the few its page comes from, not 200.
+    pub fn search_channels(&self, search: &PostSearch) -> Result<Covered> {
         let mut ids = Vec::new();
         let prefixes = match search.team {
             Some(team) => vec![id2(search.user, team), id2(search.user, Id::NONE)],
@@ -80,6 +92,12 @@ impl Reader<'_> {
         ids.sort();
         ids.dedup();
         let query = &search.query;
+        if query.in_channels.is_empty() && query.not_in.is_empty() {
+            return Ok(Covered {
+                ids,
+                checked: false,
+            });
+        }
         let mut channels = Vec::new();
         for id in ids {
             let Some(channel) = self.channel(id)? else {
@@ -96,9 +114,30 @@ impl Reader<'_> {
             if self.any_channel_spec(&channel, &query.not_in, search.user)? {
                 continue;
             }
-            channels.push(channel);
+            channels.push(channel.id);
         }
-        Ok(channels)
+        Ok(Covered {
+            ids: channels,
+            checked: true,
+        })
+    }
+
+    /// Whether a listed channel may be searched (it exists, and is live or deleted channels
+    /// are asked for), read once per search.
+    fn searchable(
+        &self,
+        known: &mut HashMap<Id, bool>,
+        channel: Id,
+        search: &PostSearch,
+    ) -> Result<bool> {
+        if let Some(ok) = known.get(&channel) {
+            return Ok(*ok);
+        }
+        let ok = self
+            .channel(channel)?
+            .is_some_and(|c| c.delete_at == 0 || search.include_deleted_channels);
+        known.insert(channel, ok);
+        Ok(ok)
     }
 
     /// Whether `channel` is one of `specs`: a channel name, or `@user` for the direct channel
@@ -188,14 +227,14 @@ impl Reader<'_> {
                 prefixes.push((p.clone(), self.expand_prefix(p)?));
             }
         }
-        let channels = self.search_channels(search)?;
-        let mut streams = Vec::with_capacity(channels.len());
+        let covered = self.search_channels(search)?;
+        let mut known = HashMap::new();
+        let mut streams = Vec::with_capacity(covered.ids.len());
         let mut iterators = TermIterators::default();
-        for channel in &channels {
-            let cursor =
-                self.channel_cursor(&mut iterators, channel.id, search, &from, &prefixes)?;
+        for channel in &covered.ids {
+            let cursor = self.channel_cursor(&mut iterators, *channel, search, &from, &prefixes)?;
             streams.push(Stream {
-                channel: channel.id,
+                channel: *channel,
                 cursor,
                 oldest,
             });
@@ -230,6 +269,16 @@ impl Reader<'_> {
                 heap.pop();
             }
             group.retain(|index| pos_create_at(p) >= streams[*index].oldest);
+            // A channel that may not be searched offers nothing, now or later.
+            if !covered.checked {
+                let mut kept = Vec::with_capacity(group.len());
+                for index in &group {
+                    if self.searchable(&mut known, streams[*index].channel, search)? {
+                        kept.push(*index);
+                    }
+                }
+                group = kept;
+            }
             candidates.clear();
             for index in &group {
                 self.posts_at(
@@ -373,10 +422,14 @@ impl Reader<'_> {
         let Some(post) = self.post(post_id)? else {
             return Ok(None);
         };
-        if !post_matches(&post, &search.query, search.is_or, from, not_from) {
+        if !passes_filters(&post, from, not_from) {
             return Ok(None);
         }
-        Ok(Some(matched_words(&post, &search.query)))
+        let text = Analysed::of(&post);
+        if !answers(&text, &search.query, search.is_or) {
+            return Ok(None);
+        }
+        Ok(Some(highlights(&post, &text, &search.query)))
     }
 }
 
@@ -403,27 +456,42 @@ pub fn time_window(query: &ParsedQuery, offset_secs: i64) -> (u64, u64) {
     (clamp(oldest), clamp(newest))
 }
 
-/// The terms of a post as the index holds them, and its term sequence (for phrases).
-fn post_terms(post: &Post) -> (BTreeSet<String>, Vec<String>) {
-    let terms = message_terms(&post.message, post.user_id);
-    let sequence = tokens(&post.message).into_iter().map(|t| t.term).collect();
-    (terms, sequence)
+/// A post's text split once: its word tokens (in text order, for phrases and highlighting),
+/// its hashtags, and the terms the index holds for it. Tokenizing stems every word, the
+/// costliest part of checking a candidate, so a check and its highlights share one pass.
+struct Analysed {
+    words: Vec<Token>,
+    tags: Vec<Token>,
+    terms: BTreeSet<String>,
 }
 
-fn word_matches(word: &Word, terms: &BTreeSet<String>, sequence: &[String]) -> bool {
-    match word {
-        Word::Term(term) | Word::Hashtag(term) => terms.contains(term),
-        Word::Phrase(phrase) => {
-            !phrase.is_empty()
-                && sequence
-                    .windows(phrase.len())
-                    .any(|w| w == phrase.as_slice())
+impl Analysed {
+    fn of(post: &Post) -> Analysed {
+        let words = tokens(&post.message);
+        let tags = hashtags(&post.message);
+        let terms = terms_of(&words, &tags, post.user_id);
+        Analysed { words, tags, terms }
+    }
+
+    fn matches(&self, word: &Word) -> bool {
+        match word {
+            Word::Term(term) | Word::Hashtag(term) => self.terms.contains(term),
+            Word::Phrase(phrase) => {
+                !phrase.is_empty()
+                    && self.words.windows(phrase.len()).any(|window| {
+                        window
+                            .iter()
+                            .zip(phrase)
+                            .all(|(token, term)| token.term == *term)
+                    })
+            }
+            Word::Prefix(prefix) => self
+                .terms
+                .range(prefix.clone()..)
+                .take_while(|t| t.starts_with(prefix.as_str()))
+                .next()
+                .is_some(),
         }
-        Word::Prefix(prefix) => terms
-            .range(prefix.clone()..)
-            .take_while(|t| t.starts_with(prefix.as_str()))
-            .next()
-            .is_some(),
     }
 }
 
@@ -436,20 +504,19 @@ pub fn post_matches(
     from: &[Id],
     not_from: &BTreeSet<Id>,
 ) -> bool {
-    if post.delete_at != 0 || !is_searchable(post) {
-        return false;
-    }
-    if !from.is_empty() && !from.contains(&post.user_id) {
-        return false;
-    }
-    if not_from.contains(&post.user_id) {
-        return false;
-    }
-    let (terms, sequence) = post_terms(post);
-    let mut words = query
-        .words
-        .iter()
-        .map(|w| word_matches(w, &terms, &sequence));
+    passes_filters(post, from, not_from) && answers(&Analysed::of(post), query, is_or)
+}
+
+/// The checks that need no look at the words: live, searchable, and by an allowed author.
+fn passes_filters(post: &Post, from: &[Id], not_from: &BTreeSet<Id>) -> bool {
+    post.delete_at == 0
+        && is_searchable(post)
+        && (from.is_empty() || from.contains(&post.user_id))
+        && !not_from.contains(&post.user_id)
+}
+
+fn answers(text: &Analysed, query: &ParsedQuery, is_or: bool) -> bool {
+    let mut words = query.words.iter().map(|w| text.matches(w));
     let words_ok = if query.words.is_empty() {
         true
     } else if is_or {
@@ -457,15 +524,15 @@ pub fn post_matches(
     } else {
         words.all(|m| m)
     };
-    words_ok
-        && !query
-            .excluded
-            .iter()
-            .any(|w| word_matches(w, &terms, &sequence))
+    words_ok && !query.excluded.iter().any(|w| text.matches(w))
 }
 
 /// The words of a post's text that a query's words matched, in text order, once each.
 pub fn matched_words(post: &Post, query: &ParsedQuery) -> Vec<String> {
+    highlights(post, &Analysed::of(post), query)
+}
+
+fn highlights(post: &Post, text: &Analysed, query: &ParsedQuery) -> Vec<String> {
     let mut wanted: BTreeSet<&str> = BTreeSet::new();
     let mut prefixes: Vec<&str> = Vec::new();
     for word in &query.words {
@@ -478,14 +545,12 @@ pub fn matched_words(post: &Post, query: &ParsedQuery) -> Vec<String> {
         }
     }
     let mut found: Vec<(usize, String)> = Vec::new();
-    let mut tokens_found = tokens(&post.message);
-    tokens_found.extend(hashtags(&post.message));
-    for token in tokens_found {
+    for token in text.words.iter().chain(&text.tags) {
         let hit = wanted.contains(token.term.as_str())
             || prefixes.iter().any(|p| token.term.starts_with(p));
         if hit {
-            if let Some(text) = post.message.get(token.start..token.end) {
-                found.push((token.start, text.to_string()));
+            if let Some(word) = post.message.get(token.start..token.end) {
+                found.push((token.start, word.to_string()));
             }
         }
     }
@@ -493,8 +558,8 @@ pub fn matched_words(post: &Post, query: &ParsedQuery) -> Vec<String> {
     let mut seen = BTreeSet::new();
     found
         .into_iter()
-        .filter(|(_, text)| seen.insert(text.clone()))
-        .map(|(_, text)| text)
+        .filter(|(_, word)| seen.insert(word.clone()))
+        .map(|(_, word)| word)
         .collect()
 }
 
