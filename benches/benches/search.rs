@@ -9,6 +9,8 @@
 //! as the first runs had: 1M posts within 3 hours; 31,536 spreads 1M posts over a year, the
 //! index's blocks then each hold about 25 days of a channel). The data set is compacted before
 //! the searches; `CONFAB_SEARCH_COMPACT=0` searches it as loading left it.
+//! `CONFAB_SEARCH_SHAPES=AND,phrase` measures only the shapes whose names hold one of those
+//! words (for a profile of one shape).
 
 use confab_bench::words::{word, Zipf};
 use confab_bench::{id, Loader};
@@ -361,6 +363,12 @@ fn benches(c: &mut Criterion) {
             format!("from:user{} {}", SEARCHER + 7, data.common.0),
         ),
     ];
+    let only = std::env::var("CONFAB_SEARCH_SHAPES").unwrap_or_default();
+    let wanted: Vec<&str> = only.split(',').filter(|w| !w.is_empty()).collect();
+    let shapes: Vec<_> = shapes
+        .into_iter()
+        .filter(|(name, _)| wanted.is_empty() || wanted.iter().any(|w| name.contains(w)))
+        .collect();
     let mut group = c.benchmark_group(format!("search_{}k_posts", data.posts / 1000));
     for (name, terms) in &shapes {
         eprintln!(

@@ -451,12 +451,21 @@ impl Reader<'_> {
 
     /// Turns ordered ids into a page, adding the roots of replies for context.
     pub(crate) fn page_of(&self, order: Vec<Id>, has_next: bool) -> Result<PostPage> {
-        let mut posts: BTreeMap<Id, Post> = BTreeMap::new();
+        let mut posts = Vec::with_capacity(order.len());
         for id in &order {
-            if let Some(post) = self.post(*id)? {
-                posts.insert(post.id, post);
-            }
+            posts.extend(self.post(*id)?);
         }
+        self.page_with(order, posts, has_next)
+    }
+
+    /// [`Reader::page_of`] for a caller that already holds the posts of `order`.
+    pub(crate) fn page_with(
+        &self,
+        order: Vec<Id>,
+        held: Vec<Post>,
+        has_next: bool,
+    ) -> Result<PostPage> {
+        let mut posts: BTreeMap<Id, Post> = held.into_iter().map(|p| (p.id, p)).collect();
         let roots: Vec<Id> = posts
             .values()
             .filter(|p| !p.is_root() && !posts.contains_key(&p.root_id))

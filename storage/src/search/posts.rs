@@ -253,6 +253,8 @@ impl Reader<'_> {
         let mut has_next = false;
         let mut group = Vec::new();
         let mut candidates = Vec::new();
+        // The page's posts, as checked: the answer is built from them without reading again.
+        let mut found = Vec::new();
         'search: while let Some(Reverse((p, index))) = heap.pop() {
             if self.keys_read() - start_keys > search.key_budget {
                 results.truncated = true;
@@ -294,7 +296,7 @@ impl Reader<'_> {
                     results.truncated = true;
                     break 'search;
                 }
-                if let Some(matched) = self.check(*post_id, search, &from, &not_from)? {
+                if let Some((post, matched)) = self.check(*post_id, search, &from, &not_from)? {
                     if accepted >= skip {
                         if order.len() == search.per_page {
                             has_next = true;
@@ -302,6 +304,7 @@ impl Reader<'_> {
                         }
                         order.push(*post_id);
                         results.matches.push((*post_id, matched));
+                        found.push(post);
                     }
                     accepted += 1;
                 }
@@ -315,7 +318,7 @@ impl Reader<'_> {
                 }
             }
         }
-        results.page = self.page_of(order, has_next)?;
+        results.page = self.page_with(order, found, has_next)?;
         Ok(results)
     }
 
@@ -411,14 +414,14 @@ impl Reader<'_> {
         }
     }
 
-    /// Checks a candidate against its post; the matched words when it is a result.
+    /// Checks a candidate against its post; the post and its matched words when it is a result.
     fn check(
         &self,
         post_id: Id,
         search: &PostSearch,
         from: &[Id],
         not_from: &BTreeSet<Id>,
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<(Post, Vec<String>)>> {
         let Some(post) = self.post(post_id)? else {
             return Ok(None);
         };
@@ -429,7 +432,8 @@ impl Reader<'_> {
         if !answers(&text, &search.query, search.is_or) {
             return Ok(None);
         }
-        Ok(Some(highlights(&post, &text, &search.query)))
+        let matched = highlights(&post, &text, &search.query);
+        Ok(Some((post, matched)))
     }
 }
 
