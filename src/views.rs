@@ -717,6 +717,7 @@ mod tests {
             priority: String::new(),
             requested_ack: false,
             ack_count: 0,
+            search_number: None,
         }
     }
 

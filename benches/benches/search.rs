@@ -107,14 +107,25 @@ fn spacing_ms() -> u64 {
         .unwrap_or(10)
 }
 
+/// The post search index on disk: the time blocks, and when this build has them, the bitmaps
+/// of numbered posts and the numbers' times.
+fn index_size(engine: &Engine) -> u64 {
+    [
+        Cf::TermChannelidBucketCreateats,
+        Cf::TermChannelidChunkNumbers,
+        Cf::ChannelidNumberCreateat,
+    ]
+    .into_iter()
+    .map(|cf| engine.family_size_bytes(cf).expect("size"))
+    .sum()
+}
+
 /// Compacts everything (the postings blocks folded at the last level, as background compaction
 /// leaves a settled data set) and prints the index's size then.
 fn compact_and_report(engine: &Engine, posts: u64) {
     let started = Instant::now();
     engine.compact().expect("compact");
-    let compacted = engine
-        .family_size_bytes(Cf::TermChannelidBucketCreateats)
-        .expect("size");
+    let compacted = index_size(engine);
     eprintln!(
         "index after a full compaction ({:.1} s): {:.1} bytes/post; searches below run on it",
         started.elapsed().as_secs_f64(),
@@ -183,9 +194,7 @@ fn build(posts: u64) -> DataSet {
     }
     let load_secs = started.elapsed().as_secs_f64();
     engine.flush().expect("flush");
-    let index_bytes = engine
-        .family_size_bytes(Cf::TermChannelidBucketCreateats)
-        .expect("size");
+    let index_bytes = index_size(&engine);
     let post_bytes = engine.family_size_bytes(Cf::PostidPost).expect("size");
     let share = |r: usize| df.get(&r).copied().unwrap_or(0) as f64 / posts as f64 * 100.0;
     eprintln!(

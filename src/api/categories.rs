@@ -532,6 +532,7 @@ mod tests {
             creator_id: Id::NONE,
             wide_mentions: Default::default(),
             last_wide_mention_at: 0,
+            next_post_number: None,
         }
     }
 
@@ -589,6 +590,7 @@ mod layout_tests {
             creator_id: Id::NONE,
             wide_mentions: Default::default(),
             last_wide_mention_at: 0,
+            next_post_number: None,
         }
     }
 

@@ -156,6 +156,7 @@ pub async fn ephemeral(
         file_ids: Vec::new(),
         requested_ack: false,
         ack_count: 0,
+        search_number: None,
     };
     app.write(Command::EphemeralPost {
         user_id: user,

@@ -1125,9 +1125,11 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
         file_ids: Vec::new(),
         requested_ack: new.requested_ack && new.root_id.is_none(),
         ack_count: 0,
+        search_number: None,
     };
     let attached = files::attach(txn, &post, &channel, new.file_ids, &[], at)?;
     post.file_ids = attached.iter().map(|f| f.id).collect();
+    search::numbered::number_new_post(txn, &mut channel, &mut post);
     txn.put(Cf::PostidPost, id_key(post.id), &post)?;
     search::index::add(txn, &post);
     dedup::record(txn, post.user_id, &post.pending_post_id, post.id, at)?;
@@ -1761,6 +1763,7 @@ fn new_channel(
         creator_id,
         wide_mentions: WideMentions::default(),
         last_wide_mention_at: 0,
+        next_post_number: Some(0),
     }
 }
 

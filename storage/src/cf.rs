@@ -51,13 +51,15 @@ pub enum Cf {
     PostidUseridAck,
     MentionkeyUserids,
     ChannelidIgnorerid,
+    TermChannelidChunkNumbers,
+    ChannelidNumberCreateat,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 46] = [
+    pub const STATE: [Cf; 48] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -107,6 +109,8 @@ impl Cf {
         Cf::PostidUseridAck,
         Cf::MentionkeyUserids,
         Cf::ChannelidIgnorerid,
+        Cf::TermChannelidChunkNumbers,
+        Cf::ChannelidNumberCreateat,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -168,6 +172,8 @@ impl Cf {
             Cf::PostidUseridAck => "postid_userid_ack",
             Cf::MentionkeyUserids => "mentionkey_userids",
             Cf::ChannelidIgnorerid => "channelid_ignorerid",
+            Cf::TermChannelidChunkNumbers => "term_channelid_chunk_numbers",
+            Cf::ChannelidNumberCreateat => "channelid_number_createat",
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

@@ -4,7 +4,7 @@
 use crate::cf::Cf;
 use crate::error::{Result, StorageError};
 use crate::read::Reader;
-use crate::search::postings;
+use crate::search::{numbered, postings};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
     IteratorMode, Options, ReadOptions, WriteBufferManager, DB,
@@ -166,6 +166,7 @@ impl Engine {
         engine.init_pinned_index()?;
         engine.init_mention_keywords()?;
         engine.init_channel_wide_ignorers()?;
+        engine.init_numbering()?;
         Ok(engine)
     }
 
@@ -443,6 +444,16 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
             opts.set_merge_operator(
                 "confab_postings_v1",
                 postings::full_merge,
+                postings::partial_merge,
+            );
+        }
+        // Post search bitmaps: the same operands, folded into RoaringBitmaps
+        // ([`crate::search::numbered`]).
+        Cf::TermChannelidChunkNumbers => {
+            opts.set_compression_type(DBCompressionType::Lz4);
+            opts.set_merge_operator(
+                "confab_numbered_bits_v1",
+                numbered::full_merge,
                 postings::partial_merge,
             );
         }

@@ -227,6 +227,10 @@ pub struct Channel {
     /// when that member folds it in.
     #[serde(default)]
     pub last_wide_mention_at: u64,
+    /// The number post search gives the channel's next post ([`crate::search::numbered`]);
+    /// `None` in records from before numbering. Appended.
+    #[serde(default)]
+    pub next_post_number: Option<u64>,
 }
 
 /// Running counts of a channel's channel-wide mentions, in the three kinds a member counts.
@@ -329,6 +333,10 @@ pub struct Post {
     /// How many acknowledgements it has (`acks`): pages read them only for posts with some.
     #[serde(default)]
     pub ack_count: u32,
+    /// The post's number in its channel for post search ([`crate::search::numbered`]); `None`
+    /// for posts from before numbering. Appended.
+    #[serde(default)]
+    pub search_number: Option<u64>,
 }
 
 impl Post {

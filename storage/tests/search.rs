@@ -404,6 +404,81 @@ fn two_common_words_that_rarely_meet_leapfrog() {
 }
 
 #[test]
+fn required_words_past_one_bitmap_chunk_are_anded_chunk_by_chunk() {
+    let mut db = fixture();
+    // Post n of the channel is its number n: 4,096 numbers per bitmap chunk; matches in chunks
+    // 0 and 2, none in chunk 1.
+    let special = |n: u64| match n {
+        3 | 8_200 => "alpha beta",
+        5 => "gamma delta",
+        8_201 => "delta",
+        8_202 => "alpha",
+        _ => "filler",
+    };
+    for n in 0..8_300u64 {
+        db.ok(say(n + 1, PUBLIC, 1, special(n), 10 + n));
+    }
+    let reader = db.engine.reader();
+    let results = reader
+        .search_posts(&team_search("alpha beta", 20))
+        .expect("search");
+    assert_eq!(ids(&results), [8_201, 4], "chunks 2 and 0");
+    assert!(reader.keys_read() < 30, "read {} keys", reader.keys_read());
+    // "gamma" has no chunk 2: the AND steps to chunk 0, where "delta" also is.
+    assert_eq!(found(&db, "gamma delta"), [6]);
+    assert_eq!(found(&db, "alpha delta"), Vec::<u64>::new());
+    assert_eq!(found(&db, "from:user1 alpha beta"), [8_201, 4]);
+    assert_eq!(found(&db, "from:user2 alpha beta"), Vec::<u64>::new());
+}
+
+#[test]
+fn an_upgraded_directory_finds_posts_from_before_numbering_too() {
+    let mut db = fixture();
+    join(&mut db, 2, PUBLIC);
+    db.ok(say(1, PUBLIC, 1, "alpha beta", 10));
+    db.ok(say(2, PUBLIC, 2, "alpha", 20));
+    db.ok(say(3, TOWN_SQUARE, 1, "alpha beta", 30));
+    db.ok(say(4, PRIVATE, 1, "beta alpha", 35));
+    db.engine.forget_post_numbering().expect("forget");
+    // Numbering starts at each channel's next post; TOWN_SQUARE has none after the upgrade.
+    db.ok(say(5, PUBLIC, 1, "alpha beta", 40));
+    db.ok(say(6, PUBLIC, 1, "beta", 50));
+    db.ok(say(7, PRIVATE, 1, "alpha beta gamma", 60));
+    // An edit and a delete of posts from before numbering reach the time blocks alone.
+    db.ok(Command::PatchPost {
+        file_ids: None,
+        post_id: id(4),
+        at: 70,
+        message: Some("beta only".into()),
+        is_pinned: None,
+        props: None,
+    });
+    for compacted in [false, true] {
+        if compacted {
+            db.engine.compact().expect("compact");
+        }
+        assert_eq!(
+            found(&db, "alpha beta"),
+            [7, 5, 3, 1],
+            "compacted: {compacted}"
+        );
+        assert_eq!(found(&db, "alpha beta \"alpha beta\""), [7, 5, 3, 1]);
+        assert_eq!(found(&db, "from:user1 alpha beta"), [7, 5, 3, 1]);
+        assert_eq!(found(&db, "from:user2 alpha beta"), Vec::<u64>::new());
+        assert_eq!(found(&db, "from:user2 alpha"), [2]);
+    }
+    db.ok(Command::DeletePost {
+        post_id: id(1),
+        at: 80,
+    });
+    db.ok(Command::DeletePost {
+        post_id: id(5),
+        at: 80,
+    });
+    assert_eq!(found(&db, "alpha beta"), [7, 3]);
+}
+
+#[test]
 fn posts_of_the_same_millisecond_come_in_id_order() {
     let mut db = fixture();
     db.ok(say(5, PUBLIC, 1, "tie", 10));
@@ -587,9 +662,12 @@ enum Op {
     Compact,
 }
 
-const QUERIES: [&str; 16] = [
+const QUERIES: [&str; 19] = [
     "apple",
     "apples banana",
+    "from:user2 apple banana",
+    "banana run \"cherry run\"",
+    "app* banana cherry",
     "run",
     "cafe",
     "\"banana cherry\"",

@@ -8,6 +8,7 @@
 //! children.
 
 use super::index::{rev_bucket, term_channel_prefix};
+use super::numbered;
 use super::postings::{bucket, SetReader};
 use crate::cf::Cf;
 use crate::error::Result;
@@ -40,6 +41,8 @@ pub(crate) enum Cursor<'r> {
     Term(TermCursor<'r>),
     /// Every live post of one channel (filter-only searches).
     Live(LiveCursor<'r>),
+    /// Posts of one channel holding every part, from the bitmaps of numbered posts.
+    Numbered(Box<NumberedCursor<'r>>),
     And(Vec<Cursor<'r>>),
     Or(Vec<Cursor<'r>>),
     /// Matches nothing (a prefix no term has).
@@ -49,21 +52,44 @@ pub(crate) enum Cursor<'r> {
 /// One iterator per term, shared by the cursors of every channel: creating a RocksDB iterator
 /// costs far more than a seek, and a search over 200 channels would otherwise create 200 per
 /// word.
+/// Per family: the time blocks, or the bitmaps of numbered posts.
 #[derive(Default)]
 pub(crate) struct TermIterators<'r> {
-    by_term: HashMap<String, Rc<RefCell<SharedIter<'r>>>>,
+    by_term: HashMap<(Cf, String), Rc<RefCell<SharedIter<'r>>>>,
+    /// Over `channelid_number_createat`, for every numbered cursor: a channel's candidates are
+    /// nearby keys, which a seek from the last finds in the block already read, where a point
+    /// lookup starts over each time.
+    numbers: Option<Rc<RefCell<DBRawIterator<'r>>>>,
 }
 
 impl<'r> TermIterators<'r> {
-    fn get(&mut self, reader: &'r Reader, term: &str) -> Result<Rc<RefCell<SharedIter<'r>>>> {
-        if let Some(it) = self.by_term.get(term) {
+    fn numbers(&mut self, reader: &'r Reader) -> Result<Rc<RefCell<DBRawIterator<'r>>>> {
+        if let Some(it) = &self.numbers {
+            return Ok(it.clone());
+        }
+        let it = Rc::new(RefCell::new(reader.raw_iter(
+            Cf::ChannelidNumberCreateat,
+            &[],
+            None,
+        )?));
+        self.numbers = Some(it.clone());
+        Ok(it)
+    }
+
+    fn get(
+        &mut self,
+        reader: &'r Reader,
+        cf: Cf,
+        term: &str,
+    ) -> Result<Rc<RefCell<SharedIter<'r>>>> {
+        if let Some(it) = self.by_term.get(&(cf, term.to_string())) {
             return Ok(it.clone());
         }
         let lower = KeyBuf::new().str(term).byte(0).build();
         let upper = KeyBuf::new().str(term).byte(1).build();
-        let it = reader.raw_iter(Cf::TermChannelidBucketCreateats, &lower, Some(&upper))?;
+        let it = reader.raw_iter(cf, &lower, Some(&upper))?;
         let it = Rc::new(RefCell::new(SharedIter { it, gap_from: None }));
-        self.by_term.insert(term.to_string(), it.clone());
+        self.by_term.insert((cf, term.to_string()), it.clone());
         Ok(it)
     }
 }
@@ -97,6 +123,19 @@ impl SharedIter<'_> {
         gap.clear();
         gap.extend_from_slice(target);
         true
+    }
+
+    /// Like [`SharedIter::seek`], but when the iterator stands before `target` it first steps
+    /// once: a cursor moving on to its next chunk, or to the next channel's, most often finds
+    /// its key right after the current one, and a step costs a fraction of a seek. True when
+    /// RocksDB was asked.
+    fn seek_near(&mut self, target: &[u8]) -> bool {
+        if self.it.key().is_some_and(|key| key < target) {
+            self.next();
+            self.seek(target);
+            return true;
+        }
+        self.seek(target)
     }
 
     fn next(&mut self) {
@@ -135,12 +174,50 @@ impl<'r> Cursor<'r> {
         channel: Id,
     ) -> Result<Cursor<'r>> {
         Ok(Cursor::Term(TermCursor {
-            it: iterators.get(reader, term)?,
+            it: iterators.get(reader, Cf::TermChannelidBucketCreateats, term)?,
             prefix: term_channel_prefix(term, channel),
             block: None,
             head: None,
             done: false,
         }))
+    }
+
+    /// Posts of `channel` holding, for every part, at least one of its terms. `older` finds the
+    /// same among posts from before numbering; `all_numbered` says there are none.
+    pub fn numbered(
+        reader: &'r Reader,
+        iterators: &mut TermIterators<'r>,
+        channel: Id,
+        parts: &[Vec<String>],
+        older: Cursor<'r>,
+        all_numbered: bool,
+    ) -> Result<Cursor<'r>> {
+        let mut leaves = Vec::with_capacity(parts.len());
+        for part in parts {
+            let mut terms = Vec::with_capacity(part.len());
+            for term in part {
+                terms.push(NumberedLeaf {
+                    it: iterators.get(reader, Cf::TermChannelidChunkNumbers, term)?,
+                    prefix: term_channel_prefix(term, channel),
+                });
+            }
+            leaves.push(terms);
+        }
+        Ok(Cursor::Numbered(Box::new(NumberedCursor {
+            channel,
+            numbers: iterators.numbers(reader)?,
+            parts: leaves,
+            next_chunk: Some(u32::MAX),
+            chunk: 0,
+            candidates: Vec::new(),
+            head: None,
+            head_post: None,
+            older: if all_numbered {
+                Older::None
+            } else {
+                Older::Unknown(Box::new(older))
+            },
+        })))
     }
 
     pub fn live(reader: &'r Reader, channel: Id) -> Result<Cursor<'r>> {
@@ -155,11 +232,22 @@ impl<'r> Cursor<'r> {
         }))
     }
 
+    /// The post at position `at` where the cursor stands on it and knows it without a read
+    /// (a numbered candidate); None otherwise, and the caller finds it by its time.
+    pub fn post_at(&self, at: Pos) -> Option<Id> {
+        match self {
+            Cursor::Numbered(c) if c.head == Some(at) => c.head_post,
+            Cursor::And(children) => children.iter().find_map(|c| c.post_at(at)),
+            _ => None,
+        }
+    }
+
     /// The first position at or after `target`, or None when there is none.
     pub fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
         match self {
             Cursor::Term(c) => c.seek(reader, target),
             Cursor::Live(c) => c.seek(reader, target),
+            Cursor::Numbered(c) => c.seek(reader, target),
             Cursor::Empty => Ok(None),
             Cursor::Or(children) => {
                 let mut best: Option<Pos> = None;
@@ -275,6 +363,185 @@ impl TermCursor<'_> {
             self.block = None;
         }
         at
+    }
+}
+
+/// One term of a [`NumberedCursor`] part.
+pub(crate) struct NumberedLeaf<'r> {
+    it: Rc<RefCell<SharedIter<'r>>>,
+    /// `term · 0x00 · channel`.
+    prefix: Vec<u8>,
+}
+
+impl NumberedLeaf<'_> {
+    /// The newest chunk at or before `chunk` holding the term, with its bitmap.
+    fn chunk_at_or_before(
+        &self,
+        reader: &Reader,
+        chunk: u32,
+    ) -> Result<Option<(u32, numbered::ChunkBits)>> {
+        let target = numbered::chunk_key_after_prefix(&self.prefix, chunk);
+        let mut it = self.it.borrow_mut();
+        if it.seek_near(&target) {
+            reader.count(1);
+        }
+        loop {
+            let Some(key) = it.key().filter(|key| key.starts_with(&self.prefix)) else {
+                it.status()?;
+                return Ok(None);
+            };
+            if let Ok(rev) = <[u8; 4]>::try_from(&key[self.prefix.len()..]) {
+                let found = u32::MAX - u32::from_be_bytes(rev);
+                let bits = numbered::decode(it.value().unwrap_or_default());
+                return Ok(Some((found, bits)));
+            }
+            // A key of another shape under this prefix is not a chunk: passed over.
+            it.next();
+            reader.count(1);
+        }
+    }
+}
+
+/// Where the posts from before a channel's numbering stand.
+enum Older<'r> {
+    /// Not looked up yet (read when the numbered posts run out).
+    Unknown(Box<Cursor<'r>>),
+    /// Searched from this position on (the channel's posts older than its first numbered one).
+    From(Box<Cursor<'r>>, Pos),
+    None,
+}
+
+/// Posts of one channel holding every part (a part: any of its terms), newest first: each
+/// chunk's bitmaps ANDed (a part's terms ORed), the numbers that remain mapped to their times.
+pub(crate) struct NumberedCursor<'r> {
+    channel: Id,
+    /// Shared by the search's numbered cursors ([`TermIterators`]).
+    numbers: Rc<RefCell<DBRawIterator<'r>>>,
+    parts: Vec<Vec<NumberedLeaf<'r>>>,
+    /// The newest chunk not read yet; None when every chunk was read.
+    next_chunk: Option<u32>,
+    /// The chunk `candidates` come from.
+    chunk: u32,
+    /// The chunk's numbers (within it) holding every part, ascending: the next is the last.
+    candidates: Vec<u32>,
+    head: Option<Pos>,
+    /// The post at `head` when it is a numbered one (an older one is found by its time).
+    head_post: Option<Id>,
+    older: Older<'r>,
+}
+
+impl NumberedCursor<'_> {
+    fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
+        if let Some(head) = self.head {
+            if head >= target {
+                return Ok(Some(head));
+            }
+        }
+        while let Some((p, post)) = self.next_numbered(reader)? {
+            if p >= target {
+                self.head = Some(p);
+                self.head_post = Some(post);
+                return Ok(Some(p));
+            }
+        }
+        let at = self.older_seek(reader, target)?;
+        self.head = at;
+        self.head_post = None;
+        Ok(at)
+    }
+
+    /// The next candidate's position and post, reading older chunks as needed.
+    fn next_numbered(&mut self, reader: &Reader) -> Result<Option<(Pos, Id)>> {
+        loop {
+            while let Some(within) = self.candidates.pop() {
+                let number = u64::from(self.chunk) * numbered::CHUNK + u64::from(within);
+                let key = numbered::number_key(self.channel, number);
+                let mut it = self.numbers.borrow_mut();
+                it.seek(&key);
+                reader.count(1);
+                let found = match (it.key(), it.value()) {
+                    (Some(k), Some(value)) if k == key.as_slice() => numbered::value_post(value),
+                    _ => {
+                        it.status()?;
+                        None
+                    }
+                };
+                if let Some((time, post)) = found {
+                    return Ok(Some((pos(time), post)));
+                }
+            }
+            let Some(from) = self.next_chunk else {
+                return Ok(None);
+            };
+            match self.read_chunk(reader, from)? {
+                Some(chunk) => self.next_chunk = chunk.checked_sub(1),
+                None => self.next_chunk = None,
+            }
+        }
+    }
+
+    /// Fills `candidates` from the newest chunk at or before `from` that every part has;
+    /// returns that chunk, or None when there is none.
+    fn read_chunk(&mut self, reader: &Reader, from: u32) -> Result<Option<u32>> {
+        let mut chunk = from;
+        'agree: loop {
+            let mut all: Option<numbered::ChunkBits> = None;
+            for part in &self.parts {
+                let mut union: Option<(u32, numbered::ChunkBits)> = None;
+                for leaf in part {
+                    let Some((found, bits)) = leaf.chunk_at_or_before(reader, chunk)? else {
+                        continue;
+                    };
+                    union = match union {
+                        Some((c, u)) if c > found => Some((c, u)),
+                        Some((c, mut u)) if c == found => {
+                            u.or_with(&bits);
+                            Some((c, u))
+                        }
+                        _ => Some((found, bits)),
+                    };
+                }
+                let Some((found, bits)) = union else {
+                    return Ok(None);
+                };
+                if found < chunk {
+                    chunk = found;
+                    continue 'agree;
+                }
+                all = Some(match all {
+                    Some(mut a) => {
+                        a.and_with(&bits);
+                        a
+                    }
+                    None => bits,
+                });
+            }
+            self.chunk = chunk;
+            self.candidates = all.map(|a| a.ascending()).unwrap_or_default();
+            return Ok(Some(chunk));
+        }
+    }
+
+    /// Posts from before numbering, at or after `target`.
+    fn older_seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
+        if let Older::Unknown(_) = self.older {
+            let key = numbered::number_key(self.channel, 0);
+            let numbering = reader
+                .get_raw(Cf::ChannelidNumberCreateat, &key)?
+                .and_then(|value| numbered::value_numbering(&value));
+            let Older::Unknown(cursor) = std::mem::replace(&mut self.older, Older::None) else {
+                return Ok(None);
+            };
+            self.older = match numbering {
+                None => Older::From(cursor, 0),
+                Some(n) if n.older => Older::From(cursor, pos(n.since).saturating_add(1)),
+                Some(_) => Older::None,
+            };
+        }
+        match &mut self.older {
+            Older::From(cursor, from) => cursor.seek(reader, target.max(*from)),
+            _ => Ok(None),
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! `@author` cannot), so the NUL ends the variable-length part and keys of one term group
 //! together before any longer term.
 
+use super::numbered;
 use super::postings::{self, bucket};
 use super::tokenize::{author_term, hashtags, tokens, Token};
 use crate::cf::Cf;
@@ -70,7 +71,7 @@ fn write_to_blocks(
     }
 }
 
-/// Indexes a new post.
+/// Indexes a new post in the time blocks (apply numbers it first: [`numbered::number_new_post`]).
 pub(crate) fn add(txn: &mut Txn, post: &Post) {
     if is_searchable(post) {
         let terms = message_terms(&post.message, post.user_id);
@@ -78,16 +79,19 @@ pub(crate) fn add(txn: &mut Txn, post: &Post) {
     }
 }
 
-/// Takes a deleted post out of the index.
+/// Takes a deleted post out of the index (time blocks and bitmaps).
 pub(crate) fn remove(txn: &mut Txn, post: &Post) {
+    numbered::remove(txn, post);
     if is_searchable(post) {
         let terms = message_terms(&post.message, post.user_id);
         write_to_blocks(txn, terms, post, &postings::remove(post.create_at));
     }
 }
 
-/// An edit: the terms only the old message had go, the new message's new terms come in.
+/// An edit: the terms only the old message had go, the new message's new terms come in (time
+/// blocks and bitmaps).
 pub(crate) fn replace(txn: &mut Txn, old_message: &str, post: &Post) {
+    numbered::replace(txn, old_message, post);
     if !is_searchable(post) {
         return;
     }

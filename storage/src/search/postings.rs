@@ -128,7 +128,7 @@ impl Iterator for SetReader {
 
 /// Applies one value (either encoding) over `folded`: later values override earlier ones time by
 /// time. Stops quietly at the first malformed byte.
-fn fold_into(folded: &mut BTreeMap<u64, bool>, value: &[u8]) {
+pub(crate) fn fold_into(folded: &mut BTreeMap<u64, bool>, value: &[u8]) {
     match value.first() {
         Some(&SET) => {
             for t in SetReader::new(value) {
