@@ -232,9 +232,7 @@ impl Reader<'_> {
         let mut known = HashMap::new();
         let mut streams = Vec::with_capacity(covered.ids.len());
         let mut iterators = TermIterators::default();
-        let all_numbered = self
-            .get_raw(Cf::Meta, numbered::ALL_NUMBERED_KEY)?
-            .is_some();
+        let required = Required::of(self, search, &from)?;
         for channel in &covered.ids {
             let cursor = self.channel_cursor(
                 &mut iterators,
@@ -242,7 +240,7 @@ impl Reader<'_> {
                 search,
                 &from,
                 &prefixes,
-                all_numbered,
+                &required,
             )?;
             streams.push(Stream {
                 channel: *channel,
@@ -349,12 +347,12 @@ impl Reader<'_> {
         search: &PostSearch,
         from: &[Id],
         prefixes: &[(String, Vec<String>)],
-        all_numbered: bool,
+        required: &Required,
     ) -> Result<Cursor<'r>> {
-        let parts = required_parts(search, from);
+        let parts = &required.parts;
         if parts.len() >= 2 {
             let mut older = Vec::with_capacity(parts.len());
-            for part in &parts {
+            for part in parts {
                 let mut terms = Vec::with_capacity(part.len());
                 for term in part {
                     terms.push(Cursor::term(self, iterators, term, channel)?);
@@ -365,9 +363,9 @@ impl Reader<'_> {
                 self,
                 iterators,
                 channel,
-                &parts,
+                parts,
                 Cursor::And(older),
-                all_numbered,
+                required.all_numbered,
             )?;
             let mut all = vec![numbered];
             for word in &search.query.words {
@@ -483,6 +481,28 @@ impl Reader<'_> {
         }
         let matched = highlights(&post, &text, &search.query);
         Ok(Some((post, matched)))
+    }
+}
+
+/// What a search ANDs on the bitmaps of numbered posts, worked out once for all its channels.
+struct Required {
+    /// See [`required_parts`]; empty when the search does not use the bitmaps.
+    parts: Vec<Vec<String>>,
+    /// Every post is numbered (read only when `parts` is used).
+    all_numbered: bool,
+}
+
+impl Required {
+    fn of(reader: &Reader, search: &PostSearch, from: &[Id]) -> Result<Required> {
+        let parts = required_parts(search, from);
+        let all_numbered = !parts.is_empty()
+            && reader
+                .get_raw(Cf::Meta, numbered::ALL_NUMBERED_KEY)?
+                .is_some();
+        Ok(Required {
+            parts,
+            all_numbered,
+        })
     }
 }
 
