@@ -483,6 +483,10 @@ impl NumberedCursor<'_> {
     /// Fills `candidates` from the newest chunk at or before `from` that every part has;
     /// returns that chunk, or None when there is none.
     fn read_chunk(&mut self, reader: &Reader, from: u32) -> Result<Option<u32>> {
+        // Nothing required would match every chunk; the planner never asks for it.
+        if self.parts.is_empty() {
+            return Ok(None);
+        }
         let mut chunk = from;
         'agree: loop {
             let mut all: Option<numbered::ChunkBits> = None;
