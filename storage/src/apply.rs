@@ -1129,9 +1129,8 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
     };
     let attached = files::attach(txn, &post, &channel, new.file_ids, &[], at)?;
     post.file_ids = attached.iter().map(|f| f.id).collect();
-    search::numbered::number_new_post(txn, &mut channel, &mut post);
+    search::index::add(txn, &mut channel, &mut post);
     txn.put(Cf::PostidPost, id_key(post.id), &post)?;
-    search::index::add(txn, &post);
     dedup::record(txn, post.user_id, &post.pending_post_id, post.id, at)?;
     dedup::purge_expired(txn, new.at)?;
     let time_key = KeyBuf::new().id(channel.id).u64(at).id(post.id).build();

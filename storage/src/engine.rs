@@ -316,10 +316,17 @@ impl Engine {
     pub(crate) fn clear_state(&self) -> Result<()> {
         let mut batch = rocksdb::WriteBatch::default();
         for cf in Cf::STATE {
-            batch.delete_range_cf(self.cf(cf)?, [0u8].as_slice(), [0xffu8; 256].as_slice());
+            self.delete_every_key(&mut batch, cf)?;
         }
         self.db.write(batch)?;
         self.advance_sessions_epoch();
+        Ok(())
+    }
+
+    /// Adds to `batch` the deletion of every key of `cf`: one range from the smallest key to
+    /// past the longest any family holds.
+    pub(crate) fn delete_every_key(&self, batch: &mut rocksdb::WriteBatch, cf: Cf) -> Result<()> {
+        batch.delete_range_cf(self.cf(cf)?, [0u8].as_slice(), [0xffu8; 256].as_slice());
         Ok(())
     }
 

@@ -432,6 +432,38 @@ fn required_words_past_one_bitmap_chunk_are_anded_chunk_by_chunk() {
 }
 
 #[test]
+fn two_words_or_more_are_answered_from_the_bitmaps_alone() {
+    let mut db = fixture();
+    join(&mut db, 2, PUBLIC);
+    db.ok(say(1, PUBLIC, 1, "alpha beta", 10));
+    db.ok(say(2, PUBLIC, 2, "alpha", 20));
+    db.ok(say(3, TOWN_SQUARE, 1, "beta gamma alpha", 30));
+    db.ok(say(4, PUBLIC, 2, "beta alpha delta", 40));
+    db.ok(say(5, PRIVATE, 1, "alpha beta", 50));
+    let before = found(&db, "alpha beta");
+    assert_eq!(before, [5, 4, 3, 1]);
+    db.engine.forget_time_blocks().expect("forget");
+    for compacted in [false, true] {
+        if compacted {
+            db.engine.compact().expect("compact");
+        }
+        // One word, a phrase alone and `from:` with one word walk the time blocks, now gone.
+        assert_eq!(found(&db, "alpha"), Vec::<u64>::new());
+        assert_eq!(found(&db, "\"beta alpha\""), Vec::<u64>::new());
+        assert_eq!(found(&db, "from:user2 alpha"), Vec::<u64>::new());
+        // Two words or more, authors included, are ANDed on the bitmaps: nothing is lost.
+        assert_eq!(found(&db, "alpha beta"), before, "compacted: {compacted}");
+        assert_eq!(found(&db, "alpha beta delta"), [4]);
+        assert_eq!(found(&db, "from:user2 alpha beta"), [4]);
+        assert_eq!(
+            found_as(&db, 2, "beta alpha"),
+            [4, 3, 1],
+            "not user 1's private post"
+        );
+    }
+}
+
+#[test]
 fn an_upgraded_directory_finds_posts_from_before_numbering_too() {
     let mut db = fixture();
     join(&mut db, 2, PUBLIC);

@@ -183,14 +183,13 @@ impl<'r> Cursor<'r> {
     }
 
     /// Posts of `channel` holding, for every part, at least one of its terms. `older` finds the
-    /// same among posts from before numbering; `all_numbered` says there are none.
+    /// same among posts from before numbering; None when the data directory has none.
     pub fn numbered(
         reader: &'r Reader,
         iterators: &mut TermIterators<'r>,
         channel: Id,
         parts: &[Vec<String>],
-        older: Cursor<'r>,
-        all_numbered: bool,
+        older: Option<Cursor<'r>>,
     ) -> Result<Cursor<'r>> {
         let mut leaves = Vec::with_capacity(parts.len());
         for part in parts {
@@ -212,10 +211,9 @@ impl<'r> Cursor<'r> {
             candidates: Vec::new(),
             head: None,
             head_post: None,
-            older: if all_numbered {
-                Older::None
-            } else {
-                Older::Unknown(Box::new(older))
+            older: match older {
+                Some(cursor) => Older::Unknown(Box::new(cursor)),
+                None => Older::None,
             },
         })))
     }

@@ -15,7 +15,7 @@ use super::tokenize::{author_term, hashtags, tokens, Token};
 use crate::cf::Cf;
 use crate::id::Id;
 use crate::keys::KeyBuf;
-use crate::model::Post;
+use crate::model::{Channel, Post};
 use crate::txn::Txn;
 use std::collections::BTreeSet;
 
@@ -58,49 +58,51 @@ pub(crate) fn block_key(term: &str, channel: Id, create_at: u64) -> Vec<u8> {
         .build()
 }
 
-/// Writes `operand` (an add or a remove of `post`'s time) to each term's block.
-fn write_to_blocks(
+/// Writes that `post` holds (`present`) or no longer holds each of `terms`: in the term's time
+/// block and, when the post is numbered, in its chunk's bitset. The terms are worked out once by
+/// the caller and serve both.
+fn write_terms<'t>(
     txn: &mut Txn,
-    terms: impl IntoIterator<Item = impl AsRef<str>>,
+    terms: impl Iterator<Item = &'t String> + Clone,
     post: &Post,
-    operand: &[u8],
+    present: bool,
 ) {
-    for term in terms {
-        let key = block_key(term.as_ref(), post.channel_id, post.create_at);
-        txn.merge(Cf::TermChannelidBucketCreateats, key, operand.to_vec());
+    let operand = if present {
+        postings::add(post.create_at)
+    } else {
+        postings::remove(post.create_at)
+    };
+    for term in terms.clone() {
+        let key = block_key(term, post.channel_id, post.create_at);
+        txn.merge(Cf::TermChannelidBucketCreateats, key, operand.clone());
     }
+    numbered::write_bits(txn, terms, post, present);
 }
 
-/// Indexes a new post in the time blocks (apply numbers it first: [`numbered::number_new_post`]).
-pub(crate) fn add(txn: &mut Txn, post: &Post) {
+/// Numbers a new post in its channel ([`numbered::number_new_post`]) and indexes it.
+pub(crate) fn add(txn: &mut Txn, channel: &mut Channel, post: &mut Post) {
+    numbered::number_new_post(txn, channel, post);
     if is_searchable(post) {
         let terms = message_terms(&post.message, post.user_id);
-        write_to_blocks(txn, terms, post, &postings::add(post.create_at));
+        write_terms(txn, terms.iter(), post, true);
     }
 }
 
-/// Takes a deleted post out of the index (time blocks and bitmaps).
+/// Takes a deleted post out of the index (its number keeps its time: numbers are never reused).
 pub(crate) fn remove(txn: &mut Txn, post: &Post) {
-    numbered::remove(txn, post);
     if is_searchable(post) {
         let terms = message_terms(&post.message, post.user_id);
-        write_to_blocks(txn, terms, post, &postings::remove(post.create_at));
+        write_terms(txn, terms.iter(), post, false);
     }
 }
 
-/// An edit: the terms only the old message had go, the new message's new terms come in (time
-/// blocks and bitmaps).
+/// An edit: the terms only the old message had go, the new message's new terms come in.
 pub(crate) fn replace(txn: &mut Txn, old_message: &str, post: &Post) {
-    numbered::replace(txn, old_message, post);
     if !is_searchable(post) {
         return;
     }
     let old = message_terms(old_message, post.user_id);
     let new = message_terms(&post.message, post.user_id);
-    let (remove, add) = (
-        postings::remove(post.create_at),
-        postings::add(post.create_at),
-    );
-    write_to_blocks(txn, old.difference(&new), post, &remove);
-    write_to_blocks(txn, new.difference(&old), post, &add);
+    write_terms(txn, old.difference(&new), post, false);
+    write_terms(txn, new.difference(&old), post, true);
 }

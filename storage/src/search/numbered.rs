@@ -25,7 +25,7 @@
 //! right (through the time blocks), only slower, until it runs this one — but the numbers it
 //! did not give make its state differ from the others', like any change to what apply writes.
 
-use super::index::{is_searchable, message_terms, term_channel_prefix};
+use super::index::term_channel_prefix;
 use super::postings;
 use crate::cf::Cf;
 use crate::engine::Engine;
@@ -83,7 +83,7 @@ impl Engine {
         let _applying = self.apply_lock.lock();
         let mut batch = rocksdb::WriteBatch::default();
         for cf in [Cf::TermChannelidChunkNumbers, Cf::ChannelidNumberCreateat] {
-            batch.delete_range_cf(self.cf(cf)?, [0u8].as_slice(), [0xffu8; 64].as_slice());
+            self.delete_every_key(&mut batch, cf)?;
         }
         batch.delete_cf(self.cf(Cf::Meta)?, ALL_NUMBERED_KEY);
         let posts = self.cf(Cf::PostidPost)?;
@@ -100,6 +100,20 @@ impl Engine {
             channel.next_post_number = None;
             batch.put_cf(channels, key, rmp_serde::to_vec(&channel)?);
         }
+        self.db.write(batch)?;
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Deletes every term's time blocks, leaving the bitmaps: what a search still finds is what
+    /// it finds from the bitmaps alone. For tests that show which path a search takes; never
+    /// called by the server.
+    #[doc(hidden)]
+    pub fn forget_time_blocks(&self) -> Result<()> {
+        let _applying = self.apply_lock.lock();
+        let mut batch = rocksdb::WriteBatch::default();
+        self.delete_every_key(&mut batch, Cf::TermChannelidBucketCreateats)?;
         self.db.write(batch)?;
         Ok(())
     }
@@ -162,9 +176,9 @@ pub(crate) fn value_numbering(value: &[u8]) -> Option<Numbering> {
     })
 }
 
-/// Gives a new post its channel's next number, records the number's time, and puts it in the
-/// bitmaps of the post's terms. A channel record from before numbering starts at 0, marked as
-/// having older posts.
+/// Gives a new post its channel's next number and records the number's time and post; the
+/// post's terms reach the bitmaps through [`write_bits`]. A channel record from before numbering
+/// starts at 0, marked as having older posts.
 pub(crate) fn number_new_post(txn: &mut Txn, channel: &mut Channel, post: &mut Post) {
     let (number, older) = match channel.next_post_number {
         Some(n) => (n, false),
@@ -178,46 +192,27 @@ pub(crate) fn number_new_post(txn: &mut Txn, channel: &mut Channel, post: &mut P
         number_key(channel.id, number),
         number_value(post.create_at, post.id, older),
     );
-    if is_searchable(post) {
-        let terms = message_terms(&post.message, post.user_id);
-        write_bits(txn, terms, post, number, &postings::add(number % CHUNK));
-    }
 }
 
-/// Takes a deleted post out of its terms' bitmaps (its number keeps its time: numbers are never
-/// reused).
-pub(crate) fn remove(txn: &mut Txn, post: &Post) {
-    if let (Some(number), true) = (post.search_number, is_searchable(post)) {
-        let terms = message_terms(&post.message, post.user_id);
-        write_bits(txn, terms, post, number, &postings::remove(number % CHUNK));
-    }
-}
-
-/// An edit: the terms only the old message had lose the post, the new message's new terms gain it.
-pub(crate) fn replace(txn: &mut Txn, old_message: &str, post: &Post) {
-    let (Some(number), true) = (post.search_number, is_searchable(post)) else {
+/// Writes that a numbered `post` holds (`present`) or no longer holds each of `terms` to their
+/// chunks' bitsets; a post from before numbering has none to write.
+pub(crate) fn write_bits<'t>(
+    txn: &mut Txn,
+    terms: impl IntoIterator<Item = &'t String>,
+    post: &Post,
+    present: bool,
+) {
+    let Some(number) = post.search_number else {
         return;
     };
-    let old = message_terms(old_message, post.user_id);
-    let new = message_terms(&post.message, post.user_id);
-    let (remove, add) = (
-        postings::remove(number % CHUNK),
-        postings::add(number % CHUNK),
-    );
-    write_bits(txn, old.difference(&new), post, number, &remove);
-    write_bits(txn, new.difference(&old), post, number, &add);
-}
-
-fn write_bits(
-    txn: &mut Txn,
-    terms: impl IntoIterator<Item = impl AsRef<str>>,
-    post: &Post,
-    number: u64,
-    operand: &[u8],
-) {
+    let operand = if present {
+        postings::add(number % CHUNK)
+    } else {
+        postings::remove(number % CHUNK)
+    };
     for term in terms {
-        let key = chunk_key(term.as_ref(), post.channel_id, chunk(number));
-        txn.merge(Cf::TermChannelidChunkNumbers, key, operand.to_vec());
+        let key = chunk_key(term, post.channel_id, chunk(number));
+        txn.merge(Cf::TermChannelidChunkNumbers, key, operand.clone());
     }
 }
 

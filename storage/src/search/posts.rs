@@ -351,22 +351,12 @@ impl Reader<'_> {
     ) -> Result<Cursor<'r>> {
         let parts = &required.parts;
         if parts.len() >= 2 {
-            let mut older = Vec::with_capacity(parts.len());
-            for part in parts {
-                let mut terms = Vec::with_capacity(part.len());
-                for term in part {
-                    terms.push(Cursor::term(self, iterators, term, channel)?);
-                }
-                older.push(Cursor::Or(terms));
-            }
-            let numbered = Cursor::numbered(
-                self,
-                iterators,
-                channel,
-                parts,
-                Cursor::And(older),
-                required.all_numbered,
-            )?;
+            let older = if required.all_numbered {
+                None
+            } else {
+                Some(self.older_cursor(iterators, channel, parts)?)
+            };
+            let numbered = Cursor::numbered(self, iterators, channel, parts, older)?;
             let mut all = vec![numbered];
             for word in &search.query.words {
                 if let Word::Prefix(_) = word {
@@ -400,6 +390,28 @@ impl Reader<'_> {
             1 => parts.pop().unwrap_or(Cursor::Empty),
             _ => Cursor::And(parts),
         })
+    }
+
+    /// The same AND as a numbered cursor's, on the time blocks: it finds a channel's posts from
+    /// before numbering.
+    fn older_cursor<'r>(
+        &'r self,
+        iterators: &mut TermIterators<'r>,
+        channel: Id,
+        parts: &[Vec<String>],
+    ) -> Result<Cursor<'r>> {
+        let mut all = Vec::with_capacity(parts.len());
+        for part in parts {
+            let mut terms = Vec::with_capacity(part.len());
+            for term in part {
+                terms.push(Cursor::term(self, iterators, term, channel)?);
+            }
+            all.push(match terms.len() {
+                1 => terms.pop().unwrap_or(Cursor::Empty),
+                _ => Cursor::Or(terms),
+            });
+        }
+        Ok(Cursor::And(all))
     }
 
     fn word_cursor<'r>(
