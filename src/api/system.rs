@@ -56,7 +56,7 @@ async fn webapp_plugins() -> Response {
 }
 
 /// Prometheus text: request counts and latency per route and status (recorded by the HTTP
-/// layer), WebSocket and Raft figures, and RocksDB's own statistics.
+/// layer), WebSocket and Raft figures, and RocksDB's properties (data size, compactions).
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let mut text = crate::metrics::render();
     let gauges = app.gauges();

@@ -6,7 +6,7 @@ mod common;
 
 use common::{create_channel, create_team, create_user, id, post, TestDb};
 use confab_storage::search::postings::BUCKET_MS;
-use confab_storage::search::tokenize::{author_term, hashtags, tokens};
+use confab_storage::search::tokenize::{author_term, hashtags, tokens, tokens_with, Stems};
 use confab_storage::search::{parse, PostSearch, SearchResults, Word, DEFAULT_KEY_BUDGET};
 use confab_storage::{ChannelType, Command, Engine, Id, Outcome};
 use proptest::prelude::*;
@@ -429,6 +429,30 @@ fn required_words_past_one_bitmap_chunk_are_anded_chunk_by_chunk() {
     assert_eq!(found(&db, "alpha delta"), Vec::<u64>::new());
     assert_eq!(found(&db, "from:user1 alpha beta"), [8_201, 4]);
     assert_eq!(found(&db, "from:user2 alpha beta"), Vec::<u64>::new());
+}
+
+#[test]
+fn remembered_stems_give_the_tokens_a_fresh_stemming_gives() {
+    let mut stems = Stems::default();
+    let mut texts: Vec<String> = [
+        "Running RUNS ran runner",
+        "release 1.2.3 build42 running",
+        "Ångström café CAFÉ",
+        "東京タワー 東京 running",
+        "#topic-1 nation's nationalization",
+        "",
+    ]
+    .iter()
+    .map(|t| t.to_string())
+    .collect();
+    // More distinct words than the cache holds: the later ones are stemmed each time.
+    texts.extend((0..Stems::MAX + 100).map(|n| format!("walking{n}x talks{n}y")));
+    texts.push("Running nationalization walking7x".into());
+    for _pass in 0..2 {
+        for text in &texts {
+            assert_eq!(tokens_with(text, Some(&mut stems)), tokens(text), "{text:?}");
+        }
+    }
 }
 
 #[test]

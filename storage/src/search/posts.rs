@@ -9,7 +9,7 @@ use super::cursor::{pos_at_or_before, pos_create_at, Cursor, TermIterators};
 use super::index::{is_searchable, terms_of};
 use super::numbered;
 use super::parse::{ParsedQuery, Word};
-use super::tokenize::{author_term, hashtags, tokens, Token, MAX_TERM_BYTES};
+use super::tokenize::{author_term, hashtags, tokens_with, Stems, Token, MAX_TERM_BYTES};
 use crate::cf::Cf;
 use crate::error::Result;
 use crate::id::Id;
@@ -18,6 +18,7 @@ use crate::model::{Channel, ChannelType, Post};
 use crate::query::PostPage;
 use crate::read::Reader;
 use rocksdb::DBRawIterator;
+use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
@@ -262,6 +263,7 @@ impl Reader<'_> {
         let mut has_next = false;
         let mut group = Vec::new();
         let mut candidates = Vec::new();
+        let mut stems = Stems::default();
         // The page's posts, as checked: the answer is built from them without reading again.
         let mut found = Vec::new();
         'search: while let Some(Reverse((p, index))) = heap.pop() {
@@ -309,7 +311,9 @@ impl Reader<'_> {
                     results.truncated = true;
                     break 'search;
                 }
-                if let Some((post, matched)) = self.check(*post_id, search, &from, &not_from)? {
+                if let Some((post, matched)) =
+                    self.check(*post_id, search, &from, &not_from, &mut stems)?
+                {
                     if accepted >= skip {
                         if order.len() == search.per_page {
                             has_next = true;
@@ -480,6 +484,7 @@ impl Reader<'_> {
         search: &PostSearch,
         from: &[Id],
         not_from: &BTreeSet<Id>,
+        stems: &mut Stems,
     ) -> Result<Option<(Post, Vec<String>)>> {
         let Some(post) = self.post(post_id)? else {
             return Ok(None);
@@ -487,7 +492,7 @@ impl Reader<'_> {
         if !passes_filters(&post, from, not_from) {
             return Ok(None);
         }
-        let text = Analysed::of(&post);
+        let text = Analysed::with(&post, Some(stems));
         if !answers(&text, &search.query, search.is_or) {
             return Ok(None);
         }
@@ -575,24 +580,39 @@ pub fn time_window(query: &ParsedQuery, offset_secs: i64) -> (u64, u64) {
 
 /// A post's text split once: its word tokens (in text order, for phrases and highlighting),
 /// its hashtags, and the terms the index holds for it. Tokenizing stems every word, the
-/// costliest part of checking a candidate, so a check and its highlights share one pass.
+/// costliest part of checking a candidate, so a check and its highlights share one pass. The
+/// set of terms is built only when a word of the query needs it (a phrase needs the tokens
+/// alone).
 struct Analysed {
+    author: Id,
     words: Vec<Token>,
     tags: Vec<Token>,
-    terms: BTreeSet<String>,
+    terms: OnceCell<BTreeSet<String>>,
 }
 
 impl Analysed {
     fn of(post: &Post) -> Analysed {
-        let words = tokens(&post.message);
-        let tags = hashtags(&post.message);
-        let terms = terms_of(&words, &tags, post.user_id);
-        Analysed { words, tags, terms }
+        Analysed::with(post, None)
+    }
+
+    /// With the stems of words seen in earlier candidates taken from `stems`.
+    fn with(post: &Post, stems: Option<&mut Stems>) -> Analysed {
+        Analysed {
+            author: post.user_id,
+            words: tokens_with(&post.message, stems),
+            tags: hashtags(&post.message),
+            terms: OnceCell::new(),
+        }
+    }
+
+    fn terms(&self) -> &BTreeSet<String> {
+        self.terms
+            .get_or_init(|| terms_of(&self.words, &self.tags, self.author))
     }
 
     fn matches(&self, word: &Word) -> bool {
         match word {
-            Word::Term(term) | Word::Hashtag(term) => self.terms.contains(term),
+            Word::Term(term) | Word::Hashtag(term) => self.terms().contains(term),
             Word::Phrase(phrase) => {
                 !phrase.is_empty()
                     && self.words.windows(phrase.len()).any(|window| {
@@ -603,7 +623,7 @@ impl Analysed {
                     })
             }
             Word::Prefix(prefix) => self
-                .terms
+                .terms()
                 .range(prefix.clone()..)
                 .take_while(|t| t.starts_with(prefix.as_str()))
                 .next()

@@ -5,6 +5,7 @@
 //! replica derives the same terms from the same text.
 
 use rust_stemmers::{Algorithm, Stemmer};
+use std::collections::HashMap;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 use unicode_segmentation::UnicodeSegmentation;
@@ -78,9 +79,38 @@ fn stem(stemmer: &Stemmer, folded: &str) -> String {
     }
 }
 
+/// Stems already worked out, by folded word. Checking a search's candidates tokenizes many
+/// posts written with one vocabulary, and stemming is the costliest step of it; a search keeps
+/// one of these for all its candidates. Holds at most [`Stems::MAX`] words.
+#[derive(Default)]
+pub struct Stems {
+    by_folded: HashMap<String, String>,
+}
+
+impl Stems {
+    /// Enough for a search's candidates (a page's worth of posts); a bound on its memory.
+    pub const MAX: usize = 4_096;
+
+    fn term(&mut self, stemmer: &Stemmer, folded: String) -> String {
+        if let Some(term) = self.by_folded.get(&folded) {
+            return term.clone();
+        }
+        let term = stem(stemmer, &folded);
+        if self.by_folded.len() < Stems::MAX {
+            self.by_folded.insert(folded, term.clone());
+        }
+        term
+    }
+}
+
 /// The text's terms in order (phrases are checked on this sequence). CJK runs — consecutive
 /// CJK words with nothing between them — become bigrams, or the character alone in a run of one.
 pub fn tokens(text: &str) -> Vec<Token> {
+    tokens_with(text, None)
+}
+
+/// [`tokens`], with the stems of words seen before taken from `stems` (the same terms).
+pub fn tokens_with(text: &str, mut stems: Option<&mut Stems>) -> Vec<Token> {
     let stemmer = stemmer();
     let mut out = Vec::new();
     // The CJK run being collected: characters with their byte ranges in `text`.
@@ -101,11 +131,11 @@ pub fn tokens(text: &str) -> Vec<Token> {
         if folded.is_empty() {
             continue;
         }
-        out.push(Token {
-            term: stem(&stemmer, &folded),
-            start,
-            end,
-        });
+        let term = match stems.as_deref_mut() {
+            Some(stems) => stems.term(&stemmer, folded),
+            None => stem(&stemmer, &folded),
+        };
+        out.push(Token { term, start, end });
     }
     flush_run(&mut run, &mut out);
     out
