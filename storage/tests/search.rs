@@ -294,6 +294,16 @@ fn only_channels_the_user_is_in() {
         [1],
         "archived channels are left out"
     );
+    assert_eq!(found_as(&db, 1, "\"public plans\""), Vec::<u64>::new());
+    assert_eq!(found_as(&db, 1, "\"secret plans\""), [1]);
+    assert_eq!(
+        search_as(&db.engine, 1, "plans", false, 0, 1)
+            .page
+            .order
+            .len(),
+        1,
+        "a page of one holds the live channel's post"
+    );
 }
 
 #[test]
@@ -450,7 +460,11 @@ fn remembered_stems_give_the_tokens_a_fresh_stemming_gives() {
     texts.push("Running nationalization walking7x".into());
     for _pass in 0..2 {
         for text in &texts {
-            assert_eq!(tokens_with(text, Some(&mut stems)), tokens(text), "{text:?}");
+            assert_eq!(
+                tokens_with(text, Some(&mut stems)),
+                tokens(text),
+                "{text:?}"
+            );
         }
     }
 }
@@ -716,6 +730,10 @@ enum Op {
     },
     /// Flush and compact: the postings' merge operator folds what is stored.
     Compact,
+    /// Archive a channel: its posts are no longer found.
+    Archive {
+        channel: usize,
+    },
 }
 
 const QUERIES: [&str; 19] = [
@@ -755,6 +773,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => (1..=4u64, 0..QUERIES.len(), any::<bool>(), 0..3usize, 1..4usize)
             .prop_map(|(user, query, is_or, page, per_page)| Op::Search { user, query, is_or, page, per_page }),
         1 => Just(Op::Compact),
+        1 => (0..3usize).prop_map(|channel| Op::Archive { channel }),
     ]
 }
 
@@ -785,6 +804,7 @@ fn model_word(word: &Word, terms: &BTreeSet<String>, sequence: &[String]) -> boo
 fn model_search(
     posts: &[ModelPost],
     members: &BTreeMap<u64, BTreeSet<u64>>,
+    archived: &BTreeSet<u64>,
     user: u64,
     text: &str,
     is_or: bool,
@@ -802,7 +822,7 @@ fn model_search(
         .collect();
     let mut hits: Vec<&ModelPost> = posts
         .iter()
-        .filter(|p| !p.deleted)
+        .filter(|p| !p.deleted && !archived.contains(&p.channel))
         .filter(|p| members.get(&p.channel).is_some_and(|m| m.contains(&user)))
         .filter(|p| {
             query.in_channels.is_empty()
@@ -849,6 +869,7 @@ proptest! {
         members.insert(PUBLIC, [1].into());
         members.insert(PRIVATE, [1].into());
         members.insert(TOWN_SQUARE, [1, 2, 3, 4].into());
+        let mut archived: BTreeSet<u64> = BTreeSet::new();
         let mut posts: Vec<ModelPost> = Vec::new();
         let mut at = 1_000u64;
         for (op, gap) in ops {
@@ -908,7 +929,7 @@ proptest! {
                     }
                 }
                 Op::Search { user, query, is_or, page, per_page } => {
-                    let all = model_search(&posts, &members, user, QUERIES[query], is_or);
+                    let all = model_search(&posts, &members, &archived, user, QUERIES[query], is_or);
                     let want: Vec<Id> = all.iter().skip(page * per_page).take(per_page).copied().collect();
                     let want_more = all.len() > (page + 1) * per_page;
                     let got = search_as(&db.engine, user, QUERIES[query], is_or, page, per_page);
@@ -919,6 +940,12 @@ proptest! {
                     prop_assert_eq!(matched, want);
                 }
                 Op::Compact => db.engine.compact().expect("compact"),
+                Op::Archive { channel } => {
+                    let channel = CHANNELS[channel];
+                    if db.apply(Command::DeleteChannel { channel_id: id(channel), at }).result.is_ok() {
+                        archived.insert(channel);
+                    }
+                }
             }
         }
     }

@@ -61,7 +61,8 @@ pub struct SearchResults {
 #[derive(Debug, Clone, Default)]
 pub struct Covered {
     pub ids: Vec<Id>,
-    /// Each was read and found searchable; else each is read when it first offers a candidate.
+    /// Each was read and found searchable; else each is read when it first offers a post that
+    /// answers the query.
     pub checked: bool,
 }
 
@@ -77,8 +78,8 @@ impl Reader<'_> {
     /// The channels a search covers: the user's memberships, never another channel. With
     /// `in:` or `-in:` the channel records are read to match names, and archived channels are
     /// left out here (`checked`); without, only the ids are listed, and a channel's record is
-    /// read when it first offers a candidate ([`Reader::searchable`]): a search over 200
-    /// channels reads the records of the few its page comes from, not 200.
+    /// read when it first offers a post that answers the query ([`Reader::searchable`]): a
+    /// search over 200 channels reads the records of the few its page comes from, not 200.
     pub fn search_channels(&self, search: &PostSearch) -> Result<Covered> {
         let mut ids = Vec::new();
         let prefixes = match search.team {
@@ -282,15 +283,11 @@ impl Reader<'_> {
                 heap.pop();
             }
             group.retain(|index| pos_create_at(p) >= streams[*index].oldest);
-            // A channel that may not be searched offers nothing, now or later.
+            // A channel found not searchable offers nothing, now or later. Whether a channel
+            // may be searched is read when it first offers a post that answers the query:
+            // most candidates of a phrase do not, and their channels' records stay unread.
             if !covered.checked {
-                let mut kept = Vec::with_capacity(group.len());
-                for index in &group {
-                    if self.searchable(&mut known, streams[*index].channel, search)? {
-                        kept.push(*index);
-                    }
-                }
-                group = kept;
+                group.retain(|index| known.get(&streams[*index].channel) != Some(&false));
             }
             candidates.clear();
             for index in &group {
@@ -314,6 +311,9 @@ impl Reader<'_> {
                 if let Some((post, matched)) =
                     self.check(*post_id, search, &from, &not_from, &mut stems)?
                 {
+                    if !covered.checked && !self.searchable(&mut known, post.channel_id, search)? {
+                        continue;
+                    }
                     if accepted >= skip {
                         if order.len() == search.per_page {
                             has_next = true;
