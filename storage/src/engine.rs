@@ -326,6 +326,29 @@ impl Engine {
         Ok(())
     }
 
+    /// Builds, once per data directory, what a family added after the directory was first
+    /// written needs from the state before it. Skipped when `marker` is in `meta`; otherwise
+    /// `build` fills a batch under the apply lock (no command changes the state it reads), and
+    /// the batch is written with the marker in one write, so a crash midway leaves the work to
+    /// be done again at the next open. A fresh directory has nothing to build and is marked at
+    /// once.
+    pub(crate) fn once_at_open(
+        &self,
+        marker: &[u8],
+        build: impl FnOnce(&mut rocksdb::WriteBatch) -> Result<()>,
+    ) -> Result<()> {
+        let meta = self.cf(Cf::Meta)?;
+        if self.db.get_cf(meta, marker)?.is_some() {
+            return Ok(());
+        }
+        let _applying = self.apply_lock.lock();
+        let mut batch = rocksdb::WriteBatch::default();
+        build(&mut batch)?;
+        batch.put_cf(meta, marker, b"done");
+        self.db.write(batch)?;
+        Ok(())
+    }
+
     /// Adds to `batch` the deletion of every key of `cf`: one range from the smallest key to
     /// past the longest any family holds.
     pub(crate) fn delete_every_key(&self, batch: &mut rocksdb::WriteBatch, cf: Cf) -> Result<()> {

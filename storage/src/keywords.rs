@@ -23,7 +23,7 @@ use crate::mentions;
 use crate::model::User;
 use crate::notify::meta_u64;
 use crate::txn::Txn;
-use rocksdb::{IteratorMode, WriteBatch};
+use rocksdb::IteratorMode;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -151,36 +151,31 @@ impl Engine {
     /// At open: builds the family from the users of a data directory written before it (one
     /// pass over the users; a fresh directory has none and is marked at once).
     pub(crate) fn init_mention_keywords(&self) -> Result<()> {
-        let meta = self.cf(Cf::Meta)?;
-        if self.db.get_cf(meta, MARKER)?.is_some() {
-            return Ok(());
-        }
-        let _applying = self.apply_lock.lock();
-        let mut index: BTreeMap<String, Vec<Holder>> = BTreeMap::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(Cf::UseridUser)?, IteratorMode::Start)
-        {
-            let (_, value) = item?;
-            let Ok(user) = rmp_serde::from_slice::<User>(&value) else {
-                continue;
-            };
-            for (keyword, exact) in of_user(&user) {
-                index.entry(keyword).or_default().push(Holder {
-                    user_id: user.id,
-                    exact,
-                });
+        self.once_at_open(MARKER, |batch| {
+            let mut index: BTreeMap<String, Vec<Holder>> = BTreeMap::new();
+            for item in self
+                .db
+                .iterator_cf(self.cf(Cf::UseridUser)?, IteratorMode::Start)
+            {
+                let (_, value) = item?;
+                let Ok(user) = rmp_serde::from_slice::<User>(&value) else {
+                    continue;
+                };
+                for (keyword, exact) in of_user(&user) {
+                    index.entry(keyword).or_default().push(Holder {
+                        user_id: user.id,
+                        exact,
+                    });
+                }
             }
-        }
-        let family = self.cf(Cf::MentionkeyUserids)?;
-        let mut batch = WriteBatch::default();
-        for (keyword, holders) in &index {
-            batch.put_cf(family, keyword.as_bytes(), rmp_serde::to_vec(holders)?);
-        }
-        batch.put_cf(meta, COUNT_KEY, (index.len() as u64).to_be_bytes());
-        batch.put_cf(meta, MARKER, b"done");
-        self.db.write(batch)?;
-        Ok(())
+            let family = self.cf(Cf::MentionkeyUserids)?;
+            for (keyword, holders) in &index {
+                batch.put_cf(family, keyword.as_bytes(), rmp_serde::to_vec(holders)?);
+            }
+            let meta = self.cf(Cf::Meta)?;
+            batch.put_cf(meta, COUNT_KEY, (index.len() as u64).to_be_bytes());
+            Ok(())
+        })
     }
 }
 

@@ -14,7 +14,7 @@ use crate::keys::KeyBuf;
 use crate::model::Post;
 use crate::read::Reader;
 use crate::txn::Txn;
-use rocksdb::{IteratorMode, WriteBatch};
+use rocksdb::IteratorMode;
 
 /// The `meta` marker: the index covers every post.
 const MARKER: &[u8] = b"pinned_index";
@@ -39,28 +39,22 @@ pub(crate) fn set(txn: &mut Txn, post: &Post, pinned: bool) {
 impl Engine {
     /// At open: indexes the pinned posts of a data directory written before this family.
     pub(crate) fn init_pinned_index(&self) -> Result<()> {
-        let meta = self.cf(Cf::Meta)?;
-        if self.db.get_cf(meta, MARKER)?.is_some() {
-            return Ok(());
-        }
-        let _applying = self.apply_lock.lock();
-        let mut batch = WriteBatch::default();
-        let pinned = self.cf(Cf::ChannelidCreateatPostidPinned)?;
-        for item in self
-            .db
-            .iterator_cf(self.cf(Cf::PostidPost)?, IteratorMode::Start)
-        {
-            let (_, value) = item?;
-            let Ok(post) = rmp_serde::from_slice::<Post>(&value) else {
-                continue;
-            };
-            if post.is_pinned && post.delete_at == 0 {
-                batch.put_cf(pinned, key(&post), []);
+        self.once_at_open(MARKER, |batch| {
+            let pinned = self.cf(Cf::ChannelidCreateatPostidPinned)?;
+            for item in self
+                .db
+                .iterator_cf(self.cf(Cf::PostidPost)?, IteratorMode::Start)
+            {
+                let (_, value) = item?;
+                let Ok(post) = rmp_serde::from_slice::<Post>(&value) else {
+                    continue;
+                };
+                if post.is_pinned && post.delete_at == 0 {
+                    batch.put_cf(pinned, key(&post), []);
+                }
             }
-        }
-        batch.put_cf(meta, MARKER, b"done");
-        self.db.write(batch)?;
-        Ok(())
+            Ok(())
+        })
     }
 }
 

@@ -25,7 +25,7 @@ use crate::id::Id;
 use crate::keys::{id2, id_key, KeyBuf};
 use crate::model::{Channel, ChannelMember, NotifyProps, User};
 use crate::txn::Txn;
-use rocksdb::{IteratorMode, WriteBatch};
+use rocksdb::IteratorMode;
 use std::collections::BTreeSet;
 
 /// `meta` key: the family was built from the members of a data directory written before it.
@@ -120,55 +120,49 @@ impl Engine {
     /// pass over the memberships; a fresh directory has none and is marked at once). Mentions
     /// already pending for such a member are folded in first, as they were counted then.
     pub(crate) fn init_channel_wide_ignorers(&self) -> Result<()> {
-        let meta = self.cf(Cf::Meta)?;
-        if self.db.get_cf(meta, MARKER)?.is_some() {
-            return Ok(());
-        }
-        let _applying = self.apply_lock.lock();
-        let users = self.cf(Cf::UseridUser)?;
-        let channels = self.cf(Cf::ChannelidChannel)?;
-        let members = self.cf(Cf::ChannelidUseridMember)?;
-        let ignorers = self.cf(Cf::ChannelidIgnorerid)?;
-        let mut batch = WriteBatch::default();
-        let mut user: Option<User> = None;
-        let mut channel: Option<Channel> = None;
-        for item in self.db.iterator_cf(members, IteratorMode::Start) {
-            let (key, value) = item?;
-            let Ok(mut member) = rmp_serde::from_slice::<ChannelMember>(&value) else {
-                continue;
-            };
-            if user.as_ref().map(|u| u.id) != Some(member.user_id) {
-                user = match self.db.get_cf(users, id_key(member.user_id))? {
-                    Some(bytes) => rmp_serde::from_slice(&bytes).ok(),
-                    None => None,
+        self.once_at_open(MARKER, |batch| {
+            let users = self.cf(Cf::UseridUser)?;
+            let channels = self.cf(Cf::ChannelidChannel)?;
+            let members = self.cf(Cf::ChannelidUseridMember)?;
+            let ignorers = self.cf(Cf::ChannelidIgnorerid)?;
+            let mut user: Option<User> = None;
+            let mut channel: Option<Channel> = None;
+            for item in self.db.iterator_cf(members, IteratorMode::Start) {
+                let (key, value) = item?;
+                let Ok(mut member) = rmp_serde::from_slice::<ChannelMember>(&value) else {
+                    continue;
                 };
-            }
-            let Some(user) = user.as_ref() else {
-                continue;
-            };
-            if !ignores(&user.notify_props, &member.notify_props) {
-                continue;
-            }
-            if channel.as_ref().map(|c| c.id) != Some(member.channel_id) {
-                channel = match self.db.get_cf(channels, id_key(member.channel_id))? {
-                    Some(bytes) => rmp_serde::from_slice(&bytes).ok(),
-                    None => None,
+                if user.as_ref().map(|u| u.id) != Some(member.user_id) {
+                    user = match self.db.get_cf(users, id_key(member.user_id))? {
+                        Some(bytes) => rmp_serde::from_slice(&bytes).ok(),
+                        None => None,
+                    };
+                }
+                let Some(user) = user.as_ref() else {
+                    continue;
                 };
+                if !ignores(&user.notify_props, &member.notify_props) {
+                    continue;
+                }
+                if channel.as_ref().map(|c| c.id) != Some(member.channel_id) {
+                    channel = match self.db.get_cf(channels, id_key(member.channel_id))? {
+                        Some(bytes) => rmp_serde::from_slice(&bytes).ok(),
+                        None => None,
+                    };
+                }
+                if let Some(channel) = channel.as_ref() {
+                    member.settle(channel);
+                }
+                member.ignores_channel_wide = true;
+                batch.put_cf(members, &key, rmp_serde::to_vec(&member)?);
+                let index_key = KeyBuf::new()
+                    .id(member.channel_id)
+                    .id(member.user_id)
+                    .build();
+                batch.put_cf(ignorers, index_key, []);
             }
-            if let Some(channel) = channel.as_ref() {
-                member.settle(channel);
-            }
-            member.ignores_channel_wide = true;
-            batch.put_cf(members, &key, rmp_serde::to_vec(&member)?);
-            let index_key = KeyBuf::new()
-                .id(member.channel_id)
-                .id(member.user_id)
-                .build();
-            batch.put_cf(ignorers, index_key, []);
-        }
-        batch.put_cf(meta, MARKER, b"done");
-        self.db.write(batch)?;
-        Ok(())
+            Ok(())
+        })
     }
 }
 
