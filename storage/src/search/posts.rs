@@ -9,7 +9,7 @@ use super::cursor::{pos_at_or_before, pos_create_at, Cursor, TermIterators};
 use super::index::{is_searchable, terms_of};
 use super::numbered;
 use super::parse::{ParsedQuery, Word};
-use super::tokenize::{author_term, hashtags, tokens_with, Stems, Token, MAX_TERM_BYTES};
+use super::tokenize::{author_term, hashtags, tokens, Token, MAX_TERM_BYTES};
 use crate::cf::Cf;
 use crate::error::Result;
 use crate::id::Id;
@@ -264,7 +264,6 @@ impl Reader<'_> {
         let mut has_next = false;
         let mut group = Vec::new();
         let mut candidates = Vec::new();
-        let mut stems = Stems::default();
         // The page's posts, as checked: the answer is built from them without reading again.
         let mut found = Vec::new();
         'search: while let Some(Reverse((p, index))) = heap.pop() {
@@ -308,9 +307,7 @@ impl Reader<'_> {
                     results.truncated = true;
                     break 'search;
                 }
-                if let Some((post, matched)) =
-                    self.check(*post_id, search, &from, &not_from, &mut stems)?
-                {
+                if let Some((post, matched)) = self.check(*post_id, search, &from, &not_from)? {
                     if !covered.checked && !self.searchable(&mut known, post.channel_id, search)? {
                         continue;
                     }
@@ -484,7 +481,6 @@ impl Reader<'_> {
         search: &PostSearch,
         from: &[Id],
         not_from: &BTreeSet<Id>,
-        stems: &mut Stems,
     ) -> Result<Option<(Post, Vec<String>)>> {
         let Some(post) = self.post(post_id)? else {
             return Ok(None);
@@ -492,7 +488,7 @@ impl Reader<'_> {
         if !passes_filters(&post, from, not_from) {
             return Ok(None);
         }
-        let text = Analysed::with(&post, Some(stems));
+        let text = Analysed::of(&post);
         if !answers(&text, &search.query, search.is_or) {
             return Ok(None);
         }
@@ -592,14 +588,9 @@ struct Analysed {
 
 impl Analysed {
     fn of(post: &Post) -> Analysed {
-        Analysed::with(post, None)
-    }
-
-    /// With the stems of words seen in earlier candidates taken from `stems`.
-    fn with(post: &Post, stems: Option<&mut Stems>) -> Analysed {
         Analysed {
             author: post.user_id,
-            words: tokens_with(&post.message, stems),
+            words: tokens(&post.message),
             tags: hashtags(&post.message),
             terms: OnceCell::new(),
         }

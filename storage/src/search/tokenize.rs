@@ -5,6 +5,7 @@
 //! replica derives the same terms from the same text.
 
 use rust_stemmers::{Algorithm, Stemmer};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
@@ -70,47 +71,66 @@ fn stemmer() -> Stemmer {
     Stemmer::create(Algorithm::English)
 }
 
-/// A folded word's term: stemmed unless it holds digits (numbers and codes stay as written).
+/// Numbers and codes (words holding digits) are not stemmed: they stay as written.
+fn holds_digits(folded: &str) -> bool {
+    folded.chars().any(|c| c.is_numeric())
+}
+
+/// A folded word's term: stemmed unless it holds digits.
 fn stem(stemmer: &Stemmer, folded: &str) -> String {
-    if folded.chars().any(|c| c.is_numeric()) {
+    if holds_digits(folded) {
         cap(folded.to_string())
     } else {
         cap(stemmer.stem(folded).into_owned())
     }
 }
 
-/// Stems already worked out, by folded word. Checking a search's candidates tokenizes many
-/// posts written with one vocabulary, and stemming is the costliest step of it; a search keeps
-/// one of these for all its candidates. Holds at most [`Stems::MAX`] words.
-#[derive(Default)]
-pub struct Stems {
-    by_folded: HashMap<String, String>,
+/// Most words bounded: past it the thread's remembered stems start over.
+const MAX_REMEMBERED_STEMS: usize = 16_384;
+
+thread_local! {
+    /// Stems already worked out on this thread, by folded word. Stemming is the costliest step
+    /// of tokenizing, and posts draw on one vocabulary: a search's candidates, and the posts
+    /// apply indexes, mostly repeat words seen before. Per thread, so no lock; the stems are
+    /// the stemmer's, so the terms are the same with or without it.
+    static REMEMBERED_STEMS: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
 }
 
-impl Stems {
-    /// Enough for a search's candidates (a page's worth of posts); a bound on its memory.
-    pub const MAX: usize = 4_096;
-
-    fn term(&mut self, stemmer: &Stemmer, folded: String) -> String {
-        if let Some(term) = self.by_folded.get(&folded) {
+/// [`stem`], remembered on this thread (words holding digits, mostly seen once, are not).
+fn remembered_stem(stemmer: &Stemmer, folded: String) -> String {
+    if holds_digits(&folded) {
+        return cap(folded);
+    }
+    REMEMBERED_STEMS.with(|cell| {
+        let Ok(mut stems) = cell.try_borrow_mut() else {
+            return stem(stemmer, &folded);
+        };
+        if let Some(term) = stems.get(&folded) {
             return term.clone();
         }
         let term = stem(stemmer, &folded);
-        if self.by_folded.len() < Stems::MAX {
-            self.by_folded.insert(folded, term.clone());
+        if stems.len() >= MAX_REMEMBERED_STEMS {
+            stems.clear();
         }
+        stems.insert(folded, term.clone());
         term
-    }
+    })
 }
 
 /// The text's terms in order (phrases are checked on this sequence). CJK runs — consecutive
 /// CJK words with nothing between them — become bigrams, or the character alone in a run of one.
 pub fn tokens(text: &str) -> Vec<Token> {
-    tokens_with(text, None)
+    tokenize(text, true)
 }
 
-/// [`tokens`], with the stems of words seen before taken from `stems` (the same terms).
-pub fn tokens_with(text: &str, mut stems: Option<&mut Stems>) -> Vec<Token> {
+/// [`tokens`] with every word stemmed afresh, none remembered: for tests that the remembered
+/// stems change nothing.
+#[doc(hidden)]
+pub fn tokens_stemmed_afresh(text: &str) -> Vec<Token> {
+    tokenize(text, false)
+}
+
+fn tokenize(text: &str, remembered: bool) -> Vec<Token> {
     let stemmer = stemmer();
     let mut out = Vec::new();
     // The CJK run being collected: characters with their byte ranges in `text`.
@@ -131,9 +151,10 @@ pub fn tokens_with(text: &str, mut stems: Option<&mut Stems>) -> Vec<Token> {
         if folded.is_empty() {
             continue;
         }
-        let term = match stems.as_deref_mut() {
-            Some(stems) => stems.term(&stemmer, folded),
-            None => stem(&stemmer, &folded),
+        let term = if remembered {
+            remembered_stem(&stemmer, folded)
+        } else {
+            stem(&stemmer, &folded)
         };
         out.push(Token { term, start, end });
     }
