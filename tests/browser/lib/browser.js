@@ -27,8 +27,9 @@ async function newUserPage(browser, name, viewport = { width: 1280, height: 800 
     await page.setViewport(viewport);
     page.problems = [];
     // While a test kills the node a page is talking to, the request in flight fails in the
-    // browser ("Failed to load resource: net::ERR_EMPTY_RESPONSE"); that is the fault under test,
-    // not a page bug. Such errors are set aside while `page.nodeFault` is on; the test then
+    // browser ("Failed to load resource: net::ERR_EMPTY_RESPONSE", or ERR_SOCKET_NOT_CONNECTED
+    // on a kept-alive connection the balancer closed with the node's); that is the fault under
+    // test, not a page bug. Such errors are set aside while `page.nodeFault` is on; the test then
     // checks the page recovered.
     page.nodeFault = false;
     page.faultErrors = [];
@@ -37,7 +38,7 @@ async function newUserPage(browser, name, viewport = { width: 1280, height: 800 
             return;
         }
         const text = `${name} console error: ${msg.text()}`;
-        if (page.nodeFault && /net::ERR_(EMPTY_RESPONSE|CONNECTION_(RESET|REFUSED|CLOSED))/.test(msg.text())) {
+        if (page.nodeFault && /net::ERR_(EMPTY_RESPONSE|SOCKET_NOT_CONNECTED|CONNECTION_(RESET|REFUSED|CLOSED))/.test(msg.text())) {
             page.faultErrors.push(text);
         } else {
             page.problems.push(text);
