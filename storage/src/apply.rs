@@ -1129,12 +1129,16 @@ fn create_post(txn: &mut Txn, new: NewPost) -> Step<Outcome> {
     };
     let attached = files::attach(txn, &post, &channel, new.file_ids, &[], at)?;
     post.file_ids = attached.iter().map(|f| f.id).collect();
-    search::index::add(txn, &mut channel, &mut post);
+    let adjacent_words = search::index::add(txn, &mut channel, &mut post);
     txn.put(Cf::PostidPost, id_key(post.id), &post)?;
     dedup::record(txn, post.user_id, &post.pending_post_id, post.id, at)?;
     dedup::purge_expired(txn, new.at)?;
     let time_key = KeyBuf::new().id(channel.id).u64(at).id(post.id).build();
-    txn.put_raw(Cf::ChannelidCreateatPostid, time_key.clone(), Vec::new());
+    txn.put_raw(
+        Cf::ChannelidCreateatPostid,
+        time_key.clone(),
+        adjacent_words,
+    );
     txn.put_raw(Cf::ChannelidUpdateatPostid, time_key.clone(), Vec::new());
     if post.is_root() {
         txn.put_raw(Cf::ChannelidRootcreateatPostid, time_key, Vec::new());

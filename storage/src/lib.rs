@@ -34,7 +34,7 @@
 //! | `channelid_userid_member` | channel_id · user_id → [`ChannelMember`] (read state; channel-wide mentions since its `wide_seen` are folded in when read, [`ChannelMember::settle`]) |
 //! | `userid_teamid_channelid` | user_id · team_id (zero for DM/GM) · channel_id → () |
 //! | `postid_post` | post_id → [`Post`] |
-//! | `channelid_createat_postid` | channel_id · t(create) · post_id → () — live posts |
+//! | `channelid_createat_postid` | channel_id · t(create) · post_id → a Bloom filter of the pairs of adjacent words of the post's text (version byte, 16–64 bytes), empty for posts written before it and for system messages — live posts; a phrase search drops a candidate whose filter lacks a pair of the phrase without reading the post ([`search::adjacent`]) |
 //! | `channelid_rootcreateat_postid` | channel_id · t(create) · post_id → () — live roots |
 //! | `channelid_updateat_postid` | channel_id · t(update) · post_id → () — incl. deleted |
 //! | `rootid_createat_postid` | root_id · t(create) · post_id → () — live replies |

@@ -552,6 +552,80 @@ fn an_upgraded_directory_finds_posts_from_before_numbering_too() {
 }
 
 #[test]
+fn a_phrase_whose_words_stand_apart_is_ruled_out_without_reading_the_posts() {
+    let mut db = fixture();
+    db.ok(say(1, PUBLIC, 1, "alpha beta at last", 10));
+    // 400 newer posts hold both words, never side by side.
+    for n in 0..400u64 {
+        db.ok(say(
+            1_000 + n,
+            PUBLIC,
+            1,
+            &format!("alpha then beta {n}"),
+            100 + n,
+        ));
+    }
+    {
+        let reader = db.engine.reader();
+        let results = reader
+            .search_posts(&team_search("\"alpha beta\"", 20))
+            .expect("search");
+        assert_eq!(ids(&results), [1]);
+        // Each candidate costs its time key and the step past it, read anyway to find the
+        // post (two keys); reading every post as well would make it three.
+        assert!(
+            reader.keys_read() < 2 * 400 + 100,
+            "read {} keys for 401 candidates",
+            reader.keys_read()
+        );
+    }
+    // An edit writes the new text's filter: one post gains the phrase, the first loses it.
+    db.ok(Command::PatchPost {
+        file_ids: None,
+        post_id: id(1_007),
+        at: 1_000,
+        message: Some("now alpha beta side by side".into()),
+        is_pinned: None,
+        props: None,
+    });
+    db.ok(Command::PatchPost {
+        file_ids: None,
+        post_id: id(1),
+        at: 1_001,
+        message: Some("beta alpha".into()),
+        is_pinned: None,
+        props: None,
+    });
+    assert_eq!(found(&db, "\"alpha beta\""), [1_007]);
+    assert_eq!(found(&db, "\"beta alpha\""), [1]);
+    // An OR search may answer through its other word: the filter rules nothing out there.
+    let or = search_as(&db.engine, 1, "\"beta alpha\" side", true, 0, 50);
+    assert_eq!(ids(&or), [1_007, 1]);
+}
+
+#[test]
+fn posts_from_before_the_adjacent_word_filters_are_read_and_checked() {
+    let mut db = fixture();
+    db.ok(say(1, PUBLIC, 1, "alpha beta", 10));
+    db.ok(say(2, PUBLIC, 1, "beta alpha", 20));
+    db.ok(say(3, TOWN_SQUARE, 1, "one alpha beta two", 30));
+    db.engine.forget_adjacent_filters().expect("forget");
+    db.ok(say(4, PUBLIC, 1, "alpha and beta", 40));
+    db.ok(say(5, PUBLIC, 1, "the alpha beta", 50));
+    for compacted in [false, true] {
+        if compacted {
+            db.engine.compact().expect("compact");
+        }
+        assert_eq!(
+            found(&db, "\"alpha beta\""),
+            [5, 3, 1],
+            "compacted: {compacted}"
+        );
+        assert_eq!(found(&db, "\"beta alpha\""), [2]);
+    }
+}
+
+#[test]
 fn posts_of_the_same_millisecond_come_in_id_order() {
     let mut db = fixture();
     db.ok(say(5, PUBLIC, 1, "tie", 10));

@@ -1,13 +1,15 @@
 //! The one-time index of a data directory written before search existed. Posts are indexed in
-//! key order, a bounded step at a time, each step one write batch that also records how far it
+//! key order (their terms, and the filter of adjacent words in their time key), a bounded step at a time, each step one write batch that also records how far it
 //! got (`meta` key `search_backfill`), so a restart resumes where it stopped. Steps hold the
 //! engine's apply lock: an edit or delete applied meanwhile can never be overwritten by a step
 //! that read the post before it. The marker travels in snapshots, so a node that installs one
 //! mid-backfill carries on from the same place; a fresh data directory is marked done at open.
 
-use super::index::{block_key, is_searchable, message_terms};
+use super::adjacent;
+use super::index::{block_key, is_searchable, terms_of};
 use super::people::user_terms;
 use super::postings;
+use super::tokenize::{hashtags, tokens};
 use crate::cf::Cf;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -92,10 +94,21 @@ impl Engine {
                 let post: Post = rmp_serde::from_slice(&value)?;
                 if post.delete_at == 0 && is_searchable(&post) {
                     let add = postings::add(post.create_at);
-                    for term in message_terms(&post.message, post.user_id) {
+                    let words = tokens(&post.message);
+                    for term in terms_of(&words, &hashtags(&post.message), post.user_id) {
                         let key = block_key(&term, post.channel_id, post.create_at);
                         batch.merge_cf(self.cf(Cf::TermChannelidBucketCreateats)?, key, &add);
                     }
+                    let time_key = KeyBuf::new()
+                        .id(post.channel_id)
+                        .u64(post.create_at)
+                        .id(post.id)
+                        .build();
+                    batch.put_cf(
+                        self.cf(Cf::ChannelidCreateatPostid)?,
+                        time_key,
+                        adjacent::filter_of(&words),
+                    );
                 }
             } else {
                 let user: User = rmp_serde::from_slice(&value)?;

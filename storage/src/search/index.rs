@@ -9,6 +9,7 @@
 //! `@author` cannot), so the NUL ends the variable-length part and keys of one term group
 //! together before any longer term.
 
+use super::adjacent;
 use super::numbered;
 use super::postings::{self, bucket};
 use super::tokenize::{author_term, hashtags, tokens, Token};
@@ -79,13 +80,18 @@ fn write_terms<'t>(
     numbered::write_bits(txn, terms, post, present);
 }
 
-/// Numbers a new post in its channel ([`numbered::number_new_post`]) and indexes it.
-pub(crate) fn add(txn: &mut Txn, channel: &mut Channel, post: &mut Post) {
+/// Numbers a new post in its channel ([`numbered::number_new_post`]) and indexes it. Returns the
+/// value of its `channelid_createat_postid` key: the filter of its adjacent words
+/// ([`adjacent`]), empty for a post the index leaves out.
+pub(crate) fn add(txn: &mut Txn, channel: &mut Channel, post: &mut Post) -> Vec<u8> {
     numbered::number_new_post(txn, channel, post);
-    if is_searchable(post) {
-        let terms = message_terms(&post.message, post.user_id);
-        write_terms(txn, terms.iter(), post, true);
+    if !is_searchable(post) {
+        return Vec::new();
     }
+    let words = tokens(&post.message);
+    let terms = terms_of(&words, &hashtags(&post.message), post.user_id);
+    write_terms(txn, terms.iter(), post, true);
+    adjacent::filter_of(&words)
 }
 
 /// Takes a deleted post out of the index (its number keeps its time: numbers are never reused).
@@ -96,13 +102,25 @@ pub(crate) fn remove(txn: &mut Txn, post: &Post) {
     }
 }
 
-/// An edit: the terms only the old message had go, the new message's new terms come in.
+/// An edit of a live post: the terms only the old message had go, the new message's new terms
+/// come in, and its time key gets the new message's filter of adjacent words.
 pub(crate) fn replace(txn: &mut Txn, old_message: &str, post: &Post) {
     if !is_searchable(post) {
         return;
     }
     let old = message_terms(old_message, post.user_id);
-    let new = message_terms(&post.message, post.user_id);
+    let words = tokens(&post.message);
+    let new = terms_of(&words, &hashtags(&post.message), post.user_id);
     write_terms(txn, old.difference(&new), post, false);
     write_terms(txn, new.difference(&old), post, true);
+    let time_key = KeyBuf::new()
+        .id(post.channel_id)
+        .u64(post.create_at)
+        .id(post.id)
+        .build();
+    txn.put_raw(
+        Cf::ChannelidCreateatPostid,
+        time_key,
+        adjacent::filter_of(&words),
+    );
 }

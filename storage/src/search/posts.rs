@@ -5,6 +5,7 @@
 //! the same millisecond come in post id order. The work is bounded by the page, by the channels
 //! searched, and by a budget of keys read.
 
+use super::adjacent;
 use super::cursor::{pos_at_or_before, pos_create_at, Cursor, TermIterators};
 use super::index::{is_searchable, terms_of};
 use super::numbered;
@@ -257,6 +258,7 @@ impl Reader<'_> {
                 heap.push(Reverse((p, index)));
             }
         }
+        let phrases = required_phrases(search);
         let mut posts_by_time = self.raw_iter(Cf::ChannelidCreateatPostid, &[], None)?;
         let skip = search.page.saturating_mul(search.per_page);
         let mut accepted = 0usize;
@@ -297,6 +299,7 @@ impl Reader<'_> {
                         &mut posts_by_time,
                         stream.channel,
                         pos_create_at(p),
+                        &phrases,
                         &mut candidates,
                     )?,
                 }
@@ -452,12 +455,15 @@ impl Reader<'_> {
     }
 
     /// The posts of `channel` made at `create_at` (one, but for data written before post times
-    /// were made unique within a channel), added to `out`.
+    /// were made unique within a channel), added to `out` unless their time key's filter of
+    /// adjacent words ([`adjacent`]) proves one of `phrases` absent: such a post cannot answer
+    /// the search, and is dropped without reading it.
     fn posts_at(
         &self,
         it: &mut DBRawIterator,
         channel: Id,
         create_at: u64,
+        phrases: &[&[String]],
         out: &mut Vec<Id>,
     ) -> Result<()> {
         let prefix = KeyBuf::new().id(channel).u64(create_at).build();
@@ -466,7 +472,13 @@ impl Reader<'_> {
             self.count(1);
             match it.key() {
                 Some(key) if key.len() == 40 && key.starts_with(&prefix) => {
-                    out.extend(Id::from_slice(&key[24..]));
+                    let filter = it.value().unwrap_or_default();
+                    if phrases
+                        .iter()
+                        .all(|phrase| adjacent::may_hold(filter, phrase))
+                    {
+                        out.extend(Id::from_slice(&key[24..]));
+                    }
                     it.next();
                 }
                 _ => return Ok(it.status()?),
@@ -551,6 +563,23 @@ fn required_parts(search: &PostSearch, from: &[Id]) -> Vec<Vec<String>> {
     parts
 }
 
+/// The phrases of two or more words every result must hold: those of an AND search (in an OR
+/// search, a post may answer through another word).
+fn required_phrases(search: &PostSearch) -> Vec<&[String]> {
+    if search.is_or {
+        return Vec::new();
+    }
+    search
+        .query
+        .words
+        .iter()
+        .filter_map(|word| match word {
+            Word::Phrase(terms) if terms.len() >= 2 => Some(terms.as_slice()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The window of creation times `[oldest, newest]` the dates allow, in the caller's zone.
 pub fn time_window(query: &ParsedQuery, offset_secs: i64) -> (u64, u64) {
     let offset_ms = offset_secs.saturating_mul(1000);
@@ -577,8 +606,7 @@ pub fn time_window(query: &ParsedQuery, offset_secs: i64) -> (u64, u64) {
 /// A post's text split once: its word tokens (in text order, for phrases and highlighting),
 /// its hashtags, and the terms the index holds for it. Tokenizing stems every word, the
 /// costliest part of checking a candidate, so a check and its highlights share one pass. The
-/// set of terms is built only when a word of the query needs it (a phrase needs the tokens
-/// alone).
+/// set of terms is built only when a prefix needs it: words and phrases scan the tokens.
 struct Analysed {
     author: Id,
     words: Vec<Token>,
@@ -603,7 +631,13 @@ impl Analysed {
 
     fn matches(&self, word: &Word) -> bool {
         match word {
-            Word::Term(term) | Word::Hashtag(term) => self.terms().contains(term),
+            // The set of terms, without building it: a scan of a dozen tokens costs less.
+            Word::Term(term) | Word::Hashtag(term) => {
+                !term.is_empty()
+                    && !term.contains('\0')
+                    && (self.words.iter().chain(&self.tags).any(|t| t.term == *term)
+                        || (term.starts_with('@') && *term == author_term(self.author)))
+            }
             Word::Phrase(phrase) => {
                 !phrase.is_empty()
                     && self.words.windows(phrase.len()).any(|window| {
