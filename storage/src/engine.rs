@@ -6,8 +6,8 @@ use crate::error::{Result, StorageError};
 use crate::read::Reader;
 use crate::search::{numbered, postings};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
-    IteratorMode, Options, ReadOptions, WriteBufferManager, DB,
+    BlockBasedOptions, BlockBasedTablePinningTier, Cache, ColumnFamily, ColumnFamilyDescriptor,
+    DBCompressionType, IteratorMode, Options, ReadOptions, WriteBufferManager, DB,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -494,7 +494,13 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
     }
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
-    if cf != Cf::RaftLog {
+    if is_searched_by_seeks(cf) {
+        // A search seeks these once per channel and word, and never reads a key alone: no
+        // bloom filter (only a point read consults one), and each file's index block stays
+        // pinned in the cache instead of being looked up in it again for every seek.
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_unpartitioned_pinning_tier(BlockBasedTablePinningTier::All);
+    } else if cf != Cf::RaftLog {
         // Point reads (sessions, users, posts by id, cursors) skip the files that cannot hold
         // their key instead of reading a block of each level.
         table.set_bloom_filter(10.0, false);
@@ -503,6 +509,17 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
     }
     opts.set_block_based_table_factory(&table);
     opts
+}
+
+/// The post search's families, read by seeks alone ([`crate::search`]).
+fn is_searched_by_seeks(cf: Cf) -> bool {
+    matches!(
+        cf,
+        Cf::TermChannelidBucketCreateats
+            | Cf::TermChannelidChunkNumbers
+            | Cf::ChannelidCreateatPostid
+            | Cf::ChannelidNumberCreateat
+    )
 }
 
 pub(crate) fn decode_u64(bytes: &[u8]) -> Result<u64> {
