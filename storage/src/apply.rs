@@ -17,7 +17,7 @@ use crate::files;
 use crate::id::Id;
 use crate::images;
 use crate::integrations;
-use crate::keys::{id2, id_key, KeyBuf};
+use crate::keys::{id2, id_key, post_time_key, KeyBuf};
 use crate::keywords;
 use crate::mentions;
 use crate::model::*;
@@ -1482,11 +1482,7 @@ fn mark_followers_deleted(txn: &mut Txn, thread: &Thread) -> Step<()> {
 /// Removes a post from the time indexes and marks it deleted.
 fn soft_delete(txn: &mut Txn, post: &mut Post, at: u64) -> Step<()> {
     files::delete_with_post(txn, post, at)?;
-    let time_key = KeyBuf::new()
-        .id(post.channel_id)
-        .u64(post.create_at)
-        .id(post.id)
-        .build();
+    let time_key = post_time_key(post);
     txn.delete(Cf::ChannelidCreateatPostid, time_key.clone());
     if post.is_root() {
         txn.delete(Cf::ChannelidRootcreateatPostid, time_key);

@@ -52,6 +52,16 @@ pub(crate) fn id2(a: Id, b: Id) -> Vec<u8> {
     KeyBuf::new().id(a).id(b).build()
 }
 
+/// `channel_id · t(create) · post_id`: a post's key in its channel's time indexes
+/// (`channelid_createat_postid` and the families shaped like it).
+pub(crate) fn post_time_key(post: &crate::model::Post) -> Vec<u8> {
+    KeyBuf::new()
+        .id(post.channel_id)
+        .u64(post.create_at)
+        .id(post.id)
+        .build()
+}
+
 /// A cursor over a composite key, reading its parts in order.
 pub(crate) struct KeyReader<'a>(&'a [u8]);
 

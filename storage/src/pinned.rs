@@ -10,7 +10,7 @@ use crate::cf::Cf;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::id::Id;
-use crate::keys::KeyBuf;
+use crate::keys::post_time_key;
 use crate::model::Post;
 use crate::read::Reader;
 use crate::txn::Txn;
@@ -19,20 +19,16 @@ use rocksdb::IteratorMode;
 /// The `meta` marker: the index covers every post.
 const MARKER: &[u8] = b"pinned_index";
 
-fn key(post: &Post) -> Vec<u8> {
-    KeyBuf::new()
-        .id(post.channel_id)
-        .u64(post.create_at)
-        .id(post.id)
-        .build()
-}
-
 /// Records whether a live post is pinned.
 pub(crate) fn set(txn: &mut Txn, post: &Post, pinned: bool) {
     if pinned && post.delete_at == 0 {
-        txn.put_raw(Cf::ChannelidCreateatPostidPinned, key(post), Vec::new());
+        txn.put_raw(
+            Cf::ChannelidCreateatPostidPinned,
+            post_time_key(post),
+            Vec::new(),
+        );
     } else {
-        txn.delete(Cf::ChannelidCreateatPostidPinned, key(post));
+        txn.delete(Cf::ChannelidCreateatPostidPinned, post_time_key(post));
     }
 }
 
@@ -50,7 +46,7 @@ impl Engine {
                     continue;
                 };
                 if post.is_pinned && post.delete_at == 0 {
-                    batch.put_cf(pinned, key(&post), []);
+                    batch.put_cf(pinned, post_time_key(&post), []);
                 }
             }
             Ok(())

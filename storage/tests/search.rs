@@ -465,6 +465,8 @@ fn remembered_stems_give_the_tokens_a_fresh_stemming_gives() {
     };
     texts.extend((0..20_000).map(|n| format!("{} talks{n}", letters(n))));
     texts.push("Running nationalization walking7x".into());
+    // Words longer than a term are stemmed each time, not remembered.
+    texts.push(format!("{}ings running", "nationalization".repeat(10)));
     for _pass in 0..2 {
         for text in &texts {
             assert_eq!(tokens(text), tokens_stemmed_afresh(text), "{text:?}");

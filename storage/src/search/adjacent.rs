@@ -98,12 +98,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::tokenize::tokens;
+    use crate::search::tokenize::{terms, tokens};
     use proptest::prelude::*;
-
-    fn terms(text: &str) -> Vec<String> {
-        tokens(text).into_iter().map(|t| t.term).collect()
-    }
 
     #[test]
     fn a_phrase_of_the_text_passes_and_words_apart_mostly_do_not() {

@@ -13,7 +13,7 @@ use super::tokenize::{hashtags, tokens};
 use crate::cf::Cf;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::keys::KeyBuf;
+use crate::keys::{post_time_key, KeyBuf};
 use crate::model::{Post, User};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use std::sync::atomic::Ordering;
@@ -99,14 +99,9 @@ impl Engine {
                         let key = block_key(&term, post.channel_id, post.create_at);
                         batch.merge_cf(self.cf(Cf::TermChannelidBucketCreateats)?, key, &add);
                     }
-                    let time_key = KeyBuf::new()
-                        .id(post.channel_id)
-                        .u64(post.create_at)
-                        .id(post.id)
-                        .build();
                     batch.put_cf(
                         self.cf(Cf::ChannelidCreateatPostid)?,
-                        time_key,
+                        post_time_key(&post),
                         adjacent::filter_of(&words),
                     );
                 }

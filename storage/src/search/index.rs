@@ -15,7 +15,7 @@ use super::postings::{self, bucket};
 use super::tokenize::{author_term, hashtags, tokens, Token};
 use crate::cf::Cf;
 use crate::id::Id;
-use crate::keys::KeyBuf;
+use crate::keys::{post_time_key, KeyBuf};
 use crate::model::{Channel, Post};
 use crate::txn::Txn;
 use std::collections::BTreeSet;
@@ -37,6 +37,15 @@ pub(crate) fn terms_of(words: &[Token], tags: &[Token], author: Id) -> BTreeSet<
     terms.insert(author_term(author));
     terms.retain(|t| !t.is_empty() && !t.contains('\0'));
     terms
+}
+
+/// Whether `term` is one of [`terms_of`] the same tokens, without building the set: a check of a
+/// candidate asks this of a dozen tokens, where the set would cost an allocation per term.
+pub(crate) fn holds_term(words: &[Token], tags: &[Token], author: Id, term: &str) -> bool {
+    !term.is_empty()
+        && !term.contains('\0')
+        && (words.iter().chain(tags).any(|t| t.term == term)
+            || (term.starts_with('@') && term == author_term(author)))
 }
 
 /// `term · 0x00 · channel`: the prefix of a term's blocks in one channel.
@@ -113,14 +122,9 @@ pub(crate) fn replace(txn: &mut Txn, old_message: &str, post: &Post) {
     let new = terms_of(&words, &hashtags(&post.message), post.user_id);
     write_terms(txn, old.difference(&new), post, false);
     write_terms(txn, new.difference(&old), post, true);
-    let time_key = KeyBuf::new()
-        .id(post.channel_id)
-        .u64(post.create_at)
-        .id(post.id)
-        .build();
     txn.put_raw(
         Cf::ChannelidCreateatPostid,
-        time_key,
+        post_time_key(post),
         adjacent::filter_of(&words),
     );
 }

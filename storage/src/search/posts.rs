@@ -7,7 +7,7 @@
 
 use super::adjacent;
 use super::cursor::{pos_at_or_before, pos_create_at, Cursor, TermIterators};
-use super::index::{is_searchable, terms_of};
+use super::index::{holds_term, is_searchable, terms_of};
 use super::numbered;
 use super::parse::{ParsedQuery, Word};
 use super::tokenize::{author_term, hashtags, tokens, Token, MAX_TERM_BYTES};
@@ -631,12 +631,8 @@ impl Analysed {
 
     fn matches(&self, word: &Word) -> bool {
         match word {
-            // The set of terms, without building it: a scan of a dozen tokens costs less.
             Word::Term(term) | Word::Hashtag(term) => {
-                !term.is_empty()
-                    && !term.contains('\0')
-                    && (self.words.iter().chain(&self.tags).any(|t| t.term == *term)
-                        || (term.starts_with('@') && *term == author_term(self.author)))
+                holds_term(&self.words, &self.tags, self.author, term)
             }
             Word::Phrase(phrase) => {
                 !phrase.is_empty()

@@ -96,10 +96,14 @@ thread_local! {
     static REMEMBERED_STEMS: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
 }
 
-/// [`stem`], remembered on this thread (words holding digits, mostly seen once, are not).
+/// [`stem`], remembered on this thread. Words holding digits (mostly seen once) are not, nor
+/// words longer than a term: the bound on entries then bounds the memory too.
 fn remembered_stem(stemmer: &Stemmer, folded: String) -> String {
     if holds_digits(&folded) {
         return cap(folded);
+    }
+    if folded.len() > MAX_TERM_BYTES {
+        return stem(stemmer, &folded);
     }
     REMEMBERED_STEMS.with(|cell| {
         let Ok(mut stems) = cell.try_borrow_mut() else {
@@ -241,13 +245,15 @@ pub fn author_term(user: crate::id::Id) -> String {
     format!("@{}", user.to_base32())
 }
 
+/// A text's terms, in order (for the tests of this and other search modules).
+#[cfg(test)]
+pub(crate) fn terms(text: &str) -> Vec<String> {
+    tokens(text).into_iter().map(|t| t.term).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn terms(text: &str) -> Vec<String> {
-        tokens(text).into_iter().map(|t| t.term).collect()
-    }
 
     #[test]
     fn ascii_folds_as_the_full_unicode_path_does() {
