@@ -111,7 +111,7 @@ fn spacing_ms() -> u64 {
 /// of numbered posts and the numbers' times.
 fn index_size(engine: &Engine) -> u64 {
     [
-        Cf::TermChannelidBucketCreateats,
+        Cf::TermBucketChannelidCreateats,
         Cf::TermChannelidChunkNumbers,
         Cf::ChannelidNumberCreateat,
     ]

@@ -31,7 +31,7 @@ pub enum Cf {
     PostidUseridEmojiReaction,
     UseridPreference,
     UseridPendingpostidPostid,
-    TermChannelidBucketCreateats,
+    TermBucketChannelidCreateats,
     NametermUserid,
     UseridCreateatPostidEmail,
     ChannelidCreateatPostidPinned,
@@ -88,8 +88,10 @@ impl Cf {
         // Appended: a snapshot names a family by its position here.
         Cf::UseridPreference,
         Cf::UseridPendingpostidPostid,
-        // Replaced `term_channelid_createat_postid` (one key per post and term) in place.
-        Cf::TermChannelidBucketCreateats,
+        // Replaced `term_channelid_createat_postid` (one key per post and term) in place, then
+        // `term_channelid_bucket_createats` (the same blocks keyed channel before bucket);
+        // snapshots of format 1 carry that layout here, and their import skips it.
+        Cf::TermBucketChannelidCreateats,
         Cf::NametermUserid,
         Cf::UseridCreateatPostidEmail,
         Cf::ChannelidCreateatPostidPinned,
@@ -153,7 +155,7 @@ impl Cf {
             Cf::PostidUseridEmojiReaction => "postid_userid_emoji_reaction",
             Cf::UseridPreference => "userid_preference",
             Cf::UseridPendingpostidPostid => "userid_pendingpostid_postid",
-            Cf::TermChannelidBucketCreateats => "term_channelid_bucket_createats",
+            Cf::TermBucketChannelidCreateats => "term_bucket_channelid_createats",
             Cf::NametermUserid => "nameterm_userid",
             Cf::UseridCreateatPostidEmail => "userid_createat_postid_email",
             Cf::ChannelidCreateatPostidPinned => "channelid_createat_postid_pinned",
@@ -180,7 +182,10 @@ impl Cf {
     }
 
     /// Families of earlier versions, dropped at open (their content is rebuilt elsewhere).
-    pub const RETIRED: [&'static str; 1] = ["term_channelid_createat_postid"];
+    pub const RETIRED: [&'static str; 2] = [
+        "term_channelid_createat_postid",
+        "term_channelid_bucket_createats",
+    ];
 
     pub fn all() -> impl Iterator<Item = Cf> {
         Cf::STATE.into_iter().chain(Cf::LOG)

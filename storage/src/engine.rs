@@ -472,7 +472,7 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
         }
         // Post search postings: apply writes "add t" / "remove t" operands, folded into blocks
         // by the merge operator ([`crate::search::postings`]).
-        Cf::TermChannelidBucketCreateats => {
+        Cf::TermBucketChannelidCreateats => {
             opts.set_compression_type(DBCompressionType::Lz4);
             opts.set_merge_operator(
                 "confab_postings_v1",
@@ -515,7 +515,7 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
 fn is_searched_by_seeks(cf: Cf) -> bool {
     matches!(
         cf,
-        Cf::TermChannelidBucketCreateats
+        Cf::TermBucketChannelidCreateats
             | Cf::TermChannelidChunkNumbers
             | Cf::ChannelidCreateatPostid
             | Cf::ChannelidNumberCreateat

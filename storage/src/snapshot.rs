@@ -7,13 +7,20 @@
 //! `0` header: `[u32 format version][u64 applied index]`;
 //! `1` data: `[u8 column family position]` and entries `[u32 key len][key][u32 value len][value]`…;
 //! `2` end: `[u64 total entries]`.
+//!
+//! Format 2 keys the post search's time blocks bucket before channel
+//! (`term_bucket_channelid_createats`). A format-1 snapshot, from a node of an earlier version,
+//! holds them channel before bucket at the same position: its import leaves them out and starts
+//! the search backfill's pass over posts again, which writes them anew.
 
 use crate::cf::Cf;
 use crate::engine::{meta_key, Engine};
 use crate::error::{Result, StorageError};
 use std::io::{Read, Seek, SeekFrom, Write};
 
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
+/// The format before the time blocks' keys changed order; still imported.
+const FORMAT_CHANNEL_BEFORE_BUCKET: u32 = 1;
 const KIND_HEADER: u8 = 0;
 const KIND_DATA: u8 = 1;
 const KIND_END: u8 = 2;
@@ -160,6 +167,11 @@ impl Engine {
         let mut frames = FrameReader::new(&mut source);
         while let Some(chunk) = frames.next_chunk()? {
             if let Chunk::Data { cf, entries } = chunk {
+                if frames.version == Some(FORMAT_CHANNEL_BEFORE_BUCKET)
+                    && cf == Cf::TermBucketChannelidCreateats
+                {
+                    continue;
+                }
                 let handle = self.cf(cf)?;
                 let mut batch = rocksdb::WriteBatch::default();
                 for (key, value) in entries {
@@ -169,6 +181,9 @@ impl Engine {
             }
         }
         let mut done = rocksdb::WriteBatch::default();
+        if frames.version == Some(FORMAT_CHANNEL_BEFORE_BUCKET) {
+            self.restart_post_backfill(&mut done)?;
+        }
         done.delete_cf(meta, meta_key::IMPORTING);
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(true);
@@ -204,6 +219,8 @@ struct FrameReader<R: Read> {
     sequence: u64,
     bytes: u64,
     ended: bool,
+    /// The header's format, once read.
+    version: Option<u32>,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -213,6 +230,7 @@ impl<R: Read> FrameReader<R> {
             sequence: 0,
             bytes: 0,
             ended: false,
+            version: None,
         }
     }
 
@@ -267,9 +285,10 @@ impl<R: Read> FrameReader<R> {
         let chunk = match payload[8] {
             KIND_HEADER if sequence == 0 && body.len() == 12 => {
                 let version = u32::from_be_bytes(body[..4].try_into().map_err(|_| corrupt("v"))?);
-                if version != FORMAT_VERSION {
+                if version != FORMAT_VERSION && version != FORMAT_CHANNEL_BEFORE_BUCKET {
                     return Err(corrupt(format!("format version {version}")));
                 }
+                self.version = Some(version);
                 Chunk::Header {
                     applied_index: u64::from_be_bytes(
                         body[4..12].try_into().map_err(|_| corrupt("index"))?,

@@ -358,13 +358,9 @@ fn a_common_word_reads_one_page_not_every_match() {
     );
 }
 
-/// A word that few of the user's channels hold costs about one seek per channel that holds
-/// it, not one per channel searched: the seeks of the channels without it, made in channel
-/// order, all land on the same next key, and the term's iterator knows it.
-#[test]
-fn a_rare_word_costs_the_channels_that_hold_it_not_every_channel() {
-    let mut db = fixture();
-    let channels: Vec<u64> = (0..150).map(|n| 1_000 + n).collect();
+/// `count` open channels of the team, 1000 on, that user 1 creates and user 4 joins.
+fn open_channels(db: &mut TestDb, count: u64) -> Vec<u64> {
+    let channels: Vec<u64> = (0..count).map(|n| 1_000 + n).collect();
     for channel in &channels {
         db.ok(create_channel(
             *channel,
@@ -374,6 +370,18 @@ fn a_rare_word_costs_the_channels_that_hold_it_not_every_channel() {
             1,
             4,
         ));
+    }
+    channels
+}
+
+/// A word that few of the user's channels hold costs the keys of its few blocks, not one per
+/// channel searched: its rows (one span, every channel) hold only the channels that have it, and
+/// a rare word's rows come in one pass.
+#[test]
+fn a_rare_word_costs_the_channels_that_hold_it_not_every_channel() {
+    let mut db = fixture();
+    let channels = open_channels(&mut db, 150);
+    for channel in &channels {
         // Every channel has posts (and so terms); only two hold the rare word.
         db.ok(say(10_000 + channel, *channel, 1, "ordinary chatter", 10));
     }
@@ -389,6 +397,50 @@ fn a_rare_word_costs_the_channels_that_hold_it_not_every_channel() {
     let memberships = channels.len() as u64 + 4;
     assert!(
         reader.keys_read() < memberships + 30,
+        "read {} keys over {memberships} channels",
+        reader.keys_read(),
+    );
+}
+
+/// A word's blocks are read a row (one span, every channel) at a time, and an older row only
+/// when the merge of the channels' candidates reaches it: a word in every channel and every
+/// span, whose page fills from its newest posts, costs its newest row, not every block.
+#[test]
+fn a_common_word_in_many_channels_reads_its_newest_row_only() {
+    let mut db = fixture();
+    let channels = open_channels(&mut db, 60);
+    let spans = 8u64;
+    for span in 0..spans {
+        for channel in &channels {
+            let at = 10 + span * BUCKET_MS + channel;
+            db.ok(say(
+                100_000 + span * 1_000 + channel,
+                *channel,
+                1,
+                "common chatter",
+                at,
+            ));
+        }
+    }
+    let reader = db.engine.reader();
+    let results = reader
+        .search_posts(&team_search("common", 20))
+        .expect("search");
+    let newest_span: Vec<u64> = channels
+        .iter()
+        .rev()
+        .take(20)
+        .map(|channel| 100_000 + (spans - 1) * 1_000 + channel)
+        .collect();
+    assert_eq!(ids(&results), newest_span);
+    assert!(results.page.has_next);
+    // The memberships, one row (a seek, a step per channel), and the page's 21 candidates (a
+    // few keys each: time key, post, channel record). One more row would be 60 keys more;
+    // every row, 8 × 60.
+    let memberships = channels.len() as u64 + 4;
+    let row = channels.len() as u64 + 2;
+    assert!(
+        reader.keys_read() < memberships + row + 21 * 8,
         "read {} keys over {memberships} channels",
         reader.keys_read(),
     );

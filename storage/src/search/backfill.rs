@@ -34,14 +34,16 @@ pub enum BackfillStep {
 
 impl Engine {
     /// At open: a data directory with no marker and no posts or users needs no backfill. When
-    /// `posts_again` (the post index of an earlier version was just dropped), a finished
-    /// backfill starts over at the first post; one under way carries on, writing the new index.
+    /// `posts_again` (the post index of an earlier version was just dropped), the backfill's
+    /// pass over posts starts over ([`Engine::restart_post_backfill`]): the posts it had passed
+    /// were indexed in the dropped family.
     pub(crate) fn init_search_backfill(&self, posts_again: bool) -> Result<()> {
         let meta = self.cf(Cf::Meta)?;
         let marker = self.db.get_cf(meta, BACKFILL_KEY)?;
-        if posts_again && marker.as_deref() == Some(DONE) {
-            tracing::info!("the post search index is rebuilt in blocks, in the background");
-            self.db.put_cf(meta, BACKFILL_KEY, b"p")?;
+        if posts_again && marker.is_some() {
+            let mut batch = WriteBatch::default();
+            self.restart_post_backfill(&mut batch)?;
+            self.db.write(batch)?;
             return Ok(());
         }
         if marker.is_some() {
@@ -57,6 +59,21 @@ impl Engine {
         };
         if empty(Cf::PostidPost)? && empty(Cf::UseridUser)? {
             self.db.put_cf(meta, BACKFILL_KEY, DONE)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the backfill index every post again, in `batch`: after an import whose time blocks
+    /// were left out (a snapshot of format 1), a finished backfill, or one under way in posts,
+    /// starts over at the first post; one still in users carries on into posts anyway.
+    pub(crate) fn restart_post_backfill(&self, batch: &mut WriteBatch) -> Result<()> {
+        let meta = self.cf(Cf::Meta)?;
+        let marker = self.db.get_cf(meta, BACKFILL_KEY)?;
+        if marker.as_deref() == Some(DONE)
+            || marker.as_deref().is_some_and(|m| m.first() == Some(&b'p'))
+        {
+            tracing::info!("the post search index is rebuilt in the background");
+            batch.put_cf(meta, BACKFILL_KEY, b"p");
         }
         Ok(())
     }
@@ -97,7 +114,7 @@ impl Engine {
                     let words = tokens(&post.message);
                     for term in terms_of(&words, &hashtags(&post.message), post.user_id) {
                         let key = block_key(&term, post.channel_id, post.create_at);
-                        batch.merge_cf(self.cf(Cf::TermChannelidBucketCreateats)?, key, &add);
+                        batch.merge_cf(self.cf(Cf::TermBucketChannelidCreateats)?, key, &add);
                     }
                     batch.put_cf(
                         self.cf(Cf::ChannelidCreateatPostid)?,
@@ -215,14 +232,31 @@ mod tests {
 
     #[test]
     fn the_post_index_of_an_earlier_version_is_dropped_and_rebuilt() {
+        for retired in Cf::RETIRED {
+            // Done, or under way in posts: at the first, or past the last.
+            let past_every_post = [b"p".as_slice(), &[0xff; 16]].concat();
+            for marker in [DONE, b"p".as_slice(), &past_every_post] {
+                post_index_dropped_and_rebuilt(retired, marker);
+            }
+        }
+    }
+
+    /// An earlier version's post index in `retired`, its backfill at `marker` (done, or under
+    /// way in posts): the family is dropped at open and every post indexed again.
+    fn post_index_dropped_and_rebuilt(retired: &str, marker: &[u8]) {
         let dir = tempfile::tempdir().expect("temp dir");
         {
             let engine = Engine::open(dir.path()).expect("open");
             user_team_and_posts(&engine, 5);
             assert_eq!(found(&engine, "old"), 5);
+            let meta = engine.cf(Cf::Meta).expect("meta");
+            engine
+                .db
+                .put_cf(meta, BACKFILL_KEY, marker)
+                .expect("marker");
             // As an earlier version left it: no blocks, the index in its old family.
             let mut wipe = WriteBatch::default();
-            let postings = engine.cf(Cf::TermChannelidBucketCreateats).expect("cf");
+            let postings = engine.cf(Cf::TermBucketChannelidCreateats).expect("cf");
             wipe.delete_range_cf(postings, [0u8].as_slice(), [0xffu8; 8].as_slice());
             engine.db.write(wipe).expect("wipe");
             engine.compact().expect("compact");
@@ -231,12 +265,12 @@ mod tests {
         {
             let mut db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &names)
                 .expect("raw open");
-            db.create_cf(Cf::RETIRED[0], &rocksdb::Options::default())
+            db.create_cf(retired, &rocksdb::Options::default())
                 .expect("old family");
         }
         let engine = Engine::open(dir.path()).expect("reopen");
         let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).expect("list");
-        assert!(!names.iter().any(|name| name == Cf::RETIRED[0]), "dropped");
+        assert!(!names.iter().any(|name| name == retired), "dropped");
         assert!(engine.search_backfill_pending().expect("marker"));
         assert_eq!(found(&engine, "old"), 0, "not indexed yet");
         let mut indexed = 0;
@@ -257,7 +291,7 @@ mod tests {
             assert!(!engine.search_backfill_pending().expect("marker"));
             // As a data directory from before search: no index, no marker.
             let mut wipe = WriteBatch::default();
-            for cf in [Cf::TermChannelidBucketCreateats, Cf::NametermUserid] {
+            for cf in [Cf::TermBucketChannelidCreateats, Cf::NametermUserid] {
                 wipe.delete_range_cf(
                     engine.cf(cf).expect("cf"),
                     [0u8].as_slice(),
@@ -295,5 +329,44 @@ mod tests {
             .search_users("an", 10, false, |_, _| Ok(true))
             .expect("users");
         assert_eq!(users.len(), 1);
+    }
+
+    /// A snapshot of format 1 (an earlier version's node) keys the time blocks channel before
+    /// bucket: its import leaves them out and indexes every post again.
+    #[test]
+    fn a_snapshot_of_the_earlier_format_is_imported_and_its_posts_indexed_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open(dir.path()).expect("open");
+        user_team_and_posts(&engine, 5);
+        let mut stream = Vec::new();
+        engine.export_snapshot(&mut stream).expect("export");
+        // The header frame: [len][crc][sequence 8][kind 1][version 4][applied index 8].
+        let len = u32::from_be_bytes(stream[..4].try_into().expect("len")) as usize;
+        assert_eq!(&stream[17..21], &2u32.to_be_bytes(), "exported as format 2");
+        stream[17..21].copy_from_slice(&1u32.to_be_bytes());
+        let crc = crc32fast::hash(&stream[8..8 + len]);
+        stream[4..8].copy_from_slice(&crc.to_be_bytes());
+
+        let other = tempfile::tempdir().expect("temp dir");
+        let imported = Engine::open(other.path()).expect("open");
+        imported
+            .import_snapshot(std::io::Cursor::new(stream))
+            .expect("import");
+        let blocks = imported
+            .db
+            .iterator_cf(
+                imported.cf(Cf::TermBucketChannelidCreateats).expect("cf"),
+                IteratorMode::Start,
+            )
+            .count();
+        assert_eq!(blocks, 0, "the old layout's blocks are left out");
+        assert!(imported.search_backfill_pending().expect("marker"));
+        let mut indexed = 0;
+        while let BackfillStep::Indexed(n) = imported.search_backfill_step(2).expect("step") {
+            indexed += n;
+        }
+        assert_eq!(indexed, 5);
+        assert_eq!(found(&imported, "old"), 5);
+        assert_eq!(found(&imported, "old"), found(&engine, "old"));
     }
 }

@@ -6,10 +6,17 @@
 //! stands on, until they agree), so two common words that rarely meet skip whole blocks where
 //! one of them has none and walk the rest at in-memory speed; OR is the smallest position of its
 //! children.
+//!
+//! A word's blocks are read a row at a time ([`TermRows`]: one bucket, every searched channel),
+//! shared by the cursors of all channels. A cursor whose channel has no block in the rows read
+//! so far does not read further on its own: it stands at a bound ([`Head::exact`] false), the
+//! newest instant of the first bucket not read yet, where nothing newer can match. The search
+//! merges bounds with candidates by position and seeks a cursor again when its bound comes
+//! first, so older rows are read only when the merge reaches them.
 
-use super::index::{rev_bucket, term_channel_prefix};
+use super::index::{block_of_key, row_prefix, term_channel_prefix, term_prefix};
 use super::numbered;
-use super::postings::{bucket, SetReader};
+use super::postings::{bucket, SetReader, BUCKET_SHIFT};
 use crate::cf::Cf;
 use crate::error::Result;
 use crate::id::Id;
@@ -17,7 +24,7 @@ use crate::keys::{prefix_end, KeyBuf};
 use crate::read::Reader;
 use rocksdb::DBRawIterator;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 /// `u64::MAX - create_at`.
@@ -36,6 +43,26 @@ pub(crate) fn pos_at_or_before(t: u64) -> Pos {
     pos(t)
 }
 
+/// Where a cursor stands: on a candidate (`exact`), or at a bound: no candidate lies before
+/// `pos`, and where one lies is not read yet (seeking `pos` again reads on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub pos: Pos,
+    pub exact: bool,
+}
+
+impl Head {
+    fn exact(pos: Pos) -> Head {
+        Head { pos, exact: true }
+    }
+
+    /// Whether a seek of `target` is answered by this head as it is: a candidate at or after
+    /// `target`, or a bound after it.
+    fn answers(self, target: Pos) -> bool {
+        self.pos > target || (self.pos == target && self.exact)
+    }
+}
+
 pub(crate) enum Cursor<'r> {
     /// Posts of one channel holding one term.
     Term(TermCursor<'r>),
@@ -49,13 +76,15 @@ pub(crate) enum Cursor<'r> {
     Empty,
 }
 
-/// One iterator per term, shared by the cursors of every channel: creating a RocksDB iterator
-/// costs far more than a seek, and a search over 200 channels would otherwise create 200 per
-/// word.
-/// Per family: the time blocks, or the bitmaps of numbered posts.
-#[derive(Default)]
+/// What the cursors of every channel share per term: creating a RocksDB iterator costs far more
+/// than a seek, and a search over 200 channels would otherwise create 200 per word. A term's
+/// time blocks are read as rows ([`TermRows`]); its bitmaps of numbered posts through one
+/// iterator.
 pub(crate) struct TermIterators<'r> {
     by_term: HashMap<(Cf, String), Rc<RefCell<SharedIter<'r>>>>,
+    rows: HashMap<String, Rc<RefCell<TermRows<'r>>>>,
+    /// The channels searched, ascending: the rows keep their blocks only.
+    channels: Rc<[Id]>,
     /// Over `channelid_number_createat`, for every numbered cursor: a channel's candidates are
     /// nearby keys, which a seek from the last finds in the block already read, where a point
     /// lookup starts over each time.
@@ -63,6 +92,36 @@ pub(crate) struct TermIterators<'r> {
 }
 
 impl<'r> TermIterators<'r> {
+    pub fn new(channels: &[Id]) -> TermIterators<'r> {
+        let mut sorted = channels.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        TermIterators {
+            by_term: HashMap::new(),
+            rows: HashMap::new(),
+            channels: sorted.into(),
+            numbers: None,
+        }
+    }
+
+    fn rows(&mut self, reader: &'r Reader, term: &str) -> Result<Rc<RefCell<TermRows<'r>>>> {
+        if let Some(rows) = self.rows.get(term) {
+            return Ok(rows.clone());
+        }
+        let prefix = term_prefix(term);
+        let upper = KeyBuf::new().str(term).byte(1).build();
+        let it = reader.raw_iter(Cf::TermBucketChannelidCreateats, &prefix, Some(&upper))?;
+        let rows = Rc::new(RefCell::new(TermRows {
+            it,
+            prefix,
+            channels: self.channels.clone(),
+            rows: BTreeMap::new(),
+            known: BTreeMap::new(),
+        }));
+        self.rows.insert(term.to_string(), rows.clone());
+        Ok(rows)
+    }
+
     fn numbers(&mut self, reader: &'r Reader) -> Result<Rc<RefCell<DBRawIterator<'r>>>> {
         if let Some(it) = &self.numbers {
             return Ok(it.clone());
@@ -94,8 +153,9 @@ impl<'r> TermIterators<'r> {
     }
 }
 
-/// A term's iterator that remembers the gap it just crossed, so that a seek whose answer it
-/// already knows costs nothing. The channels' cursors seek in channel order, so for a word
+/// A term's iterator over its bitmaps (keyed channel first) that remembers the gap it just
+/// crossed, so that a seek whose answer it already knows costs nothing. The channels' cursors
+/// seek in channel order, so for a word
 /// that few channels use, the seeks of every channel without it land on the same next key:
 /// one RocksDB seek answers the whole run of them instead of one seek per channel.
 pub(crate) struct SharedIter<'r> {
@@ -166,6 +226,177 @@ impl SharedIter<'_> {
     }
 }
 
+/// Steps a row's reader takes towards the next searched channel's block before it seeks: a
+/// step costs a fraction of a seek, and where the searched channels are most of the row (a
+/// user in most of the busy channels) each block is one step away; where they are a few among
+/// many, a seek each bounds the cost at what one seek per channel cost before rows.
+const STEPS_BEFORE_SEEK: usize = 8;
+
+/// Keys a [`TermRows::read`] reads before it stops at a row's end: a rare word's rows hold a
+/// few blocks each, and all of them come in one pass; a common word's first row is more than
+/// this, and the next row waits until a cursor needs it.
+const ROWS_READ_BUDGET: usize = 64;
+
+/// One term's time blocks in the searched channels, read a row at a time (one bucket: the
+/// blocks of all channels, in channel order) and kept for the search, so that the cursors of
+/// 200 channels cost one seek and 200 steps where each cost a seek of its own.
+pub(crate) struct TermRows<'r> {
+    /// Over `term · 0x00 …`.
+    it: DBRawIterator<'r>,
+    /// `term · 0x00`.
+    prefix: Vec<u8>,
+    /// The channels searched, ascending.
+    channels: Rc<[Id]>,
+    /// Rows read: bucket → the searched channels' blocks in it.
+    rows: BTreeMap<u32, Row>,
+    /// Spans of buckets, lowest → highest (inclusive), whose every row is in `rows`: a bucket in
+    /// a span with no row has no block of this term.
+    known: BTreeMap<u32, u32>,
+}
+
+/// The searched channels' blocks of one bucket, in channel order: channel and value.
+type Row = Vec<(Id, Rc<[u8]>)>;
+
+/// What the rows read so far say about a channel's next block.
+enum Found {
+    /// Its newest block at or before the bucket asked: bucket and value.
+    Block(u32, Rc<[u8]>),
+    /// None in the rows read down to this bucket, which is not read yet.
+    Unread(u32),
+    /// None at all.
+    End,
+}
+
+impl TermRows<'_> {
+    /// The lowest bucket of the known span holding `bucket`.
+    fn known_from(&self, bucket: u32) -> Option<u32> {
+        self.known
+            .range(..=bucket)
+            .next_back()
+            .filter(|(_, high)| **high >= bucket)
+            .map(|(low, _)| *low)
+    }
+
+    fn mark_known(&mut self, mut low: u32, mut high: u32) {
+        let touching: Vec<u32> = self
+            .known
+            .range(..=high.saturating_add(1))
+            .filter(|(_, h)| h.saturating_add(1) >= low)
+            .map(|(l, _)| *l)
+            .collect();
+        for l in touching {
+            if let Some(h) = self.known.remove(&l) {
+                low = low.min(l);
+                high = high.max(h);
+            }
+        }
+        self.known.insert(low, high);
+    }
+
+    /// `channel`'s newest block at or before bucket `from`, as far as the rows read tell.
+    fn find(&self, channel: Id, from: u32) -> Found {
+        let mut at = from;
+        loop {
+            let Some(low) = self.known_from(at) else {
+                return Found::Unread(at);
+            };
+            for (bucket, blocks) in self.rows.range(low..=at).rev() {
+                if let Ok(i) = blocks.binary_search_by(|(c, _)| c.cmp(&channel)) {
+                    return Found::Block(*bucket, blocks[i].1.clone());
+                }
+            }
+            match low.checked_sub(1) {
+                Some(below) => at = below,
+                None => return Found::End,
+            }
+        }
+    }
+
+    /// Reads the newest row at or before bucket `from`, and the rows after it while they are
+    /// small ([`ROWS_READ_BUDGET`]); marks what it passed as known.
+    fn read(&mut self, reader: &Reader, from: u32) -> Result<()> {
+        let mut high = from;
+        self.it.seek(row_prefix(&self.prefix, from));
+        reader.count(1);
+        let mut keys = 0usize;
+        loop {
+            let Some(key) = self.it.key() else {
+                self.it.status()?;
+                self.mark_known(0, high);
+                return Ok(());
+            };
+            // A key of another shape under this term is not a block: passed over.
+            let Some((bucket, _)) = block_of_key(&self.prefix, key).filter(|(b, _)| *b <= high)
+            else {
+                self.it.next();
+                reader.count(1);
+                continue;
+            };
+            if bucket < high {
+                self.mark_known(bucket + 1, high);
+            }
+            if keys >= ROWS_READ_BUDGET {
+                return Ok(());
+            }
+            keys += self.read_row(reader, bucket)?;
+            self.mark_known(bucket, bucket);
+            match bucket.checked_sub(1) {
+                Some(below) => high = below,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads the row of `bucket`, the iterator standing on its first key; leaves it on the first
+    /// key after the row. Returns the keys it read.
+    fn read_row(&mut self, reader: &Reader, bucket: u32) -> Result<usize> {
+        let row = row_prefix(&self.prefix, bucket);
+        let mut target = row.clone();
+        let mut blocks = Vec::new();
+        let mut keys = 0usize;
+        for channel in self.channels.iter() {
+            target.truncate(row.len());
+            target.extend_from_slice(channel.as_bytes());
+            let mut steps = 0;
+            while let Some(key) = self.it.key() {
+                if !key.starts_with(&row) || key >= target.as_slice() {
+                    break;
+                }
+                if steps < STEPS_BEFORE_SEEK {
+                    self.it.next();
+                    steps += 1;
+                } else {
+                    self.it.seek(&target);
+                }
+                keys += 1;
+                reader.count(1);
+            }
+            match self.it.key() {
+                Some(key) if key == target.as_slice() => {
+                    let value = self.it.value().unwrap_or_default();
+                    blocks.push((*channel, Rc::from(value)));
+                    self.it.next();
+                    keys += 1;
+                    reader.count(1);
+                }
+                Some(key) if key.starts_with(&row) => {}
+                _ => break,
+            }
+        }
+        // Blocks of other channels after the last searched one: skipped with one seek.
+        if self.it.key().is_some_and(|key| key.starts_with(&row)) {
+            if let Some(next) = prefix_end(&row) {
+                self.it.seek(&next);
+                keys += 1;
+                reader.count(1);
+            }
+        }
+        self.it.status()?;
+        self.rows.insert(bucket, blocks);
+        Ok(keys)
+    }
+}
+
 impl<'r> Cursor<'r> {
     pub fn term(
         reader: &'r Reader,
@@ -174,8 +405,8 @@ impl<'r> Cursor<'r> {
         channel: Id,
     ) -> Result<Cursor<'r>> {
         Ok(Cursor::Term(TermCursor {
-            it: iterators.get(reader, Cf::TermChannelidBucketCreateats, term)?,
-            prefix: term_channel_prefix(term, channel),
+            rows: iterators.rows(reader, term)?,
+            channel,
             block: None,
             head: None,
             done: false,
@@ -234,42 +465,56 @@ impl<'r> Cursor<'r> {
     /// (a numbered candidate); None otherwise, and the caller finds it by its time.
     pub fn post_at(&self, at: Pos) -> Option<Id> {
         match self {
-            Cursor::Numbered(c) if c.head == Some(at) => c.head_post,
+            Cursor::Numbered(c) if c.head == Some(Head::exact(at)) => c.head_post,
             Cursor::And(children) => children.iter().find_map(|c| c.post_at(at)),
             _ => None,
         }
     }
 
-    /// The first position at or after `target`, or None when there is none.
-    pub fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
+    /// The first candidate at or after `target`, or a bound at or after it with no candidate
+    /// before it; None when there is none.
+    pub fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Head>> {
         match self {
             Cursor::Term(c) => c.seek(reader, target),
-            Cursor::Live(c) => c.seek(reader, target),
+            Cursor::Live(c) => Ok(c.seek(reader, target)?.map(Head::exact)),
             Cursor::Numbered(c) => c.seek(reader, target),
             Cursor::Empty => Ok(None),
             Cursor::Or(children) => {
-                let mut best: Option<Pos> = None;
+                // The first child's head; a candidate where a bound stands at the same place.
+                let mut best: Option<Head> = None;
                 for child in children.iter_mut() {
-                    if let Some(p) = child.seek(reader, target)? {
-                        best = Some(best.map_or(p, |b| b.min(p)));
+                    if let Some(h) = child.seek(reader, target)? {
+                        best = Some(match best {
+                            Some(b) if b.pos < h.pos => b,
+                            Some(b) if b.pos == h.pos => Head {
+                                pos: b.pos,
+                                exact: b.exact || h.exact,
+                            },
+                            _ => h,
+                        });
                     }
                 }
                 Ok(best)
             }
             Cursor::And(children) => {
+                // A child at a bound has nothing before it, so neither has the AND: the bound
+                // is the AND's, and the other children read nothing for it until the search
+                // gets there (seeking them to it would read their rows there, and the bound's
+                // child read on to a candidate, however far back the channel's first one lies).
                 let mut candidate = target;
                 'agree: loop {
                     for child in children.iter_mut() {
                         match child.seek(reader, candidate)? {
                             None => return Ok(None),
-                            Some(p) if p > candidate => {
-                                candidate = p;
+                            Some(h) if !h.exact => return Ok(Some(h)),
+                            Some(h) if h.pos > candidate => {
+                                candidate = h.pos;
                                 continue 'agree;
                             }
                             Some(_) => {}
                         }
                     }
-                    return Ok(Some(candidate));
+                    return Ok(Some(Head::exact(candidate)));
                 }
             }
         }
@@ -277,84 +522,75 @@ impl<'r> Cursor<'r> {
 }
 
 pub(crate) struct TermCursor<'r> {
-    it: Rc<RefCell<SharedIter<'r>>>,
-    /// `term · 0x00 · channel`.
-    prefix: Vec<u8>,
+    rows: Rc<RefCell<TermRows<'r>>>,
+    channel: Id,
     /// The block the head is in, and its times after the head.
     block: Option<Block>,
-    head: Option<Pos>,
+    head: Option<Head>,
     done: bool,
 }
 
 /// A postings block being read.
 struct Block {
-    key: Vec<u8>,
     bucket: u32,
     times: SetReader,
 }
 
 impl TermCursor<'_> {
     /// The first position at or after `target`: first in the rest of the current block when
-    /// `target` falls in it, else in the blocks from `target`'s on. The shared iterator steps to
-    /// the next block when it still stands on this cursor's block (the usual case) and seeks
-    /// when that next block is newer than `target`'s. Stepping within a block allocates nothing.
-    fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
+    /// `target` falls in it, else in the channel's newest block at or before `target`'s bucket
+    /// among the rows read. The row of `target`'s bucket is read when it is not yet; a block
+    /// further back, in a row not read yet, is not looked for: the cursor stands at that row's
+    /// bound. Stepping within a block allocates nothing.
+    fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Head>> {
         if self.done {
             return Ok(None);
         }
-        if let Some(head) = self.head {
-            if head >= target {
-                return Ok(Some(head));
-            }
+        if let Some(head) = self.head.filter(|head| head.answers(target)) {
+            return Ok(Some(head));
         }
         let target_bucket = bucket(pos_create_at(target));
-        let in_block = match self.block.as_mut() {
-            Some(block) if block.bucket == target_bucket => {
-                block.times.by_ref().find(|t| pos(*t) >= target)
+        let mut from = target_bucket;
+        if let Some(block) = self.block.as_mut().filter(|b| b.bucket == target_bucket) {
+            if let Some(t) = block.times.by_ref().find(|t| pos(*t) >= target) {
+                return Ok(self.stand(Some(Head::exact(pos(t)))));
             }
-            _ => None,
-        };
-        if let Some(t) = in_block {
-            return Ok(self.stand(Some(pos(t))));
+            match target_bucket.checked_sub(1) {
+                Some(below) => from = below,
+                None => return Ok(self.stand(None)),
+            }
         }
-        let current = self.block.take().map(|block| block.key);
-        let mut target_key = self.prefix.clone();
-        target_key.extend_from_slice(&rev_bucket(pos_create_at(target)));
-        let shared = self.it.clone();
-        let mut it = shared.borrow_mut();
-        let on_current = current.is_some() && it.key() == current.as_deref();
-        let mut must_seek = true;
-        if on_current {
-            it.next();
-            reader.count(1);
-            must_seek = it
-                .key()
-                .is_some_and(|key| key.starts_with(&self.prefix) && key < target_key.as_slice());
-        }
-        if must_seek && it.seek(&target_key) {
-            reader.count(1);
-        }
+        self.block = None;
+        let rows = self.rows.clone();
+        let mut rows = rows.borrow_mut();
         loop {
-            let Some(key) = it.key().filter(|key| key.starts_with(&self.prefix)) else {
-                it.status()?;
-                return Ok(self.stand(None));
-            };
-            // A key of another shape under this prefix is not a block: passed over.
-            if let Ok(rev) = <[u8; 4]>::try_from(&key[self.prefix.len()..]) {
-                let key = key.to_vec();
-                let mut times = SetReader::new(it.value().unwrap_or_default());
-                if let Some(t) = times.by_ref().find(|t| pos(*t) >= target) {
-                    let bucket = u32::MAX - u32::from_be_bytes(rev);
-                    self.block = Some(Block { key, bucket, times });
-                    return Ok(self.stand(Some(pos(t))));
+            match rows.find(self.channel, from) {
+                Found::End => return Ok(self.stand(None)),
+                Found::Block(bucket, value) => {
+                    let mut times = SetReader::new(&value);
+                    if let Some(t) = times.by_ref().find(|t| pos(*t) >= target) {
+                        self.block = Some(Block { bucket, times });
+                        return Ok(self.stand(Some(Head::exact(pos(t)))));
+                    }
+                    match bucket.checked_sub(1) {
+                        Some(below) => from = below,
+                        None => return Ok(self.stand(None)),
+                    }
+                }
+                Found::Unread(bucket) if bucket == target_bucket => rows.read(reader, bucket)?,
+                Found::Unread(bucket) => {
+                    // Nothing of the channel before this bucket's newest instant.
+                    let newest = ((u64::from(bucket) + 1) << BUCKET_SHIFT) - 1;
+                    return Ok(self.stand(Some(Head {
+                        pos: pos(newest),
+                        exact: false,
+                    })));
                 }
             }
-            it.next();
-            reader.count(1);
         }
     }
 
-    fn stand(&mut self, at: Option<Pos>) -> Option<Pos> {
+    fn stand(&mut self, at: Option<Head>) -> Option<Head> {
         self.head = at;
         self.done = at.is_none();
         if at.is_none() {
@@ -422,24 +658,22 @@ pub(crate) struct NumberedCursor<'r> {
     chunk: u32,
     /// The chunk's numbers (within it) holding every part, ascending: the next is the last.
     candidates: Vec<u32>,
-    head: Option<Pos>,
+    head: Option<Head>,
     /// The post at `head` when it is a numbered one (an older one is found by its time).
     head_post: Option<Id>,
     older: Older<'r>,
 }
 
 impl NumberedCursor<'_> {
-    fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
-        if let Some(head) = self.head {
-            if head >= target {
-                return Ok(Some(head));
-            }
+    fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Head>> {
+        if let Some(head) = self.head.filter(|head| head.answers(target)) {
+            return Ok(Some(head));
         }
         while let Some((p, post)) = self.next_numbered(reader)? {
             if p >= target {
-                self.head = Some(p);
+                self.head = Some(Head::exact(p));
                 self.head_post = Some(post);
-                return Ok(Some(p));
+                return Ok(self.head);
             }
         }
         let at = self.older_seek(reader, target)?;
@@ -525,7 +759,7 @@ impl NumberedCursor<'_> {
     }
 
     /// Posts from before numbering, at or after `target`.
-    fn older_seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Pos>> {
+    fn older_seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Head>> {
         if let Older::Unknown(_) = self.older {
             let key = numbered::number_key(self.channel, 0);
             let numbering = reader

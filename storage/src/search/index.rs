@@ -1,8 +1,10 @@
-//! The post search index, `term_channelid_bucket_createats`: for each distinct term of a post,
-//! its creation time in the block `term · 0x00 · channel_id · rev(bucket(create_at))`, written at
+//! The post search index, `term_bucket_channelid_createats`: for each distinct term of a post,
+//! its creation time in the block `term · 0x00 · rev(bucket(create_at)) · channel_id`, written at
 //! apply as a merge operand in the same batch as the post ([`super::postings`] holds the block
-//! format and the merge operator). Under one term the blocks of a channel are newest first, so
-//! the newest matches of a user come from one seek per (term, channel) and stop after a page.
+//! format and the merge operator). Under one term the blocks are newest bucket first, and within
+//! a bucket in channel order: the term's newest blocks in all of a user's channels lie together
+//! (a row), so a search reads them with one seek and steps, where one seek per channel cost it
+//! half its time, and it stops after the rows a page needs.
 //!
 //! A post's terms are its words' terms, its hashtags and its author (`from:`). System messages
 //! are not indexed (Mattermost never finds them). Terms hold no NUL byte (words, `#tags` and
@@ -48,24 +50,41 @@ pub(crate) fn holds_term(words: &[Token], tags: &[Token], author: Id, term: &str
             || (term.starts_with('@') && term == author_term(author)))
 }
 
-/// `term · 0x00 · channel`: the prefix of a term's blocks in one channel.
+/// `term · 0x00 · channel`: the prefix of a term's bitmaps in one channel
+/// ([`numbered`]).
 pub(crate) fn term_channel_prefix(term: &str, channel: Id) -> Vec<u8> {
     KeyBuf::new().str(term).byte(0).id(channel).build()
 }
 
-/// `rev(bucket)`: newer blocks sort first.
-pub(crate) fn rev_bucket(create_at: u64) -> [u8; 4] {
-    (u32::MAX - bucket(create_at)).to_be_bytes()
+/// `term · 0x00`: the prefix of all of a term's keys.
+pub(crate) fn term_prefix(term: &str) -> Vec<u8> {
+    KeyBuf::new().str(term).byte(0).build()
+}
+
+/// `term · 0x00 · rev(bucket)`: the prefix of a term's row of blocks in one bucket.
+pub(crate) fn row_prefix(term_prefix: &[u8], bucket: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(term_prefix.len() + 4 + 16);
+    key.extend_from_slice(term_prefix);
+    key.extend_from_slice(&(u32::MAX - bucket).to_be_bytes());
+    key
 }
 
 /// The block holding `create_at` for `term` in `channel`.
 pub(crate) fn block_key(term: &str, channel: Id, create_at: u64) -> Vec<u8> {
-    KeyBuf::new()
-        .str(term)
-        .byte(0)
-        .id(channel)
-        .raw(&rev_bucket(create_at))
-        .build()
+    let mut key = row_prefix(&term_prefix(term), bucket(create_at));
+    key.extend_from_slice(channel.as_bytes());
+    key
+}
+
+/// The bucket and channel of a block's key, given its term's prefix; None for a key of another
+/// shape.
+pub(crate) fn block_of_key(term_prefix: &[u8], key: &[u8]) -> Option<(u32, Id)> {
+    let rest = key.strip_prefix(term_prefix)?;
+    if rest.len() != 20 {
+        return None;
+    }
+    let rev = u32::from_be_bytes(rest[..4].try_into().ok()?);
+    Some((u32::MAX - rev, Id::from_slice(&rest[4..])?))
 }
 
 /// Writes that `post` holds (`present`) or no longer holds each of `terms`: in the term's time
@@ -84,7 +103,7 @@ fn write_terms<'t>(
     };
     for term in terms.clone() {
         let key = block_key(term, post.channel_id, post.create_at);
-        txn.merge(Cf::TermChannelidBucketCreateats, key, operand.clone());
+        txn.merge(Cf::TermBucketChannelidCreateats, key, operand.clone());
     }
     numbered::write_bits(txn, terms, post, present);
 }

@@ -1,6 +1,6 @@
 //! Search from indexes in RocksDB, replicated and snapshotted with the rest of the state:
 //! posts by words, phrases, prefixes, hashtags, author, channel and date ([`parse`] reads the
-//! syntax, [`index`] keeps `term_channelid_bucket_createats` and [`numbered`] its bitmaps at apply,
+//! syntax, [`index`] keeps `term_bucket_channelid_createats` and [`numbered`] its bitmaps at apply,
 //! [`adjacent`] each post's filter of adjacent words, [`posts`] answers from them),
 //! people and channels by name prefix ([`people`]). Text becomes terms in one place
 //! ([`tokenize`]), so what apply indexes and what a query asks for always agree.

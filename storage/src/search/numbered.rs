@@ -113,7 +113,7 @@ impl Engine {
     pub fn forget_time_blocks(&self) -> Result<()> {
         let _applying = self.apply_lock.lock();
         let mut batch = rocksdb::WriteBatch::default();
-        self.delete_every_key(&mut batch, Cf::TermChannelidBucketCreateats)?;
+        self.delete_every_key(&mut batch, Cf::TermBucketChannelidCreateats)?;
         self.db.write(batch)?;
         Ok(())
     }

@@ -179,7 +179,7 @@ impl Reader<'_> {
         let mut terms = Vec::new();
         let lower = prefix.as_bytes().to_vec();
         let upper = prefix_end(&lower);
-        let mut it = self.raw_iter(Cf::TermChannelidBucketCreateats, &lower, upper.as_deref())?;
+        let mut it = self.raw_iter(Cf::TermBucketChannelidCreateats, &lower, upper.as_deref())?;
         it.seek(&lower);
         while terms.len() < MAX_PREFIX_TERMS {
             self.count(1);
@@ -234,7 +234,7 @@ impl Reader<'_> {
         let covered = self.search_channels(search)?;
         let mut known = HashMap::new();
         let mut streams = Vec::with_capacity(covered.ids.len());
-        let mut iterators = TermIterators::default();
+        let mut iterators = TermIterators::new(&covered.ids);
         let required = Required::of(self, search, &from)?;
         for channel in &covered.ids {
             let cursor = self.channel_cursor(
@@ -252,10 +252,11 @@ impl Reader<'_> {
             });
         }
         let first = pos_at_or_before(newest);
+        // (position, a bound rather than a candidate, stream).
         let mut heap = BinaryHeap::new();
         for (index, stream) in streams.iter_mut().enumerate() {
-            if let Some(p) = stream.cursor.seek(self, first)? {
-                heap.push(Reverse((p, index)));
+            if let Some(h) = stream.cursor.seek(self, first)? {
+                heap.push(Reverse((h.pos, !h.exact, index)));
             }
         }
         let phrases = required_phrases(search);
@@ -268,30 +269,42 @@ impl Reader<'_> {
         let mut candidates = Vec::new();
         // The page's posts, as checked: the answer is built from them without reading again.
         let mut found = Vec::new();
-        'search: while let Some(Reverse((p, index))) = heap.pop() {
+        'search: while let Some(Reverse((p, bound, index))) = heap.pop() {
             if self.keys_read() - start_keys > search.key_budget {
                 results.truncated = true;
                 break;
             }
             // Every channel standing on this millisecond, so that their posts come in id order.
             group.clear();
-            group.push(index);
-            while let Some(Reverse((q, other))) = heap.peek() {
+            group.push((index, bound));
+            while let Some(Reverse((q, bound, other))) = heap.peek() {
                 if *q != p {
                     break;
                 }
-                group.push(*other);
+                group.push((*other, *bound));
                 heap.pop();
             }
-            group.retain(|index| pos_create_at(p) >= streams[*index].oldest);
+            group.retain(|(index, _)| pos_create_at(p) >= streams[*index].oldest);
             // A channel found not searchable offers nothing, now or later. Whether a channel
             // may be searched is read when it first offers a post that answers the query:
             // most candidates of a phrase do not, and their channels' records stay unread.
             if !covered.checked {
-                group.retain(|index| known.get(&streams[*index].channel) != Some(&false));
+                group.retain(|(index, _)| known.get(&streams[*index].channel) != Some(&false));
+            }
+            // A channel at a bound reads on first: it may have a candidate at this very
+            // millisecond, which must be checked with the others here, in id order.
+            if group.iter().any(|(_, bound)| *bound) {
+                for (index, bound) in &group {
+                    if !*bound {
+                        heap.push(Reverse((p, false, *index)));
+                    } else if let Some(h) = streams[*index].cursor.seek(self, p)? {
+                        heap.push(Reverse((h.pos, !h.exact, *index)));
+                    }
+                }
+                continue;
             }
             candidates.clear();
-            for index in &group {
+            for (index, _) in &group {
                 let stream = &streams[*index];
                 match stream.cursor.post_at(p) {
                     Some(post) => candidates.push(post),
@@ -326,12 +339,12 @@ impl Reader<'_> {
                     accepted += 1;
                 }
             }
-            for index in &group {
+            for (index, _) in &group {
                 let Some(next) = p.checked_add(1) else {
                     continue;
                 };
-                if let Some(q) = streams[*index].cursor.seek(self, next)? {
-                    heap.push(Reverse((q, *index)));
+                if let Some(h) = streams[*index].cursor.seek(self, next)? {
+                    heap.push(Reverse((h.pos, !h.exact, *index)));
                 }
             }
         }
