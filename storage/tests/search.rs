@@ -493,56 +493,6 @@ fn required_words_past_one_bitmap_chunk_are_anded_chunk_by_chunk() {
     assert_eq!(found(&db, "from:user2 alpha beta"), Vec::<u64>::new());
 }
 
-/// Two words that rarely meet leave most bitmap chunks of a channel without a candidate. Such
-/// a channel does not read chunk after chunk back to its first candidate while other channels
-/// fill the page: it stands at the oldest post of the chunk it read, and reads on only when the
-/// search gets there.
-#[test]
-fn a_channel_whose_words_rarely_meet_reads_its_older_chunks_only_when_the_search_gets_there() {
-    let mut db = fixture();
-    // The public channel (user 1's only): eight chunks holding both words, which meet once, in
-    // its oldest post but three.
-    let chunks = 8;
-    for n in 0..chunks * 4_096 {
-        let text = match n {
-            3 => "alpha beta",
-            n if n % 2 == 0 => "alpha filler",
-            _ => "beta filler",
-        };
-        db.ok(say(n + 1, PUBLIC, 1, text, 10 + n));
-    }
-    // The town square (users 1 to 4): newer posts where they always meet.
-    for n in 0..25 {
-        db.ok(say(100_000 + n, TOWN_SQUARE, 2, "alpha beta", 100_000 + n));
-    }
-    let newest: Vec<u64> = (5..25).rev().map(|n| 100_000 + n).collect();
-    let keys_for = |user: u64| {
-        let reader = db.engine.reader();
-        let search = PostSearch {
-            user: id(user),
-            ..team_search("alpha beta", 20)
-        };
-        let results = reader.search_posts(&search).expect("search");
-        assert_eq!(ids(&results), newest);
-        assert!(results.page.has_next);
-        reader.keys_read()
-    };
-    // User 4 is in the town square only; user 1 also in the public channel (and an empty
-    // private one). Reading the public channel's chunks back to its match would be 2 bitmaps a
-    // chunk; standing at a bound costs its newest chunk's 2 and one lookup.
-    let town_square_only = keys_for(4);
-    let both = keys_for(1);
-    assert!(
-        both <= town_square_only + 10,
-        "{both} keys with the public channel, {town_square_only} without"
-    );
-    // Where the page needs them, the older chunks are read: the match in the oldest.
-    assert_eq!(
-        ids(&search_as(&db.engine, 1, "alpha beta", false, 0, 50))[25..],
-        [4]
-    );
-}
-
 #[test]
 fn remembered_stems_give_the_tokens_a_fresh_stemming_gives() {
     let mut texts: Vec<String> = [

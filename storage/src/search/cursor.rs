@@ -439,7 +439,6 @@ impl<'r> Cursor<'r> {
             parts: leaves,
             next_chunk: Some(u32::MAX),
             chunk: 0,
-            chunk_floor: None,
             candidates: Vec::new(),
             head: None,
             head_post: None,
@@ -657,9 +656,6 @@ pub(crate) struct NumberedCursor<'r> {
     next_chunk: Option<u32>,
     /// The chunk `candidates` come from.
     chunk: u32,
-    /// Just past the oldest post of `chunk` (every post of an older chunk is older): where the
-    /// cursor stands, at a bound, once `candidates` run out; None when not looked up.
-    chunk_floor: Option<Pos>,
     /// The chunk's numbers (within it) holding every part, ascending: the next is the last.
     candidates: Vec<u32>,
     head: Option<Head>,
@@ -669,31 +665,15 @@ pub(crate) struct NumberedCursor<'r> {
 }
 
 impl NumberedCursor<'_> {
-    /// The first candidate at or after `target`; or, when the chunk read last has none left and
-    /// `target` lies before its oldest post, a bound there: the older chunks are read when the
-    /// search gets there. Two words that rarely meet leave most chunks without a candidate, and
-    /// a channel would otherwise read chunk after chunk for its first one, however much older
-    /// than the page it is.
     fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Head>> {
         if let Some(head) = self.head.filter(|head| head.answers(target)) {
             return Ok(Some(head));
         }
-        while let Some(next) = self.next_numbered(reader, target)? {
-            match next {
-                Numbered::Post(p, post) if p >= target => {
-                    self.head = Some(Head::exact(p));
-                    self.head_post = Some(post);
-                    return Ok(self.head);
-                }
-                Numbered::Post(..) => {}
-                Numbered::Bound(p) => {
-                    self.head = Some(Head {
-                        pos: p,
-                        exact: false,
-                    });
-                    self.head_post = None;
-                    return Ok(self.head);
-                }
+        while let Some((p, post)) = self.next_numbered(reader)? {
+            if p >= target {
+                self.head = Some(Head::exact(p));
+                self.head_post = Some(post);
+                return Ok(self.head);
             }
         }
         let at = self.older_seek(reader, target)?;
@@ -702,9 +682,8 @@ impl NumberedCursor<'_> {
         Ok(at)
     }
 
-    /// The next candidate's position and post, reading older chunks as needed, or the current
-    /// chunk's floor when the next chunk to read lies past `target` (see [`Self::seek`]).
-    fn next_numbered(&mut self, reader: &Reader, target: Pos) -> Result<Option<Numbered>> {
+    /// The next candidate's position and post, reading older chunks as needed.
+    fn next_numbered(&mut self, reader: &Reader) -> Result<Option<(Pos, Id)>> {
         loop {
             while let Some(within) = self.candidates.pop() {
                 let number = u64::from(self.chunk) * numbered::CHUNK + u64::from(within);
@@ -720,56 +699,19 @@ impl NumberedCursor<'_> {
                     }
                 };
                 if let Some((time, post)) = found {
-                    return Ok(Some(Numbered::Post(pos(time), post)));
+                    return Ok(Some((pos(time), post)));
                 }
             }
             let Some(from) = self.next_chunk else {
                 return Ok(None);
             };
-            if let Some(floor) = self.chunk_floor.take().filter(|floor| *floor > target) {
-                return Ok(Some(Numbered::Bound(floor)));
-            }
             match self.read_chunk(reader, from)? {
-                Some(chunk) => {
-                    self.next_chunk = chunk.checked_sub(1);
-                    // A bound costs a lookup, about what reading one chunk costs: with one
-                    // chunk left, reading it is as cheap, so there is none.
-                    if chunk >= 2 {
-                        self.chunk_floor = self.floor_of(reader, chunk)?;
-                    }
-                }
+                Some(chunk) => self.next_chunk = chunk.checked_sub(1),
                 None => self.next_chunk = None,
             }
         }
     }
 
-    /// Just past the time of `chunk`'s first number, its oldest post; None when not found.
-    fn floor_of(&self, reader: &Reader, chunk: u32) -> Result<Option<Pos>> {
-        let key = numbered::number_key(self.channel, u64::from(chunk) * numbered::CHUNK);
-        let mut it = self.numbers.borrow_mut();
-        it.seek(&key);
-        reader.count(1);
-        Ok(match (it.key(), it.value()) {
-            (Some(k), Some(value)) if k == key.as_slice() => {
-                numbered::value_post(value).and_then(|(time, _)| pos(time).checked_add(1))
-            }
-            _ => {
-                it.status()?;
-                None
-            }
-        })
-    }
-}
-
-/// What a numbered cursor finds next.
-enum Numbered {
-    /// A candidate: its position and post.
-    Post(Pos, Id),
-    /// No candidate before this position among the chunks read; the next chunk is not.
-    Bound(Pos),
-}
-
-impl NumberedCursor<'_> {
     /// Fills `candidates` from the newest chunk at or before `from` that every part has;
     /// returns that chunk, or None when there is none.
     fn read_chunk(&mut self, reader: &Reader, from: u32) -> Result<Option<u32>> {
