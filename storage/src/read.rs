@@ -14,6 +14,8 @@ pub struct Reader<'a> {
     engine: &'a Engine,
     snapshot: Snapshot<'a>,
     keys_read: Cell<u64>,
+    /// Seeks into a search's time blocks (`term_bucket_channelid_createats`).
+    time_block_seeks: Cell<u64>,
 }
 
 impl Drop for Reader<'_> {
@@ -31,6 +33,7 @@ impl<'a> Reader<'a> {
             engine,
             snapshot: engine.db.snapshot(),
             keys_read: Cell::new(0),
+            time_block_seeks: Cell::new(0),
         }
     }
 
@@ -41,6 +44,17 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn count(&self, n: u64) {
         self.keys_read.set(self.keys_read.get() + n);
+    }
+
+    /// Seeks into search time blocks so far: a word's row of many channels costs one, where
+    /// [`Reader::keys_read`] counts a step and a seek alike. For tests of how a search reads.
+    #[doc(hidden)]
+    pub fn time_block_seeks(&self) -> u64 {
+        self.time_block_seeks.get()
+    }
+
+    pub(crate) fn count_time_block_seek(&self) {
+        self.time_block_seeks.set(self.time_block_seeks.get() + 1);
     }
 
     pub(crate) fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {

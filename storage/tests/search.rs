@@ -444,6 +444,8 @@ fn a_common_word_in_many_channels_reads_its_newest_row_only() {
         "read {} keys over {memberships} channels",
         reader.keys_read(),
     );
+    // The row costs one seek, then a step per channel: not a seek per channel.
+    assert_eq!(reader.time_block_seeks(), 1);
 }
 
 #[test]

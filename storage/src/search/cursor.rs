@@ -81,7 +81,7 @@ pub(crate) enum Cursor<'r> {
 /// time blocks are read as rows ([`TermRows`]); its bitmaps of numbered posts through one
 /// iterator.
 pub(crate) struct TermIterators<'r> {
-    by_term: HashMap<(Cf, String), Rc<RefCell<SharedIter<'r>>>>,
+    bitmaps: HashMap<String, Rc<RefCell<SharedIter<'r>>>>,
     rows: HashMap<String, Rc<RefCell<TermRows<'r>>>>,
     /// The channels searched, ascending: the rows keep their blocks only.
     channels: Rc<[Id]>,
@@ -97,7 +97,7 @@ impl<'r> TermIterators<'r> {
         sorted.sort_unstable();
         sorted.dedup();
         TermIterators {
-            by_term: HashMap::new(),
+            bitmaps: HashMap::new(),
             rows: HashMap::new(),
             channels: sorted.into(),
             numbers: None,
@@ -135,20 +135,16 @@ impl<'r> TermIterators<'r> {
         Ok(it)
     }
 
-    fn get(
-        &mut self,
-        reader: &'r Reader,
-        cf: Cf,
-        term: &str,
-    ) -> Result<Rc<RefCell<SharedIter<'r>>>> {
-        if let Some(it) = self.by_term.get(&(cf, term.to_string())) {
+    /// The iterator over `term`'s bitmaps of numbered posts.
+    fn bitmaps(&mut self, reader: &'r Reader, term: &str) -> Result<Rc<RefCell<SharedIter<'r>>>> {
+        if let Some(it) = self.bitmaps.get(term) {
             return Ok(it.clone());
         }
-        let lower = KeyBuf::new().str(term).byte(0).build();
+        let lower = term_prefix(term);
         let upper = KeyBuf::new().str(term).byte(1).build();
-        let it = reader.raw_iter(cf, &lower, Some(&upper))?;
+        let it = reader.raw_iter(Cf::TermChannelidChunkNumbers, &lower, Some(&upper))?;
         let it = Rc::new(RefCell::new(SharedIter { it, gap_from: None }));
-        self.by_term.insert((cf, term.to_string()), it.clone());
+        self.bitmaps.insert(term.to_string(), it.clone());
         Ok(it)
     }
 }
@@ -318,6 +314,7 @@ impl TermRows<'_> {
         let mut high = from;
         self.it.seek(row_prefix(&self.prefix, from));
         reader.count(1);
+        reader.count_time_block_seek();
         let mut keys = 0usize;
         loop {
             let Some(key) = self.it.key() else {
@@ -367,6 +364,7 @@ impl TermRows<'_> {
                     steps += 1;
                 } else {
                     self.it.seek(&target);
+                    reader.count_time_block_seek();
                 }
                 keys += 1;
                 reader.count(1);
@@ -389,6 +387,7 @@ impl TermRows<'_> {
                 self.it.seek(&next);
                 keys += 1;
                 reader.count(1);
+                reader.count_time_block_seek();
             }
         }
         self.it.status()?;
@@ -427,7 +426,7 @@ impl<'r> Cursor<'r> {
             let mut terms = Vec::with_capacity(part.len());
             for term in part {
                 terms.push(NumberedLeaf {
-                    it: iterators.get(reader, Cf::TermChannelidChunkNumbers, term)?,
+                    it: iterators.bitmaps(reader, term)?,
                     prefix: term_channel_prefix(term, channel),
                 });
             }
