@@ -25,6 +25,11 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// The server's allocator (`src/main.rs`): searches run inside a node, so they are measured
+/// with what a node allocates with.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const TEAM: u64 = 1;
 const SEARCHER: u64 = 100;
 const WRITERS: u64 = 40;
