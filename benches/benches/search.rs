@@ -10,7 +10,10 @@
 //! index's blocks then each hold about 25 days of a channel). The data set is compacted before
 //! the searches; `CONFAB_SEARCH_COMPACT=0` searches it as loading left it.
 //! `CONFAB_SEARCH_SHAPES=AND,phrase` measures only the shapes whose names hold one of those
-//! words (for a profile of one shape).
+//! words (for a profile of one shape). `CONFAB_SEARCH_DIR=/path` keeps the data set there and
+//! searches it again in later runs instead of loading it anew (a 10M data set takes 20 minutes
+//! to load; an A/B of two builds' searches needs it once, as long as both write the same
+//! format).
 
 use confab_bench::words::{word, Zipf};
 use confab_bench::{id, Loader};
@@ -37,7 +40,8 @@ const CHANNELS: u64 = 200;
 const FIRST_CHANNEL: u64 = 1_000;
 const VOCABULARY: usize = 4_000;
 struct DataSet {
-    _dir: tempfile::TempDir,
+    /// The temporary directory removed at the end, or None for a kept one.
+    _dir: Option<tempfile::TempDir>,
     engine: Engine,
     posts: u64,
     common: (String, String),
@@ -142,10 +146,76 @@ fn compact_and_report(engine: &Engine, posts: u64) {
     );
 }
 
-fn build(posts: u64) -> DataSet {
+/// The file in a kept data set's directory that describes it (`CONFAB_SEARCH_DIR`): what
+/// [`DataSet`] holds besides the engine, one field a line.
+const KEPT_DESCRIPTION: &str = "confab-search-bench.txt";
+
+/// The data set kept in `dir` by an earlier run with the same number of posts, if any.
+fn kept(dir: &std::path::Path, posts: u64) -> Option<DataSet> {
+    let text = std::fs::read_to_string(dir.join(KEPT_DESCRIPTION)).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let [kept_posts, a, b, rare, phrase, prefix, load_secs, index_bytes, post_bytes] =
+        lines.as_slice()
+    else {
+        return None;
+    };
+    if kept_posts.parse::<u64>().ok()? != posts {
+        return None;
+    }
+    let engine = Engine::open(dir).expect("open kept data set");
+    eprintln!(
+        "data set: {posts} posts kept in {} (loaded by an earlier run)",
+        dir.display()
+    );
+    Some(DataSet {
+        _dir: None,
+        engine,
+        posts,
+        common: (a.to_string(), b.to_string()),
+        rare: rare.to_string(),
+        phrase: phrase.to_string(),
+        prefix: prefix.to_string(),
+        load_secs: load_secs.parse().ok()?,
+        index_bytes: index_bytes.parse().ok()?,
+        post_bytes: post_bytes.parse().ok()?,
+    })
+}
+
+/// Writes [`KEPT_DESCRIPTION`] for a data set built in a kept directory.
+fn describe(dir: &std::path::Path, data: &DataSet) {
+    let lines = [
+        data.posts.to_string(),
+        data.common.0.clone(),
+        data.common.1.clone(),
+        data.rare.clone(),
+        data.phrase.clone(),
+        data.prefix.clone(),
+        data.load_secs.to_string(),
+        data.index_bytes.to_string(),
+        data.post_bytes.to_string(),
+    ];
+    std::fs::write(dir.join(KEPT_DESCRIPTION), lines.join("\n")).expect("describe data set");
+}
+
+/// The data set: kept from an earlier run (`CONFAB_SEARCH_DIR`), or loaded now.
+fn data_set(posts: u64) -> DataSet {
+    let Some(dir) = std::env::var_os("CONFAB_SEARCH_DIR").map(std::path::PathBuf::from) else {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open(dir.path()).expect("open");
+        return build(posts, engine, Some(dir));
+    };
+    if let Some(data) = kept(&dir, posts) {
+        return data;
+    }
+    std::fs::create_dir_all(&dir).expect("data set dir");
+    let engine = Engine::open(&dir).expect("open");
+    let data = build(posts, engine, None);
+    describe(&dir, &data);
+    data
+}
+
+fn build(posts: u64, engine: Engine, dir: Option<tempfile::TempDir>) -> DataSet {
     let spacing = spacing_ms();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = Engine::open(dir.path()).expect("open");
     let zipf = Zipf::new(VOCABULARY);
     let mut rng = StdRng::seed_from_u64(16);
     // The two "common" words: ranks whose share of posts is near 8 % with ~12 words a post.
@@ -252,6 +322,11 @@ fn build(posts: u64) -> DataSet {
 }
 
 fn search(engine: &Engine, terms: &str) -> usize {
+    search_with(&engine.reader(), terms)
+}
+
+/// [`search`] through a given reader, whose counters then tell what the search read.
+fn search_with(reader: &confab_storage::Reader, terms: &str) -> usize {
     let query = parse(terms).expect("query");
     let search = PostSearch {
         user: id(SEARCHER),
@@ -264,7 +339,7 @@ fn search(engine: &Engine, terms: &str) -> usize {
         per_page: 20,
         key_budget: DEFAULT_KEY_BUDGET,
     };
-    let results = engine.reader().search_posts(&search).expect("search");
+    let results = reader.search_posts(&search).expect("search");
     results.page.order.len()
 }
 
@@ -366,7 +441,7 @@ fn benches(c: &mut Criterion) {
         } else {
             1_000_000
         });
-    let data = build(posts);
+    let data = data_set(posts);
     let shapes = [
         ("rare word", data.rare.clone()),
         ("common word", data.common.0.clone()),
@@ -389,9 +464,14 @@ fn benches(c: &mut Criterion) {
         .collect();
     let mut group = c.benchmark_group(format!("search_{}k_posts", data.posts / 1000));
     for (name, terms) in &shapes {
+        let reader = data.engine.reader();
+        let results = search_with(&reader, terms);
         eprintln!(
-            "{name}: {terms:?} → {} results on the first page",
-            search(&data.engine, terms)
+            "{name}: {terms:?} → {results} results on the first page; {} keys read, {} seeks \
+             into time blocks, {} into bitmaps",
+            reader.keys_read(),
+            reader.time_block_seeks(),
+            reader.bitmap_seeks()
         );
         group.bench_function(*name, |b| b.iter(|| search(&data.engine, terms)));
     }

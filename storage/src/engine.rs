@@ -39,6 +39,8 @@ pub struct Engine {
     /// Held while a batch is applied, a snapshot imported or a search backfill step written:
     /// a backfill step never interleaves with a change to the posts it reads.
     pub(crate) apply_lock: parking_lot::Mutex<()>,
+    /// Search: the times bitmap chunks start at, as read ([`crate::search::numbered`]).
+    pub(crate) chunk_starts: crate::search::numbered::ChunkStarts,
 }
 
 /// How much memory RocksDB may use. Memtables of every column family are charged to the block
@@ -155,6 +157,7 @@ impl Engine {
             cache,
             write_buffers,
             apply_lock: parking_lot::Mutex::new(()),
+            chunk_starts: Default::default(),
         };
         if engine
             .db

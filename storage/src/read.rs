@@ -4,6 +4,7 @@
 use crate::cf::Cf;
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::id::Id;
 use crate::keys::prefix_end;
 use rocksdb::{DBRawIterator, Direction, IteratorMode, ReadOptions, Snapshot};
 use serde::de::DeserializeOwned;
@@ -14,8 +15,13 @@ pub struct Reader<'a> {
     engine: &'a Engine,
     snapshot: Snapshot<'a>,
     keys_read: Cell<u64>,
+    /// The engine's state generation (its sessions epoch) when this reader was made: what
+    /// the reader learns is remembered for that generation only.
+    generation: u64,
     /// Seeks into a search's time blocks (`term_bucket_channelid_createats`).
     time_block_seeks: Cell<u64>,
+    /// Seeks into a search's bitmaps (`term_channelid_chunk_numbers`).
+    bitmap_seeks: Cell<u64>,
 }
 
 impl Drop for Reader<'_> {
@@ -29,11 +35,16 @@ impl Drop for Reader<'_> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(engine: &'a Engine) -> Reader<'a> {
+        // The generation is read before the snapshot is taken: a snapshot is never older
+        // than the generation it is filed under.
+        let generation = engine.sessions_epoch();
         Reader {
             engine,
+            generation,
             snapshot: engine.db.snapshot(),
             keys_read: Cell::new(0),
             time_block_seeks: Cell::new(0),
+            bitmap_seeks: Cell::new(0),
         }
     }
 
@@ -55,6 +66,30 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn count_time_block_seek(&self) {
         self.time_block_seeks.set(self.time_block_seeks.get() + 1);
+    }
+
+    /// Seeks into the bitmaps of numbered posts so far (steps not counted). For tests of how
+    /// a search reads.
+    #[doc(hidden)]
+    pub fn bitmap_seeks(&self) -> u64 {
+        self.bitmap_seeks.get()
+    }
+
+    /// The remembered first post time of a bitmap chunk of `channel`.
+    pub(crate) fn chunk_start(&self, channel: Id, chunk: u32) -> Option<u64> {
+        self.engine
+            .chunk_starts
+            .get(self.generation, channel, chunk)
+    }
+
+    pub(crate) fn remember_chunk_start(&self, channel: Id, chunk: u32, time: u64) {
+        self.engine
+            .chunk_starts
+            .insert(self.generation, channel, chunk, time);
+    }
+
+    pub(crate) fn count_bitmap_seek(&self) {
+        self.bitmap_seeks.set(self.bitmap_seeks.get() + 1);
     }
 
     pub(crate) fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {

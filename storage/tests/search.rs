@@ -496,6 +496,79 @@ fn required_words_past_one_bitmap_chunk_are_anded_chunk_by_chunk() {
 }
 
 #[test]
+fn ands_over_channels_of_several_chunks_find_every_match_newest_first() {
+    let mut db = fixture();
+    // Three channels of 8,200 posts each (chunks 0, 1 and 2), posted in turn, so that each
+    // channel's chunk covers the same time as the others'. "alpha" and "beta" never meet but
+    // in posts 0 (chunk 0) and 5,000 (chunk 1) of each channel.
+    let channels = [TOWN_SQUARE, PUBLIC, PRIVATE];
+    for n in 0..8_200u64 {
+        for (c, channel) in channels.iter().enumerate() {
+            let text = match n {
+                0 | 5_000 => "alpha beta",
+                n if n % 2 == 0 => "alpha",
+                _ => "beta",
+            };
+            let k = n * 3 + c as u64;
+            db.ok(say(k + 1, *channel, 1, text, 10 + k));
+        }
+    }
+    let newest_first = [15_003, 15_002, 15_001, 3, 2, 1];
+    assert_eq!(found(&db, "alpha beta"), newest_first);
+    assert_eq!(found(&db, "alpha beta from:user1"), newest_first);
+    // Page by page: each page goes on from the bound or match the last one stopped at.
+    for (page, expected) in newest_first.chunks(2).enumerate() {
+        let results = search_as(&db.engine, 1, "alpha beta", false, page, 2);
+        assert_eq!(ids(&results), expected, "page {page}");
+    }
+}
+
+#[test]
+fn a_channel_whose_newest_chunks_miss_is_read_only_as_far_as_the_page_needs() {
+    let mut db = fixture();
+    // PUBLIC: 8 chunks of posts where "alpha" and "beta" meet only in its first post;
+    // TOWN_SQUARE: five newer posts holding both.
+    for n in 0..(7 * 4_096 + 10u64) {
+        let text = match n {
+            0 => "alpha beta",
+            n if n % 2 == 0 => "alpha",
+            _ => "beta",
+        };
+        db.ok(say(n + 1, PUBLIC, 1, text, 10 + n));
+    }
+    for k in 0..5u64 {
+        db.ok(say(
+            100_000 + k,
+            TOWN_SQUARE,
+            1,
+            "alpha beta",
+            1_000_000 + k,
+        ));
+    }
+    let reader = db.engine.reader();
+    let results = reader
+        .search_posts(&team_search("alpha beta", 3))
+        .expect("search");
+    assert_eq!(ids(&results), [100_004, 100_003, 100_002]);
+    // PUBLIC's newest chunk of each word (and the next one, read ahead), then a bound at
+    // that chunk's first post, older than the page: 22 keys in all, where reading on to its
+    // match read 12 more (its eight chunks of each word).
+    let first = reader.keys_read();
+    assert!(first <= 24, "read {first} keys");
+    // The bound's time is remembered: the same search again looks it up no more.
+    let again = db.engine.reader();
+    again
+        .search_posts(&team_search("alpha beta", 3))
+        .expect("search");
+    assert_eq!(again.keys_read(), first - 1);
+    // A page that needs PUBLIC's match reads on past the bound, down to its chunk 0.
+    assert_eq!(
+        found(&db, "alpha beta"),
+        [100_004, 100_003, 100_002, 100_001, 100_000, 1]
+    );
+}
+
+#[test]
 fn remembered_stems_give_the_tokens_a_fresh_stemming_gives() {
     let mut texts: Vec<String> = [
         "Running RUNS ran runner",

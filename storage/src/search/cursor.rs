@@ -24,7 +24,7 @@ use crate::keys::{prefix_end, KeyBuf};
 use crate::read::Reader;
 use rocksdb::DBRawIterator;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
 /// `u64::MAX - create_at`.
@@ -163,7 +163,7 @@ pub(crate) struct SharedIter<'r> {
 
 impl SharedIter<'_> {
     /// Stands on the first key at or after `target`; true when RocksDB had to be asked.
-    fn seek(&mut self, target: &[u8]) -> bool {
+    fn seek(&mut self, reader: &Reader, target: &[u8]) -> bool {
         let known = match &self.gap_from {
             Some(from) if from.as_slice() <= target => match self.it.key() {
                 Some(key) => target <= key,
@@ -174,6 +174,7 @@ impl SharedIter<'_> {
         if known {
             return false;
         }
+        reader.count_bitmap_seek();
         self.it.seek(target);
         let gap = self.gap_from.get_or_insert_with(Vec::new);
         gap.clear();
@@ -185,13 +186,13 @@ impl SharedIter<'_> {
     /// once: a cursor moving on to its next chunk, or to the next channel's, most often finds
     /// its key right after the current one, and a step costs a fraction of a seek. True when
     /// RocksDB was asked.
-    fn seek_near(&mut self, target: &[u8]) -> bool {
+    fn seek_near(&mut self, reader: &Reader, target: &[u8]) -> bool {
         if self.it.key().is_some_and(|key| key < target) {
             self.next();
-            self.seek(target);
+            self.seek(reader, target);
             return true;
         }
-        self.seek(target)
+        self.seek(reader, target)
     }
 
     fn next(&mut self) {
@@ -428,6 +429,8 @@ impl<'r> Cursor<'r> {
                 terms.push(NumberedLeaf {
                     it: iterators.bitmaps(reader, term)?,
                     prefix: term_channel_prefix(term, channel),
+                    ahead: VecDeque::new(),
+                    ahead_to_end: false,
                 });
             }
             leaves.push(terms);
@@ -599,23 +602,47 @@ impl TermCursor<'_> {
     }
 }
 
+/// Older chunks a [`NumberedLeaf`] reads ahead of the one asked for. A cursor that found no
+/// match in a chunk stops at a bound ([`NumberedCursor::seek`]), and the merge then reads the
+/// chunks of all channels in time order: each read of a channel's chunk is a seek out of the
+/// last channel's chunks. The next older chunk, a step away when the iterator stands on the
+/// asked one, is most often the channel's next read: kept, it saves that read its seek.
+const CHUNKS_READ_AHEAD: usize = 1;
+
 /// One term of a [`NumberedCursor`] part.
 pub(crate) struct NumberedLeaf<'r> {
     it: Rc<RefCell<SharedIter<'r>>>,
     /// `term · 0x00 · channel`.
     prefix: Vec<u8>,
+    /// Chunks read ahead with their stored values, newest first: every chunk of the term in
+    /// this channel from the newest at or before the last chunk asked for down to the last
+    /// entry (a cursor asks for ever older chunks, so the newer ones were dropped).
+    ahead: VecDeque<(u32, Vec<u8>)>,
+    /// `ahead` runs to the channel's oldest chunk: below its last entry there is none.
+    ahead_to_end: bool,
 }
 
 impl NumberedLeaf<'_> {
-    /// The newest chunk at or before `chunk` holding the term, with its bitmap.
+    /// The newest chunk at or before `chunk` holding the term, with its bitmap. A cursor asks
+    /// for chunks newest first, never for a newer one than it asked for before.
     fn chunk_at_or_before(
-        &self,
+        &mut self,
         reader: &Reader,
         chunk: u32,
     ) -> Result<Option<(u32, numbered::ChunkBits)>> {
+        while self.ahead.front().is_some_and(|(c, _)| *c > chunk) {
+            self.ahead.pop_front();
+        }
+        if let Some((found, value)) = self.ahead.front() {
+            return Ok(Some((*found, numbered::decode(value))));
+        }
+        if self.ahead_to_end {
+            return Ok(None);
+        }
         let target = numbered::chunk_key_after_prefix(&self.prefix, chunk);
-        let mut it = self.it.borrow_mut();
-        if it.seek_near(&target) {
+        let shared = self.it.clone();
+        let mut it = shared.borrow_mut();
+        if it.seek_near(reader, &target) {
             reader.count(1);
         }
         loop {
@@ -623,15 +650,43 @@ impl NumberedLeaf<'_> {
                 it.status()?;
                 return Ok(None);
             };
-            if let Ok(rev) = <[u8; 4]>::try_from(&key[self.prefix.len()..]) {
-                let found = u32::MAX - u32::from_be_bytes(rev);
-                let bits = numbered::decode(it.value().unwrap_or_default());
-                return Ok(Some((found, bits)));
-            }
-            // A key of another shape under this prefix is not a chunk: passed over.
+            let Some(found) = self.chunk_of(key) else {
+                // A key of another shape under this prefix is not a chunk: passed over.
+                it.next();
+                reader.count(1);
+                continue;
+            };
+            let value = it.value().unwrap_or_default();
+            let bits = numbered::decode(value);
+            self.ahead.push_back((found, value.to_vec()));
+            self.read_ahead(reader, &mut it)?;
+            return Ok(Some((found, bits)));
+        }
+    }
+
+    /// Steps on past the chunk just read, [`CHUNKS_READ_AHEAD`] keys, keeping the older
+    /// chunks it finds.
+    fn read_ahead(&mut self, reader: &Reader, it: &mut SharedIter<'_>) -> Result<()> {
+        for _ in 0..CHUNKS_READ_AHEAD {
             it.next();
             reader.count(1);
+            let Some(key) = it.key().filter(|key| key.starts_with(&self.prefix)) else {
+                it.status()?;
+                self.ahead_to_end = true;
+                return Ok(());
+            };
+            if let Some(found) = self.chunk_of(key) {
+                let value = it.value().unwrap_or_default().to_vec();
+                self.ahead.push_back((found, value));
+            }
         }
+        Ok(())
+    }
+
+    /// The chunk a key under this leaf's prefix stands for; None for a key of another shape.
+    fn chunk_of(&self, key: &[u8]) -> Option<u32> {
+        let rev = <[u8; 4]>::try_from(key.get(self.prefix.len()..)?).ok()?;
+        Some(u32::MAX - u32::from_be_bytes(rev))
     }
 }
 
@@ -664,16 +719,42 @@ pub(crate) struct NumberedCursor<'r> {
 }
 
 impl NumberedCursor<'_> {
+    /// The first candidate at or after `target`. A chunk read that offers none stops at a
+    /// bound (the chunk's first post: every later candidate is older) instead of reading the
+    /// next chunk: the search reads the channel on only when the merge gets there. Where two
+    /// words rarely meet, a channel's newest match may lie many chunks back, and a page of
+    /// the newest matches of 200 channels needs few of them.
     fn seek(&mut self, reader: &Reader, target: Pos) -> Result<Option<Head>> {
         if let Some(head) = self.head.filter(|head| head.answers(target)) {
             return Ok(Some(head));
         }
-        while let Some((p, post)) = self.next_numbered(reader)? {
-            if p >= target {
-                self.head = Some(Head::exact(p));
-                self.head_post = Some(post);
-                return Ok(self.head);
+        let mut read = false;
+        loop {
+            while let Some((p, post)) = self.next_candidate(reader)? {
+                if p >= target {
+                    self.head = Some(Head::exact(p));
+                    self.head_post = Some(post);
+                    return Ok(self.head);
+                }
             }
+            let Some(from) = self.next_chunk else {
+                break;
+            };
+            if read {
+                if let Some(bound) = self.chunk_bound(reader)?.filter(|b| *b > target) {
+                    self.head = Some(Head {
+                        pos: bound,
+                        exact: false,
+                    });
+                    self.head_post = None;
+                    return Ok(self.head);
+                }
+            }
+            match self.read_chunk(reader, from)? {
+                Some(chunk) => self.next_chunk = chunk.checked_sub(1),
+                None => self.next_chunk = None,
+            }
+            read = true;
         }
         let at = self.older_seek(reader, target)?;
         self.head = at;
@@ -681,32 +762,45 @@ impl NumberedCursor<'_> {
         Ok(at)
     }
 
-    /// The next candidate's position and post, reading older chunks as needed.
-    fn next_numbered(&mut self, reader: &Reader) -> Result<Option<(Pos, Id)>> {
-        loop {
-            while let Some(within) = self.candidates.pop() {
-                let number = u64::from(self.chunk) * numbered::CHUNK + u64::from(within);
-                let key = numbered::number_key(self.channel, number);
-                let mut it = self.numbers.borrow_mut();
-                it.seek(&key);
-                reader.count(1);
-                let found = match (it.key(), it.value()) {
-                    (Some(k), Some(value)) if k == key.as_slice() => numbered::value_post(value),
-                    _ => {
-                        it.status()?;
-                        None
-                    }
-                };
-                if let Some((time, post)) = found {
-                    return Ok(Some((pos(time), post)));
-                }
+    /// The next candidate of the chunk read last, with its position and post.
+    fn next_candidate(&mut self, reader: &Reader) -> Result<Option<(Pos, Id)>> {
+        while let Some(within) = self.candidates.pop() {
+            let number = u64::from(self.chunk) * numbered::CHUNK + u64::from(within);
+            if let Some((time, post)) = self.number_post(reader, number)? {
+                return Ok(Some((pos(time), post)));
             }
-            let Some(from) = self.next_chunk else {
-                return Ok(None);
-            };
-            match self.read_chunk(reader, from)? {
-                Some(chunk) => self.next_chunk = chunk.checked_sub(1),
-                None => self.next_chunk = None,
+        }
+        Ok(None)
+    }
+
+    /// The bound below the chunk read last: just past its first post, older than which every
+    /// candidate still to come lies. None when that number's entry is missing.
+    fn chunk_bound(&mut self, reader: &Reader) -> Result<Option<Pos>> {
+        let time = match reader.chunk_start(self.channel, self.chunk) {
+            Some(time) => time,
+            None => {
+                let first = u64::from(self.chunk) * numbered::CHUNK;
+                let Some((time, _)) = self.number_post(reader, first)? else {
+                    return Ok(None);
+                };
+                reader.remember_chunk_start(self.channel, self.chunk, time);
+                time
+            }
+        };
+        Ok(Some(pos(time).saturating_add(1)))
+    }
+
+    /// The time and post of `number` in this channel.
+    fn number_post(&mut self, reader: &Reader, number: u64) -> Result<Option<(u64, Id)>> {
+        let key = numbered::number_key(self.channel, number);
+        let mut it = self.numbers.borrow_mut();
+        it.seek(&key);
+        reader.count(1);
+        match (it.key(), it.value()) {
+            (Some(k), Some(value)) if k == key.as_slice() => Ok(numbered::value_post(value)),
+            _ => {
+                it.status()?;
+                Ok(None)
             }
         }
     }
@@ -721,9 +815,9 @@ impl NumberedCursor<'_> {
         let mut chunk = from;
         'agree: loop {
             let mut all: Option<numbered::ChunkBits> = None;
-            for part in &self.parts {
+            for part in &mut self.parts {
                 let mut union: Option<(u32, numbered::ChunkBits)> = None;
-                for leaf in part {
+                for leaf in part.iter_mut() {
                     let Some((found, bits)) = leaf.chunk_at_or_before(reader, chunk)? else {
                         continue;
                     };
