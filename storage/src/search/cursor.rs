@@ -569,7 +569,7 @@ impl TermCursor<'_> {
             match rows.find(self.channel, from) {
                 Found::End => return Ok(self.stand(None)),
                 Found::Block(bucket, value) => {
-                    let mut times = SetReader::new(&value);
+                    let mut times = SetReader::shared(&value);
                     if let Some(t) = times.by_ref().find(|t| pos(*t) >= target) {
                         self.block = Some(Block { bucket, times });
                         return Ok(self.stand(Some(Head::exact(pos(t)))));
