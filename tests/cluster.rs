@@ -614,6 +614,39 @@ async fn a_session_made_on_one_node_works_at_once_on_a_lagging_node() {
     assert_eq!(hello["broadcast"]["user_id"], cat.user_id.as_str());
     socket.close().await;
 
+    // A login on the lagging node by an account just created through the leader: it catches
+    // up before it answers "no such user".
+    admin
+        .on(&fast)
+        .ok(
+            "POST",
+            "/users",
+            Some(json!({"username": "dee", "email": "dee@example.com", "password": "passw0rd!"})),
+        )
+        .await;
+    let login = Api::new(&lagging)
+        .call(
+            "POST",
+            "/users/login",
+            Some(json!({"login_id": "dee", "password": "passw0rd!"})),
+        )
+        .await;
+    assert_eq!(
+        login.status, 200,
+        "the lagging node refused a new account's login: {}",
+        login.body
+    );
+    assert_eq!(login.body["username"], "dee");
+    // An account no node knows is still refused once caught up.
+    let nobody = Api::new(&lagging)
+        .call(
+            "POST",
+            "/users/login",
+            Some(json!({"login_id": "nobody", "password": "passw0rd!"})),
+        )
+        .await;
+    assert_eq!(nobody.status, 401, "{}", nobody.body);
+
     // A well-formed token no node knows (a user id is not a session) is still refused once
     // caught up.
     let mut stranger = Api::new(&lagging);

@@ -174,13 +174,16 @@ async fn login(
             "Too many login attempts; try again later.",
         ));
     }
-    let lookup = login_id.clone();
-    let user: Option<User> = app
-        .read(move |r| match r.user_by_username(&lookup)? {
-            Some(user) => Ok(Some(user)),
-            None => r.user_by_email(&lookup),
-        })
-        .await?;
+    let mut user = login_user(&app, &login_id).await?;
+    // An account just created through another node may not be applied here yet: as for an
+    // unknown token (`crate::catch_up`), catch up once and look again before refusing.
+    if user.is_none() {
+        if let Some(catch_up) = app.hub.catch_up.get() {
+            if catch_up.barrier().await {
+                user = login_user(&app, &login_id).await?;
+            }
+        }
+    }
     let Some(user) = user else {
         app.logins.failed(&limiter_keys);
         return Err(invalid_login());
@@ -245,6 +248,16 @@ async fn login(
     }
     let _ = headers;
     Ok(response)
+}
+
+/// The account a login names, by username or email.
+async fn login_user(app: &AppState, login_id: &str) -> ApiResult<Option<User>> {
+    let lookup = login_id.to_string();
+    app.read(move |r| match r.user_by_username(&lookup)? {
+        Some(user) => Ok(Some(user)),
+        None => r.user_by_email(&lookup),
+    })
+    .await
 }
 
 async fn logout(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
