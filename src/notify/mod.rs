@@ -59,12 +59,12 @@
 //! (`confab_storage::session_expiry`).
 //!
 //! ## Badge
-//! `badge` is Mattermost's unread count (`Reader::mention_badge`): over the user's live
-//! channels, a direct channel's unread messages and any other channel's unread mentions (root
-//! posts only with Collapsed Reply Threads, plus the unread mentions of followed threads). One
-//! range of the user's channel index, two point reads per channel and, with CRT, one pass over
-//! the followed-thread index — O(channels + followed threads of the user), computed once per
-//! recipient in a batch, never a scan of posts.
+//! `badge` is Mattermost's unread count: over the user's live channels, a direct channel's
+//! unread messages and any other channel's unread mentions (root posts only with Collapsed Reply
+//! Threads, plus the unread mentions of followed threads). Apply keeps it as two counters per
+//! user, without and with CRT (`confab_storage::badge`), so the planner reads a recipient's
+//! badge with one point read (`Reader::badge`), cached for the batch, never a walk of their
+//! channels or threads.
 
 pub mod dispatcher;
 pub mod email;

@@ -114,7 +114,7 @@ impl BatchReads {
     }
 
     fn badge(&mut self, reader: &Reader, user: Id, crt: bool) -> Result<u64, StorageError> {
-        cached(&mut self.badges, user, || reader.mention_badge(user, crt))
+        cached(&mut self.badges, user, || reader.badge(user, crt))
     }
 }
 
@@ -352,7 +352,7 @@ pub fn full_for_ack(
         return Ok(None);
     };
     let crt = crt_enabled(reader, user)?;
-    let badge = reader.mention_badge(user, crt)?;
+    let badge = reader.badge(user, crt)?;
     let text = super::plain::push_text(&post.message, &post.props);
     Ok(Some(payload::message(
         Contents::Full,

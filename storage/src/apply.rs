@@ -83,6 +83,7 @@ impl Engine {
             txn.begin(index);
             let result = match apply_command(&mut txn, command) {
                 Ok(outcome) => {
+                    crate::badge::reconcile(&mut txn)?;
                     txn.commit_command();
                     Ok(outcome)
                 }

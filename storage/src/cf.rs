@@ -53,13 +53,15 @@ pub enum Cf {
     ChannelidIgnorerid,
     TermChannelidChunkNumbers,
     ChannelidNumberCreateat,
+    UseridBadge,
+    UseridTeamidChannelidThreadidMentions,
     RaftLog,
     RaftState,
 }
 
 impl Cf {
     /// The families that make up the replicated state (exported in snapshots), in export order.
-    pub const STATE: [Cf; 48] = [
+    pub const STATE: [Cf; 50] = [
         Cf::Meta,
         Cf::UseridUser,
         Cf::UsernameUserid,
@@ -113,6 +115,9 @@ impl Cf {
         Cf::ChannelidIgnorerid,
         Cf::TermChannelidChunkNumbers,
         Cf::ChannelidNumberCreateat,
+        // The push badge ([`crate::badge`]).
+        Cf::UseridBadge,
+        Cf::UseridTeamidChannelidThreadidMentions,
     ];
 
     /// The Raft log families: local to a node, never in a snapshot.
@@ -176,6 +181,10 @@ impl Cf {
             Cf::ChannelidIgnorerid => "channelid_ignorerid",
             Cf::TermChannelidChunkNumbers => "term_channelid_chunk_numbers",
             Cf::ChannelidNumberCreateat => "channelid_number_createat",
+            Cf::UseridBadge => "userid_badge",
+            Cf::UseridTeamidChannelidThreadidMentions => {
+                "userid_teamid_channelid_threadid_mentions"
+            }
             Cf::RaftLog => "raft_log",
             Cf::RaftState => "raft_state",
         }

@@ -172,6 +172,7 @@ impl Engine {
         engine.init_mention_keywords()?;
         engine.init_channel_wide_ignorers()?;
         engine.init_numbering()?;
+        engine.init_badges()?;
         Ok(engine)
     }
 
@@ -399,13 +400,17 @@ impl Engine {
     }
 
     /// A digest of every key and value of the replicated state, in order: equal digests mean
-    /// byte-identical state.
+    /// byte-identical state. A push badge counter of zero counts as absent: apply leaves one
+    /// where differences summed to zero, and a rebuild writes none ([`crate::badge`]).
     pub fn state_digest(&self) -> Result<u64> {
         let reader = self.reader();
         let mut high = crc32fast::Hasher::new();
         let mut low = crc32fast::Hasher::new_with_initial(0x5bd1_e995);
         for cf in Cf::STATE {
             reader.scan_all(cf, |key, value| {
+                if cf == Cf::UseridBadge && crate::badge::is_zero_counter(value) {
+                    return true;
+                }
                 for hasher in [&mut high, &mut low] {
                     hasher.update(&(key.len() as u32).to_be_bytes());
                     hasher.update(key);
@@ -491,6 +496,15 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
                 "confab_numbered_bits_v1",
                 numbered::full_merge,
                 postings::partial_merge,
+            );
+        }
+        // Push badge counters: apply merges differences, summed here ([`crate::badge`]).
+        Cf::UseridBadge => {
+            opts.set_compression_type(DBCompressionType::Lz4);
+            opts.set_merge_operator(
+                "confab_badge_sum_v1",
+                crate::badge::full_merge,
+                crate::badge::partial_merge,
             );
         }
         _ => opts.set_compression_type(DBCompressionType::Lz4),

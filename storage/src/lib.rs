@@ -67,6 +67,8 @@
 //! | `postid_userid_ack` | post_id · user_id → u64 time — acknowledgements of posts that asked for them ([`acks`]) |
 //! | `mentionkey_userids` | lowercase keyword → [`keywords::Holder`]s by user id — who a custom `mention_keys` entry or a first name mentions; `meta` `"mention_keywords"` counts the keys ([`keywords`]) |
 //! | `channelid_ignorerid` | channel_id · user_id → () — members who do not count channel-wide mentions (their `channel` prop off, or the channel's `ignore_channel_mentions` on); mirrors [`ChannelMember::ignores_channel_wide`] ([`wide_ignore`]) |
+//! | `userid_badge` | user_id → i64 · i64, big-endian: the user's push badge without and with Collapsed Reply Threads, summed from difference operands by a merge operator; `meta` `"badge_counters_v1"` marks a data directory that keeps them ([`badge`]) |
+//! | `userid_teamid_channelid_threadid_mentions` | user_id · team_id (zero for DM/GM) · channel_id · root_id → the times of a followed live thread's unread mentions (absent when none), so a thread read watermark can subtract them from the badge ([`badge`]) |
 //! | `raft_log` | u64 index → crc32 · entry bytes (not in snapshots; BlobDB: entries past 4 KiB, the file chunks, in blob files) |
 //! | `raft_state` | `"vote"`, `"committed"`, `"last_purged"` → raft's bytes (not in snapshots) |
 //!
@@ -82,6 +84,7 @@
 mod accounts;
 pub mod acks;
 mod apply;
+pub mod badge;
 pub mod cf;
 mod channel_edits;
 mod command;

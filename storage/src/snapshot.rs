@@ -180,6 +180,14 @@ impl Engine {
                 self.db.write(batch)?;
             }
         }
+        if !self.badges_kept()? {
+            // A snapshot of a node from before the badge counters: built here, under the
+            // import's hold on apply.
+            let mut badges = rocksdb::WriteBatch::default();
+            self.rebuild_badges(&mut badges)?;
+            badges.put_cf(meta, crate::badge::MARKER, b"done");
+            self.db.write(badges)?;
+        }
         let mut done = rocksdb::WriteBatch::default();
         if frames.version == Some(FORMAT_CHANNEL_BEFORE_BUCKET) {
             self.restart_post_backfill(&mut done)?;

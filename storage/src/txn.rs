@@ -86,6 +86,35 @@ impl<'a> Txn<'a> {
         Ok(self.engine.db.get_cf(self.engine.cf(cf)?, key)?)
     }
 
+    /// A key as it was before the command being applied: the batch's earlier commands and the
+    /// database, without this command's writes ([`crate::badge`] compares the two states).
+    pub fn get_before<T: DeserializeOwned>(&mut self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
+        self.keys_read += 1;
+        let raw = match self.batch.get(&(cf, key.to_vec())) {
+            Some(value) => value.clone(),
+            None => self.engine.db.get_cf(self.engine.cf(cf)?, key)?,
+        };
+        match raw {
+            Some(bytes) => Ok(Some(rmp_serde::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the command being applied wrote or deleted `key` (if not, the key reads the
+    /// same before and after it).
+    pub fn written_by_command(&self, cf: Cf, key: &[u8]) -> bool {
+        self.command.contains_key(&(cf, key.to_vec()))
+    }
+
+    /// The keys of `cf` the command being applied wrote or deleted, in key order.
+    pub fn command_keys(&self, cf: Cf) -> Vec<Vec<u8>> {
+        self.command
+            .range((cf, Vec::new())..)
+            .take_while(|((entry_cf, _), _)| *entry_cf == cf)
+            .map(|((_, key), _)| key.clone())
+            .collect()
+    }
+
     pub fn get<T: DeserializeOwned>(&mut self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
         match self.get_raw(cf, key)? {
             Some(bytes) => Ok(Some(rmp_serde::from_slice(&bytes)?)),
@@ -230,7 +259,8 @@ impl<'a> Txn<'a> {
     }
 
     /// Moves all accepted writes into one RocksDB write batch: puts and deletes, then one merge
-    /// operand per key, the batch's operands for it folded together.
+    /// operand per key, the batch's operands for it folded together by its family's rule (badge
+    /// differences summed, search operands combined).
     pub fn into_write_batch(self) -> Result<WriteBatch> {
         let mut batch = WriteBatch::default();
         for ((cf, key), value) in self.batch {
@@ -244,6 +274,11 @@ impl<'a> Txn<'a> {
             let handle = self.engine.cf(cf)?;
             match operands.as_slice() {
                 [one] => batch.merge_cf(handle, key, one),
+                _ if cf == Cf::UseridBadge => batch.merge_cf(
+                    handle,
+                    key,
+                    crate::badge::combine(operands.iter().map(Vec::as_slice)),
+                ),
                 _ => batch.merge_cf(
                     handle,
                     key,

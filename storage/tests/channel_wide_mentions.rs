@@ -112,8 +112,8 @@ fn here_counts_only_for_the_members_its_node_saw_online() {
     assert_eq!(counts(&db.engine, FIRST_OTHER + 1), (0, 0, 0));
     assert_eq!(counts(&db.engine, 1), (0, 0, 0), "the author");
     let reader = db.engine.reader();
-    assert_eq!(reader.mention_badge(id(2), false).expect("badge"), 1);
-    assert_eq!(reader.mention_badge(id(3), false).expect("badge"), 0);
+    assert_eq!(reader.badge(id(2), false).expect("badge"), 1);
+    assert_eq!(reader.badge(id(3), false).expect("badge"), 0);
     // A listed user who is not a member is not counted (nor made one).
     let mut db = team_of(0);
     db.ok(Command::RemoveChannelMember {
@@ -218,8 +218,8 @@ fn a_root_channel_wide_mention_rewrites_only_the_authors_record_in_any_channel_s
             .find(|m| m.channel_id == id(TOWN))
             .expect("town square");
         assert_eq!(town.mention_count, 1);
-        assert_eq!(reader.mention_badge(id(2), false).expect("badge"), 1);
-        assert_eq!(reader.mention_badge(id(1), false).expect("badge"), 0);
+        assert_eq!(reader.badge(id(2), false).expect("badge"), 1);
+        assert_eq!(reader.badge(id(1), false).expect("badge"), 0);
     }
 }
 
@@ -301,13 +301,7 @@ fn counts_stay_right_through_views_joins_leaves_named_mentions_and_mark_unread()
     assert_eq!(counts(&db.engine, 2), (3, 3, 0));
     db.ok(here_post_at(506, 3, None, "@here last call", &[2], 3_800));
     assert_eq!(counts(&db.engine, 2), (4, 4, 0));
-    assert_eq!(
-        db.engine
-            .reader()
-            .mention_badge(id(2), false)
-            .expect("badge"),
-        4
-    );
+    assert_eq!(db.engine.reader().badge(id(2), false).expect("badge"), 4);
     // A change to the record (notify props) keeps the counts.
     db.ok(Command::SetChannelNotifyProps {
         channel_id: id(TOWN),
@@ -367,8 +361,8 @@ fn members_who_turned_channel_mentions_off_are_not_counted_or_named_by_them() {
     assert_eq!(counts(&db.engine, 3), (1, 1, 0), "carol ignores them here");
     assert_eq!(counts(&db.engine, user10), (2, 2, 0));
     let reader = db.engine.reader();
-    assert_eq!(reader.mention_badge(id(2), false).expect("badge"), 1);
-    assert_eq!(reader.mention_badge(id(user10), false).expect("badge"), 2);
+    assert_eq!(reader.badge(id(2), false).expect("badge"), 1);
+    assert_eq!(reader.badge(id(user10), false).expect("badge"), 2);
     drop(reader);
 
     // `@here` reaches only the online members who count it; they are named one by one.

@@ -174,3 +174,33 @@ fn a_reply_writes_in_proportion_to_followers_not_to_thread_size() {
     };
     assert_eq!(reply(&mut small), reply(&mut large));
 }
+
+/// The push badge is one point read whatever the user's threads (and channels): apply keeps
+/// it as a counter (`confab_storage::badge`), where the walk reads every followed thread.
+#[test]
+fn the_push_badge_is_one_point_read_whatever_the_followed_threads() {
+    for threads in [1u64, 200] {
+        let mut db = TestDb::two_users_in_a_channel("big");
+        let mut at = 10;
+        for root in 0..threads {
+            db.ok(post(1_000 + root, 200, 2, None, "root", at));
+            db.ok(post(
+                5_000 + root,
+                200,
+                1,
+                Some(1_000 + root),
+                "@bob look",
+                at + 1,
+            ));
+            at += 2;
+        }
+        let reader = db.engine.reader();
+        assert_eq!(reader.badge(id(2), true).unwrap(), threads);
+        assert_eq!(reader.keys_read(), 1);
+        assert_eq!(reader.badge(id(2), false).unwrap(), threads);
+        assert_eq!(reader.keys_read(), 2);
+        let walked = db.engine.reader();
+        assert_eq!(walked.mention_badge(id(2), true).unwrap(), threads);
+        assert!(walked.keys_read() > threads, "the walk reads every thread");
+    }
+}

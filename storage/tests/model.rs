@@ -768,6 +768,17 @@ impl Harness {
 
     fn check(&self) {
         let reader = self.db.engine.reader();
+        // The push badge counters apply keeps agree with the badge walked over channels and
+        // threads (`tests/badge.rs` checks more shapes).
+        for user in USERS {
+            for crt in [false, true] {
+                assert_eq!(
+                    reader.badge(id(user), crt).unwrap(),
+                    reader.mention_badge(id(user), crt).unwrap(),
+                    "badge of {user}, crt {crt}"
+                );
+            }
+        }
         // Channel read state.
         for ((channel, user), m) in &self.model.members {
             let unread = reader

@@ -327,7 +327,7 @@ fn the_badge_counts_direct_messages_mentions_and_thread_mentions() {
         user_id: id(2),
         at: 7,
     });
-    let badge = |db: &TestDb, crt: bool| db.engine.reader().mention_badge(id(2), crt).unwrap();
+    let badge = |db: &TestDb, crt: bool| db.engine.reader().badge(id(2), crt).unwrap();
     assert_eq!((badge(&db, false), badge(&db, true)), (0, 0));
 
     // Two DMs to bob, one a reply: 2 without CRT, 1 root with it.
