@@ -196,6 +196,25 @@ fn affects_every_member(before: Option<&Channel>, after: Option<&Channel>) -> bo
     }
 }
 
+/// For a change of a live, non-direct channel's record that moves only what its members'
+/// counts read of it through channel-wide mentions: what every member who counts them gains.
+fn wide_mentions_only(before: Option<&Channel>, after: Option<&Channel>) -> Option<BadgeCounts> {
+    let (b, a) = (before?, after?);
+    if a.channel_type == ChannelType::Direct
+        || b.channel_type != a.channel_type
+        || b.delete_at != 0
+        || a.delete_at != 0
+        || b.wide_mentions == a.wide_mentions
+    {
+        return None;
+    }
+    let grew = |new: u64, old: u64| i64::try_from(new.saturating_sub(old)).unwrap_or(i64::MAX);
+    Some(BadgeCounts {
+        plain: grew(a.wide_mentions.all, b.wide_mentions.all),
+        crt: grew(a.wide_mentions.root, b.wide_mentions.root),
+    })
+}
+
 fn two_ids(key: &[u8]) -> Option<(Id, Id)> {
     Some((
         Id::from_slice(key.get(..16)?)?,
@@ -409,7 +428,24 @@ pub(crate) fn reconcile(txn: &mut Txn) -> Result<()> {
             continue;
         };
         let (before, after) = work.channel(txn, channel)?;
-        if affects_every_member(before.as_ref(), after.as_ref()) {
+        if let Some(delta) = wide_mentions_only(before.as_ref(), after.as_ref()) {
+            // Every member who counts channel-wide mentions gains the same; the records the
+            // command wrote (the author, those it named) are compared below like any other.
+            let ignorers = crate::wide_ignore::ignorers(txn, channel)?;
+            let mut gained = Vec::new();
+            txn.for_each_key_with_prefix(Cf::ChannelidUseridMember, channel.as_bytes(), |key| {
+                if let Some(pair) = two_ids(key) {
+                    gained.push((key.to_vec(), pair));
+                }
+            })?;
+            for (key, (channel_id, user)) in gained {
+                if txn.written_by_command(Cf::ChannelidUseridMember, &key) {
+                    pairs.insert((channel_id, user));
+                } else if !ignorers.contains(&user) {
+                    work.add(user, delta);
+                }
+            }
+        } else if affects_every_member(before.as_ref(), after.as_ref()) {
             for (key, value) in txn.scan_prefix(Cf::ChannelidUseridMember, channel.as_bytes())? {
                 let Some(pair) = two_ids(&key) else { continue };
                 pairs.insert(pair);

@@ -186,6 +186,52 @@ impl<'a> Txn<'a> {
         self.scan_range(cf, prefix, end.as_deref())
     }
 
+    /// Every live key under `prefix`, merging the database with pending writes, without
+    /// copying values or building a merged map: for a whole channel's members where only their
+    /// ids are needed ([`crate::badge`] on a channel-wide mention).
+    pub fn for_each_key_with_prefix(
+        &mut self,
+        cf: Cf,
+        prefix: &[u8],
+        mut visit: impl FnMut(&[u8]),
+    ) -> Result<()> {
+        let mut pending: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+        for layer in [&self.batch, &self.command] {
+            let start = (cf, prefix.to_vec());
+            for ((entry_cf, key), value) in layer.range(start..) {
+                if *entry_cf != cf || !key.starts_with(prefix) {
+                    break;
+                }
+                pending.insert(key.clone(), value.is_some());
+            }
+        }
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_lower_bound(prefix.to_vec());
+        if let Some(upper) = prefix_end(prefix) {
+            opts.set_iterate_upper_bound(upper);
+        }
+        let mut iter = self
+            .engine
+            .db
+            .raw_iterator_cf_opt(self.engine.cf(cf)?, opts);
+        iter.seek(prefix);
+        while let Some(key) = iter.key() {
+            self.keys_read += 1;
+            match pending.remove(key) {
+                Some(false) => {}
+                _ => visit(key),
+            }
+            iter.next();
+        }
+        iter.status()?;
+        for (key, live) in pending {
+            if live {
+                visit(&key);
+            }
+        }
+        Ok(())
+    }
+
     /// Every live entry in `[lower, upper)`, merging the database with pending writes.
     pub fn scan_range(
         &mut self,
