@@ -431,19 +431,20 @@ pub(crate) fn reconcile(txn: &mut Txn) -> Result<()> {
         if let Some(delta) = wide_mentions_only(before.as_ref(), after.as_ref()) {
             // Every member who counts channel-wide mentions gains the same; the records the
             // command wrote (the author, those it named) are compared below like any other.
+            // `pairs` holds every member record the command wrote so far.
             let ignorers = crate::wide_ignore::ignorers(txn, channel)?;
             let mut gained = Vec::new();
             txn.for_each_key_with_prefix(Cf::ChannelidUseridMember, channel.as_bytes(), |key| {
                 if let Some(pair) = two_ids(key) {
-                    gained.push((key.to_vec(), pair));
+                    if !pairs.contains(&pair) && !ignorers.contains(&pair.1) {
+                        gained.push(pair.1);
+                    }
                 }
             })?;
-            for (key, (channel_id, user)) in gained {
-                if txn.written_by_command(Cf::ChannelidUseridMember, &key) {
-                    pairs.insert((channel_id, user));
-                } else if !ignorers.contains(&user) {
-                    work.add(user, delta);
-                }
+            // One operand each, straight to the batch: a channel's worth of members.
+            let operand = delta.encode();
+            for user in gained {
+                txn.merge(Cf::UseridBadge, id_key(user), operand.clone());
             }
         } else if affects_every_member(before.as_ref(), after.as_ref()) {
             for (key, value) in txn.scan_prefix(Cf::ChannelidUseridMember, channel.as_bytes())? {
