@@ -46,7 +46,7 @@ use crate::id::Id;
 use crate::keys::{id2, id_key, KeyBuf};
 use crate::model::{
     Channel, ChannelMember, ChannelType, Thread, ThreadIndexEntry, ThreadMembership,
-    ThreadsReadMark,
+    ThreadsReadMark, WideMentions,
 };
 use crate::read::Reader;
 use crate::threads::Watermarks;
@@ -56,6 +56,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// `meta` key marking a data directory whose badge counters are kept.
 pub(crate) const MARKER: &[u8] = b"badge_counters_v1";
+
+/// `meta` key: the channels holding channel-wide mentions not yet in their members' counters,
+/// each with its fold mark (the channel's [`Channel::wide_mentions`] the counters hold).
+const PENDING_KEY: &[u8] = b"badge_wide_pending";
+
+/// A channel's pending channel-wide mentions are folded into its members' counters once this
+/// many are pending.
+pub const FOLD_AFTER: u64 = 8;
+
+/// At most this many channels hold pending channel-wide mentions; a badge reads two keys for
+/// each. A mention in one more channel is added to its members' counters at once.
+pub const MAX_PENDING_CHANNELS: usize = 4;
+
+/// Channel → fold mark.
+type Pending = BTreeMap<Id, WideMentions>;
 
 /// A user's two badge counts: without and with Collapsed Reply Threads. Signed, because the
 /// merge operands are differences.
@@ -150,15 +165,21 @@ fn mentions_key(user: Id, team: Id, channel: Id, thread: Id) -> Vec<u8> {
         .build()
 }
 
-/// What one channel membership adds to its user's badge.
-fn channel_part(member: Option<&ChannelMember>, channel: Option<&Channel>) -> BadgeCounts {
+/// What one channel membership adds to its user's badge counter. `folded` is the channel's
+/// fold mark when it holds channel-wide mentions not yet in its members' counters (the
+/// counter holds those up to the mark; [`Reader::badge`] adds the rest), `None` when it holds
+/// none pending.
+fn channel_part(
+    member: Option<&ChannelMember>,
+    channel: Option<&Channel>,
+    folded: Option<&WideMentions>,
+) -> BadgeCounts {
     let (Some(member), Some(channel)) = (member, channel) else {
         return BadgeCounts::default();
     };
     if channel.delete_at != 0 {
         return BadgeCounts::default();
     }
-    let member = member.clone().settled(channel);
     let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     match channel.channel_type {
         ChannelType::Direct => BadgeCounts {
@@ -169,10 +190,14 @@ fn channel_part(member: Option<&ChannelMember>, channel: Option<&Channel>) -> Ba
                     .saturating_sub(member.msg_count_root),
             ),
         },
-        _ => BadgeCounts {
-            plain: signed(member.mention_count),
-            crt: signed(member.mention_count_root),
-        },
+        _ => {
+            let (plain, crt) =
+                member.mentions_settled_to(folded.copied().unwrap_or(channel.wide_mentions));
+            BadgeCounts {
+                plain: signed(plain),
+                crt: signed(crt),
+            }
+        }
     }
 }
 
@@ -413,11 +438,72 @@ fn read_changed(
     }
 }
 
+/// A channel-wide mention in a channel that cannot hold it pending: every member who counts
+/// such mentions and whose record the command did not write (`written`) gains `delta`, read
+/// from the member keys alone (a record not written since holds no later mention).
+fn gain_every_member(
+    txn: &mut Txn,
+    written: &BTreeSet<(Id, Id)>,
+    channel: Id,
+    delta: BadgeCounts,
+) -> Result<()> {
+    let ignorers = crate::wide_ignore::ignorers(txn, channel)?;
+    let mut gained = Vec::new();
+    txn.for_each_key_with_prefix(Cf::ChannelidUseridMember, channel.as_bytes(), |key| {
+        if let Some(pair) = two_ids(key) {
+            if !written.contains(&pair) && !ignorers.contains(&pair.1) {
+                gained.push(pair.1);
+            }
+        }
+    })?;
+    // One operand each, straight to the batch: a channel's worth of members.
+    let operand = delta.encode();
+    for user in gained {
+        txn.merge(Cf::UseridBadge, id_key(user), operand.clone());
+    }
+    Ok(())
+}
+
+/// Folds a channel's pending channel-wide mentions (those after `mark`, up to `wide`) into the
+/// counters of its members whose records the command did not write (`written`): one pass over
+/// the channel's member records, once per [`FOLD_AFTER`] such mentions.
+fn fold(
+    txn: &mut Txn,
+    written: &BTreeSet<(Id, Id)>,
+    channel: Id,
+    mark: WideMentions,
+    wide: WideMentions,
+) -> Result<()> {
+    for (key, value) in txn.scan_prefix(Cf::ChannelidUseridMember, channel.as_bytes())? {
+        let Some(pair) = two_ids(&key) else { continue };
+        if written.contains(&pair) {
+            continue;
+        }
+        let Ok(member) = rmp_serde::from_slice::<ChannelMember>(&value) else {
+            continue;
+        };
+        let (plain_now, crt_now) = member.mentions_settled_to(wide);
+        let (plain_then, crt_then) = member.mentions_settled_to(mark);
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let delta = BadgeCounts {
+            plain: signed(plain_now) - signed(plain_then),
+            crt: signed(crt_now) - signed(crt_then),
+        };
+        if !delta.is_zero() {
+            txn.merge(Cf::UseridBadge, id_key(pair.1), delta.encode());
+        }
+    }
+    Ok(())
+}
+
 /// Brings the badge counters and the thread mention entries in step with what the command
 /// being applied wrote (see the module doc). Runs inside apply, after the command and before
 /// its writes are accepted.
 pub(crate) fn reconcile(txn: &mut Txn) -> Result<()> {
     let mut work = Work::default();
+    // Written by this function only, at its end: what `get` reads is the state before.
+    let pending_before: Pending = txn.get(Cf::Meta, PENDING_KEY)?.unwrap_or_default();
+    let mut pending = pending_before.clone();
     let mut pairs: BTreeSet<(Id, Id)> = txn
         .command_keys(Cf::ChannelidUseridMember)
         .iter()
@@ -428,23 +514,21 @@ pub(crate) fn reconcile(txn: &mut Txn) -> Result<()> {
             continue;
         };
         let (before, after) = work.channel(txn, channel)?;
-        if let Some(delta) = wide_mentions_only(before.as_ref(), after.as_ref()) {
-            // Every member who counts channel-wide mentions gains the same; the records the
-            // command wrote (the author, those it named) are compared below like any other.
-            // `pairs` holds every member record the command wrote so far.
-            let ignorers = crate::wide_ignore::ignorers(txn, channel)?;
-            let mut gained = Vec::new();
-            txn.for_each_key_with_prefix(Cf::ChannelidUseridMember, channel.as_bytes(), |key| {
-                if let Some(pair) = two_ids(key) {
-                    if !pairs.contains(&pair) && !ignorers.contains(&pair.1) {
-                        gained.push(pair.1);
-                    }
+        let wide = wide_mentions_only(before.as_ref(), after.as_ref())
+            .zip(before.as_ref().zip(after.as_ref()));
+        if let Some((delta, (b, a))) = wide {
+            // The records the command wrote (the author, those it named) are compared below
+            // like any other; `pairs` holds them all by now.
+            match pending.get(&channel).copied() {
+                Some(mark) if a.wide_mentions.all.saturating_sub(mark.all) < FOLD_AFTER => {}
+                Some(mark) => {
+                    pending.remove(&channel);
+                    fold(txn, &pairs, channel, mark, a.wide_mentions)?;
                 }
-            })?;
-            // One operand each, straight to the batch: a channel's worth of members.
-            let operand = delta.encode();
-            for user in gained {
-                txn.merge(Cf::UseridBadge, id_key(user), operand.clone());
+                None if pending.len() < MAX_PENDING_CHANNELS => {
+                    pending.insert(channel, b.wide_mentions);
+                }
+                None => gain_every_member(txn, &pairs, channel, delta)?,
             }
         } else if affects_every_member(before.as_ref(), after.as_ref()) {
             for (key, value) in txn.scan_prefix(Cf::ChannelidUseridMember, channel.as_bytes())? {
@@ -522,8 +606,16 @@ pub(crate) fn reconcile(txn: &mut Txn) -> Result<()> {
         let (before, after) = work.member(txn, channel_id, user)?;
         work.add(
             user,
-            channel_part(after.as_ref(), channel_after.as_ref())
-                .minus(channel_part(before.as_ref(), channel_before.as_ref())),
+            channel_part(
+                after.as_ref(),
+                channel_after.as_ref(),
+                pending.get(&channel_id),
+            )
+            .minus(channel_part(
+                before.as_ref(),
+                channel_before.as_ref(),
+                pending_before.get(&channel_id),
+            )),
         );
         let Some(team) = channel_after
             .as_ref()
@@ -612,16 +704,35 @@ pub(crate) fn reconcile(txn: &mut Txn) -> Result<()> {
             txn.merge(Cf::UseridBadge, id_key(user), delta.encode());
         }
     }
+    if pending != pending_before {
+        if pending.is_empty() {
+            txn.delete(Cf::Meta, PENDING_KEY.to_vec());
+        } else {
+            txn.put(Cf::Meta, PENDING_KEY.to_vec(), &pending)?;
+        }
+    }
     Ok(())
 }
 
 impl Reader<'_> {
     /// The push badge of `user` (see the module doc): one point read.
     pub fn badge(&self, user: Id, crt: bool) -> Result<u64> {
-        let counts = self
+        let mut counts = self
             .get_raw(Cf::UseridBadge, &id_key(user))?
             .map(|bytes| BadgeCounts::decode(&bytes))
             .unwrap_or_default();
+        // The channel-wide mentions past a pending channel's fold mark.
+        let pending: Pending = self.get(Cf::Meta, PENDING_KEY)?.unwrap_or_default();
+        for (channel_id, mark) in pending {
+            let member = self.channel_member_record(channel_id, user)?;
+            if member.is_none() {
+                continue;
+            }
+            let channel = self.channel(channel_id)?;
+            counts = counts
+                .add(channel_part(member.as_ref(), channel.as_ref(), None))
+                .minus(channel_part(member.as_ref(), channel.as_ref(), Some(&mark)));
+        }
         let count = if crt { counts.crt } else { counts.plain };
         Ok(u64::try_from(count).unwrap_or(0))
     }
@@ -645,6 +756,8 @@ impl Engine {
     pub(crate) fn rebuild_badges(&self, batch: &mut WriteBatch) -> Result<()> {
         self.delete_every_key(batch, Cf::UseridBadge)?;
         self.delete_every_key(batch, Cf::UseridTeamidChannelidThreadidMentions)?;
+        // Built from the walk, the counters hold every channel-wide mention: none pending.
+        batch.delete_cf(self.cf(Cf::Meta)?, PENDING_KEY);
         let counters = self.cf(Cf::UseridBadge)?;
         let mentions = self.cf(Cf::UseridTeamidChannelidThreadidMentions)?;
         let reader = self.reader();
@@ -751,6 +864,33 @@ mod tests {
         assert!(applied.result.is_ok(), "{command:?}: {:?}", applied.result);
     }
 
+    /// Users 1–3's badges, without and with CRT.
+    fn badges(engine: &Engine) -> Vec<(u64, u64)> {
+        let reader = engine.reader();
+        (1..=3)
+            .map(|n| {
+                (
+                    reader.badge(id(n), false).expect("badge"),
+                    reader.badge(id(n), true).expect("badge"),
+                )
+            })
+            .collect()
+    }
+
+    fn mention_entries(engine: &Engine) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let handle = engine
+            .cf(Cf::UseridTeamidChannelidThreadidMentions)
+            .expect("cf");
+        engine
+            .db
+            .iterator_cf(handle, IteratorMode::Start)
+            .map(|item| {
+                let (key, value) = item.expect("read");
+                (key.to_vec(), value.to_vec())
+            })
+            .collect()
+    }
+
     fn id(n: u8) -> Id {
         Id::from_bytes([n; 16])
     }
@@ -776,9 +916,10 @@ mod tests {
 
     /// Mentions, a DM, a thread mention and a channel-wide one, then views that clear some:
     /// counters built from the state (at open, for a data directory from before them, and at
-    /// the import of a snapshot without them) equal what apply kept, so upgraded replicas and replicas that applied agree.
+    /// the import of a snapshot without them) give the badges apply kept, so upgraded replicas
+    /// and replicas that applied answer alike (the built ones hold no mention pending).
     #[test]
-    fn the_build_at_open_equals_what_apply_keeps() {
+    fn the_build_at_open_gives_the_badges_apply_keeps() {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = Engine::open(dir.path()).expect("open");
         let mut index = 0;
@@ -845,21 +986,23 @@ mod tests {
             at: 16,
             collapsed_threads_supported: true,
         });
-        let reader = engine.reader();
-        let kept: Vec<(u64, u64)> = (1..=3)
-            .map(|n| {
-                (
-                    reader.badge(id(n), false).expect("badge"),
-                    reader.badge(id(n), true).expect("badge"),
-                )
-            })
-            .collect();
+        let kept = badges(&engine);
         // bob: his mention, the reply's, and the `@all` (CRT: the root ones and the thread's).
         assert_eq!(kept[1], (3, 3));
         // cid viewed town square without CRT: nothing left.
         assert_eq!(kept[2], (0, 0));
-        drop(reader);
-        let digest = engine.state_digest().expect("digest");
+        // The `@all` is still pending in town square: not in the counters yet.
+        assert!(engine
+            .db
+            .get_cf(engine.cf(Cf::Meta).expect("meta"), PENDING_KEY)
+            .expect("read")
+            .is_some());
+        let threads = mention_entries(&engine);
+        assert_eq!(
+            threads.len(),
+            1,
+            "bob's thread mention (cid read his with the view)"
+        );
 
         // As a data directory written before the counters: none, and no marker.
         let mut batch = WriteBatch::default();
@@ -871,7 +1014,7 @@ mod tests {
             .expect("delete");
         batch.delete_cf(engine.cf(Cf::Meta).expect("meta"), MARKER);
         engine.db.write(batch).expect("write");
-        assert_ne!(engine.state_digest().expect("digest"), digest);
+        assert_ne!(badges(&engine), kept);
         // A snapshot of it, installed on a node that keeps the counters, gets them built.
         let mut stream = Vec::new();
         engine.export_snapshot(&mut stream).expect("export");
@@ -880,20 +1023,18 @@ mod tests {
         other
             .import_snapshot(std::io::Cursor::new(stream))
             .expect("import");
-        assert_eq!(other.state_digest().expect("digest"), digest);
+        assert_eq!(badges(&other), kept);
+        assert_eq!(mention_entries(&other), threads);
         drop(engine);
 
+        // Built at open: the same badges, every channel-wide mention in the counters.
         let reopened = Engine::open(dir.path()).expect("reopen");
-        assert_eq!(reopened.state_digest().expect("digest"), digest);
-        let reader = reopened.reader();
-        for (n, counts) in (1..=3).zip(&kept) {
-            assert_eq!(
-                (
-                    reader.badge(id(n), false).expect("badge"),
-                    reader.badge(id(n), true).expect("badge")
-                ),
-                *counts
-            );
-        }
+        assert_eq!(badges(&reopened), kept);
+        assert_eq!(mention_entries(&reopened), threads);
+        assert!(reopened
+            .db
+            .get_cf(reopened.cf(Cf::Meta).expect("meta"), PENDING_KEY)
+            .expect("read")
+            .is_none());
     }
 }

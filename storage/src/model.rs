@@ -297,6 +297,19 @@ impl ChannelMember {
         self.wide_seen = wide;
     }
 
+    /// `mention_count` and `mention_count_root` with the channel-wide mentions up to `wide`
+    /// folded in, as [`ChannelMember::settle`] would against a channel holding `wide` (the push
+    /// badge counts them up to a channel's fold mark, [`crate::badge`]).
+    pub fn mentions_settled_to(&self, wide: WideMentions) -> (u64, u64) {
+        if self.ignores_channel_wide {
+            return (self.mention_count, self.mention_count_root);
+        }
+        (
+            self.mention_count + wide.all.saturating_sub(self.wide_seen.all),
+            self.mention_count_root + wide.root.saturating_sub(self.wide_seen.root),
+        )
+    }
+
     /// This record with the channel's wide mentions folded in.
     pub fn settled(mut self, channel: &Channel) -> ChannelMember {
         self.settle(channel);

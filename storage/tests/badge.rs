@@ -15,10 +15,12 @@ use proptest::prelude::*;
 
 const USERS: [u64; 4] = [1, 2, 3, 4];
 const TEAM: u64 = 100;
-/// Open, private, direct (1, 2) and group (1, 2, 3).
-const CHANNELS: [u64; 4] = [200, 300, 400, 500];
+/// Open, private, direct (1, 2), group (1, 2, 3), and two more open ones: channel-wide
+/// mentions in five channels, one more than may hold them pending
+/// (`confab_storage::badge::MAX_PENDING_CHANNELS`).
+const CHANNELS: [u64; 6] = [200, 300, 400, 500, 600, 700];
 /// The team channels a user may leave, join, archive and restore.
-const TEAM_CHANNELS: [u64; 2] = [200, 300];
+const TEAM_CHANNELS: [u64; 4] = [200, 300, 600, 700];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -82,19 +84,19 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (0..4usize, 0..4usize, proptest::option::weighted(0.5, 0..64usize), any::<u8>(), 0..8u8)
+        8 => (0..4usize, 0..6usize, proptest::option::weighted(0.5, 0..64usize), any::<u8>(), 0..8u8)
             .prop_map(|(user, channel, reply_to, mentions, wide)| Op::Post { user, channel, reply_to, mentions, wide }),
         1 => (0..64usize).prop_map(|post| Op::Delete { post }),
         1 => (0..64usize, any::<u8>()).prop_map(|(post, mentions)| Op::Edit { post, mentions }),
-        3 => (0..4usize, 0..4usize, any::<bool>()).prop_map(|(user, channel, crt)| Op::View { user, channel, crt }),
+        3 => (0..4usize, 0..6usize, any::<bool>()).prop_map(|(user, channel, crt)| Op::View { user, channel, crt }),
         1 => (0..4usize, 0..64usize, any::<bool>()).prop_map(|(user, post, crt)| Op::SetPostUnread { user, post, crt }),
         2 => (0..4usize, 0..32usize, 0..4u8).prop_map(|(user, thread, back)| Op::ReadThread { user, thread, back }),
         1 => (0..4usize, 0..32usize, 0..64usize).prop_map(|(user, thread, post)| Op::SetThreadUnread { user, thread, post }),
         1 => (0..4usize, 0..32usize, any::<bool>()).prop_map(|(user, thread, follow)| Op::Follow { user, thread, follow }),
         1 => (0..4usize).prop_map(|user| Op::ReadAll { user }),
-        1 => (0..4usize, 0..2usize, any::<bool>()).prop_map(|(user, channel, join)| Op::Membership { user, channel, join }),
-        1 => (0..2usize, any::<bool>()).prop_map(|(channel, restore)| Op::Archive { channel, restore }),
-        1 => (0..4usize, 0..4usize, any::<bool>()).prop_map(|(user, channel, on)| Op::IgnoreWide { user, channel, on }),
+        1 => (0..4usize, 0..4usize, any::<bool>()).prop_map(|(user, channel, join)| Op::Membership { user, channel, join }),
+        1 => (0..4usize, any::<bool>()).prop_map(|(channel, restore)| Op::Archive { channel, restore }),
+        1 => (0..4usize, 0..6usize, any::<bool>()).prop_map(|(user, channel, on)| Op::IgnoreWide { user, channel, on }),
     ]
 }
 
@@ -140,6 +142,8 @@ impl Harness {
         for (channel, kind, members) in [
             (200, ChannelType::Open, &[2u64, 3][..]),
             (300, ChannelType::Private, &[4][..]),
+            (600, ChannelType::Open, &[2, 3, 4][..]),
+            (700, ChannelType::Open, &[3, 4][..]),
         ] {
             db.ok(create_channel(
                 channel,
@@ -390,7 +394,7 @@ impl Harness {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
     fn kept_badge_counters_equal_the_walked_badge_after_every_step(ops in proptest::collection::vec(op(), 1..90)) {
         let mut harness = Harness::new();
@@ -479,4 +483,72 @@ fn a_thread_mention_read_by_a_channel_view_counts_again_after_leaving_and_joinin
         at: 22,
     });
     assert_eq!(both(db), (1, 1));
+}
+
+/// A channel's channel-wide mentions wait pending (not written into each member's counter)
+/// until `FOLD_AFTER` of them, then are folded in with one pass over its members; with more
+/// channels than may hold them pending, a mention goes into the counters at once. Each
+/// member's badge equals the walk after every post, whatever the member did in between.
+#[test]
+fn channel_wide_mentions_are_folded_into_the_counters_in_batches() {
+    let mut harness = Harness::new();
+    let db = &mut harness.db;
+    let mut n = 100;
+    let mut at = 10;
+    let check = |db: &TestDb, step: &str| {
+        let reader = db.engine.reader();
+        for user in USERS {
+            for crt in [false, true] {
+                assert_eq!(
+                    reader.badge(id(user), crt).expect("badge"),
+                    reader.mention_badge(id(user), crt).expect("walk"),
+                    "user {user} crt {crt} after {step}"
+                );
+            }
+        }
+    };
+    let posts = confab_storage::badge::FOLD_AFTER * 2 + 3;
+    for i in 0..posts {
+        db.ok(post(n, 200, 1, None, "@all standup", at));
+        n += 1;
+        at += 1;
+        check(db, &format!("@all {i} in 200"));
+        if i % 5 == 2 {
+            // A member who reads while mentions are pending, and one who stops counting them.
+            db.ok(Command::ViewChannel {
+                user_id: id(3),
+                channel_id: id(200),
+                at,
+                collapsed_threads_supported: i % 2 == 0,
+            });
+            at += 1;
+            check(db, &format!("view after {i}"));
+        }
+        if i == 4 {
+            let mut props = NotifyProps::new();
+            props.insert("ignore_channel_mentions".into(), "on".into());
+            db.ok(Command::SetChannelNotifyProps {
+                channel_id: id(200),
+                user_id: id(2),
+                at,
+                props,
+            });
+            at += 1;
+            check(db, "user 2 ignores");
+        }
+    }
+    let reader = db.engine.reader();
+    assert_eq!(
+        reader.badge(id(2), false).expect("badge"),
+        5,
+        "before ignoring"
+    );
+    drop(reader);
+    // Channel-wide mentions in more channels than may hold them pending at once.
+    for channel in [300, 500, 600, 700, 200] {
+        db.ok(post(n, channel, 1, None, "@channel", at));
+        n += 1;
+        at += 1;
+        check(db, &format!("@channel in {channel}"));
+    }
 }
