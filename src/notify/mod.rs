@@ -63,8 +63,9 @@
 //! unread messages and any other channel's unread mentions (root posts only with Collapsed Reply
 //! Threads, plus the unread mentions of followed threads). Apply keeps it as two counters per
 //! user, without and with CRT (`confab_storage::badge`), so the planner reads a recipient's
-//! badge with one point read (`Reader::badge`), cached for the batch, never a walk of their
-//! channels or threads.
+//! badge with a few point reads (`Reader::badge`: the counter, and a member record per channel
+//! whose latest channel-wide mentions are not folded in yet, at most 4), cached for the batch,
+//! never a walk of their channels or threads.
 
 pub mod dispatcher;
 pub mod email;

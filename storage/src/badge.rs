@@ -1,5 +1,7 @@
 //! The push badge as two counters per user kept by apply, so that the notification dispatcher
-//! reads a recipient's badge with one point read, however many channels and threads they have.
+//! reads a recipient's badge with a bounded number of point reads (two, plus two per channel
+//! with channel-wide mentions pending, at most [`MAX_PENDING_CHANNELS`]), however many
+//! channels and threads they have.
 //!
 //! ## What counts
 //! Mattermost's `GetUnreadCount`, plus with Collapsed Reply Threads the unread mentions of
@@ -20,11 +22,17 @@
 //! it adds after. It merges the difference into the user's counter (`userid_badge`, summed by
 //! an add merge operator, so no counter is read at apply). What it looks at:
 //! - A written member record: that pair.
-//! - A written channel record: both members of a direct channel (its totals moved). Every
-//!   member when the channel's count of channel-wide mentions or its archive state changed.
-//!   A channel-wide mention writes only the channel ([`Channel::wide_mentions`]), and here
-//!   costs one merge per member. Only channels under `MaxNotificationsPerChannel` members
-//!   count it, so that is bounded by the setting.
+//! - A written channel record: both members of a direct channel (its totals moved), and every
+//!   member when its archive state or type changed.
+//! - A channel-wide mention changes only the channel record ([`Channel::wide_mentions`]), and
+//!   every member's count with it. Writing 2,000 counters per `@channel` doubled fan-out
+//!   latency in the push benchmark, so such mentions wait: a `meta` list holds, for at most
+//!   [`MAX_PENDING_CHANNELS`] channels, the fold mark up to which the counters hold them, and
+//!   [`Reader::badge`] adds the rest from the user's member record in each listed channel.
+//!   Every [`FOLD_AFTER`] pending mentions, one pass over the channel's members folds them into
+//!   the counters. A mention in a channel that finds the list full goes into the counters at
+//!   once, from the member keys alone. Only channels under `MaxNotificationsPerChannel`
+//!   members count such mentions at all.
 //! - A written thread membership or followed-thread entry: that membership's unread mention
 //!   times are computed again.
 //! - Thread read watermarks clear a channel's or a team's thread mentions without touching the
@@ -715,7 +723,8 @@ pub(crate) fn reconcile(txn: &mut Txn) -> Result<()> {
 }
 
 impl Reader<'_> {
-    /// The push badge of `user` (see the module doc): one point read.
+    /// The push badge of `user` (see the module doc): the counter and the pending list, and
+    /// for each pending channel the user's member record and the channel.
     pub fn badge(&self, user: Id, crt: bool) -> Result<u64> {
         let mut counts = self
             .get_raw(Cf::UseridBadge, &id_key(user))?

@@ -19,7 +19,7 @@
 //!
 //! | name | key → value |
 //! |---|---|
-//! | `meta` | `"applied_index"` → u64 · `"replication"` → raft's bytes · `"importing"` → marker · `"notify_dispatched"`, `"notify_outbox_len"` → u64 ([`notify`]) · `"session_expiry_notified"` → u64 ms ([`session_expiry`]) |
+//! | `meta` | `"applied_index"` → u64 · `"replication"` → raft's bytes · `"importing"` → marker · `"notify_dispatched"`, `"notify_outbox_len"` → u64 ([`notify`]) · `"session_expiry_notified"` → u64 ms ([`session_expiry`]) · `"badge_wide_pending"` → channel_id → [`WideMentions`] fold mark: channels whose latest channel-wide mentions are not in their members' badge counters yet ([`badge`]) |
 //! | `userid_user` | user_id → [`User`] |
 //! | `username_userid` | lowercase username → user_id |
 //! | `email_userid` | lowercase email → user_id |
