@@ -595,9 +595,21 @@ pub(crate) fn reconcile(txn: &mut Txn) -> Result<()> {
             continue;
         };
         let key = id2(user, thread_id);
+        let after: Option<ThreadMembership> = txn.get(Cf::UseridThreadidMembership, &key)?;
+        if thread.delete_at != 0
+            || after
+                .as_ref()
+                .is_none_or(|m| !m.following || m.read.mention_times.is_empty())
+        {
+            // No unread mention after the command, whatever the watermarks: most followers of
+            // a reply, settled without reading their state before it.
+            let entry = mentions_key(user, thread.team_id, thread.channel_id, thread_id);
+            work.exact.insert(entry.clone());
+            work.set(txn, entry, user, thread.channel_id, Vec::new())?;
+            continue;
+        }
         let before: Option<ThreadMembership> =
             txn.get_before(Cf::UseridThreadidMembership, &key)?;
-        let after: Option<ThreadMembership> = txn.get(Cf::UseridThreadidMembership, &key)?;
         if read_changed(
             before.as_ref(),
             after.as_ref(),
@@ -679,6 +691,12 @@ pub(crate) fn reconcile(txn: &mut Txn) -> Result<()> {
 
     let changes = std::mem::take(&mut work.mentions);
     for (key, change) in changes {
+        if change.after == change.before
+            && !work.members.contains_key(&(change.channel, change.user))
+        {
+            // Unchanged, and counted as before (the command wrote no member record of it).
+            continue;
+        }
         let (counted_before, counted_after) = work.counted(txn, change.channel, change.user)?;
         let size = |counts: bool, times: &[u64]| {
             if counts {
