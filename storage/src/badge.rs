@@ -129,11 +129,6 @@ impl BadgeCounts {
     }
 }
 
-/// Whether a stored counter holds zero in both counts.
-pub(crate) fn is_zero_counter(value: &[u8]) -> bool {
-    BadgeCounts::decode(value).is_zero()
-}
-
 /// Counters or differences summed into one operand (apply folds a batch's operands for a
 /// user with it; addition is associative).
 pub(crate) fn combine<'a>(operands: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {

@@ -400,17 +400,13 @@ impl Engine {
     }
 
     /// A digest of every key and value of the replicated state, in order: equal digests mean
-    /// byte-identical state. A push badge counter of zero counts as absent: apply leaves one
-    /// where differences summed to zero, and a rebuild writes none ([`crate::badge`]).
+    /// byte-identical state.
     pub fn state_digest(&self) -> Result<u64> {
         let reader = self.reader();
         let mut high = crc32fast::Hasher::new();
         let mut low = crc32fast::Hasher::new_with_initial(0x5bd1_e995);
         for cf in Cf::STATE {
             reader.scan_all(cf, |key, value| {
-                if cf == Cf::UseridBadge && crate::badge::is_zero_counter(value) {
-                    return true;
-                }
                 for hasher in [&mut high, &mut low] {
                     hasher.update(&(key.len() as u32).to_be_bytes());
                     hasher.update(key);
